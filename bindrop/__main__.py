@@ -1,0 +1,3 @@
+from bindrop.cli.main import cli
+
+cli()

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what bindrop and its tests need on a fresh Debian/Ubuntu machine, as root:
+# system packages (systemd, D-Bus, util-linux) and a virtualenv with bindrop in .venv.
+# Running it again changes nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pair in systemd:/lib/systemd/systemd dbus:/usr/bin/dbus-daemon util-linux:/usr/bin/unshare \
+            python3-venv:- ; do
+  pkg=${pair%%:*} file=${pair#*:}
+  if [ "$file" = "-" ]; then
+    python3 -c 'import venv, ensurepip' 2>/dev/null || need+=("$pkg")
+  elif [ ! -e "$file" ]; then
+    need+=("$pkg")
+  fi
+done
+if ((${#need[@]})); then
+  echo "setup: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+stamp=.venv/.bindrop-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+  touch "$stamp"
+fi

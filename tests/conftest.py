@@ -1,0 +1,57 @@
+"""Shared fixtures: one private systemd machine per test session, checked for leftovers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bindrop.machine import Machine
+
+
+def _can_boot_machines() -> str | None:
+    if os.geteuid() != 0:
+        return "integration tests need root (namespaces, mounts)"
+    if not Path("/lib/systemd/systemd").exists():
+        return "systemd is not installed (apt-get install systemd dbus)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
+    """A bare private machine (systemd + D-Bus + journald) shared by the whole session."""
+    reason = _can_boot_machines()
+    if reason:
+        # In CI the integration tests must run: a machine that cannot boot is a failure there.
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    m = Machine(f"test-{os.getpid()}", tmp_path_factory.mktemp("machines"))
+    m.up(bare=True)
+    try:
+        yield m
+    finally:
+        m.down(purge=True)
+
+
+def list_bindrop_units(machine: Machine) -> list[str]:
+    out = machine.exec("systemctl", "list-units", "--all", "--plain", "--no-legend",
+                       "bindrop-*", check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+@pytest.fixture(autouse=True)
+def _no_bindrop_units_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves a bindrop-* unit behind (and clean it up for the next one)."""
+    yield
+    if "machine" not in request.fixturenames:
+        return
+    m: Machine = request.getfixturevalue("machine")
+    left = list_bindrop_units(m)
+    if left:
+        for unit in left:
+            m.exec("systemctl", "stop", unit, check=False)
+            m.exec("systemctl", "reset-failed", unit, check=False)
+        pytest.fail(f"test left units behind: {', '.join(left)}")
