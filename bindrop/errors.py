@@ -15,6 +15,7 @@ match on. Messages are written for a person and say what to do next.
     ├── SystemdError        502 systemd_error      systemd refused or failed a call
     │   ├── JobFailed       502 job_failed         a start/stop job ended other than "done"
     │   └── BusUnavailable  503 bus_unavailable    no connection to the system bus
+    ├── NotReady            502 not_ready          a release failed its readiness check
     ├── MachineError        500 machine_error      a private machine failed to boot or stop
     └── Cancelled           409 cancelled          superseded or shut down before it ran
 
@@ -88,6 +89,11 @@ class JobFailed(SystemdError):
 class BusUnavailable(SystemdError):
     status = 503
     code = "bus_unavailable"
+
+
+class NotReady(BindropError):
+    status = 502
+    code = "not_ready"
 
 
 class MachineError(BindropError):
