@@ -1,0 +1,130 @@
+"""Reconcile, planned: desired config + the units systemd has -> what the hub must do.
+
+Pure: ``plan_reconcile`` reads nothing and writes nothing; the hub executes its steps in order.
+Run at every hub start, it re-attaches to running units without restarting them, recreates
+what is missing (after a reboot transient units are gone) and stops what no config asks for.
+
+Unit instances: a release's first unit is ``bindrop-app-<app>-<release>``; a restart of the
+same release needs a fresh name while the old one still serves, so later instances are
+``<release>.<n>`` (``bindrop-app-blog-3.1.service``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+def instance_release(instance: str) -> str:
+    """The release an instance token belongs to: ``"3.2"`` -> ``"3"``."""
+    return instance.split(".", 1)[0]
+
+
+def instance_number(instance: str) -> int:
+    _, _, n = instance.partition(".")
+    return int(n) if n.isdigit() else 0
+
+
+def next_instance(release: str, existing: Iterable[str]) -> str:
+    """A token for a new unit of ``release`` that no existing instance uses."""
+    taken = [instance_number(i) for i in existing if instance_release(i) == release]
+    if not taken:
+        return release
+    return f"{release}.{max(taken) + 1}"
+
+
+@dataclass(frozen=True)
+class DesiredApp:
+    """What the user wants of one app (from SQLite): running or not, and which release."""
+
+    name: str
+    running: bool
+    release: str | None
+
+
+@dataclass(frozen=True)
+class ObservedUnit:
+    """A bindrop app unit as systemd reports it. ``up`` = active, activating or reloading."""
+
+    unit: str
+    app: str
+    instance: str
+    up: bool
+
+
+@dataclass(frozen=True)
+class Adopt:
+    """Keep this running unit, as the app's live instance: no restart, same MainPID."""
+
+    app: str
+    unit: str
+    instance: str
+
+
+@dataclass(frozen=True)
+class Recreate:
+    """Start the app's wanted release: nothing of it runs (after a reboot, say)."""
+
+    app: str
+    release: str
+
+
+@dataclass(frozen=True)
+class Redeploy:
+    """Something else serves; deploy the wanted release through the zero-downtime path."""
+
+    app: str
+    release: str
+
+
+@dataclass(frozen=True)
+class StopUnit:
+    unit: str
+    reason: str
+
+
+Step = Adopt | Recreate | Redeploy | StopUnit
+
+
+def plan_reconcile(desired: Sequence[DesiredApp], observed: Sequence[ObservedUnit]) -> list[Step]:
+    """The steps that bring what runs in line with what is wanted, app by app (sorted)."""
+    wanted = {d.name: d for d in desired}
+    by_app: dict[str, list[ObservedUnit]] = {}
+    for unit in observed:
+        if unit.up:
+            by_app.setdefault(unit.app, []).append(unit)
+    steps: list[Step] = []
+    for app in sorted(set(wanted) | set(by_app)):
+        up = sorted(by_app.get(app, []), key=lambda u: (instance_release(u.instance),
+                                                        instance_number(u.instance)))
+        want = wanted.get(app)
+        if want is None:
+            steps += [StopUnit(u.unit, f"no app named {app!r} is configured") for u in up]
+        elif not want.running:
+            steps += [StopUnit(u.unit, f"{app} is meant to be stopped") for u in up]
+        elif want.release is None:
+            steps += [StopUnit(u.unit, f"{app} has no release to run") for u in up]
+        else:
+            steps += _plan_running(want.name, want.release, up)
+    return steps
+
+
+def _plan_running(app: str, release: str, up: list[ObservedUnit]) -> list[Step]:
+    mine = [u for u in up if instance_release(u.instance) == release]
+    others = [u for u in up if instance_release(u.instance) != release]
+    if mine:
+        keep = max(mine, key=lambda u: instance_number(u.instance))
+        # A hub that died mid-deploy or mid-restart leaves a second unit; the wanted
+        # release's newest instance is the one that was (or was about to be) routed.
+        return [Adopt(app, keep.unit, keep.instance),
+                *(StopUnit(u.unit, f"{app} runs release {release} in {keep.unit}")
+                  for u in [*others, *mine] if u is not keep)]
+    if others:
+        keep = max(others, key=lambda u: (int(instance_release(u.instance))
+                                          if instance_release(u.instance).isdigit() else -1,
+                                          instance_number(u.instance)))
+        return [Adopt(app, keep.unit, keep.instance),
+                *(StopUnit(u.unit, f"{app} keeps serving from {keep.unit} until release "
+                               f"{release} is ready") for u in others if u is not keep),
+                Redeploy(app, release)]
+    return [Recreate(app, release)]
