@@ -1,0 +1,99 @@
+"""Resource limits of an app, and the parsers that read them from people.
+
+Sizes use powers of 1024 (``K``, ``M``, ``G``, ``T``), as systemd's ``MemoryMax=`` does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+from bindrop.errors import InvalidInput
+
+# UINT64_MAX means "no limit" to systemd, so the largest real limit is one below it.
+_U64_LIMIT_MAX = 2**64 - 2
+USEC_PER_CPU_PERCENT = 10_000
+
+_SIZE_FACTORS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
+_CPU = re.compile(r"(\d+(?:\.\d+)?)\s*(%?)")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Optional limits of one app; ``None`` means systemd's default (no limit).
+
+    ``memory_max`` in bytes, ``cpu_quota`` in percent of one CPU (``50``, ``200``),
+    ``tasks_max`` in processes + threads. Each must be a positive int (``InvalidInput``).
+    """
+
+    memory_max: int | None = None
+    cpu_quota: int | None = None
+    tasks_max: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_positive("memory limit", self.memory_max, _U64_LIMIT_MAX)
+        _check_positive("CPU quota", self.cpu_quota, _U64_LIMIT_MAX // USEC_PER_CPU_PERCENT)
+        _check_positive("task limit", self.tasks_max, _U64_LIMIT_MAX)
+
+
+def _check_positive(what: str, value: int | None, high: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= high:
+        raise InvalidInput(f"{what} {value!r} is not valid: use a positive whole number")
+
+
+def parse_memory(text: str) -> int:
+    """Parse a memory size (``"256M"``, ``"1G"``, ``"512K"``, ``"1.5G"``, ``"1048576"``) to bytes.
+
+    Case-insensitive; a trailing ``B`` or ``iB`` is allowed. Fractions round down to whole
+    bytes. ``InvalidInput`` for anything else, zero, or more than systemd can hold.
+    """
+    match = _SIZE.fullmatch(text.strip()) if isinstance(text, str) else None
+    size = 0
+    if match:
+        size = int(Fraction(match[1]) * _SIZE_FACTORS[match[2].upper()])
+    if not 0 < size <= _U64_LIMIT_MAX:
+        raise InvalidInput(
+            f"memory size {text!r} is not valid: use a positive size such as 512M, 1G "
+            "or 1048576 (bytes)"
+        )
+    return size
+
+
+def parse_cpu(text: str) -> int:
+    """Parse a CPU quota to whole percent of one CPU: ``"50%"`` -> 50, ``"1.5"`` (CPUs) -> 150.
+
+    ``InvalidInput`` for anything else, zero, or a quota that is not a whole percent
+    (``"0.015"``): systemd's ``CPUQuota=`` setting holds whole percents.
+    """
+    match = _CPU.fullmatch(text.strip()) if isinstance(text, str) else None
+    percent = Fraction(0)
+    if match:
+        percent = Fraction(match[1]) * (1 if match[2] else 100)
+    if percent.denominator != 1 or not 0 < percent <= _U64_LIMIT_MAX // USEC_PER_CPU_PERCENT:
+        raise InvalidInput(
+            f"CPU quota {text!r} is not valid: use a whole percent of one CPU such as 50% "
+            "or 150%, or a number of CPUs such as 0.5 or 2"
+        )
+    return int(percent)
+
+
+def format_bytes(size: int) -> str:
+    """Format a byte count for people: ``"256M"``, ``"1.5G"``, ``"512B"`` (powers of 1024).
+
+    Exact multiples print without a decimal and ``parse_memory`` reads them back unchanged;
+    others keep one decimal, rounded down.
+    """
+    if size < 0:
+        raise ValueError(f"a size cannot be negative: {size}")
+    for suffix in ("T", "G", "M", "K"):
+        factor = _SIZE_FACTORS[suffix]
+        if size >= factor:
+            whole, rest = divmod(size, factor)
+            if rest == 0:
+                return f"{whole}{suffix}"
+            return f"{whole}.{rest * 10 // factor}{suffix}"
+    return f"{size}B"

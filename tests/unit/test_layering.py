@@ -1,0 +1,224 @@
+"""Imports point one way: each folder of bindrop/ imports only what design.md allows.
+
+The rules are data: a new folder is one more ``Rule`` line. A rule for a folder that does not
+exist yet passes. Every import statement counts, including those under ``TYPE_CHECKING`` and
+inside functions.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import bindrop
+
+BINDROP_DIR = Path(bindrop.__file__).parent
+
+# Standard-library modules that do IO or concurrency: not for pure code.
+IO_MODULES = (
+    "asyncio",
+    "socket",
+    "ssl",
+    "selectors",
+    "subprocess",
+    "multiprocessing",
+    "threading",
+    "sqlite3",
+    "shutil",
+    "tempfile",
+    "http",
+    "urllib.request",
+)
+DB = ("sqlite3", "sqlite_utils")
+NO_IO = (*IO_MODULES, "dbus_fast", "sqlite_utils", "aiohttp")
+# The CLI's commands that run on the server itself (a private machine, backups).
+CLI_SERVER_SIDE = ("cli/machine.py", "cli/server_side.py")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What the modules of ``bindrop/<folder>/`` may import.
+
+    ``bindrop``: the bindrop packages/modules it may import (``errors`` for ``bindrop.errors``),
+    or None for any. ``stdlib_only``: no third-party package at all. ``forbidden``: modules
+    never imported (a name covers its submodules). ``exempt``: files, relative to bindrop/,
+    that the rule skips.
+    """
+
+    folder: str
+    bindrop: tuple[str, ...] | None
+    forbidden: tuple[str, ...] = ()
+    stdlib_only: bool = False
+    exempt: tuple[str, ...] = ()
+
+
+BASE = ("errors", "settings")
+# units/ is pure (validators, parsers, unit building): the server-side layers may share it.
+PURE = (*BASE, "units")
+
+# One line per folder; "may import" as in design.md's code layout.
+RULES = (
+    Rule("units", PURE, forbidden=NO_IO, stdlib_only=True),
+    # systemd/ knows systemd, not apps: it takes units' properties duck-typed.
+    Rule("systemd", (*BASE, "systemd"), forbidden=(*DB, "aiohttp", "click")),
+    Rule("hub", (*PURE, "hub", "systemd", "store"), forbidden=(*DB, "dbus_fast", "click")),
+    Rule("store", (*PURE, "store"), forbidden=("dbus_fast", "aiohttp", "click")),
+    Rule("api", (*PURE, "api", "hub", "store"), forbidden=(*DB, "dbus_fast", "click")),
+    # client: where the readers of the API's stream protocol find it.
+    Rule("proxy", (*BASE, "proxy", "client"), forbidden=(*DB, "dbus_fast", "click")),
+    Rule("client", (*BASE, "client"), forbidden=(*DB, "dbus_fast", "click")),
+    Rule("cli", None, forbidden=(*DB, "dbus_fast"), exempt=CLI_SERVER_SIDE),
+    Rule("dashboard", (*BASE, "dashboard", "client"), forbidden=(*DB, "dbus_fast")),
+    # machine/ boots a private systemd with subprocesses; it knows nothing of apps.
+    Rule("machine", (*BASE, "machine"), forbidden=(*DB, "dbus_fast", "aiohttp")),
+)
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported_modules(path: Path, root: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line, module)`` for every import in ``path``, relative imports resolved."""
+    name = module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            yield node.lineno, base
+            # "from bindrop import units" imports bindrop.units
+            for alias in node.names:
+                yield node.lineno, f"{base}.{alias.name}"
+
+
+def _covers(names: tuple[str, ...], module: str) -> bool:
+    return any(module == n or module.startswith(n + ".") for n in names)
+
+
+def _is_package_part(module: str, root: Path) -> bool:
+    rel = Path(*module.split(".")[1:])
+    return (root / rel).with_suffix(".py").exists() or (root / rel / "__init__.py").exists()
+
+
+def violations(rule: Rule, root: Path = BINDROP_DIR) -> list[str]:
+    """Every forbidden import in ``root/<rule.folder>/``, as ``file:line: module (why)``."""
+    folder = root / rule.folder
+    found = []
+    for path in sorted(folder.rglob("*.py")) if folder.is_dir() else []:
+        rel = path.relative_to(root).as_posix()
+        if rel in rule.exempt:
+            continue
+        for line, module in imported_modules(path, root):
+            top = module.split(".")[0]
+            why = ""
+            if top == "bindrop":
+                parts = module.split(".")
+                # "from bindrop.x import name" also yields bindrop.x.name: judge real modules only
+                if (
+                    len(parts) > 1
+                    and _is_package_part(module, root)
+                    and rule.bindrop is not None
+                    and parts[1] not in rule.bindrop
+                ):
+                    why = f"{rule.folder}/ may import only bindrop.{{{','.join(rule.bindrop)}}}"
+            elif _covers(rule.forbidden, module):
+                why = f"{rule.folder}/ may not import it"
+            elif rule.stdlib_only and top not in sys.stdlib_module_names:
+                why = f"{rule.folder}/ may import only the standard library"
+            if why:
+                found.append(f"{rel}:{line}: {module} ({why})")
+    return sorted(set(found))
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.folder for r in RULES])
+def test_folder_imports_only_what_it_may(rule: Rule) -> None:
+    assert violations(rule) == []
+
+
+def test_the_scan_reads_the_real_units_package() -> None:
+    # Guards against the rules passing because they look at an empty or wrong folder.
+    modules = {m for _, m in imported_modules(BINDROP_DIR / "units" / "app.py", BINDROP_DIR)}
+    assert "bindrop.units.names" in modules
+    assert "bindrop.errors" in modules
+
+
+def test_every_rule_names_a_distinct_folder() -> None:
+    folders = [r.folder for r in RULES]
+    assert len(folders) == len(set(folders))
+
+
+@pytest.mark.parametrize(
+    ("file", "source", "reported"),
+    [
+        ("units/bad.py", "import dbus_fast\n", "dbus_fast"),
+        ("units/bad.py", "from dbus_fast.aio import MessageBus\n", "dbus_fast.aio"),
+        ("units/bad.py", "import asyncio\n", "asyncio"),
+        ("units/bad.py", "import click\n", "only the standard library"),
+        ("units/bad.py", "from bindrop.store import db\n", "bindrop.store"),
+        ("units/bad.py", "from bindrop import store\n", "bindrop.store"),
+        ("units/bad.py", "from ..store import db\n", "bindrop.store"),
+        ("units/bad.py", "if TYPE_CHECKING:\n    import sqlite3\n", "sqlite3"),
+        ("units/bad.py", "def f():\n    import subprocess\n", "subprocess"),
+        ("systemd/bad.py", "from bindrop.units import prop\n", "bindrop.units"),
+        ("systemd/bad.py", "from ..units.names import SLICE\n", "bindrop.units.names"),
+        ("cli/bad.py", "import sqlite_utils\n", "sqlite_utils"),
+        ("cli/bad.py", "from dbus_fast import Variant\n", "dbus_fast"),
+        ("dashboard/bad.py", "from bindrop.store import db\n", "bindrop.store"),
+    ],
+)
+def test_a_forbidden_edge_is_reported(
+    tmp_path: Path, file: str, source: str, reported: str
+) -> None:
+    root = fake_tree(tmp_path, {file: source})
+    rule = next(r for r in RULES if r.folder == file.split("/")[0])
+    assert any(reported in v for v in violations(rule, root)), violations(rule, root)
+
+
+@pytest.mark.parametrize(
+    ("file", "source"),
+    [
+        ("units/ok.py", "from __future__ import annotations\nimport re, hashlib\n"),
+        ("units/ok.py", "from . import names\nfrom .names import SLICE\n"),
+        ("units/ok.py", "from bindrop.errors import InvalidInput\nfrom bindrop import units\n"),
+        ("units/ok.py", "from bindrop.settings import Settings\nimport bindrop\n"),
+        ("systemd/ok.py", "import dbus_fast\nfrom bindrop.errors import SystemdError\n"),
+        ("cli/machine.py", "import dbus_fast\nimport sqlite_utils\n"),
+        ("cli/server_side.py", "import sqlite_utils\n"),
+        ("cli/ok.py", "import click\nfrom bindrop.client import Client\n"),
+    ],
+)
+def test_an_allowed_edge_is_not_reported(tmp_path: Path, file: str, source: str) -> None:
+    root = fake_tree(tmp_path, {file: source})
+    rule = next(r for r in RULES if r.folder == file.split("/")[0])
+    assert violations(rule, root) == []
+
+
+def fake_tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    """A bindrop/ package in ``tmp_path`` with every folder of RULES plus ``files``."""
+    root = tmp_path / "bindrop"
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    for name in ("errors.py", "settings.py"):
+        (root / name).write_text("")
+    for rule in RULES:
+        (root / rule.folder).mkdir()
+        (root / rule.folder / "__init__.py").write_text("")
+        (root / rule.folder / "names.py").write_text("")
+    (root / "store" / "db.py").write_text("")
+    for rel, source in files.items():
+        (root / rel).write_text(source)
+    return root
