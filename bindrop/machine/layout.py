@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -270,11 +271,14 @@ def render_boot_script(layout: MachineLayout, cgroup_dirs: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_inner_script(layout: MachineLayout, mounts: list[CgroupMount]) -> str:
+def render_inner_script(layout: MachineLayout, mounts: list[CgroupMount],
+                        shares: Sequence[str] = ()) -> str:
     """Inside the namespaces: private /sys/fs/cgroup, /run, /etc, /var, /tmp; then systemd.
 
     Order matters: everything taken from the machine's folder is mounted before /tmp is
-    covered, because that folder may itself live under the host's /tmp.
+    covered, because that folder may itself live under the host's /tmp. ``shares`` are host
+    directories shown at the same path inside (bindrop's own installation, when it lives
+    under /tmp): staged under /run before the private /tmp hides them, then moved back.
     """
     q = shlex.quote
     lines = [
@@ -306,7 +310,14 @@ def render_inner_script(layout: MachineLayout, mounts: list[CgroupMount]) -> str
         f"mount --bind {q(str(layout.machine_id_file))} /etc/machine-id",
         f"mount --bind {q(str(layout.run))} /run",
         "mkdir -p /run/systemd /run/dbus /run/bindrop",
+    ]
+    staged = [(share, f"/run/bindrop-machine/shares/{i}") for i, share in enumerate(shares)]
+    for share, stage in staged:
+        lines += [f"mkdir -p {stage}", f"mount --bind {q(share)} {stage}"]
+    lines += [
         "mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp",
+        *(line for share, stage in staged
+          for line in (f"mkdir -p {q(share)}", f"mount --move {stage} {q(share)}")),
         f"hostname {q(layout.name)}",
         f"echo {q(layout.name)} > /etc/hostname",
         "export container=bindrop-machine",

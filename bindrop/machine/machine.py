@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -137,7 +138,8 @@ class Machine:
             _make_cgroup(d)
         lay = self.layout
         lay.boot_script.write_text(render_boot_script(lay, cgroups))
-        lay.inner_script.write_text(render_inner_script(lay, mounts))
+        shares = hidden_inside(_install_paths())
+        lay.inner_script.write_text(render_inner_script(lay, mounts, shares))
         lay.pid_file.unlink(missing_ok=True)
         with open(lay.console_log, "ab") as console:
             # setsid --fork: the boot process is nobody's child here, so it outlives the CLI
@@ -248,6 +250,20 @@ class Machine:
         """Shell lines that point a client outside at this machine."""
         self.running_state()
         return [f"export BINDROP_SERVER=unix:{self.control_socket}"]
+
+
+def _install_paths() -> list[str]:
+    """Where this bindrop and its Python live: the machine's services run the same code."""
+    import bindrop
+
+    return [str(Path(bindrop.__file__).resolve().parents[1]), sys.prefix,
+            str(Path(sys.executable).resolve().parent)]
+
+
+def hidden_inside(paths: Sequence[str]) -> list[str]:
+    """The paths (deduplicated, outermost only) a machine's private /tmp would hide."""
+    hidden = sorted({p for p in paths if p == "/tmp" or p.startswith("/tmp/")})
+    return [p for p in hidden if not any(p.startswith(q + "/") for q in hidden if q != p)]
 
 
 def list_machines(machines_dir: Path) -> list[Machine]:

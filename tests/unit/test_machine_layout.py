@@ -98,3 +98,19 @@ def test_invalid_machine_name_is_refused(name: str) -> None:
 @pytest.mark.parametrize("name", ["default", "demo-1", "x", "a" * 32])
 def test_valid_machine_name_is_accepted(name: str) -> None:
     assert validate_machine_name(name) == name
+
+
+def test_only_install_paths_under_tmp_are_shared_outermost_first() -> None:
+    from bindrop.machine.machine import hidden_inside
+
+    paths = ["/tmp/ci/repo", "/tmp/ci/repo/.venv", "/usr", "/tmpfoo", "/tmp/ci/repo"]
+    assert hidden_inside(paths) == ["/tmp/ci/repo"]
+
+
+def test_shares_are_staged_before_tmp_is_covered_and_moved_back_after() -> None:
+    text = render_inner_script(MachineLayout("m1", Path("/m/m1")), [], ["/tmp/ci/repo"])
+    lines = text.splitlines()
+    tmp_at = next(i for i, line in enumerate(lines) if line.endswith(" /tmp"))
+    stage = next(i for i, line in enumerate(lines) if line.startswith("mount --bind /tmp/ci/repo"))
+    move = next(i for i, line in enumerate(lines) if line.startswith("mount --move"))
+    assert stage < tmp_at < move
