@@ -22,8 +22,16 @@ _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 
 #: Inside the machine: where our own unit files live (under the machine's own /run).
 UNIT_DIR_INSIDE = "/run/bindrop-machine/units"
-#: Installed units go where a server keeps them; both dirs are the machine's own.
-UNIT_PATH = f"{UNIT_DIR_INSIDE}:/etc/systemd/system"
+#: Installed units go where a server keeps them; all of these dirs are the machine's own.
+#: systemd only searches what is listed here: the transient and control dirs must be too, or
+#: a daemon-reload turns running transient units into "not-found" and set-property is lost.
+UNIT_PATH = ":".join((
+    "/run/systemd/transient",
+    "/etc/systemd/system.control",
+    "/run/systemd/system.control",
+    UNIT_DIR_INSIDE,
+    "/etc/systemd/system",
+))
 
 #: Directories that are the machine's own, bind-mounted from its folder (issue: nothing leaks).
 PRIVATE_DIRS = (
