@@ -33,8 +33,10 @@ def cli() -> None:
 
 def _register() -> None:
     from bindrop.cli.machine import machine
+    from bindrop.cli.server_side import hub
 
     cli.add_command(machine)
+    cli.add_command(hub)
 
 
 _register()

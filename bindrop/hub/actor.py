@@ -70,10 +70,12 @@ class Actor:
                 kept.append(queued)
         self._queue = kept
         current = self._current
-        if (current is not None and self._wait_task is not None and not self._wait_task.done()
-                and cancels_wait(command, current.command)):
+        if current is not None and cancels_wait(command, current.command):
+            # Cancel the wait if it runs, or make it end at once when it begins: the command
+            # may still be creating its unit when the stop arrives.
             self._wait_cancelled_by = command
-            self._wait_task.cancel()
+            if self._wait_task is not None and not self._wait_task.done():
+                self._wait_task.cancel()
         self._queue.append(envelope)
         self._wakeup.set()
         return envelope.future
@@ -88,9 +90,13 @@ class Actor:
         Raises ``Cancelled`` naming the command that cancelled it; the handler decides what
         to undo. Only one such wait runs at a time per actor.
         """
+        if self._wait_cancelled_by is not None:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()
+            raise Cancelled(f"waiting for {self.name} was cancelled by "
+                            f"{describe(self._wait_cancelled_by)}")
         task: asyncio.Task[T] = asyncio.ensure_future(awaitable)
         self._wait_task = task
-        self._wait_cancelled_by = None
         try:
             return await task
         except asyncio.CancelledError:
@@ -102,7 +108,6 @@ class Actor:
             if not task.done():
                 task.cancel()
             self._wait_task = None
-            self._wait_cancelled_by = None
 
     async def _run(self) -> None:
         while True:
@@ -113,6 +118,7 @@ class Actor:
             if envelope.future.done():  # the caller has gone (cancelled its await)
                 continue
             self._current = envelope
+            self._wait_cancelled_by = None
             try:
                 result = await self._handler(envelope.command)
             except asyncio.CancelledError:

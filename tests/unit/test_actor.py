@@ -135,3 +135,26 @@ async def test_a_slow_actor_does_not_delay_another() -> None:
     await stuck
     await slow.stop()
     await fast.stop()
+
+
+async def test_a_stop_that_arrives_before_the_wait_begins_still_cancels_it() -> None:
+    gate, started = asyncio.Event(), asyncio.Event()
+    actors: list[Actor] = []
+
+    async def handler(command: Command) -> Any:
+        if isinstance(command, Deploy):
+            started.set()
+            await gate.wait()  # still creating the unit when the stop comes
+            await actors[0].wait(asyncio.sleep(3600))
+        return type(command).__name__
+
+    actors.append(Actor("app", handler))
+    actor = actors[0]
+    deploy = actor.submit(Deploy("wait"))
+    await started.wait()
+    stop = actor.submit(Stop())
+    gate.set()
+    with pytest.raises(Cancelled, match="cancelled by stop"):
+        await asyncio.wait_for(deploy, 5)
+    assert await stop == "Stop"
+    await actor.stop()

@@ -1,0 +1,50 @@
+"""Commands that run on the server itself: ``bindrop hub``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+
+import click
+
+from bindrop.hub.hub import Hub
+from bindrop.hub.notify import sd_notify
+from bindrop.settings import Settings
+from bindrop.store import BlobStore, Store
+
+
+@click.command()
+@click.option("--log-level", default="info", show_default=True, envvar="BINDROP_LOG_LEVEL",
+              type=click.Choice(["debug", "info", "warning", "error"]),
+              help="How much to log. [env: BINDROP_LOG_LEVEL]")
+def hub(log_level: str) -> None:
+    """Run the hub in the foreground (what bindrop.service runs).
+
+    It re-attaches to running apps, recreates missing ones, tells systemd it is ready
+    (Type=notify) and on SIGTERM stops cleanly, leaving every app running.
+
+    Example: BINDROP_ROOT=/srv/test bindrop hub --log-level debug
+    """
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env(os.environ)
+    asyncio.run(_run_hub(settings))
+
+
+async def _run_hub(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    store = Store.open(settings)
+    try:
+        async with Hub(settings, store, BlobStore.open(settings)) as the_hub:
+            apps = len(store.list_apps(include_system=True))
+            logging.getLogger("bindrop.hub").info(
+                "hub ready: %d apps, %d units", apps, len(the_hub.state.snapshot().units))
+            sd_notify("READY=1\nSTATUS=running", os.environ)
+            await stop.wait()
+            sd_notify("STOPPING=1", os.environ)
+    finally:
+        store.close()

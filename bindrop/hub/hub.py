@@ -1,0 +1,207 @@
+"""The hub: one D-Bus connection, the state store, an actor per app, reconcile at start.
+
+The hub is the only writer to systemd for bindrop's apps, and the only writer of SQLite.
+Everything that changes what runs (CLI, API, dashboard, timers) goes through ``Hub.call``.
+Closing the hub leaves every app running: systemd owns them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from bindrop.errors import BindropError, Cancelled
+from bindrop.hub.actor import Actor
+from bindrop.hub.commands import Command, Deploy, Start, describe
+from bindrop.hub.lifecycle import AppLifecycle, Outcome
+from bindrop.hub.logs import JournalReader
+from bindrop.hub.plan import (
+    Adopt,
+    DesiredApp,
+    ObservedUnit,
+    Recreate,
+    Redeploy,
+    Step,
+    StopUnit,
+    plan_reconcile,
+)
+from bindrop.hub.ports import PortPool, port_from_environment
+from bindrop.hub.router import Router, StateRouter
+from bindrop.hub.state import (
+    AppRunState,
+    AppStateChanged,
+    Change,
+    Route,
+    StateStore,
+    UnitStateChanged,
+    is_up,
+)
+from bindrop.settings import Settings
+from bindrop.store import BlobStore, Store
+from bindrop.systemd import Bus, Manager, Watcher
+from bindrop.systemd.bus import SERVICE_IFACE
+from bindrop.units import parse_app_unit_name
+from bindrop.units.names import APP_UNIT_PREFIX
+
+log = logging.getLogger(__name__)
+
+
+class Hub:
+    """Owns the bus, the watcher, the state store and the actors. Two may live in one process."""
+
+    def __init__(self, settings: Settings, store: Store, blobs: BlobStore, *,
+                 journal: JournalReader | None = None, router: Router | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.blobs = blobs
+        self.journal = journal or JournalReader()
+        self.state = StateStore()
+        self.router: Router = router or StateRouter(self.state)
+        self.ports = PortPool(*settings.port_range)
+        self.bus = Bus(settings.bus_address)
+        self.manager = Manager(self.bus)
+        self.watcher = Watcher(self.bus, prefix=APP_UNIT_PREFIX)
+        self._actors: dict[str, Actor] = {}
+        self._background: set[asyncio.Future[Any]] = set()
+        self._unsubscribe: list[Any] = []
+
+    # -- life ----------------------------------------------------------------------------
+
+    async def start(self) -> list[Step]:
+        """Connect, subscribe, read what runs, reconcile. Returns the plan it applied.
+
+        Returns once running units are adopted and missing ones are being recreated (their
+        readiness is awaited in the background, each by its own actor).
+        """
+        # Subscribe the store before the watcher starts: its first snapshot is an event too.
+        self._unsubscribe.append(self.watcher.subscribe(self.state.apply))
+        self._unsubscribe.append(self.state.subscribe(self._on_change))
+        await self.bus.open()
+        await self.watcher.start()
+        await self.watcher.wait_synced()
+        return await self.reconcile()
+
+    async def close(self) -> None:
+        """Stop actors (queued commands fail with Cancelled) and disconnect. Apps keep running."""
+        actors, self._actors = list(self._actors.values()), {}
+        await asyncio.gather(*(a.stop() for a in actors), return_exceptions=True)
+        for fut in list(self._background):
+            fut.cancel()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        await self.watcher.close()
+        self.manager.close()
+        await self.bus.close()
+
+    async def __aenter__(self) -> Hub:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- commands ------------------------------------------------------------------------
+
+    def actor(self, app: str) -> Actor:
+        actor = self._actors.get(app)
+        if actor is None:
+            lifecycle = AppLifecycle(
+                app, settings=self.settings, store=self.store, blobs=self.blobs,
+                manager=self.manager, state=self.state, ports=self.ports, router=self.router,
+                journal=self.journal, actor=lambda: self._actors[app])
+            actor = self._actors[app] = Actor(app, lifecycle.handle)
+        return actor
+
+    def submit(self, app: str, command: Command) -> asyncio.Future[Any]:
+        """Queue ``command`` for ``app``; the future resolves with an ``Outcome``."""
+        self.store.get_app(app)  # NotFound before anything is queued
+        return self.actor(app).submit(command)
+
+    async def call(self, app: str, command: Command) -> Outcome:
+        result: Outcome = await self.submit(app, command)
+        return result
+
+    # -- reconcile -----------------------------------------------------------------------
+
+    async def reconcile(self) -> list[Step]:
+        """Compare desired config with the units systemd has and apply the plan."""
+        desired = [DesiredApp(a.name, a.desired_state == "running",
+                              str(a.current_release) if a.current_release else None)
+                   for a in self.store.list_apps(include_system=True)]
+        observed = []
+        for name, unit in self.state.snapshot().units.items():
+            parsed = parse_app_unit_name(name)
+            if parsed is not None:
+                observed.append(ObservedUnit(name, parsed[0], parsed[1], is_up(unit)))
+        steps = plan_reconcile(desired, observed)
+        await self._apply(steps)
+        return steps
+
+    async def _apply(self, steps: Sequence[Step]) -> None:
+        for step in steps:
+            if isinstance(step, Adopt):
+                await self._adopt(step)
+            elif isinstance(step, StopUnit):
+                log.info("stopping %s: %s", step.unit, step.reason)
+                try:
+                    await self.manager.stop_unit(step.unit)
+                except BindropError as exc:
+                    log.warning("could not stop %s: %s", step.unit, exc.message)
+                self.ports.release(step.unit)
+            elif isinstance(step, Recreate):
+                self._in_background(step.app, Start())
+            elif isinstance(step, Redeploy):
+                self._in_background(step.app, Deploy(step.release))
+
+    async def _adopt(self, step: Adopt) -> None:
+        try:
+            props = await self.manager.get_unit_properties(step.unit, SERVICE_IFACE)
+        except BindropError as exc:
+            log.warning("could not read %s to adopt it: %s", step.unit, exc.message)
+            return
+        port = port_from_environment(list(props.get("Environment") or []))
+        if port is None:
+            log.warning("%s has no PORT in its environment; not routing to it", step.unit)
+            return
+        self.ports.claim(step.unit, port)
+        await self.router.publish(step.app, Route(step.unit, step.instance, port))
+
+    def _in_background(self, app: str, command: Command) -> None:
+        future = self.actor(app).submit(command)
+        self._background.add(future)
+
+        def done(fut: asyncio.Future[Any]) -> None:
+            self._background.discard(fut)
+            if fut.cancelled():
+                return
+            exc = fut.exception()
+            if exc is not None and not isinstance(exc, Cancelled):
+                log.warning("%s of %s at start-up failed: %s", describe(command), app, exc)
+
+        future.add_done_callback(done)
+
+    # -- reacting to systemd -------------------------------------------------------------
+
+    def _on_change(self, change: Change) -> None:
+        if isinstance(change, UnitStateChanged) and change.new is None and change.old:
+            self.ports.release(change.old.name)
+        if (isinstance(change, AppStateChanged) and change.new is not None
+                and change.new.state == AppRunState.CRASH_LOOPING
+                and (change.old is None or change.old.state != AppRunState.CRASH_LOOPING)):
+            self._record_give_up(change.new.app, change.new.problem or "")
+
+    def _record_give_up(self, app: str, problem: str) -> None:
+        async def record() -> None:
+            lines = await self.journal.tail_app(app, 20)
+            try:
+                self.store.add_event("app_gave_up", app,
+                                     f"systemd gave up on {app}: it {problem}",
+                                     {"log": lines})
+            except BindropError as exc:  # the app was destroyed meanwhile
+                log.info("not recording give-up of %s: %s", app, exc.message)
+
+        task = asyncio.ensure_future(record())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,31 @@
+"""Publishing routes and draining old releases: the hub's side of the proxy protocol.
+
+The hub calls ``publish`` at the flip and ``drain`` before stopping an old unit. With no
+proxy connected both return at once; connected proxies (the proxy issue) confirm the swap
+and report when a release has no request in flight.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bindrop.hub.state import Route, StateStore
+
+
+class Router(Protocol):
+    async def publish(self, app: str, route: Route | None) -> None: ...
+
+    async def drain(self, route: Route, timeout: float) -> None: ...
+
+
+class StateRouter:
+    """Routes live in the state store; nothing else to wait for yet."""
+
+    def __init__(self, state: StateStore) -> None:
+        self.state = state
+
+    async def publish(self, app: str, route: Route | None) -> None:
+        self.state.set_route(app, route)
+
+    async def drain(self, route: Route, timeout: float) -> None:
+        return None

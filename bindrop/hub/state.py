@@ -1,0 +1,283 @@
+"""The state store: the in-memory view of bindrop's units, and the only writer of run-state.
+
+Fed by the systemd watcher (``apply``) and by the hub's own observations (which instance the
+route points at, a failed readiness check). Emits ``(old, new)`` only when something changed,
+as frozen values; readers take a ``snapshot`` or ``subscribe`` (which returns its own
+unsubscribe). Nothing here is ever written to SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from bindrop.systemd.events import Resynced, UnitChanged, UnitGone, WatchEvent
+from bindrop.systemd.types import ActiveState, SubState, UnitState
+from bindrop.units.names import parse_app_unit_name
+
+log = logging.getLogger(__name__)
+
+GONE_KEPT = 512
+
+
+class AppRunState(StrEnum):
+    RUNNING = "running"
+    STARTING = "starting"  # a unit is coming up and nothing is routed yet
+    RESTARTING = "restarting"  # the live unit crashed and systemd is restarting it
+    STOPPED = "stopped"
+    CRASH_LOOPING = "crash-looping"  # systemd gave up (start limit hit, or start failed)
+    FAILED_READINESS = "failed-readiness"  # the last start never passed its check
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where the app's traffic goes: one unit instance listening on ``port``."""
+
+    unit: str
+    instance: str
+    port: int
+
+
+@dataclass(frozen=True)
+class AppView:
+    """One app as systemd and the hub see it now. Derived; never stored."""
+
+    app: str
+    state: AppRunState
+    route: Route | None = None
+    units: tuple[str, ...] = ()
+    deploying: bool = False  # a unit other than the routed one is up (deploy or restart)
+    main_pid: int = 0
+    n_restarts: int = 0
+    active_since: int = 0  # usec since the epoch (systemd's ActiveEnterTimestamp)
+    problem: str | None = None  # why it gave up or failed readiness, for a person
+
+    @property
+    def live_release(self) -> str | None:
+        return self.route.instance.split(".", 1)[0] if self.route else None
+
+
+@dataclass(frozen=True)
+class UnitStateChanged:
+    old: UnitState | None
+    new: UnitState | None  # None: the unit is gone
+
+
+@dataclass(frozen=True)
+class AppStateChanged:
+    old: AppView | None
+    new: AppView | None  # None: no unit, route or problem left to show
+
+
+Change = UnitStateChanged | AppStateChanged
+Listener = Callable[[Change], None]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    units: Mapping[str, UnitState]
+    apps: Mapping[str, AppView]
+
+
+@dataclass
+class _AppFacts:
+    """What the hub has told the store about an app (run-state, not config)."""
+
+    route: Route | None = None
+    problem: str | None = None
+    problem_state: AppRunState | None = None
+    units: set[str] = field(default_factory=set)
+
+
+class StateStore:
+    def __init__(self) -> None:
+        self._units: dict[str, UnitState] = {}
+        self._facts: dict[str, _AppFacts] = {}
+        self._views: dict[str, AppView] = {}
+        self._listeners: list[Listener] = []
+        self._changed = asyncio.Event()
+        # Final states of recently removed units: a deploy asks why its unit vanished.
+        self._gone: dict[str, UnitState] = {}
+
+    # -- reading -------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(units=dict(self._units), apps=dict(self._views))
+
+    def unit(self, name: str) -> UnitState | None:
+        return self._units.get(name)
+
+    def app(self, app: str) -> AppView | None:
+        return self._views.get(app)
+
+    def last_state(self, name: str) -> UnitState | None:
+        """The unit's final state if systemd removed it recently (bounded memory)."""
+        return self._gone.get(name)
+
+    def units_of(self, app: str) -> list[UnitState]:
+        facts = self._facts.get(app)
+        return [self._units[u] for u in sorted(facts.units)] if facts else []
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with every change, synchronously, in order. Returns unsubscribe."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    async def changed(self) -> None:
+        """Return at the next change of anything (a wake-up for waiters, no payload)."""
+        await self._changed.wait()
+
+    # -- writing: from the watcher -------------------------------------------------------
+
+    def apply(self, event: WatchEvent) -> None:
+        """Fold one watcher event into the view."""
+        if isinstance(event, Resynced):
+            gone = set(self._units) - set(event.snapshot)
+            for name in sorted(gone):
+                self._set_unit(name, None)
+            for name, state in sorted(event.snapshot.items()):
+                self._set_unit(name, state)
+        elif isinstance(event, UnitChanged):
+            self._set_unit(event.name, event.new)
+        elif isinstance(event, UnitGone):
+            self._set_unit(event.name, None, last=event.last)
+
+    def _set_unit(self, name: str, state: UnitState | None, last: UnitState | None = None) -> None:
+        parsed = parse_app_unit_name(name)
+        old = self._units.get(name)
+        if state is None:
+            self._units.pop(name, None)
+            final = last or old
+            if final is not None:
+                self._gone[name] = final
+                while len(self._gone) > GONE_KEPT:
+                    del self._gone[next(iter(self._gone))]
+        else:
+            self._units[name] = state
+            self._gone.pop(name, None)
+        if old != state:
+            self._emit(UnitStateChanged(old, state))
+        if parsed is None:
+            return
+        app, _ = parsed
+        facts = self._facts.setdefault(app, _AppFacts())
+        if state is None:
+            facts.units.discard(name)
+            final = last or old
+            if facts.route and facts.route.unit == name:
+                facts.route = None
+                # The routed unit vanished while failed: systemd gave up on it.
+                if final is not None and final.active_state == ActiveState.FAILED:
+                    facts.problem_state = AppRunState.CRASH_LOOPING
+                    facts.problem = describe_exit(final)
+        else:
+            facts.units.add(name)
+        self._refresh(app)
+
+    # -- writing: from the hub -----------------------------------------------------------
+
+    def set_route(self, app: str, route: Route | None) -> None:
+        """The hub flipped (or cleared) the app's route. Clears a previous problem."""
+        facts = self._facts.setdefault(app, _AppFacts())
+        facts.route = route
+        if route is not None:
+            facts.problem = facts.problem_state = None
+        self._refresh(app)
+
+    def set_problem(self, app: str, state: AppRunState, problem: str) -> None:
+        """Record why the app is not running (failed readiness, gave up while starting)."""
+        facts = self._facts.setdefault(app, _AppFacts())
+        facts.problem_state, facts.problem = state, problem
+        self._refresh(app)
+
+    def clear_problem(self, app: str) -> None:
+        facts = self._facts.get(app)
+        if facts is not None and facts.problem is not None:
+            facts.problem = facts.problem_state = None
+            self._refresh(app)
+
+    def forget(self, app: str) -> None:
+        """The app was destroyed: drop its facts (its units disappear through the watcher)."""
+        facts = self._facts.pop(app, None)
+        if facts is not None:
+            for unit in facts.units:
+                self._units.pop(unit, None)
+        self._refresh(app)
+
+    # -- deriving ------------------------------------------------------------------------
+
+    def _refresh(self, app: str) -> None:
+        facts = self._facts.get(app)
+        old = self._views.get(app)
+        new: AppView | None = derive_view(app, facts.route if facts else None,
+                          [self._units[u] for u in sorted(facts.units)] if facts else [],
+                          facts.problem_state if facts else None,
+                          facts.problem if facts else None)
+        if facts is not None and not facts.units and facts.route is None and not facts.problem:
+            self._facts.pop(app, None)
+            new = None
+        if new is None:
+            self._views.pop(app, None)
+        else:
+            self._views[app] = new
+        if old != new:
+            self._emit(AppStateChanged(old, new))
+
+    def _emit(self, change: Change) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(change)
+            except Exception:  # one broken reader must not starve the others
+                log.exception("state listener failed")
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+
+def is_up(state: UnitState) -> bool:
+    return state.active_state in (ActiveState.ACTIVE, ActiveState.ACTIVATING,
+                                  ActiveState.RELOADING)
+
+
+def derive_view(app: str, route: Route | None, units: list[UnitState],
+                problem_state: AppRunState | None, problem: str | None) -> AppView:
+    """Pure: the app's view from its units, its route and the hub's last problem."""
+    live = next((u for u in units if route and u.name == route.unit), None)
+    others_up = [u for u in units if is_up(u) and (live is None or u.name != live.name)]
+    base = AppView(app=app, state=AppRunState.STOPPED, route=route,
+                   units=tuple(u.name for u in units), deploying=bool(live and others_up))
+    if live is not None and live.active_state == ActiveState.ACTIVE:
+        return replace(base, state=AppRunState.RUNNING, main_pid=live.main_pid,
+                       n_restarts=live.n_restarts, active_since=live.active_enter_timestamp)
+    # A crash under Restart=on-failure reads "failed" and then "activating/auto-restart" in
+    # the same millisecond (systemd 252): a failed unit that is still loaded is restarting.
+    # Giving up is known only when systemd collects it (CollectMode=inactive-or-failed),
+    # which _set_unit records as the CRASH_LOOPING problem.
+    if live is not None and (live.sub_state == SubState.AUTO_RESTART
+                             or live.active_state == ActiveState.FAILED):
+        return replace(base, state=AppRunState.RESTARTING, n_restarts=live.n_restarts,
+                       problem=describe_exit(live))
+    if others_up or (live is not None and is_up(live)):
+        return replace(base, state=AppRunState.STARTING)
+    if problem_state is not None:
+        return replace(base, state=problem_state, problem=problem)
+    return base
+
+
+def describe_exit(state: UnitState) -> str:
+    """systemd's last word on a unit's main process, for a person."""
+    if state.exec_main_code == 1:
+        how = f"exited with status {state.exec_main_status}"
+    elif state.exec_main_code in (2, 3):
+        how = f"was killed by signal {state.exec_main_status}"
+    else:
+        how = f"ended ({state.result})"
+    restarts = f" after {state.n_restarts} restarts" if state.n_restarts else ""
+    return f"{how}{restarts}"

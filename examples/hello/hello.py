@@ -1,0 +1,74 @@
+#!/usr/bin/python3
+"""bindrop's example app: a tiny HTTP server on $PORT that counts its visitors.
+
+It keeps the count in its data directory ($STATE_DIRECTORY), which every release of the app
+shares. Flags make it misbehave on purpose, for tests and demos:
+  --fail            exit 1 at once
+  --listen-after S  wait S seconds before listening
+  --crash-after S   exit 1 S seconds after it started listening
+  --label TEXT      say TEXT in every answer (tells releases apart)
+"""
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fail", action="store_true")
+    parser.add_argument("--listen-after", type=float, default=0)
+    parser.add_argument("--crash-after", type=float, default=None)
+    parser.add_argument("--label", default="hello")
+    args = parser.parse_args()
+    if args.fail:
+        print("hello: failing on purpose", flush=True)
+        return 1
+    port = int(os.environ.get("PORT", "8080"))
+    data = Path(os.environ.get("STATE_DIRECTORY", "."))
+    counter = data / "visits"
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            writer.close()
+            return
+        path = head.split(b" ", 2)[1].decode("latin-1") if b" " in head else "/"
+        visits = int(counter.read_text()) + 1 if counter.exists() else 1
+        counter.write_text(str(visits))
+        body = f"{args.label} from {os.environ.get('BINDROP_APP', 'hello')} release " \
+               f"{os.environ.get('BINDROP_RELEASE', '?')}: visit {visits} ({path})\n".encode()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        try:
+            await writer.drain()
+        finally:
+            writer.close()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    if args.listen_after:
+        try:
+            await asyncio.wait_for(stop.wait(), args.listen_after)
+            return 0  # stopped before it ever listened
+        except TimeoutError:
+            pass
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    print(f"hello: listening on 127.0.0.1:{port}", flush=True)
+    if args.crash_after is not None:
+        await asyncio.sleep(args.crash_after)
+        print("hello: crashing on purpose", flush=True)
+        return 1
+    async with server:
+        await stop.wait()
+    print("hello: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
