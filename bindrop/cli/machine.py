@@ -67,8 +67,7 @@ def up(name: str, machines_dir: Path | None, http_port: int | None, bare: bool,
         return
     click.echo(f"machine {name!r} is up (systemd pid {state.systemd_pid} on the host)")
     if not bare:
-        click.echo("note: bindrop's own services (hub, proxy) are not built yet; "
-                   "the machine runs bare for now")
+        click.echo("  bindrop's hub runs inside (bindrop.service); the proxy comes later")
     click.echo(f"  inside:  bindrop machine shell --name {name} -- systemctl status")
     click.echo(f"  stop:    bindrop machine down --name {name}")
 

@@ -32,11 +32,13 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from bindrop.cli.install import install
     from bindrop.cli.machine import machine
     from bindrop.cli.server_side import hub
 
     cli.add_command(machine)
     cli.add_command(hub)
+    cli.add_command(install)
 
 
 _register()

@@ -141,6 +141,7 @@ class Hub:
 
     async def _apply(self, steps: Sequence[Step]) -> None:
         for step in steps:
+            log.info("reconcile: %s", describe_step(step))
             if isinstance(step, Adopt):
                 await self._adopt(step)
             elif isinstance(step, StopUnit):
@@ -205,3 +206,13 @@ class Hub:
         task = asyncio.ensure_future(record())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def describe_step(step: Step) -> str:
+    if isinstance(step, Adopt):
+        return f"adopt {step.unit} (running, not restarted)"
+    if isinstance(step, Recreate):
+        return f"recreate {step.app} release {step.release} (no unit runs it)"
+    if isinstance(step, Redeploy):
+        return f"deploy {step.app} release {step.release} (another release serves)"
+    return f"stop {step.unit}: {step.reason}"

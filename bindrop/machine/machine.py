@@ -160,7 +160,16 @@ class Machine:
                   alive=boot_pid, console=lay.console_log)
         lay.state_file.write_text(json.dumps(asdict(state), indent=2) + "\n")
         self._wait_running(state, deadline)
+        if not bare:
+            self.install_bindrop(state)
         return state
+
+    def install_bindrop(self, state: MachineState | None = None) -> None:
+        """Install and start bindrop's services inside, with this very bindrop's Python."""
+        proc = self.exec(sys.executable, "-m", "bindrop", "install", check=False, state=state)
+        if proc.returncode != 0:
+            raise MachineError(f"installing bindrop in machine {self.name!r} failed: "
+                               f"{(proc.stderr or proc.stdout).strip()}")
 
     def _prepare_disk(self) -> None:
         lay = self.layout

@@ -1,0 +1,93 @@
+"""bindrop.service in a machine of its own: kill -9, SIGTERM and a reboot leave apps alone."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from bindrop.machine import Machine
+from bindrop.store import AppConfig, BlobStore, Store
+
+from .hubkit import HANG, HELLO
+
+pytestmark = pytest.mark.integration
+
+APP_UNIT = "bindrop-app-svc-1.service"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
+    """A machine with bindrop installed (hub as bindrop.service) running one app, svc."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    m = Machine(f"svc-{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("svc-machines"))
+    m.up(bare=False)
+    try:
+        m.exec("systemctl", "stop", "bindrop.service")  # one writer: config goes in while down
+        data = m.layout.private_dir("/var/lib/bindrop")
+        blob = BlobStore(data / "blobs" / "sha256").put_file(HELLO, max_size=1 << 20)
+        with Store(data / "bindrop.db") as store:
+            store.create_app(AppConfig(name="svc", hosts=("svc.test",), current_release=None))
+            store.add_release("svc", blob.sha256, blob.size, "binary", [], "tests")
+            store.update_app("svc", current_release=1)
+        m.exec("systemctl", "start", "bindrop.service")
+        wait_active(m, APP_UNIT)
+        yield m
+    finally:
+        m.down(purge=True)
+
+
+def show(m: Machine, unit: str, *props: str) -> dict[str, str]:
+    out = m.exec("systemctl", "show", unit, *(f"-p{p}" for p in props)).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def wait_active(m: Machine, unit: str) -> None:
+    proc = m.exec("timeout", str(int(HANG)), "sh", "-c",
+                  f"until systemctl is-active -q {unit}; do sleep 0.1; done", check=False)
+    assert proc.returncode == 0, f"{unit} did not become active"
+
+
+def hub_log(m: Machine) -> str:
+    return m.exec("journalctl", "-u", "bindrop.service", "-o", "cat").stdout
+
+
+def test_the_hub_recreates_the_wanted_app_at_start(served: Machine) -> None:
+    assert "reconcile: recreate svc release 1" in hub_log(served)
+    assert show(served, APP_UNIT, "ActiveState")["ActiveState"] == "active"
+
+
+def test_kill_9_of_the_hub_leaves_the_app_alone_and_the_new_hub_adopts_it(
+    served: Machine,
+) -> None:
+    before = show(served, APP_UNIT, "MainPID", "InvocationID", "NRestarts")
+    hub_pid = show(served, "bindrop.service", "MainPID")["MainPID"]
+    served.exec("systemctl", "kill", "-s", "KILL", "bindrop.service")
+    # Restart=always brings the hub back; wait for a new main PID that is ready.
+    served.exec("timeout", str(int(HANG)), "sh", "-c",
+                f"until [ \"$(systemctl show -P MainPID bindrop.service)\" != {hub_pid} ] && "
+                "systemctl is-active -q bindrop.service; do sleep 0.1; done")
+    after = show(served, APP_UNIT, "MainPID", "InvocationID", "NRestarts")
+    assert after == before
+    assert f"reconcile: adopt {APP_UNIT}" in hub_log(served)
+
+
+def test_sigterm_stops_the_hub_cleanly_and_the_app_keeps_running(served: Machine) -> None:
+    before = show(served, APP_UNIT, "MainPID", "InvocationID")
+    served.exec("systemctl", "stop", "bindrop.service")
+    hub = show(served, "bindrop.service", "Result", "ExecMainStatus", "ActiveState")
+    assert hub == {"Result": "success", "ExecMainStatus": "0", "ActiveState": "inactive"}
+    assert show(served, APP_UNIT, "MainPID", "InvocationID") == before
+    served.exec("systemctl", "start", "bindrop.service")
+
+
+def test_a_reboot_brings_the_wanted_app_back(served: Machine) -> None:
+    before = show(served, APP_UNIT, "InvocationID")
+    served.down()
+    served.up(bare=True)  # bindrop is installed already; it starts at boot
+    wait_active(served, APP_UNIT)
+    assert show(served, APP_UNIT, "InvocationID") != before  # a new unit, recreated
+    assert show(served, "bindrop.service", "UnitFileState")["UnitFileState"] == "enabled"
