@@ -9,7 +9,7 @@ import pytest
 from bindrop.errors import Cancelled, NotReady
 from bindrop.hub.commands import Deploy, Restart, Start, Stop
 from bindrop.hub.hub import Hub
-from bindrop.hub.state import AppRunState
+from bindrop.hub.state import AppRunState, is_up
 from bindrop.machine import Machine
 from bindrop.store import BlobStore, Store
 
@@ -77,8 +77,8 @@ async def test_a_release_that_exits_at_once_leaves_the_old_one_serving(
     assert status == 200 and body.startswith("good from steady release 1")
     assert store.get_release("steady", 2).status == "failed"
     assert store.get_app("steady").current_release == 1
-    view = hub.state.app("steady")
-    assert view is not None and view.units == ("bindrop-app-steady-1.service",)
+    up = [u.name for u in hub.state.units_of("steady") if is_up(u)]
+    assert up == ["bindrop-app-steady-1.service"]
 
 
 async def test_restart_replaces_the_unit_with_no_gap_and_keeps_the_data(
@@ -137,7 +137,10 @@ async def test_start_after_stop_runs_the_current_release_again(
     stopped = hub.state.app("again")  # systemd may not have collected the unit yet
     assert stopped is None or (stopped.state == AppRunState.STOPPED and stopped.route is None)
     outcome = await hub.call("again", Start())
-    assert outcome.unit == "bindrop-app-again-1.service"
+    # A fresh unit of release 1 (named 1.1 if systemd had not yet collected the old one).
+    assert outcome.release == "1" and outcome.unit is not None
+    assert outcome.unit.startswith("bindrop-app-again-1")
+    assert (await http_get(outcome.port or 0))[0] == 200
     assert store.get_app("again").desired_state == "running"
 
 
