@@ -94,23 +94,31 @@ async def wait_until_ready(
     deadline = time.monotonic() + check.timeout
     last = Probe(False, "not checked yet")
     while True:
-        reason = gone()
-        if reason:
-            raise NotReady(f"the release stopped before it was ready: {reason}")
+        _raise_if_gone(gone)
         last = await probe(check, port, host)
         if last.ok:
             return last
-        left = deadline - time.monotonic()
-        if left <= 0:
+        now = time.monotonic()
+        if now >= deadline:
             raise NotReady(f"not ready after {check.timeout:g}s ({check.describe()}): "
                            f"{last.detail}")
-        pause = min(check.interval, left)
+        next_probe = min(now + check.interval, deadline)
         if changed is None:
-            await asyncio.sleep(pause)
-        else:
+            await asyncio.sleep(next_probe - now)
+            continue
+        # A change wakes us only to ask gone() again; the next probe still waits for its
+        # interval, or a busy hub (hundreds of changes a second) would probe in a loop.
+        while (left := next_probe - time.monotonic()) > 0:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(pause):
+                async with asyncio.timeout(left):
                     await changed()
+            _raise_if_gone(gone)
+
+
+def _raise_if_gone(gone: Callable[[], str | None]) -> None:
+    reason = gone()
+    if reason:
+        raise NotReady(f"the release stopped before it was ready: {reason}")
 
 
 def _why(exc: BaseException) -> str:

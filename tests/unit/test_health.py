@@ -80,3 +80,29 @@ async def test_wait_until_ready_stops_at_once_when_the_unit_is_gone() -> None:
     with pytest.raises(NotReady, match="exited with status 1"):
         await wait_until_ready(HealthCheck(timeout=30), _free_port(),
                                gone=lambda: "exited with status 1")
+
+
+async def test_changes_elsewhere_do_not_make_the_check_probe_faster() -> None:
+    requests = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        requests += 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 503 Not yet\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def changed() -> None:  # a very busy hub: something changes every millisecond
+        await asyncio.sleep(0.001)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(NotReady, match="answered 503"):
+            await wait_until_ready(HealthCheck(path="/up", timeout=0.5, interval=0.1), port,
+                                   changed=changed)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert 1 <= requests <= 7  # about timeout / interval, not one per change
