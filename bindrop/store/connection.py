@@ -38,6 +38,9 @@ def connect(path: Path | str) -> Database:
     # PRAGMA foreign_keys is per connection and ignored inside a transaction.
     db.execute("PRAGMA foreign_keys = ON")
     db.enable_wal()
+    # In WAL mode NORMAL stays consistent after a crash and only a power loss may drop the
+    # last commits; FULL's fsync per commit stalled the hub's event loop (bench/hub.py).
+    db.execute("PRAGMA synchronous = NORMAL")
     return db
 
 
