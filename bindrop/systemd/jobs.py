@@ -156,6 +156,9 @@ class JobTracker:
     def __init__(self, bus: Bus) -> None:
         self._waiters: set[JobWaiter] = set()
         self._by_path: dict[str, JobWaiter] = {}
+        # Indexed by unit path: during a restart of hundreds of units every signal would
+        # otherwise walk every waiter (bench/hub.py).
+        self._by_unit_path: dict[str, set[JobWaiter]] = {}
         self._unclaimed: OrderedDict[str, str] = OrderedDict()
         self._unsubscribe = (
             bus.add_signal_listener(self._on_signal),
@@ -166,6 +169,7 @@ class JobTracker:
         """A waiter for a job on ``unit``; create it before sending the call."""
         waiter = JobWaiter(self, unit)
         self._waiters.add(waiter)
+        self._by_unit_path.setdefault(waiter.unit_path, set()).add(waiter)
         return waiter
 
     def close(self) -> None:
@@ -188,6 +192,11 @@ class JobTracker:
 
     def _release(self, waiter: JobWaiter) -> None:
         self._waiters.discard(waiter)
+        same_unit = self._by_unit_path.get(waiter.unit_path)
+        if same_unit is not None:
+            same_unit.discard(waiter)
+            if not same_unit:
+                del self._by_unit_path[waiter.unit_path]
         if waiter.job_path is not None and self._by_path.get(waiter.job_path) is waiter:
             del self._by_path[waiter.job_path]
 
@@ -202,14 +211,9 @@ class JobTracker:
                 self._unclaimed[path] = result
                 while len(self._unclaimed) > _KEEP_UNCLAIMED:
                     self._unclaimed.popitem(last=False)
-        elif (
-            msg.member == "PropertiesChanged"
-            and msg.interface == PROPERTIES_IFACE
-            and self._waiters
-        ):
-            for waiter in self._waiters:
-                if waiter.unit_path == msg.path:
-                    waiter.seen.update(unwrap_properties(msg.body[1]))
+        elif msg.member == "PropertiesChanged" and msg.interface == PROPERTIES_IFACE:
+            for waiter in self._by_unit_path.get(msg.path or "", ()):
+                waiter.seen.update(unwrap_properties(msg.body[1]))
 
     def _on_lost(self, error: BindropError) -> None:
         # The job may well go on in systemd; only our view of it is lost.
