@@ -14,6 +14,11 @@ from pathlib import Path
 from bindrop.errors import InvalidInput
 
 SYSTEM_BUS_DEFAULT = "unix:path=/run/dbus/system_bus_socket"
+#: The port to give ``BINDROP_API_PORT`` on a server: the control API on 127.0.0.1, where
+#: every request needs a token (the proxy exposes it at the control hostname). Off unless
+#: set: private machines share the host's network, so a fixed default port would collide.
+DEFAULT_API_PORT = 7300
+DEFAULT_UPLOAD_LIMIT = 1024**3
 
 
 def _default_machines_dir(environ: Mapping[str, str]) -> Path:
@@ -35,6 +40,11 @@ class Settings:
     port_range: tuple[int, int] = (20000, 29999)
     drain_timeout: float = 30.0
     releases_kept: int = 5
+    #: TCP port of the control API on 127.0.0.1 (tokens); None: the unix socket only;
+    #: 0: any free port (tests).
+    api_port: int | None = None
+    #: Largest release upload accepted, in bytes.
+    upload_limit: int = DEFAULT_UPLOAD_LIMIT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -44,6 +54,9 @@ class Settings:
             raise InvalidInput(f"BINDROP_ROOT must be an absolute path, not {root!s}")
         machines = environ.get("BINDROP_MACHINES_DIR")
         return cls(
+            api_port=_api_port(environ.get("BINDROP_API_PORT")),
+            upload_limit=_size("BINDROP_UPLOAD_LIMIT", environ.get("BINDROP_UPLOAD_LIMIT"),
+                               DEFAULT_UPLOAD_LIMIT),
             root=root,
             bus_address=environ.get("BINDROP_BUS_ADDRESS")
             or environ.get("DBUS_SYSTEM_BUS_ADDRESS")
@@ -90,3 +103,28 @@ class Settings:
     def unit_dir(self) -> Path:
         """Where installed (not transient) units are written."""
         return self._under("/etc/systemd/system")
+
+
+def _api_port(text: str | None) -> int | None:
+    """``BINDROP_API_PORT``: a port number, or unset / "" / "off" for no TCP listener."""
+    if text is None or text.strip().lower() in ("", "off", "none", "0"):
+        return None
+    if not text.strip().isdigit() or not 0 < int(text) <= 65535:
+        raise InvalidInput(f"BINDROP_API_PORT must be a port number (1-65535) or 'off', "
+                           f"not {text!r}")
+    return int(text)
+
+
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def _size(name: str, text: str | None, default: int) -> int:
+    """A size such as ``512M`` or ``2G`` (powers of 1024) or a number of bytes."""
+    if text is None or not text.strip():
+        return default
+    value = text.strip().upper().removesuffix("B")
+    unit = value[-1:] if value[-1:] in _SIZE_UNITS else ""
+    number = value[: len(value) - len(unit)]
+    if not number.isdigit() or int(number) == 0:
+        raise InvalidInput(f"{name} must be a size such as 512M or 2G, not {text!r}")
+    return int(number) * _SIZE_UNITS[unit]

@@ -39,6 +39,15 @@ def _register() -> None:
     cli.add_command(machine)
     cli.add_command(hub)
     cli.add_command(install)
+    from bindrop.cli import apps, env, servers, tokens
+
+    for command in (apps.create, apps.destroy, apps.list_apps, apps.status, apps.deploy,
+                    apps.releases, apps.rollback, apps.start, apps.stop, apps.restart,
+                    apps.logs, env.env, env.limits, tokens.token, servers.server):
+        cli.add_command(command)
+    from bindrop.cli.api_stdio import api_stdio
+
+    cli.add_command(api_stdio)
 
 
 _register()

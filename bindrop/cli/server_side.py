@@ -9,6 +9,7 @@ import signal
 
 import click
 
+from bindrop.api import serve_api
 from bindrop.hub.hub import Hub
 from bindrop.hub.notify import sd_notify
 from bindrop.settings import Settings
@@ -39,10 +40,13 @@ async def _run_hub(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     store = Store.open(settings)
     try:
-        async with Hub(settings, store, BlobStore.open(settings)) as the_hub:
+        async with Hub(settings, store, BlobStore.open(settings)) as the_hub, \
+                serve_api(the_hub, settings) as api:
             apps = len(store.list_apps(include_system=True))
             logging.getLogger("bindrop.hub").info(
-                "hub ready: %d apps, %d units", apps, len(the_hub.state.snapshot().units))
+                "hub ready: %d apps, %d units; API on %s%s", apps,
+                len(the_hub.state.snapshot().units), api.socket_path,
+                f" and 127.0.0.1:{api.tcp_port}" if api.tcp_port else "")
             sd_notify("READY=1\nSTATUS=running", os.environ)
             await stop.wait()
             sd_notify("STOPPING=1", os.environ)

@@ -15,6 +15,7 @@ from typing import Any
 from bindrop.errors import BindropError, Cancelled
 from bindrop.hub.actor import Actor
 from bindrop.hub.commands import Command, Deploy, Start, describe
+from bindrop.hub.config import Config
 from bindrop.hub.lifecycle import AppLifecycle, Outcome
 from bindrop.hub.logs import JournalReader
 from bindrop.hub.plan import (
@@ -52,12 +53,15 @@ class Hub:
     """Owns the bus, the watcher, the state store and the actors. Two may live in one process."""
 
     def __init__(self, settings: Settings, store: Store, blobs: BlobStore, *,
-                 journal: JournalReader | None = None, router: Router | None = None) -> None:
+                 journal: JournalReader | None = None, router: Router | None = None,
+                 state: StateStore | None = None) -> None:
+        """``state`` and ``router`` may be given together when the router needs the store
+        (``ProxyLink(state, store)``)."""
         self.settings = settings
         self.store = store
         self.blobs = blobs
         self.journal = journal or JournalReader()
-        self.state = StateStore()
+        self.state = state or StateStore()
         self.router: Router = router or StateRouter(self.state)
         self.ports = PortPool(*settings.port_range)
         self.bus = Bus(settings.bus_address)
@@ -66,6 +70,7 @@ class Hub:
         self._actors: dict[str, Actor] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self._unsubscribe: list[Any] = []
+        self.config = Config(self)
 
     # -- life ----------------------------------------------------------------------------
 
@@ -123,6 +128,12 @@ class Hub:
         result: Outcome = await self.submit(app, command)
         return result
 
+    async def drop_actor(self, app: str) -> None:
+        """Stop the app's actor (after it was destroyed): queued commands fail Cancelled."""
+        actor = self._actors.pop(app, None)
+        if actor is not None:
+            await actor.stop()
+
     # -- reconcile -----------------------------------------------------------------------
 
     async def reconcile(self) -> list[Step]:
@@ -142,9 +153,10 @@ class Hub:
     async def _apply(self, steps: Sequence[Step]) -> None:
         for step in steps:
             log.info("reconcile: %s", describe_step(step))
-            if isinstance(step, Adopt):
-                await self._adopt(step)
-            elif isinstance(step, StopUnit):
+        # Adoptions only read from systemd: all at once (the bus bounds calls in flight).
+        await asyncio.gather(*(self._adopt(s) for s in steps if isinstance(s, Adopt)))
+        for step in steps:
+            if isinstance(step, StopUnit):
                 log.info("stopping %s: %s", step.unit, step.reason)
                 try:
                     await self.manager.stop_unit(step.unit)

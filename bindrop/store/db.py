@@ -12,18 +12,22 @@ Plain synchronous use from the thread that opened it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from bindrop.settings import Settings
-from bindrop.store import apps, env, events, releases
+from bindrop.store import apps, env, events, releases, tokens
 from bindrop.store.apps import AppConfig
 from bindrop.store.connection import connect
 from bindrop.store.events import Event
 from bindrop.store.migrations import apply_migrations
 from bindrop.store.releases import DEFAULT_KEEP, Release, ReleaseKind, ReleaseStatus
+from bindrop.store.tokens import Scope, Token
+
+EventListener = Callable[[Event], None]
 
 
 class Store:
@@ -32,6 +36,7 @@ class Store:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.db = connect(self.path)
+        self._event_listeners: list[EventListener] = []
         try:
             apply_migrations(self.db)
         except BaseException:
@@ -139,10 +144,42 @@ class Store:
         message: str = "",
         data: Mapping[str, Any] | None = None,
     ) -> Event:
-        return events.add_event(self.db, kind, app, message, data)
+        event = events.add_event(self.db, kind, app, message, data)
+        for listener in list(self._event_listeners):
+            listener(event)
+        return event
+
+    def subscribe_events(self, listener: EventListener) -> Callable[[], None]:
+        """Call ``listener`` with every event added from now on (after it is stored),
+        synchronously. Returns the unsubscribe. A listener must not raise."""
+        self._event_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._event_listeners:
+                self._event_listeners.remove(listener)
+
+        return unsubscribe
 
     def list_events(
         self, app: str | None = None, after_id: int | None = None, limit: int = 100
     ) -> list[Event]:
         """Oldest first: the newest ``limit``, or the first ``limit`` after ``after_id``."""
         return events.list_events(self.db, app, after_id, limit)
+
+    # tokens
+
+    def create_token(
+        self, name: str, scope: Scope, lifetime: timedelta | None = None
+    ) -> tuple[str, Token]:
+        """Return the token's text (show it once, never store it) and its record."""
+        return tokens.create_token(self.db, name, scope, lifetime)
+
+    def list_tokens(self) -> list[Token]:
+        return tokens.list_tokens(self.db)
+
+    def revoke_token(self, name: str) -> Token:
+        return tokens.revoke_token(self.db, name)
+
+    def authenticate(self, text: str, now: datetime | None = None) -> Token:
+        """``Unauthorized`` for a wrong, revoked or expired token, with one message."""
+        return tokens.authenticate(self.db, text, now)

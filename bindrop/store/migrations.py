@@ -125,10 +125,28 @@ def _create_events(db: Database) -> None:
     db.execute("CREATE INDEX events_app ON events (app, id)")
 
 
+def _create_tokens(db: Database) -> None:
+    # Only the sha256 of a secret is kept; the secret is shown once, at creation.
+    db.execute(
+        """
+        CREATE TABLE tokens (
+            name TEXT PRIMARY KEY,
+            scope TEXT NOT NULL CHECK (scope IN ('admin', 'read-only')),
+            hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            expires_at TEXT,
+            last_used_at TEXT,
+            revoked INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1))
+        )
+        """
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_create_apps_and_releases", _create_apps_and_releases),
     Migration("0002_create_env", _create_env),
     Migration("0003_create_events", _create_events),
+    Migration("0004_create_tokens", _create_tokens),
 )
 
 

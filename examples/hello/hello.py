@@ -38,8 +38,16 @@ async def main() -> int:
             writer.close()
             return
         path = head.split(b" ", 2)[1].decode("latin-1") if b" " in head else "/"
-        visits = int(counter.read_text()) + 1 if counter.exists() else 1
-        counter.write_text(str(visits))
+        # Two releases overlap during a deploy and share this file: replace it atomically,
+        # or one could read it half-written and never answer.
+        try:
+            visits = int(counter.read_text()) + 1
+        except (FileNotFoundError, ValueError):
+            visits = 1
+        scratch = data / f".visits.{os.getpid()}"
+        scratch.write_text(str(visits))
+        os.replace(scratch, counter)
+        print(f"hello: visit {visits} {path}", flush=True)
         body = f"{args.label} from {os.environ.get('BINDROP_APP', 'hello')} release " \
                f"{os.environ.get('BINDROP_RELEASE', '?')}: visit {visits} ({path})\n".encode()
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"

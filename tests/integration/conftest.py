@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import uuid
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bindrop.api import ApiServer, serve_api
 from bindrop.errors import BindropError
 from bindrop.hub.commands import Stop
 from bindrop.hub.hub import Hub
@@ -19,7 +21,7 @@ from bindrop.machine import Machine
 from bindrop.settings import Settings
 from bindrop.store import BlobStore, Store
 
-from .hubkit import SRV_BASE
+from .hubkit import API_UPLOAD_LIMIT, SRV_BASE
 
 
 @pytest.fixture(scope="session")
@@ -72,3 +74,11 @@ async def stop_all(hub: Hub) -> None:
     for app in hub.store.list_apps(include_system=True):
         with contextlib.suppress(BindropError):
             await hub.call(app.name, Stop())
+
+
+@pytest.fixture
+async def api(hub: Hub, settings: Settings) -> AsyncIterator[ApiServer]:
+    """The control API of ``hub`` on its unix socket and on a free TCP port (tokens)."""
+    api_settings = dataclasses.replace(settings, api_port=0, upload_limit=API_UPLOAD_LIMIT)
+    async with serve_api(hub, api_settings) as server:
+        yield server

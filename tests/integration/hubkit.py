@@ -13,6 +13,7 @@ from bindrop.store import AppConfig, BlobStore, Release, Store
 
 HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello" / "hello.py"
 HANG = 45.0  # seconds before a wait counts as a hang, not a slow machine
+API_UPLOAD_LIMIT = 1024 * 1024  # the test API's upload limit (the server's default is 1 GiB)
 
 #: Host directory the test hubs keep their files in. App units must execute blobs from it, so
 #: it must be visible inside the machine at the same path and not hidden from the sandboxed

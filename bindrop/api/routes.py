@@ -1,0 +1,144 @@
+"""Every route of the control API, in one table, with what the OpenAPI document says of it.
+
+``admin``: only an admin caller may use it (everything that changes something; reading
+tokens). ``query``: the query parameters, each ``(name, JSON schema, description)``.
+``body``: a JSON schema of the request body, ``"binary"`` for a raw upload, or None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from bindrop.api import actions, apps, env, events, logs, openapi, releases, server, tokens
+
+Handler = Callable[[web.Request], Awaitable[dict[str, Any] | web.StreamResponse]]
+ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
+Param = tuple[str, dict[str, Any], str]
+
+_STR: dict[str, Any] = {"type": "string"}
+_INT: dict[str, Any] = {"type": "integer"}
+_BOOL: dict[str, Any] = {"type": "boolean"}
+_LIMIT: dict[str, Any] = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string"},
+                                    {"type": "null"}]}
+_FLAG: dict[str, Any] = {"type": "string", "enum": ["0", "1"]}
+WAIT: Param = ("wait", _FLAG, "0: answer at once with a job id instead of the outcome")
+
+APP_SETTINGS: dict[str, Any] = {
+    "hosts": {"type": "array", "items": _STR},
+    "health_path": {"type": ["string", "null"]},
+    "health_timeout_s": {"type": "number"},
+    "memory_max": _LIMIT,
+    "cpu_quota": _LIMIT,
+    "tasks_max": _LIMIT,
+    "on_demand": _BOOL,
+    "idle_timeout_s": {"type": "number"},
+    "no_overlap": _BOOL,
+    "maintenance_message": {"type": ["string", "null"]},
+    "body_limit": _INT,
+}
+NEW_APP = {"type": "object", "required": ["name", "hosts"], "additionalProperties": False,
+           "properties": {"name": _STR} | {k: v for k, v in APP_SETTINGS.items()
+                                           if k != "maintenance_message"}}
+APP_CHANGES = {"type": "object", "additionalProperties": False, "properties": APP_SETTINGS}
+LIMITS = {"type": "object", "additionalProperties": False,
+          "properties": {k: _LIMIT for k in ("memory_max", "cpu_quota", "tasks_max")}}
+ENV = {"type": "object", "additionalProperties": _STR}
+DEPLOY = {"type": "object", "required": ["release"], "additionalProperties": False,
+          "properties": {"release": {"type": "integer", "minimum": 1}}}
+ROLLBACK = {"type": "object", "additionalProperties": False,
+            "properties": {"to": {"type": ["integer", "null"], "minimum": 1}}}
+NEW_TOKEN = {"type": "object", "required": ["name"], "additionalProperties": False,
+             "properties": {"name": _STR,
+                            "scope": {"type": "string", "enum": ["admin", "read-only"]},
+                            "expires": {"type": ["string", "null"]}}}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    admin: bool = False
+    query: tuple[Param, ...] = ()
+    body: dict[str, Any] | str | None = None
+    status: int = 200
+    produces: str = "application/json"
+    expect: ExpectHandler | None = None
+    returns: str | None = None  # a key of bindrop.api.schemas.ANSWERS
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/v1/openapi.json", openapi.openapi_doc, "This document"),
+    Route("GET", "/v1/server", server.server_info, "Versions, apps and disk usage"),
+    Route("GET", "/v1/apps", apps.list_apps, "List apps with their live state",
+          returns="apps"),
+    Route("POST", "/v1/apps", apps.create_app, "Create an app", admin=True, body=NEW_APP,
+          status=201, returns="app"),
+    Route("GET", "/v1/apps/{app}", apps.show_app, "Show an app's settings and live state",
+          returns="app"),
+    Route("PATCH", "/v1/apps/{app}", apps.update_app,
+          "Change an app's settings (restarts it if its limits change)", admin=True,
+          body=APP_CHANGES),
+    Route("DELETE", "/v1/apps/{app}", apps.destroy_app,
+          "Stop and delete an app; its data stays unless purge_data=1", admin=True,
+          query=(("purge_data", _FLAG, "1: also delete the app's data directory"),)),
+    Route("GET", "/v1/apps/{app}/status", apps.app_status,
+          "Settings, live state and metrics of an app"),
+    Route("GET", "/v1/apps/{app}/releases", releases.list_releases,
+          "List an app's releases, newest first", returns="releases"),
+    Route("POST", "/v1/apps/{app}/releases", releases.upload_release,
+          "Upload a release (the raw file as the body, streamed)", admin=True,
+          body="binary", status=201, expect=releases.check_upload_size, returns="release",
+          query=(("kind", {"type": "string", "enum": ["binary", "bundle"]},
+                  "binary (default): an executable; bundle: a .tar.gz"),
+                 ("cmd", _STR, 'the command as a JSON list, e.g. ["./server"]'))),
+    Route("POST", "/v1/apps/{app}/deploy", actions.deploy, "Deploy a release (zero downtime)",
+          admin=True, body=DEPLOY, query=(WAIT,), returns="outcome_or_job"),
+    Route("POST", "/v1/apps/{app}/rollback", actions.rollback,
+          "Deploy an earlier release (the one before the current by default)", admin=True,
+          body=ROLLBACK, query=(WAIT,), returns="outcome_or_job"),
+    Route("POST", "/v1/apps/{app}/start", actions.start, "Start the current release",
+          admin=True, query=(WAIT,), returns="outcome_or_job"),
+    Route("POST", "/v1/apps/{app}/stop", actions.stop, "Stop every unit of the app",
+          admin=True, query=(WAIT,), returns="outcome_or_job"),
+    Route("POST", "/v1/apps/{app}/restart", actions.restart,
+          "Restart the current release (zero downtime)", admin=True, query=(WAIT,),
+          returns="outcome_or_job"),
+    Route("GET", "/v1/jobs/{job}", actions.show_job, "How an action started with wait=0 ended"),
+    Route("GET", "/v1/apps/{app}/env", env.show_env,
+          "An app's environment (secret-looking values masked)",
+          query=(("reveal", _FLAG, "1: show every value (admin only)"),), returns="env"),
+    Route("PUT", "/v1/apps/{app}/env", env.set_env,
+          "Set environment variables (restarts a running app)", admin=True, body=ENV,
+          returns="env"),
+    Route("DELETE", "/v1/apps/{app}/env", env.unset_env,
+          "Unset environment variables (restarts a running app)", admin=True,
+          query=(("key", _STR, "a variable to unset (repeat for more)"),), returns="env"),
+    Route("PUT", "/v1/apps/{app}/limits", env.set_limits,
+          "Change memory, CPU or task limits (restarts a running app)", admin=True,
+          body=LIMITS),
+    Route("GET", "/v1/apps/{app}/logs", logs.logs,
+          "The app's journal as JSON lines, optionally followed",
+          produces="application/x-ndjson",
+          query=(("lines", _INT, "how many past lines (default 100)"),
+                 ("follow", _FLAG, "1: keep streaming new lines"),
+                 ("cursor", _STR, "resume after this cursor"))),
+    Route("GET", "/v1/events", events.events,
+          "Server-sent events of live state and recorded events (resumable)",
+          produces="text/event-stream",
+          query=(("app", _STR, "only this app"),
+                 ("after", _INT, "recorded events after this id (or Last-Event-ID)"),
+                 ("history", _INT, "start with this many past recorded events"))),
+    Route("GET", "/v1/tokens", tokens.list_tokens, "List tokens (never their secrets)",
+          admin=True, returns="tokens"),
+    Route("POST", "/v1/tokens", tokens.create_token,
+          "Create a token; its text is in this answer only", admin=True, body=NEW_TOKEN,
+          status=201, returns="new_token"),
+    Route("DELETE", "/v1/tokens/{name}", tokens.revoke_token, "Revoke a token", admin=True,
+          returns="token"),
+)

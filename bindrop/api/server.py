@@ -1,0 +1,38 @@
+"""What the server is: versions, apps, disk."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bindrop import __version__
+from bindrop.api.keys import HUB, SETTINGS
+
+
+def _blob_bytes(root: Path) -> int:
+    try:
+        return sum(e.stat().st_size for e in os.scandir(root) if e.is_file())
+    except FileNotFoundError:
+        return 0
+
+
+async def server_info(request: web.Request) -> dict[str, Any]:
+    hub = request.app[HUB]
+    settings = request.app[SETTINGS]
+    disk = shutil.disk_usage(settings.state_dir)
+    return {
+        "version": __version__,
+        "python": platform.python_version(),
+        "aiohttp": aiohttp.__version__,
+        "machine": platform.machine(),
+        "apps": len(hub.store.list_apps()),
+        "upload_limit": settings.upload_limit,
+        "disk": {"path": str(settings.state_dir), "total": disk.total, "used": disk.used,
+                 "free": disk.free, "blobs": _blob_bytes(settings.blobs_dir)},
+    }

@@ -1,0 +1,243 @@
+"""Changes to desired config that the control API asks the hub for.
+
+The hub is the only writer of SQLite, so every config change goes through here: create,
+update and destroy apps, env and limits, release uploads, tokens. A change that alters how
+the app's unit runs (env, limits) is followed by a zero-downtime ``Restart`` when the app is
+running. Each operation validates before it writes and writes all or nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import platform
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from bindrop.errors import Cancelled, Conflict, InvalidInput, JobFailed, NotFound, NotReady
+from bindrop.hub.commands import Restart, Stop
+from bindrop.hub.lifecycle import Outcome
+from bindrop.hub.state import is_up
+from bindrop.store import AppConfig, Release, check_executable_content
+from bindrop.store.content import HEAD_SIZE
+from bindrop.store.releases import ReleaseKind, validate_command
+from bindrop.store.tokens import Scope, Token
+from bindrop.units.purge import build_purge_unit
+
+if TYPE_CHECKING:
+    from bindrop.hub.hub import Hub
+
+log = logging.getLogger(__name__)
+
+#: What a user may change on an existing app (the rest is bindrop's: name, release, state).
+UPDATABLE = frozenset({
+    "hosts", "health_path", "health_timeout_s", "memory_max", "cpu_quota", "tasks_max",
+    "on_demand", "idle_timeout_s", "no_overlap", "maintenance_message", "body_limit",
+})
+#: Settings that are part of the running unit: changing them needs a restart.
+IN_UNIT = frozenset({"memory_max", "cpu_quota", "tasks_max"})
+
+
+@dataclass(frozen=True)
+class Destroyed:
+    app: str
+    stopped: tuple[str, ...]
+    blobs_removed: int
+    data_purged: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"app": self.app, "stopped": list(self.stopped),
+                "blobs_removed": self.blobs_removed, "data_purged": self.data_purged}
+
+
+class Config:
+    """The hub's config operations. Only the hub creates one (``hub.config``)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    # -- apps ----------------------------------------------------------------------------
+
+    def create_app(self, config: AppConfig) -> AppConfig:
+        """Store a new app (stopped until its first deploy). ``Conflict`` if it exists."""
+        if config.system:
+            raise InvalidInput("system apps are bindrop's own; create the app without it")
+        created = self.hub.store.create_app(config)
+        self.hub.store.add_event("app_created", created.name, f"app {created.name} created")
+        return created
+
+    async def update_app(self, app: str, changes: Mapping[str, object]
+                         ) -> tuple[AppConfig, Outcome | None]:
+        """Change some settings; restart the app if a setting of its unit changed (and undo
+        the change if the restarted app does not get ready)."""
+        refused = sorted(set(changes) - UPDATABLE)
+        if refused:
+            raise InvalidInput(f"cannot change {', '.join(refused)} here; settings that can "
+                               f"change are: {', '.join(sorted(UPDATABLE))}")
+        before = self.hub.store.get_app(app)
+        after = self.hub.store.update_app(app, **changes)
+        changed = sorted(k for k in changes if getattr(before, k) != getattr(after, k))
+        if not changed:
+            return after, None
+        self.hub.store.add_event("app_updated", app, f"{app}: changed {', '.join(changed)}",
+                                 {"changed": changed})
+        if not set(changed) & IN_UNIT:
+            return after, None
+        undo = {k: getattr(before, k) for k in changed}
+        outcome = await self._restart_or_undo(
+            app, lambda: self.hub.store.update_app(app, **undo))
+        return self.hub.store.get_app(app), outcome
+
+    async def destroy_app(self, app: str, *, purge_data: bool = False) -> Destroyed:
+        """Stop every unit of the app, delete its config and releases, remove blobs no other
+        release uses, and with ``purge_data`` delete its data directory (through systemd).
+
+        Events about the app stay: they are history.
+        """
+        if self.hub.store.get_app(app).system:  # NotFound before anything happens
+            raise Conflict(f"{app} is one of bindrop's own apps and cannot be destroyed")
+        stopped: list[str] = []
+        with contextlib.suppress(Cancelled):  # a newer command won; units are stopped below
+            stopped += (await self.hub.call(app, Stop())).stopped
+        unused = self.hub.store.delete_app(app)
+        # Fails whatever was queued meanwhile and interrupts it (its unit is stopped by it).
+        await self.hub.drop_actor(app)
+        for unit in self.hub.state.units_of(app):
+            if is_up(unit):  # a stopped unit may stay listed until systemd collects it
+                with contextlib.suppress(NotFound):
+                    await self.hub.manager.stop_unit(unit.name)
+                    stopped.append(unit.name)
+            self.hub.ports.release(unit.name)
+        self.hub.state.forget(app)
+        still_used = self.hub.store.referenced_blobs()
+        removed = sum(self.hub.blobs.remove(sha) for sha in sorted(unused - still_used))
+        self.hub.store.add_event("app_destroyed", app, f"app {app} destroyed",
+                                 {"purge_data": purge_data})
+        if purge_data:
+            spec = build_purge_unit(app)
+            try:
+                await self.hub.manager.start_transient_unit(spec.name, spec.properties)
+            except JobFailed as exc:
+                raise JobFailed(f"app {app} was destroyed but its data could not be deleted "
+                                f"({exc.message}); see `journalctl -u {spec.name}`",
+                                unit=exc.unit, result=exc.result) from None
+        return Destroyed(app, tuple(stopped), removed, purge_data)
+
+    # -- env and limits ------------------------------------------------------------------
+
+    async def set_env(self, app: str, values: Mapping[str, str]) -> Outcome | None:
+        """Set variables (all or none), then restart the app if it runs; undo them if the
+        restarted app does not get ready."""
+        before = self.hub.store.get_env(app)
+        self.hub.store.set_env(app, values)
+        log.info("%s: environment %s set", app, ", ".join(sorted(values)))  # names only
+        self.hub.store.add_event("env_changed", app, f"{app}: set {', '.join(sorted(values))}",
+                                 {"set": sorted(values)})
+
+        def undo() -> None:
+            added = [k for k in values if k not in before]
+            if added:
+                self.hub.store.unset_env(app, added)
+            self.hub.store.set_env(app, {k: before[k] for k in values if k in before})
+
+        return await self._restart_or_undo(app, undo)
+
+    async def unset_env(self, app: str, keys: Iterable[str]) -> Outcome | None:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            raise InvalidInput("name at least one variable to unset")
+        before = self.hub.store.get_env(app)
+        self.hub.store.unset_env(app, wanted)
+        self.hub.store.add_event("env_changed", app, f"{app}: unset {', '.join(wanted)}",
+                                 {"unset": wanted})
+        return await self._restart_or_undo(
+            app, lambda: self.hub.store.set_env(app, {k: before[k] for k in wanted}))
+
+    async def _restart_or_undo(self, app: str, undo: Callable[[], object]) -> Outcome | None:
+        """Restart the app if it runs. If the new unit does not get ready, the old one keeps
+        serving with the old settings: put those back in the store too, so config and what
+        runs agree, and say so."""
+        view = self.hub.state.app(app)
+        if view is None or view.route is None:
+            return None
+        try:
+            return await self.hub.call(app, Restart())
+        except NotReady as exc:
+            undo()
+            self.hub.store.add_event("change_undone", app,
+                                     f"{app}: the change was undone, the restart failed")
+            raise NotReady(f"{exc.message}\nthe change was undone: {app} keeps running with "
+                           "its previous settings") from None
+
+    # -- releases ------------------------------------------------------------------------
+
+    async def upload_release(self, app: str, chunks: AsyncIterable[bytes], *,
+                             kind: ReleaseKind, command: Sequence[str], created_by: str,
+                             max_size: int | None = None) -> Release:
+        """Stream an upload into the blob store and record a ``pending`` release.
+
+        Checks the app and the command before reading a byte and the content from its first
+        bytes; ``TooLarge`` past ``max_size`` (the settings' upload limit by default). A
+        failed upload leaves no blob and no release behind.
+        """
+        self.hub.store.get_app(app)
+        command = validate_command(kind, command)
+        limit = max_size if max_size is not None else self.hub.settings.upload_limit
+        blob = await self.hub.blobs.put_stream(_checked(chunks, kind == "bundle"),
+                                               max_size=limit)
+        try:
+            release = self.hub.store.add_release(app, blob.sha256, blob.size, kind, command,
+                                                 created_by)
+        except BaseException:
+            if blob.sha256 not in self.hub.store.referenced_blobs():
+                self.hub.blobs.remove(blob.sha256)
+            raise
+        self.hub.store.add_event("release_uploaded", app,
+                                 f"release {release.number} of {app} uploaded",
+                                 {"release": release.number, "sha256": blob.sha256,
+                                  "size": blob.size})
+        return release
+
+    # -- tokens --------------------------------------------------------------------------
+
+    def create_token(self, name: str, scope: Scope,
+                     lifetime: timedelta | None = None) -> tuple[str, Token]:
+        """Return the token text (to show once) and its record. Never logs the text."""
+        text, token = self.hub.store.create_token(name, scope, lifetime)
+        log.info("token %s (%s) created", name, scope)
+        self.hub.store.add_event("token_created", None, f"token {name} ({scope}) created")
+        return text, token
+
+    def revoke_token(self, name: str) -> Token:
+        token = self.hub.store.revoke_token(name)
+        log.info("token %s revoked", name)
+        self.hub.store.add_event("token_revoked", None, f"token {name} revoked")
+        return token
+
+    def list_tokens(self) -> list[Token]:
+        return self.hub.store.list_tokens()
+
+    def authenticate(self, text: str) -> Token:
+        return self.hub.store.authenticate(text)
+
+
+async def _checked(chunks: AsyncIterable[bytes], bundle: bool) -> AsyncIterator[bytes]:
+    """Pass ``chunks`` through, refusing content bindrop cannot run as soon as its first
+    ``HEAD_SIZE`` bytes are in (``InvalidInput``), before the rest is read."""
+    head = b""
+    checked = False
+    machine = platform.machine()
+    async for chunk in chunks:
+        if not checked:
+            head += bytes(chunk[: HEAD_SIZE - len(head)])
+            if len(head) >= HEAD_SIZE:
+                check_executable_content(head, bundle=bundle, machine=machine)
+                checked = True
+        yield chunk
+    if not checked and head:
+        check_executable_content(head, bundle=bundle, machine=machine)
+
+
+
