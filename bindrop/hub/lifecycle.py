@@ -137,7 +137,11 @@ class AppLifecycle:
             route = await self._bring_up(config, release)
         except (NotReady, JobFailed) as exc:
             reason = exc.message
-            self.store.set_release_status(self.app, release.number, "failed", reason[:4000])
+            # A failed restart of the release that still serves says nothing bad about the
+            # release itself: it stays live (and a rollback target).
+            if not (old_units and release.number == config.current_release):
+                self.store.set_release_status(self.app, release.number, "failed",
+                                              reason[:4000])
             self.store.add_event(f"{action}_failed", self.app, reason,
                                  {"release": release.number})
             if not old_units:  # nothing else serves: show why on the app

@@ -3,7 +3,7 @@
 
 It keeps the count in its data directory ($STATE_DIRECTORY), which every release of the app
 shares. Flags make it misbehave on purpose, for tests and demos:
-  --fail            exit 1 at once
+  --fail            exit 1 at once (so does HELLO_FAIL=1 in the environment)
   --listen-after S  wait S seconds before listening
   --crash-after S   exit 1 S seconds after it started listening
   --label TEXT      say TEXT in every answer (tells releases apart)
@@ -24,7 +24,7 @@ async def main() -> int:
     parser.add_argument("--crash-after", type=float, default=None)
     parser.add_argument("--label", default="hello")
     args = parser.parse_args()
-    if args.fail:
+    if args.fail or os.environ.get("HELLO_FAIL") == "1":
         print("hello: failing on purpose", flush=True)
         return 1
     port = int(os.environ.get("PORT", "8080"))

@@ -160,3 +160,15 @@ async def test_hub_close_leaves_apps_running_and_a_new_hub_adopts_them(
         assert [type(s).__name__ for s in steps] == ["Adopt"]
     finally:
         await second.close()
+
+
+async def test_a_failed_restart_keeps_the_serving_release_live(
+    hub: Hub, store: Store, blobs: BlobStore
+) -> None:
+    add_app(store, blobs, "fickle")
+    first = await hub.call("fickle", Deploy("1"))
+    store.set_env("fickle", {"HELLO_FAIL": "1"})  # the next unit of release 1 exits at once
+    with pytest.raises(NotReady, match="exited with status 1"):
+        await hub.call("fickle", Restart())
+    assert store.get_release("fickle", 1).status == "live"
+    assert first.port is not None and (await http_get(first.port))[0] == 200
