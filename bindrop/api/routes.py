@@ -36,6 +36,7 @@ APP_SETTINGS: dict[str, Any] = {
     "tasks_max": _LIMIT,
     "on_demand": _BOOL,
     "idle_timeout_s": {"type": "number"},
+    "liveness_interval_s": {"type": ["number", "null"]},
     "no_overlap": _BOOL,
     "maintenance_message": {"type": ["string", "null"]},
     "body_limit": _INT,

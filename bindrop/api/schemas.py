@@ -14,6 +14,7 @@ _I: dict[str, Any] = {"type": "integer"}
 _I0: dict[str, Any] = {"type": ["integer", "null"]}
 _B: dict[str, Any] = {"type": "boolean"}
 _N: dict[str, Any] = {"type": "number"}
+_N0: dict[str, Any] = {"type": ["number", "null"]}
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:
@@ -33,7 +34,7 @@ LIVE = _object({
 APP = _object({
     "name": _S, "hosts": {"type": "array", "items": _S}, "health_path": _S0,
     "health_timeout_s": _N, "memory_max": _I0, "cpu_quota": _I0, "tasks_max": _I0,
-    "on_demand": _B, "idle_timeout_s": _N, "no_overlap": _B,
+    "on_demand": _B, "idle_timeout_s": _N, "liveness_interval_s": _N0, "no_overlap": _B,
     "desired_state": {"type": "string", "enum": ["running", "stopped"]},
     "current_release": _I0, "system": _B, "maintenance_message": _S0, "body_limit": _I,
     "created_at": _S0, "updated_at": _S0,

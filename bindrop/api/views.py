@@ -42,6 +42,7 @@ def app_dict(config: AppConfig) -> dict[str, Any]:
         "tasks_max": config.tasks_max,
         "on_demand": config.on_demand,
         "idle_timeout_s": config.idle_timeout_s,
+        "liveness_interval_s": config.liveness_interval_s,
         "no_overlap": config.no_overlap,
         "desired_state": config.desired_state,
         "current_release": config.current_release,

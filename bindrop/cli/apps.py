@@ -39,11 +39,14 @@ def _outcome_line(outcome: dict[str, Any]) -> str:
 @click.option("--on-demand", is_flag=True, help="Start on the first request, stop when idle.")
 @click.option("--no-overlap", is_flag=True,
               help="Never run two releases at once (stop the old before starting the new).")
+@click.option("--liveness", type=click.FloatRange(min=0.1), metavar="SECONDS",
+              help="Keep checking the app (its health check) every SECONDS once it is up; "
+                   "3 failures in a row restart it.")
 @json_option
 @remote
 def create(app: str, hosts: tuple[str, ...], health: str | None, memory: str | None,
            cpu: str | None, tasks: int | None, on_demand: bool, no_overlap: bool,
-           as_json: bool, run: Run) -> None:
+           liveness: float | None, as_json: bool, run: Run) -> None:
     """Create APP; it runs once you deploy a release to it.
 
     Example: bindrop create blog --host blog.example.com --memory 256M
@@ -51,7 +54,7 @@ def create(app: str, hosts: tuple[str, ...], health: str | None, memory: str | N
     settings: dict[str, Any] = {"name": app, "hosts": list(hosts), "on_demand": on_demand,
                                 "no_overlap": no_overlap}
     for key, value in (("health_path", health), ("memory_max", memory), ("cpu_quota", cpu),
-                       ("tasks_max", tasks)):
+                       ("tasks_max", tasks), ("liveness_interval_s", liveness)):
         if value is not None:
             settings[key] = value
     created = run(lambda c: c.create_app(settings))

@@ -14,9 +14,11 @@ from typing import Any
 
 from bindrop.errors import BindropError, Cancelled
 from bindrop.hub.actor import Actor
-from bindrop.hub.commands import Command, Deploy, Start, describe
+from bindrop.hub.commands import Command, Deploy, Restart, Start, describe
 from bindrop.hub.config import Config
+from bindrop.hub.health import HealthCheck
 from bindrop.hub.lifecycle import AppLifecycle, Outcome
+from bindrop.hub.liveness import watch_liveness
 from bindrop.hub.logs import JournalReader
 from bindrop.hub.plan import (
     Adopt,
@@ -33,6 +35,7 @@ from bindrop.hub.router import Router, StateRouter
 from bindrop.hub.state import (
     AppRunState,
     AppStateChanged,
+    AppView,
     Change,
     Route,
     StateStore,
@@ -68,6 +71,7 @@ class Hub:
         self.manager = Manager(self.bus)
         self.watcher = Watcher(self.bus, prefix=APP_UNIT_PREFIX)
         self._actors: dict[str, Actor] = {}
+        self._liveness: dict[str, tuple[str, asyncio.Task[None]]] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self._unsubscribe: list[Any] = []
         self.config = Config(self)
@@ -94,6 +98,9 @@ class Hub:
         await asyncio.gather(*(a.stop() for a in actors), return_exceptions=True)
         for fut in list(self._background):
             fut.cancel()
+        for _, monitor in self._liveness.values():
+            monitor.cancel()
+        self._liveness.clear()
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         await self.watcher.close()
@@ -200,10 +207,39 @@ class Hub:
     def _on_change(self, change: Change) -> None:
         if isinstance(change, UnitStateChanged) and change.new is None and change.old:
             self.ports.release(change.old.name)
+        subject = (change.new or change.old) if isinstance(change, AppStateChanged) else None
+        if subject is not None:
+            self._keep_liveness(subject.app, subject if subject is change.new else None)
         if (isinstance(change, AppStateChanged) and change.new is not None
                 and change.new.state == AppRunState.CRASH_LOOPING
                 and (change.old is None or change.old.state != AppRunState.CRASH_LOOPING)):
             self._record_give_up(change.new.app, change.new.problem or "")
+
+    def _keep_liveness(self, app: str, view: AppView | None) -> None:
+        """Run one liveness monitor per app while it is RUNNING on a route, if it asks."""
+        route = view.route if view is not None and view.state == AppRunState.RUNNING else None
+        config = None
+        if route is not None:
+            try:
+                config = self.store.get_app(app)
+            except BindropError:  # destroyed meanwhile
+                config = None
+        wanted = route if config is not None and config.liveness_interval_s else None
+        current = self._liveness.get(app)
+        if current is not None and (wanted is None or current[0] != wanted.unit):
+            current[1].cancel()
+            del self._liveness[app]
+            current = None
+        if current is None and wanted is not None and config is not None:
+            def hung(reason: str) -> None:
+                self.store.add_event("app_unresponsive", app,
+                                     f"{app} stopped answering: {reason}; restarting it")
+                self._in_background(app, Restart())
+
+            task = asyncio.ensure_future(watch_liveness(
+                HealthCheck(path=config.health_path), wanted.port,
+                interval=config.liveness_interval_s or 0, on_hung=hung))
+            self._liveness[app] = (wanted.unit, task)
 
     def _record_give_up(self, app: str, problem: str) -> None:
         async def record() -> None:

@@ -58,6 +58,7 @@ class AppConfig:
     tasks_max: int | None = None
     on_demand: bool = False
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    liveness_interval_s: float | None = None
     no_overlap: bool = False
     desired_state: DesiredState = "running"
     current_release: int | None = None
@@ -86,6 +87,9 @@ def validate_app(config: AppConfig) -> AppConfig:
     _check_health_path(config.health_path)
     health_timeout_s = _seconds("health timeout", config.health_timeout_s)
     idle_timeout_s = _seconds("idle timeout", config.idle_timeout_s)
+    liveness = config.liveness_interval_s
+    if liveness is not None:
+        liveness = _seconds("liveness interval", liveness)
     Limits(config.memory_max, config.cpu_quota, config.tasks_max)  # raises InvalidInput
     for flag in ("on_demand", "no_overlap", "system"):
         if not isinstance(getattr(config, flag), bool):
@@ -104,7 +108,8 @@ def validate_app(config: AppConfig) -> AppConfig:
             f"body limit {config.body_limit!r} is not valid: use a positive number of bytes"
         )
     return dataclasses.replace(
-        config, hosts=hosts, health_timeout_s=health_timeout_s, idle_timeout_s=idle_timeout_s
+        config, hosts=hosts, health_timeout_s=health_timeout_s, idle_timeout_s=idle_timeout_s,
+        liveness_interval_s=liveness,
     )
 
 
@@ -166,6 +171,7 @@ def _row(config: AppConfig) -> dict[str, object]:
         "tasks_max": config.tasks_max,
         "on_demand": int(config.on_demand),
         "idle_timeout_s": config.idle_timeout_s,
+        "liveness_interval_s": config.liveness_interval_s,
         "no_overlap": int(config.no_overlap),
         "desired_state": config.desired_state,
         "current_release": config.current_release,
@@ -186,6 +192,7 @@ def _from_row(row: Mapping[str, Any], hosts: Sequence[str]) -> AppConfig:
         tasks_max=row["tasks_max"],
         on_demand=bool(row["on_demand"]),
         idle_timeout_s=row["idle_timeout_s"],
+        liveness_interval_s=row["liveness_interval_s"],
         no_overlap=bool(row["no_overlap"]),
         desired_state=row["desired_state"],
         current_release=row["current_release"],

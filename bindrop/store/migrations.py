@@ -142,11 +142,17 @@ def _create_tokens(db: Database) -> None:
     )
 
 
+def _add_liveness(db: Database) -> None:
+    # Seconds between liveness checks after an app is up; NULL: no liveness checks.
+    db.execute("ALTER TABLE apps ADD COLUMN liveness_interval_s REAL")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_create_apps_and_releases", _create_apps_and_releases),
     Migration("0002_create_env", _create_env),
     Migration("0003_create_events", _create_events),
     Migration("0004_create_tokens", _create_tokens),
+    Migration("0005_add_liveness", _add_liveness),
 )
 
 

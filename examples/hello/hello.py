@@ -6,6 +6,7 @@ shares. Flags make it misbehave on purpose, for tests and demos:
   --fail            exit 1 at once (so does HELLO_FAIL=1 in the environment)
   --listen-after S  wait S seconds before listening
   --crash-after S   exit 1 S seconds after it started listening
+  --hang-after S    stop answering requests S seconds after it started listening
   --label TEXT      say TEXT in every answer (tells releases apart)
 """
 
@@ -22,6 +23,7 @@ async def main() -> int:
     parser.add_argument("--fail", action="store_true")
     parser.add_argument("--listen-after", type=float, default=0)
     parser.add_argument("--crash-after", type=float, default=None)
+    parser.add_argument("--hang-after", type=float, default=None)
     parser.add_argument("--label", default="hello")
     args = parser.parse_args()
     if args.fail or os.environ.get("HELLO_FAIL") == "1":
@@ -37,6 +39,8 @@ async def main() -> int:
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             writer.close()
             return
+        if args.hang_after is not None and loop.time() - listening_since > args.hang_after:
+            await asyncio.sleep(3600)  # hung: accepts, reads, never answers
         path = head.split(b" ", 2)[1].decode("latin-1") if b" " in head else "/"
         # Two releases overlap during a deploy and share this file: replace it atomically,
         # or one could read it half-written and never answer.
@@ -67,6 +71,7 @@ async def main() -> int:
         except TimeoutError:
             pass
     server = await asyncio.start_server(handle, "127.0.0.1", port)
+    listening_since = loop.time()
     print(f"hello: listening on 127.0.0.1:{port}", flush=True)
     if args.crash_after is not None:
         await asyncio.sleep(args.crash_after)

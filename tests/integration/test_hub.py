@@ -172,3 +172,18 @@ async def test_a_failed_restart_keeps_the_serving_release_live(
         await hub.call("fickle", Restart())
     assert store.get_release("fickle", 1).status == "live"
     assert first.port is not None and (await http_get(first.port))[0] == 200
+
+
+async def test_liveness_restarts_an_app_that_stops_answering(
+    hub: Hub, store: Store, blobs: BlobStore
+) -> None:
+    add_app(store, blobs, "hangs", "--hang-after", "1", health_path="/",
+            liveness_interval_s=0.3)
+    first = await hub.call("hangs", Deploy("1"))
+    # Three failed checks in a row (each times out after 2 s) make the hub restart it.
+    view = await wait_for_app(hub, "hangs", lambda v: v is not None and v.route is not None
+                              and v.route.unit != first.unit)
+    assert view is not None and view.route is not None
+    assert view.route.unit == "bindrop-app-hangs-1.1.service"
+    kinds = [e.kind for e in store.list_events("hangs")]
+    assert "app_unresponsive" in kinds

@@ -277,3 +277,20 @@ def test_delete_returns_only_blobs_no_other_release_uses(store: Store) -> None:
 def test_deleting_a_missing_app_is_not_found(store: Store) -> None:
     with pytest.raises(NotFound, match="ghost"):
         store.delete_app("ghost")
+
+
+@pytest.mark.parametrize("interval", [0, -1, math.inf, "often"])
+def test_a_liveness_interval_that_is_not_a_positive_number_is_refused(
+    interval: object, tmp_path: Path
+) -> None:
+    with Store(tmp_path / "db.sqlite") as store, pytest.raises(InvalidInput, match="liveness"):
+        store.create_app(AppConfig(name="web", liveness_interval_s=interval))  # type: ignore[arg-type]
+    with Store(tmp_path / "db.sqlite") as store:
+        assert store.list_apps() == []
+
+
+def test_liveness_interval_round_trips(tmp_path: Path) -> None:
+    with Store(tmp_path / "db.sqlite") as store:
+        store.create_app(AppConfig(name="web", liveness_interval_s=2.5))
+        assert store.get_app("web").liveness_interval_s == 2.5
+        assert store.update_app("web", liveness_interval_s=None).liveness_interval_s is None
