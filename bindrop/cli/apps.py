@@ -132,7 +132,8 @@ def status(app: str, as_json: bool, run: Run) -> None:
         ("url", shown["url"] or "-"),
         ("hosts", ", ".join(config["hosts"])),
         ("limits", f"memory {size_text(config['memory_max'])}, cpu "
-                   f"{config['cpu_quota'] or '-'}%, tasks {config['tasks_max'] or '-'}"),
+                   f"{str(config['cpu_quota']) + '%' if config['cpu_quota'] else '-'}, "
+                   f"tasks {config['tasks_max'] or '-'}"),
     ]
     for key, value in rows:
         click.echo(f"{key + ':':<10} {value}")
