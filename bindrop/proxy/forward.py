@@ -1,0 +1,314 @@
+"""The request handler: route, forward, stream back. Header rules live in ``headers``.
+
+Bodies are streamed both ways, chunk by chunk as they arrive (no buffering), so uploads,
+server-sent events and long polls pass through at once. The upstream client follows no
+redirect, keeps no cookies, decompresses nothing, adds no header of its own and sends the
+path exactly as the client did. Each forwarded request counts as in flight to its upstream
+unit from before it connects until its last byte is sent back (what a drain waits for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from bindrop.client.protocol import AppRoute, Upstream
+from bindrop.proxy.accesslog import AccessLog, AccessRecord
+from bindrop.proxy.cache import RouteCache
+from bindrop.proxy.headers import (
+    build_downstream_headers,
+    build_upstream_headers,
+    is_websocket_upgrade,
+    pick_request_id,
+    response_has_body,
+    without_hop_by_hop,
+)
+from bindrop.proxy.inflight import InFlight
+from bindrop.proxy.pages import Pages
+from bindrop.proxy.table import match_route
+
+# Sent by aiohttp's websocket client itself; the rest of the client's headers go upstream.
+_WS_OWN_HEADERS = ("Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
+                   "Sec-WebSocket-Protocol")
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+#: Asks the hub to start an app (bounded by the timeout given); None, or why it did not.
+Waker = Callable[[str, float], Awaitable[str | None]]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+@dataclass
+class _Result:
+    status: int = 0
+    sent: int = 0
+    app: str | None = None
+    release: str | None = None
+    too_large: bool = False  # the upload passed the app's body limit while streaming
+
+
+def describe_unavailable(route: AppRoute) -> str:
+    """Why an app's requests get 503, for the visitor. Pure."""
+    if route.maintenance_message:
+        return route.maintenance_message
+    if route.status == "crash-looping":
+        return f"{route.app} is not running: it keeps crashing. Try again later."
+    if route.status in ("restarting", "starting"):
+        return f"{route.app} is starting. Try again in a moment."
+    return f"{route.app} is not running at the moment. Try again later."
+
+
+def upstream_url(upstream: Upstream, raw_path: str) -> URL:
+    """The upstream URL for a request line's raw path, kept byte for byte. Pure."""
+    path, _, query = raw_path.partition("?")
+    return URL.build(scheme="http", host="127.0.0.1", port=upstream.port, path=path,
+                     query_string=query, encoded=True)
+
+
+class Forwarder:
+    """Answers every request the proxy receives."""
+
+    def __init__(self, routes: RouteCache, session: aiohttp.ClientSession, *,
+                 inflight: InFlight, pages: Pages, access: AccessLog,
+                 upstream_timeout: float, scheme: str = "http", waker: Waker | None = None,
+                 wake_timeout: float = 30.0) -> None:
+        self.routes = routes
+        self.session = session
+        self.inflight = inflight
+        self.pages = pages
+        self.access = access
+        self.upstream_timeout = upstream_timeout
+        self.scheme = scheme
+        self.waker = waker
+        self.wake_timeout = wake_timeout
+        #: Apps that had a request since ``take_activity`` was last called.
+        self._active: set[str] = set()
+        self._busy: Counter[str] = Counter()
+
+    def take_activity(self) -> set[str]:
+        """Apps with a request since the last call, or one still in flight."""
+        active, self._active = self._active, set()
+        return active | set(self._busy)
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        started = time.monotonic()
+        request_id = pick_request_id(request.headers, uuid.uuid4().hex)
+        host = request.headers.get("Host", "")
+        result = _Result()
+        try:
+            return await self._answer(request, host, request_id, result)
+        finally:
+            self.access.write(AccessRecord(
+                request.method, host, request.raw_path[:2048], result.status, result.sent,
+                (time.monotonic() - started) * 1000, result.app, result.release, request_id))
+
+    async def _answer(self, request: web.BaseRequest, host: str, request_id: str,
+                      result: _Result) -> web.StreamResponse:
+        route = match_route(self.routes.lookup, host, request.raw_path)
+        if route is None:
+            return self._page(request, result, 404, f"No app answers on {host or 'this address'}"
+                              " here. Check the address, or add the host to an app.", request_id)
+        result.app = route.app
+        if route.wakeable and self.waker is not None:
+            route, problem = await self._wake(route, host, request.raw_path)
+            if problem is not None:
+                return self._page(request, result, 503, problem, request_id, route.app)
+        if not route.serving or route.upstream is None:
+            return self._page(request, result, 503, describe_unavailable(route), request_id,
+                              route.app)
+        upstream = route.upstream
+        result.release = upstream.release
+        length = request.content_length
+        if length is not None and length > route.body_limit:
+            return self._page(request, result, 413, f"The request body is larger than "
+                              f"{route.app} accepts ({route.body_limit} bytes).", request_id,
+                              route.app)
+        self.inflight.enter(upstream.unit)
+        self._busy[route.app] += 1
+        try:
+            if is_websocket_upgrade(request.headers):
+                return await self._websocket(request, route, upstream, request_id, result)
+            return await self._forward(request, route, upstream, request_id, result)
+        finally:
+            self.inflight.leave(upstream.unit)
+            self._active.add(route.app)
+            self._busy[route.app] -= 1
+            if not self._busy[route.app]:
+                del self._busy[route.app]
+
+    async def _wake(self, route: AppRoute, host: str, raw_path: str
+                    ) -> tuple[AppRoute, str | None]:
+        """Have the hub start an on-demand app; the route to use then, or why not."""
+        assert self.waker is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wake_timeout
+        problem = await self.waker(route.app, self.wake_timeout)
+        if problem is not None:
+            return route, f"{route.app} could not be started: {problem}"
+        # The hub answers once this proxy confirmed the new table, unless it was slow to.
+        while True:
+            found = match_route(self.routes.lookup, host, raw_path)
+            if found is None or found.serving or loop.time() >= deadline:
+                return found or route, None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.routes.swapped(), deadline - loop.time())
+
+    async def _forward(self, request: web.BaseRequest, route: AppRoute, upstream: Upstream,
+                       request_id: str, result: _Result) -> web.StreamResponse:
+        headers = build_upstream_headers(request.headers, client=request.remote,
+                                         scheme=self.scheme, request_id=request_id)
+        url = upstream_url(upstream, request.raw_path)
+        has_body = request.body_exists
+        attempts = 1 if has_body or request.method not in _IDEMPOTENT else 2
+        for attempt in range(attempts):
+            try:
+                async with asyncio.timeout(self.upstream_timeout):
+                    response = await self.session.request(
+                        request.method, url, headers=headers, allow_redirects=False,
+                        data=_limited(request, route.body_limit, result) if has_body
+                        else None)
+                break
+            except TimeoutError:
+                return self._page(request, result, 504, f"{route.app} did not answer within "
+                                  f"{self.upstream_timeout:g} s.", request_id, route.app)
+            except aiohttp.ServerDisconnectedError:
+                # A pooled keep-alive connection the app had just closed: retry once
+                # (only requests without a body that are safe to repeat).
+                if attempt + 1 < attempts:
+                    continue
+                return self._page(request, result, 502, f"{route.app} closed the connection "
+                                  "without answering.", request_id, route.app)
+            except (aiohttp.ClientError, BodyTooLarge):
+                if result.too_large:
+                    return self._page(request, result, 413, f"The request body is larger "
+                                      f"than {route.app} accepts ({route.body_limit} bytes).",
+                                      request_id, route.app)
+                return self._page(request, result, 502, f"{route.app} did not accept the "
+                                  "connection. It may be starting or stopping; try again.",
+                                  request_id, route.app)
+        try:
+            answer = web.StreamResponse(status=response.status, reason=response.reason,
+                                        headers=build_downstream_headers(response.headers,
+                                                                         request_id))
+            result.status = response.status
+            await answer.prepare(request)
+            if response_has_body(request.method, response.status):
+                async for chunk in response.content.iter_any():
+                    await answer.write(chunk)
+                    result.sent += len(chunk)
+            await answer.write_eof()
+            return answer
+        except (aiohttp.ClientError, ConnectionError, asyncio.CancelledError):
+            response.close()  # the app or the visitor went away mid-body: drop both ends
+            raise
+        finally:
+            response.release()
+
+    async def _websocket(self, request: web.BaseRequest, route: AppRoute, upstream: Upstream,
+                         request_id: str, result: _Result) -> web.StreamResponse:
+        headers = build_upstream_headers(without_hop_by_hop(request.headers,
+                                                            also=_WS_OWN_HEADERS),
+                                         client=request.remote, scheme=self.scheme,
+                                         request_id=request_id)
+        protocols = [p.strip() for v in request.headers.getall("Sec-WebSocket-Protocol", ())
+                     for p in v.split(",") if p.strip()]
+        url = upstream_url(upstream, request.raw_path)
+        try:
+            async with asyncio.timeout(self.upstream_timeout):
+                up = await self.session.ws_connect(url, headers=headers, protocols=protocols,
+                                                   autoclose=False, autoping=False,
+                                                   max_msg_size=0)
+        except TimeoutError:
+            return self._page(request, result, 504, f"{route.app} did not answer within "
+                              f"{self.upstream_timeout:g} s.", request_id, route.app)
+        except aiohttp.WSServerHandshakeError as exc:
+            return self._page(request, result, exc.status if exc.status >= 400 else 502,
+                              f"{route.app} refused the WebSocket: {exc.message}",
+                              request_id, route.app)
+        except aiohttp.ClientError:
+            return self._page(request, result, 502, f"{route.app} did not accept the "
+                              "connection.", request_id, route.app)
+        down = web.WebSocketResponse(protocols=(up.protocol,) if up.protocol else (),
+                                     autoclose=False, autoping=False, max_msg_size=0)
+        await down.prepare(request)
+        result.status = 101
+        try:
+            await _pump_both(down, up)
+        finally:
+            await up.close()
+            await down.close()
+        return down
+
+    def _page(self, request: web.BaseRequest, result: _Result, status: int, message: str,
+              request_id: str, app: str | None = None) -> web.Response:
+        page = self.pages.render(status, message, accept=request.headers.get("Accept", ""),
+                                 app=app, request_id=request_id)
+        result.status, result.sent = status, len(page.body)
+        return web.Response(status=status, body=page.body,
+                            headers={"Content-Type": page.content_type,
+                                     "Cache-Control": "no-store", "X-Request-Id": request_id})
+
+
+async def _limited(request: web.BaseRequest, limit: int, result: _Result
+                   ) -> AsyncIterator[bytes]:
+    received = 0
+    async for chunk in request.content.iter_any():
+        received += len(chunk)
+        if received > limit:
+            result.too_large = True  # the client library may wrap the exception below
+            raise BodyTooLarge
+        yield chunk
+
+
+async def _pump_both(down: web.WebSocketResponse, up: aiohttp.ClientWebSocketResponse) -> None:
+    """Copy frames both ways until either side closes; then close the other."""
+
+    async def to_upstream() -> None:
+        async for msg in down:
+            if not await _relay(msg, up):
+                break
+        await up.close()
+
+    async def to_client() -> None:
+        async for msg in up:
+            if not await _relay(msg, down):
+                break
+        await down.close()
+
+    tasks = [asyncio.ensure_future(to_upstream()), asyncio.ensure_future(to_client())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError, aiohttp.ClientError):
+                await task
+
+
+async def _relay(msg: aiohttp.WSMessage,
+                 to: web.WebSocketResponse | aiohttp.ClientWebSocketResponse) -> bool:
+    """Send one frame on; False when the conversation is over."""
+    if msg.type == aiohttp.WSMsgType.TEXT:
+        await to.send_str(msg.data)
+    elif msg.type == aiohttp.WSMsgType.BINARY:
+        await to.send_bytes(msg.data)
+    elif msg.type == aiohttp.WSMsgType.PING:
+        await to.ping(msg.data)
+    elif msg.type == aiohttp.WSMsgType.PONG:
+        await to.pong(msg.data)
+    else:  # CLOSE, CLOSING, CLOSED, ERROR
+        return False
+    return True

@@ -1,0 +1,35 @@
+"""Requests in flight per upstream unit: what a drain waits on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+
+class InFlight:
+    """Counts requests per unit; ``wait_idle(unit)`` returns once the unit has none."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._idle: dict[str, asyncio.Event] = {}
+
+    def enter(self, unit: str) -> None:
+        self._counts[unit] += 1
+
+    def leave(self, unit: str) -> None:
+        self._counts[unit] -= 1
+        if self._counts[unit] <= 0:
+            del self._counts[unit]
+            event = self._idle.pop(unit, None)
+            if event is not None:
+                event.set()
+
+    def count(self, unit: str) -> int:
+        return self._counts.get(unit, 0)
+
+    def counts(self) -> dict[str, int]:
+        return dict(self._counts)
+
+    async def wait_idle(self, unit: str) -> None:
+        while self._counts.get(unit, 0) > 0:
+            await self._idle.setdefault(unit, asyncio.Event()).wait()

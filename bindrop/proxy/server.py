@@ -1,0 +1,175 @@
+"""The proxy process: listening sockets, the forwarder, the hub link, graceful stop.
+
+``ProxyServer`` is what ``bindrop proxy`` runs and what tests start in-process. On start it
+serves the route snapshot from disk (if any) at once, then follows the hub. On close it stops
+accepting, lets requests in flight finish (bounded), and closes only its own copies of the
+sockets: under socket activation systemd keeps them, and queues connections for the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TextIO
+
+import aiohttp
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from bindrop.proxy.accesslog import AccessLog
+from bindrop.proxy.cache import RouteCache
+from bindrop.proxy.forward import Forwarder
+from bindrop.proxy.hublink import HubLink
+from bindrop.proxy.inflight import InFlight
+from bindrop.proxy.pages import Pages
+from bindrop.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_NAME = "proxy-routes.json"
+#: After it stops accepting, how long the proxy waits at most for connections it accepted
+#: but has no request from yet: closing them would reset a visitor whose request is on the way.
+FIRST_REQUEST_WAIT = 2.0
+#: At start, how long to hold connections (the kernel queues them) for the hub's current
+#: table before serving the snapshot (or 404s, with none): routes may have changed while
+#: the proxy was down.
+FIRST_TABLE_WAIT = 3.0
+
+
+@dataclass(frozen=True)
+class ProxyOptions:
+    hub_socket: Path
+    snapshot: Path | None
+    upstream_timeout: float = 60.0
+    connect_timeout: float = 5.0
+    max_line_size: int = 8190
+    max_field_size: int = 8190
+    shutdown_timeout: float = 30.0
+    first_table_wait: float = FIRST_TABLE_WAIT
+    #: How long a request to a stopped on-demand app is held while the hub starts it.
+    wake_timeout: float = 30.0
+    #: How often the proxy tells the hub which apps had requests (for idle stops).
+    activity_interval: float = 5.0
+    scheme: str = "http"
+    proxy_id: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProxyOptions:
+        """Defaults for this server: the hub's control socket, the snapshot in state_dir."""
+        return cls(hub_socket=settings.control_socket,
+                   snapshot=settings.state_dir / SNAPSHOT_NAME)
+
+
+class ProxyServer:
+    def __init__(self, options: ProxyOptions, *, access_out: TextIO | None = sys.stdout
+                 ) -> None:
+        self.options = options
+        self.proxy_id = options.proxy_id or f"{socket.gethostname()}-{os.getpid()}-" \
+                                            f"{uuid.uuid4().hex[:6]}"
+        self.routes = RouteCache(options.snapshot)
+        self.inflight = InFlight()
+        self.access = AccessLog(access_out)
+        self.hub = HubLink(options.hub_socket, self.proxy_id, on_table=self.routes.swap,
+                           inflight=self.inflight, activity=self._activity,
+                           activity_interval=options.activity_interval)
+        self._forwarder: Forwarder | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.ServerRunner | None = None
+        self.sockets: list[socket.socket] = []
+
+    async def start(self, sockets: list[socket.socket]) -> None:
+        """Serve on ``sockets`` (already listening) once the hub sent its table, or after
+        ``first_table_wait`` seconds from the snapshot on disk (the hub may be down)."""
+        self.routes.load_snapshot()
+        self.hub.start()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.hub.connected.wait(), self.options.first_table_wait)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=15),
+            cookie_jar=aiohttp.DummyCookieJar(),  # never carry one visitor's cookies to another
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.options.connect_timeout),
+            trust_env=False,
+            requote_redirect_url=False,
+        )
+        forwarder = self._forwarder = Forwarder(
+            self.routes, self._session, inflight=self.inflight, pages=Pages(),
+            access=self.access, upstream_timeout=self.options.upstream_timeout,
+            scheme=self.options.scheme, waker=self.hub.wake,
+            wake_timeout=self.options.wake_timeout)
+        server = web.Server(forwarder.handle, access_log=None, auto_decompress=False,
+                            max_line_size=self.options.max_line_size,
+                            max_field_size=self.options.max_field_size)
+        self._runner = web.ServerRunner(server, handle_signals=False,
+                                        shutdown_timeout=self.options.shutdown_timeout)
+        await self._runner.setup()
+        for sock in sockets:
+            await web.SockSite(self._runner, sock).start()
+        self.sockets = sockets
+
+    def _activity(self) -> set[str]:
+        return self._forwarder.take_activity() if self._forwarder else set()
+
+    @property
+    def ports(self) -> list[int]:
+        return [s.getsockname()[1] for s in self.sockets if s.family != socket.AF_UNIX]
+
+    async def close(self) -> None:
+        """Stop accepting, finish requests in flight (bounded), then disconnect. Idempotent."""
+        await self.hub.close()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            # Stop accepting before closing the servers: asyncio sets up an accepted
+            # connection in a task of its own, and one that runs after Server.close() fails
+            # silently, dropping the connection with its request unread (a reset).
+            loop = asyncio.get_running_loop()
+            for sock in self.sockets:
+                if sock.fileno() >= 0:
+                    loop.remove_reader(sock.fileno())
+            for _ in range(3):
+                await asyncio.sleep(0)
+            for site in list(runner.sites):
+                await site.stop()
+            await self._wait_for_first_requests(runner, FIRST_REQUEST_WAIT)
+            await runner.cleanup()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def _wait_for_first_requests(self, runner: web.ServerRunner, timeout: float
+                                       ) -> None:
+        server = runner.server
+        if server is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        await asyncio.sleep(0.02)  # connections accepted in the last batch get set up
+        while any(awaiting_first_request(h) for h in server.connections) \
+                and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+
+    async def __aenter__(self) -> ProxyServer:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+
+def awaiting_first_request(handler: RequestHandler) -> bool:
+    """A connection that is open but has not sent (all of) its first request yet.
+
+    Reads aiohttp internals (guarded: if they change, nothing waits)."""
+    return (getattr(handler, "_request_count", 1) == 0
+            and not getattr(handler, "_request_in_progress", True)
+            and not getattr(handler, "_messages", True)
+            and handler.transport is not None and not handler.transport.is_closing())

@@ -1,0 +1,157 @@
+"""Deploys through the proxy, against a real systemd: the hub's ProxyLink as its router."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bindrop.hub.commands import Deploy, Stop
+from bindrop.hub.hub import Hub
+from bindrop.hub.logs import JournalReader
+from bindrop.hub.proxylink import ProxyLink
+from bindrop.hub.state import AppRunState, StateStore, is_up
+from bindrop.machine import Machine
+from bindrop.proxy.server import ProxyServer
+from bindrop.settings import Settings
+from bindrop.store import BlobStore, Store
+from tests.proxy.kit import HubEnd, proxy_options, running_proxy
+
+from .conftest import stop_all
+from .hubkit import HANG, add_app, wait_for_app
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def linked_hub(settings: Settings, store: Store, blobs: BlobStore,
+                     journal: JournalReader) -> AsyncIterator[tuple[Hub, HubEnd]]:
+    """A hub whose router is a ProxyLink, serving the proxy routes on its control socket."""
+    state = StateStore()
+    link = ProxyLink(state, store)
+    the_hub = Hub(settings, store, blobs, journal=journal, router=link, state=state)
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    end = HubEnd(link, settings.control_socket, hub=the_hub)
+    await the_hub.start()
+    await end.start()
+    try:
+        yield the_hub, end
+    finally:
+        await stop_all(the_hub)
+        await end.stop()
+        link.close()
+        await the_hub.close()
+
+
+@pytest.fixture
+async def proxy(linked_hub: tuple[Hub, HubEnd], tmp_path: Path) -> AsyncIterator[ProxyServer]:
+    async with running_proxy(proxy_options(linked_hub[1], tmp_path,
+                                           activity_interval=0.2)) as p:
+        yield p
+
+
+async def get(port: int, host: str) -> tuple[int, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        raw = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = raw.decode().partition("\r\n\r\n")
+    return (int(head.split(" ", 2)[1]) if head else 0), body
+
+
+async def test_three_deploys_under_a_request_loop_through_the_proxy_lose_no_request(
+        linked_hub: tuple[Hub, HubEnd], proxy: ProxyServer, store: Store, blobs: BlobStore,
+        machine: Machine) -> None:
+    hub, _ = linked_hub
+    for label in ("one", "two", "three", "four"):
+        add_app(store, blobs, "steady", "--label", label)
+    await hub.call("steady", Deploy("1"))
+    port = proxy.ports[0]
+    assert (await get(port, "steady.test"))[1].startswith("one from steady release 1")
+    results: Counter[str] = Counter()
+    bodies: list[str] = []
+    stop = asyncio.Event()
+
+    async def visitor() -> None:
+        while not stop.is_set():
+            try:
+                async with asyncio.timeout(HANG):
+                    status, body = await get(port, "steady.test")
+                results[str(status)] += 1
+                bodies.append(body.split(" ", 1)[0])
+            except (OSError, TimeoutError) as exc:
+                results[type(exc).__name__] += 1
+
+    visitors = [asyncio.ensure_future(visitor()) for _ in range(4)]
+    try:
+        for release in ("2", "3", "4"):
+            await asyncio.sleep(0.2)
+            outcome = await hub.call("steady", Deploy(release))
+            assert outcome.stopped  # the old unit was drained and stopped before returning
+    finally:
+        await asyncio.sleep(0.2)
+        stop.set()
+        await asyncio.gather(*visitors)
+    assert set(results) == {"200"}, results
+    assert results["200"] > 20
+    assert bodies[-1] == "four"
+    assert [b for b in dict.fromkeys(bodies)] == ["one", "two", "three", "four"]
+    up = [u.name for u in hub.state.units_of("steady") if is_up(u)]
+    assert up == ["bindrop-app-steady-4.service"]
+    active = machine.exec("systemctl", "list-units", "--state=active", "--plain",
+                          "--no-legend", "bindrop-app-steady-*").stdout.split()
+    assert [w for w in active if w.startswith("bindrop-app-")] == up
+
+
+async def test_a_stopped_app_answers_503_through_the_proxy_and_serves_again_after_deploy(
+        linked_hub: tuple[Hub, HubEnd], proxy: ProxyServer, store: Store,
+        blobs: BlobStore) -> None:
+    hub, _ = linked_hub
+    add_app(store, blobs, "pause", "--label", "back")
+    await hub.call("pause", Deploy("1"))
+    assert (await get(proxy.ports[0], "pause.test"))[0] == 200
+    await hub.call("pause", Stop())
+    status, body = await get(proxy.ports[0], "pause.test")
+    assert status == 503 and "pause is not running" in body
+    await hub.call("pause", Deploy("1"))
+    status, body = await get(proxy.ports[0], "pause.test")
+    assert status == 200 and body.startswith("back from pause")
+
+
+async def test_a_request_wakes_a_stopped_on_demand_app_and_idleness_stops_it_again(
+        linked_hub: tuple[Hub, HubEnd], proxy: ProxyServer, store: Store,
+        blobs: BlobStore) -> None:
+    hub, _ = linked_hub
+    add_app(store, blobs, "lazy", "--label", "woken", on_demand=True, idle_timeout_s=1.5)
+    store.update_app("lazy", current_release=1, desired_state="stopped")
+    linked_hub[1].link.refresh()  # written to the store directly: no event did it
+    assert hub.state.app("lazy") is None
+    status, body = await get(proxy.ports[0], "lazy.test")  # held until the app is ready
+    assert status == 200 and body.startswith("woken from lazy release 1")
+    # Requests keep it up past its idle timeout...
+    for _ in range(8):
+        await asyncio.sleep(0.25)
+        assert (await get(proxy.ports[0], "lazy.test"))[0] == 200
+    # ...and with none it stops, then wakes again on the next one.
+    await wait_for_app(hub, "lazy", lambda v: v is None or v.state == AppRunState.STOPPED)
+    assert store.get_app("lazy").desired_state == "stopped"
+    status, body = await get(proxy.ports[0], "lazy.test")
+    assert status == 200 and body.startswith("woken from lazy")
+
+
+async def test_a_stopped_app_that_is_not_on_demand_is_not_woken(
+        linked_hub: tuple[Hub, HubEnd], proxy: ProxyServer, store: Store,
+        blobs: BlobStore) -> None:
+    hub, _ = linked_hub
+    add_app(store, blobs, "plain")
+    store.update_app("plain", current_release=1, desired_state="stopped")
+    linked_hub[1].link.refresh()
+    status, body = await get(proxy.ports[0], "plain.test")
+    assert status == 503 and "plain is not running" in body
+    assert hub.state.app("plain") is None

@@ -1,0 +1,143 @@
+"""bindrop-proxy.socket + bindrop-proxy.service from deploy/, in a real systemd."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from bindrop.cli.install import deploy_dir, render_installed_unit
+from bindrop.hub.proxylink import ProxyLink
+from bindrop.hub.state import StateStore
+from bindrop.machine import Machine
+from bindrop.proxy.listen import bind_socket
+from bindrop.settings import Settings
+from bindrop.store import AppConfig, Store
+from tests.proxy.kit import Backend, HubEnd
+
+from .hubkit import HANG
+
+pytestmark = pytest.mark.integration
+
+UNITS = ("bindrop-proxy.socket", "bindrop-proxy.service")
+
+
+def free_port() -> int:
+    with bind_socket("127.0.0.1", 0) as sock:
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def proxy_store(settings: Settings) -> Iterator[Store]:
+    with Store.open(settings) as store:
+        store.create_app(AppConfig(name="web", hosts=("web.test",)))
+        yield store
+
+
+@pytest.fixture
+async def hub_end(settings: Settings, proxy_store: Store) -> AsyncIterator[HubEnd]:
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    link = ProxyLink(StateStore(), proxy_store, ping_interval=0.5)
+    end = HubEnd(link, settings.control_socket)
+    await end.start()
+    try:
+        yield end
+    finally:
+        await end.stop()
+        link.close()
+
+
+@pytest.fixture
+def installed(machine: Machine, settings: Settings) -> Iterator[int]:
+    """The proxy's units from deploy/ in the machine, listening on a free port (a drop-in,
+    as install will render it), its hub socket and snapshot under the test's root."""
+    unit_dir = machine.layout.private_dir("/etc/systemd/system")
+    command = f"{shlex.quote(sys.executable)} -m bindrop"
+    port = free_port()
+    written: list[Path] = []
+    for name in UNITS:
+        path = unit_dir / name
+        path.write_text(render_installed_unit((deploy_dir() / name).read_text(), command))
+        written.append(path)
+    drop_ins = {
+        "bindrop-proxy.socket.d": f"[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n",
+        "bindrop-proxy.service.d": f"[Service]\nEnvironment=BINDROP_ROOT={settings.root}\n"
+                                   f"Environment=BINDROP_PROXY_HUB_SOCKET="
+                                   f"{settings.control_socket}\n",
+    }
+    for folder, text in drop_ins.items():
+        (unit_dir / folder).mkdir(exist_ok=True)
+        (unit_dir / folder / "test.conf").write_text(text)
+        written.append(unit_dir / folder / "test.conf")
+    machine.exec("systemctl", "daemon-reload")
+    machine.exec("systemctl", "start", "bindrop-proxy.socket")
+    try:
+        yield port
+    finally:
+        machine.exec("systemctl", "stop", *UNITS, check=False)
+        machine.exec("systemctl", "reset-failed", *UNITS, check=False)
+        for path in written:
+            path.unlink()
+        for folder in drop_ins:
+            (unit_dir / folder).rmdir()
+        machine.exec("systemctl", "daemon-reload")
+
+
+async def get_status(port: int) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        data = await reader.read()
+    finally:
+        writer.close()
+    return int(data.split(b" ", 2)[1]) if data else 0
+
+
+async def test_restarting_the_socket_activated_proxy_under_a_request_loop_loses_nothing(
+        machine: Machine, installed: int, hub_end: HubEnd) -> None:
+    backend = await Backend("web").start()
+    await hub_end.publish("web", backend.port)
+    results: Counter[str] = Counter()
+    stop = asyncio.Event()
+
+    async def visitor() -> None:
+        while not stop.is_set():
+            try:
+                async with asyncio.timeout(HANG):
+                    results[str(await get_status(installed))] += 1
+            except (OSError, TimeoutError) as exc:
+                results[type(exc).__name__] += 1
+
+    visitors: list[asyncio.Task[None]] = []
+    try:
+        # The first connection starts the service (socket activation) and waits for it.
+        async with asyncio.timeout(HANG):
+            assert await get_status(installed) == 200
+        assert machine.exec("systemctl", "is-active", "bindrop-proxy.service").stdout.strip() \
+            == "active"
+        visitors = [asyncio.ensure_future(visitor()) for _ in range(4)]
+        for _ in range(2):
+            await asyncio.sleep(0.5)
+            before = results["200"]
+            await asyncio.to_thread(machine.exec, "systemctl", "restart",
+                                    "bindrop-proxy.service")
+            async with asyncio.timeout(HANG):
+                while results["200"] < before + 20:
+                    await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*visitors)
+        await backend.stop()
+    assert set(results) == {"200"}, results
+    log = machine.exec("journalctl", "-u", "bindrop-proxy.service", "-o", "cat").stdout
+    assert "serving 1 sockets passed by systemd" in log
+    assert '"host":"web.test","path":"/","status":200' in log

@@ -1,0 +1,39 @@
+"""Small pure parts of forwarding: upstream URLs, 503 reasons, access lines."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bindrop.client.protocol import AppRoute, Upstream
+from bindrop.proxy.accesslog import AccessRecord, render_access_line
+from bindrop.proxy.forward import describe_unavailable, upstream_url
+
+
+@pytest.mark.parametrize("raw", ["/", "/a/../b", "/a%2Fb?x=%20&y", "/%zz;p?q=/../",
+                                 "//double//slash", "/?"])
+def test_the_upstream_url_keeps_the_raw_path_byte_for_byte(raw: str) -> None:
+    url = upstream_url(Upstream("u", "1", 20001), raw)
+    assert url.raw_path_qs.rstrip("?") == raw.rstrip("?")
+    assert (url.host, url.port) == ("127.0.0.1", 20001)
+
+
+@pytest.mark.parametrize(("status", "message", "says"), [
+    ("stopped", None, "is not running at the moment"),
+    ("crash-looping", None, "keeps crashing"),
+    ("restarting", None, "is starting"),
+    ("crash-looping", "Down for upgrades until 3pm.", "Down for upgrades until 3pm."),
+])
+def test_a_503_says_why_and_prefers_the_maintenance_message(
+        status: str, message: str | None, says: str) -> None:
+    assert says in describe_unavailable(AppRoute("blog", (), status, None, message))
+
+
+def test_an_access_line_is_one_json_object_with_every_field() -> None:
+    line = render_access_line(AccessRecord("GET", "a.test", "/x", 200, 12, 3.14159, "a", "2",
+                                           "r1"))
+    assert "\n" not in line
+    assert json.loads(line) == {"method": "GET", "host": "a.test", "path": "/x", "status": 200,
+                                "bytes": 12, "duration_ms": 3.14, "app": "a", "release": "2",
+                                "request_id": "r1"}

@@ -1,0 +1,102 @@
+"""The proxy's header rules, as pure functions."""
+
+from __future__ import annotations
+
+import pytest
+from multidict import CIMultiDict
+
+from bindrop.proxy.headers import (
+    build_downstream_headers,
+    build_upstream_headers,
+    hop_by_hop,
+    is_websocket_upgrade,
+    pick_request_id,
+    request_host,
+    response_has_body,
+    without_hop_by_hop,
+)
+
+
+def headers(*pairs: tuple[str, str]) -> CIMultiDict[str]:
+    return CIMultiDict(pairs)
+
+
+def test_hop_by_hop_includes_the_fixed_set_and_what_connection_names() -> None:
+    names = hop_by_hop(headers(("Connection", "keep-alive, X-Private"),
+                               ("Connection", "x-other")))
+    assert {"connection", "keep-alive", "te", "transfer-encoding", "upgrade",
+            "x-private", "x-other"} <= names
+
+
+def test_removing_hop_by_hop_keeps_order_and_repeats_of_the_rest() -> None:
+    out = without_hop_by_hop(headers(("Set-Cookie", "a=1"), ("Connection", "close, X-P"),
+                                     ("X-P", "1"), ("Set-Cookie", "b=2"),
+                                     ("Transfer-Encoding", "chunked"), ("Content-Length", "3")))
+    assert list(out.items()) == [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"),
+                                 ("Content-Length", "3")]
+
+
+def test_x_forwarded_for_is_appended_to_what_came_in() -> None:
+    out = build_upstream_headers(headers(("Host", "a.test"), ("X-Forwarded-For", "1.1.1.1"),
+                                         ("X-Forwarded-For", "2.2.2.2")),
+                                 client="9.9.9.9", scheme="https", request_id="r1")
+    assert out.getall("X-Forwarded-For") == ["1.1.1.1, 2.2.2.2, 9.9.9.9"]
+
+
+def test_forwarded_proto_host_and_request_id_are_set_not_trusted() -> None:
+    out = build_upstream_headers(headers(("Host", "a.test:8080"), ("X-Forwarded-Proto", "ftp"),
+                                         ("X-Forwarded-Host", "evil.test"),
+                                         ("X-Request-Id", "client-1")),
+                                 client="9.9.9.9", scheme="https", request_id="r1")
+    assert out.getall("X-Forwarded-Proto") == ["https"]
+    assert out.getall("X-Forwarded-Host") == ["a.test:8080"]
+    assert out.getall("X-Request-Id") == ["r1"]
+    assert out["Host"] == "a.test:8080"
+
+
+def test_upstream_headers_without_a_client_address_have_no_empty_forwarded_for() -> None:
+    out = build_upstream_headers(headers(("Host", "a.test")), client=None, scheme="http",
+                                 request_id="r")
+    assert "X-Forwarded-For" not in out
+
+
+def test_downstream_headers_drop_hop_by_hop_and_carry_the_request_id() -> None:
+    out = build_downstream_headers(headers(("Keep-Alive", "timeout=5"), ("Connection", "close"),
+                                           ("Content-Type", "text/plain")), "r1")
+    assert dict(out) == {"Content-Type": "text/plain", "X-Request-Id": "r1"}
+
+
+@pytest.mark.parametrize(("given", "kept"), [
+    ("abc-123", True), ("0f8e1c2a/9", True), ("", False), ("a b", False),
+    ("x" * 201, False), ("<script>", False),
+])
+def test_a_client_request_id_is_kept_only_when_short_and_plain(given: str, kept: bool) -> None:
+    assert pick_request_id(headers(("X-Request-Id", given)), "new") == (given if kept else "new")
+
+
+@pytest.mark.parametrize(("method", "status", "body"), [
+    ("GET", 200, True), ("HEAD", 200, False), ("GET", 204, False), ("GET", 304, False),
+    ("GET", 101, False), ("POST", 201, True), ("GET", 404, True),
+])
+def test_which_responses_carry_a_body(method: str, status: int, body: bool) -> None:
+    assert response_has_body(method, status) is body
+
+
+@pytest.mark.parametrize(("pairs", "upgrade"), [
+    ((("Connection", "Upgrade"), ("Upgrade", "websocket")), True),
+    ((("Connection", "keep-alive, upgrade"), ("Upgrade", "WebSocket")), True),
+    ((("Upgrade", "websocket"),), False),
+    ((("Connection", "upgrade"), ("Upgrade", "h2c")), False),
+])
+def test_a_websocket_upgrade_needs_both_headers(pairs: tuple[tuple[str, str], ...],
+                                                upgrade: bool) -> None:
+    assert is_websocket_upgrade(headers(*pairs)) is upgrade
+
+
+@pytest.mark.parametrize(("host", "name"), [
+    ("Example.COM", "example.com"), ("example.com:8080", "example.com"),
+    ("example.com.", "example.com"), ("[::1]:80", "[::1]"), ("", ""), (None, ""),
+])
+def test_the_requested_host_is_lowercased_without_port_or_trailing_dot(
+        host: str | None, name: str) -> None:
+    assert request_host(host) == name
