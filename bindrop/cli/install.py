@@ -13,17 +13,20 @@ import click
 from bindrop.errors import BindropError
 from bindrop.settings import Settings
 
-#: Units bindrop installs, from deploy/ in the source tree.
-UNITS = ("bindrop.service",)
+#: Units bindrop installs, from deploy/ in the source tree, in start order.
+UNITS = ("bindrop.service", "bindrop-proxy.socket", "bindrop-proxy.service")
+DEFAULT_HTTP_PORT = 80
 
 
 def deploy_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "deploy"
 
 
-def render_installed_unit(template: str, command: str) -> str:
-    """A unit template from deploy/ with ``@BINDROP@`` replaced by how to run bindrop. Pure."""
-    return template.replace("@BINDROP@", command)
+def render_installed_unit(template: str, command: str, http_port: int = DEFAULT_HTTP_PORT) -> str:
+    """A unit template from deploy/ with ``@BINDROP@`` replaced by how to run bindrop and
+    the proxy's ``ListenStream=80`` by ``http_port``. Pure."""
+    text = template.replace("@BINDROP@", command)
+    return text.replace("\nListenStream=80\n", f"\nListenStream={http_port}\n")
 
 
 def bindrop_command() -> str:
@@ -33,14 +36,18 @@ def bindrop_command() -> str:
 
 @click.command()
 @click.option("--no-start", is_flag=True, help="Write and enable the units but start nothing.")
-def install(no_start: bool) -> None:
+@click.option("--http-port", type=click.IntRange(1, 65535), default=DEFAULT_HTTP_PORT,
+              show_default=True, envvar="BINDROP_HTTP_PORT",
+              help="Port the proxy listens on for HTTP. [env: BINDROP_HTTP_PORT]")
+def install(no_start: bool, http_port: int) -> None:
     """Install bindrop's services on this server (as root): units, directories, then start.
 
-    Writes bindrop.service into /etc/systemd/system, creates /etc/bindrop, /var/lib/bindrop
+    Writes bindrop.service (the hub) and bindrop-proxy.socket + .service (the proxy, on
+    --http-port) into /etc/systemd/system, creates /etc/bindrop, /var/lib/bindrop
     and /var/backups/bindrop, enables the units and starts them. Running it again changes
     only what differs.
 
-    Example: bindrop install
+    Example: bindrop install --http-port 80
     """
     settings = Settings.from_env(os.environ)
     for directory, mode in ((settings.etc_dir, 0o755), (settings.state_dir, 0o755),
@@ -51,7 +58,7 @@ def install(no_start: bool) -> None:
     settings.unit_dir.mkdir(parents=True, exist_ok=True)
     for name in UNITS:
         template = (deploy_dir() / name).read_text()
-        text = render_installed_unit(template, bindrop_command())
+        text = render_installed_unit(template, bindrop_command(), http_port)
         target = settings.unit_dir / name
         if not target.exists() or target.read_text() != text:
             target.write_text(text)

@@ -67,7 +67,9 @@ def up(name: str, machines_dir: Path | None, http_port: int | None, bare: bool,
         return
     click.echo(f"machine {name!r} is up (systemd pid {state.systemd_pid} on the host)")
     if not bare:
-        click.echo("  bindrop's hub runs inside (bindrop.service); the proxy comes later")
+        click.echo("  bindrop runs inside: the hub (bindrop.service) and the proxy "
+                   f"(bindrop-proxy.socket) on http://127.0.0.1:{state.http_port}")
+        click.echo(f"  client:  eval \"$(bindrop machine env --name {name})\"")
     click.echo(f"  inside:  bindrop machine shell --name {name} -- systemctl status")
     click.echo(f"  stop:    bindrop machine down --name {name}")
 
@@ -137,10 +139,11 @@ def status(name: str | None, machines_dir: Path | None, as_json: bool) -> None:
     if not rows:
         click.echo("no machines; create one with `bindrop machine up`")
         return
-    click.echo(f"{'NAME':<20} {'STATE':<10} {'SYSTEMD':<10} {'PID':<8} DIR")
+    click.echo(f"{'NAME':<20} {'STATE':<10} {'SYSTEMD':<10} {'PID':<8} {'HTTP':<6} DIR")
     for r in rows:
         click.echo(f"{r.name:<20} {'running' if r.running else 'stopped':<10} "
-                   f"{r.system_state or '-':<10} {r.systemd_pid or '-'!s:<8} {r.dir}")
+                   f"{r.system_state or '-':<10} {r.systemd_pid or '-'!s:<8} "
+                   f"{r.http_port or '-'!s:<6} {r.dir}")
 
 
 machine.add_command(status, name="list")

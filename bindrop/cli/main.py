@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import Any
 
 import click
 
@@ -11,7 +13,22 @@ from bindrop.errors import BindropError
 
 
 class BindropGroup(click.Group):
-    """Turns a BindropError into a one-line reason on stderr and a non-zero exit."""
+    """Loads each command's module only when that command runs (a CLI call stays fast), and
+    turns a BindropError into a one-line reason on stderr and a non-zero exit."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            module, _, attr = self.lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -21,33 +38,37 @@ class BindropGroup(click.Group):
             sys.exit(1)
 
 
-@click.group(cls=BindropGroup, context_settings={"auto_envvar_prefix": "BINDROP",
-                                                  "help_option_names": ["-h", "--help"]})
+#: Every command, as "module:attribute": imported when used.
+COMMANDS = {
+    "machine": "bindrop.cli.machine:machine",
+    "hub": "bindrop.cli.server_side:hub",
+    "install": "bindrop.cli.install:install",
+    "proxy": "bindrop.cli.proxy_cmd:proxy",
+    "api-stdio": "bindrop.cli.api_stdio:api_stdio",
+    "create": "bindrop.cli.apps:create",
+    "destroy": "bindrop.cli.apps:destroy",
+    "apps": "bindrop.cli.apps:list_apps",
+    "status": "bindrop.cli.apps:status",
+    "deploy": "bindrop.cli.apps:deploy",
+    "releases": "bindrop.cli.apps:releases",
+    "rollback": "bindrop.cli.apps:rollback",
+    "start": "bindrop.cli.apps:start",
+    "stop": "bindrop.cli.apps:stop",
+    "restart": "bindrop.cli.apps:restart",
+    "logs": "bindrop.cli.apps:logs",
+    "env": "bindrop.cli.env:env",
+    "limits": "bindrop.cli.env:limits",
+    "token": "bindrop.cli.tokens:token",
+    "server": "bindrop.cli.servers:server",
+}
+
+
+@click.group(cls=BindropGroup, lazy=COMMANDS,
+             context_settings={"auto_envvar_prefix": "BINDROP",
+                               "help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bindrop")
 def cli() -> None:
     """Run your own apps on your own server, as systemd units behind one proxy.
 
     Example: bindrop machine up --bare
     """
-
-
-def _register() -> None:
-    from bindrop.cli.install import install
-    from bindrop.cli.machine import machine
-    from bindrop.cli.server_side import hub
-
-    cli.add_command(machine)
-    cli.add_command(hub)
-    cli.add_command(install)
-    from bindrop.cli import apps, env, servers, tokens
-
-    for command in (apps.create, apps.destroy, apps.list_apps, apps.status, apps.deploy,
-                    apps.releases, apps.rollback, apps.start, apps.stop, apps.restart,
-                    apps.logs, env.env, env.limits, tokens.token, servers.server):
-        cli.add_command(command)
-    from bindrop.cli.api_stdio import api_stdio
-
-    cli.add_command(api_stdio)
-
-
-_register()

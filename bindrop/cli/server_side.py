@@ -12,6 +12,9 @@ import click
 from bindrop.api import serve_api
 from bindrop.hub.hub import Hub
 from bindrop.hub.notify import sd_notify
+from bindrop.hub.proxylink import ProxyLink
+from bindrop.hub.proxylink_http import add_proxy_routes
+from bindrop.hub.state import StateStore
 from bindrop.settings import Settings
 from bindrop.store import BlobStore, Store
 
@@ -39,9 +42,14 @@ async def _run_hub(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     store = Store.open(settings)
+    state = StateStore()
+    # Connected proxies confirm each route swap and report when an old release is drained.
+    link = ProxyLink(state, store)
     try:
-        async with Hub(settings, store, BlobStore.open(settings)) as the_hub, \
-                serve_api(the_hub, settings) as api:
+        async with Hub(settings, store, BlobStore.open(settings), state=state,
+                       router=link) as the_hub, \
+                serve_api(the_hub, settings, local_only=lambda app: add_proxy_routes(
+                    app, link, hub=the_hub)) as api:
             apps = len(store.list_apps(include_system=True))
             logging.getLogger("bindrop.hub").info(
                 "hub ready: %d apps, %d units; API on %s%s", apps,
@@ -51,4 +59,5 @@ async def _run_hub(settings: Settings) -> None:
             await stop.wait()
             sd_notify("STOPPING=1", os.environ)
     finally:
+        link.close()
         store.close()

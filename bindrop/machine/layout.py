@@ -140,7 +140,7 @@ def render_lab_units() -> dict[str, str]:
     units["multi-user.target"] = _unit(
         "bindrop machine",
         "Wants=dbus.socket systemd-journald.socket dbus.service systemd-journald.service "
-        "systemd-journal-flush.service",
+        "systemd-journal-flush.service sockets.target timers.target",
         "After=dbus.socket systemd-journald.socket",
     )
     units["dbus.socket"] = _unit(

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -122,6 +123,10 @@ class Machine:
         existing = self.read_state()
         if existing is not None:
             return existing
+        if http_port is None and not bare:
+            # The machine shares the host's network: port 80 would clash with the host and
+            # with other machines. Keep the port of an earlier boot, else take a free one.
+            http_port = self._previous_http_port() or free_port()
         if os.geteuid() != 0:
             raise MachineError("bindrop machine needs root (it creates namespaces and mounts)")
         for tool in ("unshare", "nsenter", "/lib/systemd/systemd", "/usr/bin/dbus-daemon"):
@@ -159,6 +164,8 @@ class Machine:
         _wait_for(lambda: _is_machine_init(systemd_pid) or None, deadline, "systemd to exec",
                   alive=boot_pid, console=lay.console_log)
         lay.state_file.write_text(json.dumps(asdict(state), indent=2) + "\n")
+        if http_port is not None:
+            (lay.dir / "http-port").write_text(json.dumps(http_port))
         self._wait_running(state, deadline)
         if not bare:
             self.install_bindrop(state)
@@ -166,10 +173,25 @@ class Machine:
 
     def install_bindrop(self, state: MachineState | None = None) -> None:
         """Install and start bindrop's services inside, with this very bindrop's Python."""
-        proc = self.exec(sys.executable, "-m", "bindrop", "install", check=False, state=state)
+        state = state or self.running_state()
+        port = state.http_port or 80
+        proc = self.exec(sys.executable, "-m", "bindrop", "install", "--http-port", str(port),
+                         check=False, state=state)
         if proc.returncode != 0:
             raise MachineError(f"installing bindrop in machine {self.name!r} failed: "
                                f"{(proc.stderr or proc.stdout).strip()}")
+
+    def _previous_http_port(self) -> int | None:
+        try:
+            port = json.loads((self.layout.dir / "http-port").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return port if isinstance(port, int) else None
+
+    @property
+    def http_url(self) -> str | None:
+        state = self.read_state()
+        return f"http://127.0.0.1:{state.http_port}" if state and state.http_port else None
 
     def _prepare_disk(self) -> None:
         lay = self.layout
@@ -257,8 +279,11 @@ class Machine:
 
     def env_lines(self) -> list[str]:
         """Shell lines that point a client outside at this machine."""
-        self.running_state()
-        return [f"export BINDROP_SERVER=unix:{self.control_socket}"]
+        state = self.running_state()
+        lines = [f"export BINDROP_SERVER=unix:{self.control_socket}"]
+        if state.http_port:
+            lines.append(f"export BINDROP_HTTP_URL=http://127.0.0.1:{state.http_port}")
+        return lines
 
 
 def _install_paths() -> list[str]:
@@ -283,6 +308,13 @@ def list_machines(machines_dir: Path) -> list[Machine]:
 
 
 # -- host process helpers ----------------------------------------------------------------
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
 
 def _inside_env(extra: Mapping[str, str] | None) -> dict[str, str]:
     # The caller's bus addresses and runtime dirs point at the host; inside, defaults are right.
