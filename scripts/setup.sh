@@ -28,6 +28,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.bindrop-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+  # (this kind of machine's pip config names local package folders that may be missing)
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
   touch "$stamp"
 fi

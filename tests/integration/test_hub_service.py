@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 
@@ -82,6 +86,30 @@ def test_sigterm_stops_the_hub_cleanly_and_the_app_keeps_running(served: Machine
     assert hub == {"Result": "success", "ExecMainStatus": "0", "ActiveState": "inactive"}
     assert show(served, APP_UNIT, "MainPID", "InvocationID") == before
     served.exec("systemctl", "start", "bindrop.service")
+
+
+def test_a_deploy_through_the_cli_is_served_by_the_proxy(served: Machine) -> None:
+    """The README's main job, end to end: CLI -> control socket -> hub -> systemd -> proxy."""
+    state = served.read_state()
+    assert state is not None and state.http_port
+    env = {**os.environ, "BINDROP_SERVER": f"unix:{served.control_socket}"}
+
+    def bindrop(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "bindrop", *args], env=env,
+                              capture_output=True, text=True, timeout=HANG, check=False)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    bindrop("create", "web", "--host", "web.localhost")
+    assert "release 1 of web is live" in bindrop("deploy", "web", str(HELLO), "--cmd",
+                                                 "--label served")
+    request = urllib.request.Request(f"http://127.0.0.1:{state.http_port}/",
+                                     headers={"Host": "web.localhost"})
+    with urllib.request.urlopen(request, timeout=HANG) as answer:
+        assert answer.read().decode().startswith("served from web release 1")
+    status = json.loads(bindrop("status", "web", "--json"))
+    assert status["live"]["state"] == "running"
+    bindrop("destroy", "web", "--yes")
 
 
 def test_a_reboot_brings_the_wanted_app_back(served: Machine) -> None:
