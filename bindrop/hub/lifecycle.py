@@ -22,7 +22,15 @@ from bindrop.hub.ports import PortPool
 from bindrop.hub.router import Router
 from bindrop.hub.state import AppRunState, Route, StateStore, describe_exit, is_up
 from bindrop.settings import Settings
-from bindrop.store import AppConfig, BlobStore, Release, Store, bundles_dir, unpack_bundle
+from bindrop.store import (
+    AppConfig,
+    BlobStore,
+    Release,
+    Store,
+    bundles_dir,
+    gc_bundles,
+    unpack_bundle,
+)
 from bindrop.systemd import ActiveState, Manager, SubState
 from bindrop.units import (
     AppSpec,
@@ -156,6 +164,7 @@ class AppLifecycle:
         if old_route is not None and old_route.unit != route.unit:
             await self.router.drain(old_route, self.settings.drain_timeout)
         stopped = await self._stop_units([u for u in old_units if u != route.unit])
+        self._collect_old_releases()
         self.store.add_event(f"{action}_succeeded", self.app,
                              f"release {release.number} of {self.app} is live",
                              {"release": release.number, "unit": route.unit})
@@ -226,6 +235,19 @@ class AppLifecycle:
                 self.ports.release(unit)
             stopped.append(unit)
         return stopped
+
+    def _collect_old_releases(self) -> None:
+        """Forget releases beyond the newest ``releases_kept`` (never the live one), and
+        delete the files no release uses any more."""
+        old = self.store.releases_to_collect(self.app, self.settings.releases_kept)
+        if not old:
+            return
+        unused = self.store.delete_releases(self.app, [r.number for r in old])
+        for sha256 in unused:
+            self.blobs.remove(sha256)
+        if any(r.kind == "bundle" for r in old):
+            gc_bundles(bundles_dir(self.settings), self.store.referenced_blobs())
+        log.info("%s: collected releases %s", self.app, ", ".join(str(r.number) for r in old))
 
     async def _with_logs(self, unit: str, message: str) -> str:
         lines = await self.journal.tail(unit, LOG_LINES)

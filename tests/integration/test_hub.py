@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
 from bindrop.errors import Cancelled, NotReady
-from bindrop.hub.commands import Deploy, Restart, Start, Stop
+from bindrop.hub.commands import Deploy, Restart, Rollback, Start, Stop
 from bindrop.hub.hub import Hub
 from bindrop.hub.state import AppRunState, is_up
 from bindrop.machine import Machine
-from bindrop.store import BlobStore, Store
+from bindrop.store import AppConfig, BlobStore, Store
 
-from .hubkit import HANG, add_app, http_get, in_state, wait_for_app
+from .hubkit import HANG, HELLO, add_app, http_get, in_state, wait_for_app
 
 pytestmark = pytest.mark.integration
 
@@ -187,3 +188,39 @@ async def test_liveness_restarts_an_app_that_stops_answering(
     assert view.route.unit == "bindrop-app-hangs-1.1.service"
     kinds = [e.kind for e in store.list_events("hangs")]
     assert "app_unresponsive" in kinds
+
+
+async def test_rollback_serves_the_previous_build_again(
+    hub: Hub, store: Store, blobs: BlobStore
+) -> None:
+    add_app(store, blobs, "back", "--label", "one")
+    await hub.call("back", Deploy("1"))
+    add_app(store, blobs, "back", "--label", "two")
+    await hub.call("back", Deploy("2"))
+    outcome = await hub.call("back", Rollback())
+    assert outcome.release == "1" and outcome.port is not None
+    _, body = await http_get(outcome.port)
+    assert body.startswith("one from back release 1")
+    assert {r.number: r.status for r in store.list_releases("back")} == {1: "live",
+                                                                         2: "previous"}
+    assert store.get_app("back").current_release == 1
+
+
+async def test_old_releases_and_their_files_are_collected_after_a_deploy(
+    hub: Hub, store: Store, blobs: BlobStore, tmp_path: Path
+) -> None:
+    keep = hub.settings.releases_kept
+    shas = []
+    for n in range(1, keep + 3):
+        variant = tmp_path / f"hello-{n}.py"  # different bytes: a blob per release
+        variant.write_bytes(HELLO.read_bytes() + f"# build {n}\n".encode())
+        variant.chmod(0o755)
+        blob = blobs.put_file(variant, max_size=1 << 20)
+        shas.append(blob.sha256)
+        if n == 1:
+            store.create_app(AppConfig(name="gc", hosts=("gc.test",)))
+        store.add_release("gc", blob.sha256, blob.size, "binary", [], "tests")
+        await hub.call("gc", Deploy(str(n)))
+    numbers = [r.number for r in store.list_releases("gc")]
+    assert numbers == list(range(keep + 2, 2, -1))  # the newest `keep`, newest first
+    assert [blobs.exists(sha) for sha in shas] == [False, False] + [True] * keep
