@@ -6,9 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -53,6 +54,13 @@ def wait_active(m: Machine, unit: str) -> None:
     proc = m.exec("timeout", str(int(HANG)), "sh", "-c",
                   f"until systemctl is-active -q {unit}; do sleep 0.1; done", check=False)
     assert proc.returncode == 0, f"{unit} did not become active"
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + HANG
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
 
 
 def hub_log(m: Machine) -> str:
@@ -100,6 +108,11 @@ def test_a_deploy_through_the_cli_is_served_by_the_proxy(served: Machine) -> Non
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
+    # The earlier tests restarted the hub; a deploy's flip waits for the proxies that are
+    # connected, so first wait until the proxy (retrying every <= 2 s) is back.
+    wait_until(lambda: json.loads(served.exec(
+        "curl", "-s", "--unix-socket", "/run/bindrop/control.sock",
+        "http://hub/v1/server").stdout).get("proxies") == 1)
     bindrop("create", "web", "--host", "web.localhost")
     assert "release 1 of web is live" in bindrop("deploy", "web", str(HELLO), "--cmd",
                                                  "--label served")
