@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from bindrop.errors import NotReady
 
+FIRST_RETRY = 0.01
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -93,6 +95,9 @@ async def wait_until_ready(
     """
     deadline = time.monotonic() + check.timeout
     last = Probe(False, "not checked yet")
+    # systemd reports a Type=exec unit started before the program listens: retry soon at
+    # first (10 ms, doubling) so an app that is ready at once does not wait a whole interval.
+    pause = min(FIRST_RETRY, check.interval)
     while True:
         _raise_if_gone(gone)
         last = await probe(check, port, host)
@@ -102,7 +107,8 @@ async def wait_until_ready(
         if now >= deadline:
             raise NotReady(f"not ready after {check.timeout:g}s ({check.describe()}): "
                            f"{last.detail}")
-        next_probe = min(now + check.interval, deadline)
+        next_probe = min(now + pause, deadline)
+        pause = min(pause * 2, check.interval)
         if changed is None:
             await asyncio.sleep(next_probe - now)
             continue

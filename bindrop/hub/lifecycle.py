@@ -8,6 +8,7 @@ return. A release that never gets ready is stopped and the old one keeps serving
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -156,13 +157,19 @@ class AppLifecycle:
                 self.state.set_problem(self.app, AppRunState.FAILED_READINESS, reason)
             raise NotReady(reason) from None
         # Swap: from here on the new release serves.
+        flip = time.monotonic()
         await self.router.publish(self.app, route)
+        log.info("%s: route to %s published in %.0f ms", self.app, route.unit,
+                 (time.monotonic() - flip) * 1000)
         self.store.update_app(self.app, current_release=release.number,
                               desired_state="running")
         self.store.set_release_status(self.app, release.number, "live")
         # Drain, then stop whatever ran before; deploy returns only when the old is gone.
         if old_route is not None and old_route.unit != route.unit:
+            drain = time.monotonic()
             await self.router.drain(old_route, self.settings.drain_timeout)
+            log.info("%s: %s drained in %.0f ms", self.app, old_route.unit,
+                     (time.monotonic() - drain) * 1000)
         stopped = await self._stop_units([u for u in old_units if u != route.unit])
         self._collect_old_releases()
         self.store.add_event(f"{action}_succeeded", self.app,
@@ -186,6 +193,8 @@ class AppLifecycle:
             ReleaseSpec(instance, exec_path, args, port),
             self.settings,
         )
+        started = time.monotonic()
+        log.info("%s: starting %s on port %d", self.app, spec.name, port)
         try:
             await self.manager.start_transient_unit(spec.name, spec.properties)
         except JobFailed as exc:
@@ -206,6 +215,8 @@ class AppLifecycle:
         except BaseException:  # Cancelled by a stop, or the hub is stopping
             await self._stop_units([spec.name])
             raise
+        log.info("%s: %s ready in %.0f ms", self.app, spec.name,
+                 (time.monotonic() - started) * 1000)
         return Route(spec.name, instance, port)
 
     def _why_down(self, unit: str) -> str | None:
