@@ -14,10 +14,13 @@ from pathlib import Path
 from bindrop.errors import InvalidInput
 
 SYSTEM_BUS_DEFAULT = "unix:path=/run/dbus/system_bus_socket"
-#: The port to give ``BINDROP_API_PORT`` on a server: the control API on 127.0.0.1, where
-#: every request needs a token (the proxy exposes it at the control hostname). Off unless
-#: set: private machines share the host's network, so a fixed default port would collide.
+#: The port ``bindrop install`` gives ``BINDROP_API_PORT`` on a server: the control API on
+#: 127.0.0.1, where every request needs a token (the proxy exposes it at the control host).
+#: Off when the variable is unset: private machines share the host's network, so each picks
+#: a free port instead.
 DEFAULT_API_PORT = 7300
+#: The host at which the proxy exposes the TCP control API; no app may claim it.
+DEFAULT_CONTROL_HOST = "bindrop.localhost"
 DEFAULT_UPLOAD_LIMIT = 1024**3
 
 
@@ -45,6 +48,8 @@ class Settings:
     api_port: int | None = None
     #: Largest release upload accepted, in bytes.
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
+    #: Where the proxy routes to the TCP control API (when ``api_port`` is set).
+    control_host: str = DEFAULT_CONTROL_HOST
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -53,8 +58,10 @@ class Settings:
         if not root.is_absolute():
             raise InvalidInput(f"BINDROP_ROOT must be an absolute path, not {root!s}")
         machines = environ.get("BINDROP_MACHINES_DIR")
+        control = environ.get("BINDROP_CONTROL_HOST")
         return cls(
-            api_port=_api_port(environ.get("BINDROP_API_PORT")),
+            api_port=parse_api_port(environ.get("BINDROP_API_PORT")),
+            control_host=parse_control_host(control) if control else DEFAULT_CONTROL_HOST,
             upload_limit=_size("BINDROP_UPLOAD_LIMIT", environ.get("BINDROP_UPLOAD_LIMIT"),
                                DEFAULT_UPLOAD_LIMIT),
             root=root,
@@ -105,7 +112,7 @@ class Settings:
         return self._under("/etc/systemd/system")
 
 
-def _api_port(text: str | None) -> int | None:
+def parse_api_port(text: str | None) -> int | None:
     """``BINDROP_API_PORT``: a port number, or unset / "" / "off" for no TCP listener."""
     if text is None or text.strip().lower() in ("", "off", "none", "0"):
         return None
@@ -113,6 +120,22 @@ def _api_port(text: str | None) -> int | None:
         raise InvalidInput(f"BINDROP_API_PORT must be a port number (1-65535) or 'off', "
                            f"not {text!r}")
     return int(text)
+
+
+def parse_control_host(text: str) -> str:
+    """``BINDROP_CONTROL_HOST``: a host name as an app's (canonical, lowercased), without a
+    path prefix: the control API takes the whole host. ``InvalidInput`` otherwise."""
+    # Imported here: bindrop.store imports this module.
+    from bindrop.store.hosts import parse_host
+
+    try:
+        host = parse_host(text)
+    except InvalidInput as exc:
+        raise InvalidInput(f"BINDROP_CONTROL_HOST: {exc.message}") from None
+    if "/" in host:
+        raise InvalidInput(f"BINDROP_CONTROL_HOST must be a host name without a path, such as "
+                           f"bindrop.example.com, not {text!r}")
+    return host
 
 
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}

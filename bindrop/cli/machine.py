@@ -12,7 +12,8 @@ from pathlib import Path
 import click
 
 from bindrop.machine import Machine, list_machines
-from bindrop.settings import Settings
+from bindrop.machine.machine import remote_url
+from bindrop.settings import DEFAULT_CONTROL_HOST, Settings
 
 DEFAULT_NAME = "default"
 
@@ -69,6 +70,9 @@ def up(name: str, machines_dir: Path | None, http_port: int | None, bare: bool,
     if not bare:
         click.echo("  bindrop runs inside: the hub (bindrop.service) and the proxy "
                    f"(bindrop-proxy.socket) on http://127.0.0.1:{state.http_port}")
+        if state.api_port and state.http_port:
+            click.echo("  the control API (with a token) through the proxy at "
+                       f"{remote_url(DEFAULT_CONTROL_HOST, state.http_port)}")
         click.echo(f"  client:  eval \"$(bindrop machine env --name {name})\"")
     click.echo(f"  inside:  bindrop machine shell --name {name} -- systemctl status")
     click.echo(f"  stop:    bindrop machine down --name {name}")
@@ -114,6 +118,9 @@ def shell(name: str, machines_dir: Path | None, command: tuple[str, ...]) -> Non
 @_dir_option
 def env(name: str, machines_dir: Path | None) -> None:
     """Print shell `export` lines that point a client outside at the machine.
+
+    BINDROP_SERVER is the hub's socket (root, no token), BINDROP_HTTP_URL the proxy, and
+    BINDROP_REMOTE_URL the control API through the proxy, as from a laptop (needs --token).
 
     Example: eval "$(bindrop machine env --name demo)"
     """

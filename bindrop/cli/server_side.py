@@ -14,6 +14,7 @@ from bindrop.hub.hub import Hub
 from bindrop.hub.notify import sd_notify
 from bindrop.hub.proxylink import ProxyLink
 from bindrop.hub.proxylink_http import add_proxy_routes
+from bindrop.hub.routetable import ControlRoute
 from bindrop.hub.state import StateStore
 from bindrop.settings import Settings
 from bindrop.store import BlobStore, Store
@@ -50,11 +51,16 @@ async def _run_hub(settings: Settings) -> None:
                        router=link) as the_hub, \
                 serve_api(the_hub, settings, local_only=lambda app: add_proxy_routes(
                     app, link, hub=the_hub)) as api:
+            if api.tcp_port is not None:
+                # Known only now (port 0 picks one): proxies get the table again with it.
+                link.route_control(ControlRoute(settings.control_host, api.tcp_port,
+                                                settings.upload_limit))
             apps = len(store.list_apps(include_system=True))
             logging.getLogger("bindrop.hub").info(
                 "hub ready: %d apps, %d units; API on %s%s", apps,
                 len(the_hub.state.snapshot().units), api.socket_path,
-                f" and 127.0.0.1:{api.tcp_port}" if api.tcp_port else "")
+                f" and 127.0.0.1:{api.tcp_port} (through the proxy at "
+                f"{settings.control_host})" if api.tcp_port else "")
             sd_notify("READY=1\nSTATUS=running", os.environ)
             await stop.wait()
             sd_notify("STOPPING=1", os.environ)

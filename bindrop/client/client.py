@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from bindrop.client.resolver import LocalhostResolver
 from bindrop.client.servers import Endpoint, parse_server
 from bindrop.client.ssh import SSHConnector, ssh_argv
 from bindrop.errors import BindropError
@@ -50,6 +51,7 @@ class Client:
         self._ssh = (list(ssh), list(remote))
         self._session: aiohttp.ClientSession | None = None
         self._ssh_connector: SSHConnector | None = None
+        self._resolver: LocalhostResolver | None = None
 
     async def __aenter__(self) -> Client:
         return self
@@ -62,6 +64,9 @@ class Client:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
         if self._ssh_connector is not None:
             await self._ssh_connector.reap()
 
@@ -72,7 +77,9 @@ class Client:
                 assert self.endpoint.socket_path is not None
                 connector = aiohttp.UnixConnector(path=self.endpoint.socket_path)
             elif self.endpoint.transport == "http":
-                connector = aiohttp.TCPConnector()
+                # The connector does not close a resolver it was given: close() does.
+                self._resolver = LocalhostResolver()
+                connector = aiohttp.TCPConnector(resolver=self._resolver)
             else:
                 connector = self._ssh_connector = SSHConnector(ssh_argv(self.endpoint,
                                                                         *self._ssh))

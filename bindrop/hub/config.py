@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from bindrop.errors import Cancelled, Conflict, InvalidInput, JobFailed, NotFound, NotReady
 from bindrop.hub.commands import Restart, Stop
 from bindrop.hub.lifecycle import Outcome
+from bindrop.hub.routetable import check_hosts_free
 from bindrop.hub.state import is_up
 from bindrop.store import AppConfig, Release, check_executable_content
 from bindrop.store.content import HEAD_SIZE
@@ -62,9 +63,11 @@ class Config:
     # -- apps ----------------------------------------------------------------------------
 
     def create_app(self, config: AppConfig) -> AppConfig:
-        """Store a new app (stopped until its first deploy). ``Conflict`` if it exists."""
+        """Store a new app (stopped until its first deploy). ``Conflict`` if it exists or
+        claims the control host."""
         if config.system:
             raise InvalidInput("system apps are bindrop's own; create the app without it")
+        self._check_hosts(config.hosts)
         created = self.hub.store.create_app(config)
         self.hub.store.add_event("app_created", created.name, f"app {created.name} created")
         return created
@@ -78,6 +81,7 @@ class Config:
             raise InvalidInput(f"cannot change {', '.join(refused)} here; settings that can "
                                f"change are: {', '.join(sorted(UPDATABLE))}")
         before = self.hub.store.get_app(app)
+        self._check_hosts(changes.get("hosts", ()))
         after = self.hub.store.update_app(app, **changes)
         changed = sorted(k for k in changes if getattr(before, k) != getattr(after, k))
         if not changed:
@@ -90,6 +94,11 @@ class Config:
         outcome = await self._restart_or_undo(
             app, lambda: self.hub.store.update_app(app, **undo))
         return self.hub.store.get_app(app), outcome
+
+    def _check_hosts(self, hosts: object) -> None:
+        # Anything but a list is refused by the store's own validation, with its message.
+        if isinstance(hosts, list | tuple):
+            check_hosts_free(hosts, self.hub.settings.control_host)
 
     async def destroy_app(self, app: str, *, purge_data: bool = False) -> Destroyed:
         """Stop every unit of the app, delete its config and releases, remove blobs no other

@@ -14,6 +14,7 @@ Proxies connect to the hub over the control socket (handlers in ``proxylink_http
     POST /v1/proxy/wake     {"app": A}                   start on-demand app A; answers
                                                          once it is ready (or with an error)
 
+With the API on TCP, the table also routes the control host to it (``route_control``).
 A table is sent whole (tables are small; a proxy swaps it whole). Versions grow by one per
 change within one hub process; a proxy that reconnects takes whatever the hub sends as truth
 and acknowledges that version. Messages on one stream arrive in order, so a proxy answers a
@@ -35,7 +36,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bindrop.hub.routetable import HostConflict, build_route_table
+from bindrop.hub.routetable import ControlRoute, HostConflict, build_route_table
 from bindrop.hub.state import AppStateChanged, Change, Route, StateStore
 from bindrop.store import Store
 
@@ -78,9 +79,12 @@ class ProxyLink:
 
     def __init__(self, state: StateStore, store: Store, *,
                  confirm_timeout: float = CONFIRM_TIMEOUT,
-                 ping_interval: float = PING_INTERVAL) -> None:
+                 ping_interval: float = PING_INTERVAL,
+                 control: ControlRoute | None = None) -> None:
         self.state = state
         self.store = store
+        #: The control API's route, once its TCP port is known (``route_control``).
+        self.control = control
         self.confirm_timeout = confirm_timeout
         self.ping_interval = ping_interval
         self.version = 0
@@ -111,6 +115,12 @@ class ProxyLink:
             self.refresh()
         return {"type": "table", "version": self.version, "apps": self._apps}
 
+    def route_control(self, control: ControlRoute | None) -> int:
+        """Route the control host to the API's TCP port (None: no such route); sends the
+        table if it changed. Returns its version."""
+        self.control = control
+        return self.refresh()
+
     def refresh(self) -> int:
         """Rebuild the table from config and state; send it if it changed. Returns its version.
 
@@ -118,7 +128,7 @@ class ProxyLink:
         changes are events); call it after a config change that records none.
         """
         apps, conflicts = build_route_table(self.store.list_apps(include_system=True),
-                                            self.state.snapshot().apps)
+                                            self.state.snapshot().apps, self.control)
         if conflicts != self._conflicts:
             self._conflicts = conflicts
             for conflict in conflicts:

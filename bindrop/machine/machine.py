@@ -33,6 +33,7 @@ from bindrop.machine.layout import (
     render_lab_units,
     validate_machine_name,
 )
+from bindrop.settings import DEFAULT_CONTROL_HOST
 
 BOOT_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -49,6 +50,8 @@ class MachineState:
     bare: bool
     cgroups: list[str]
     started_at: float
+    #: The control API's TCP port (through the proxy at ``DEFAULT_CONTROL_HOST``).
+    api_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -119,14 +122,21 @@ class Machine:
 
     def up(self, *, http_port: int | None = None, bare: bool = True,
            timeout: float = BOOT_TIMEOUT) -> MachineState:
-        """Boot the machine and wait until its systemd is running. Idempotent when already up."""
+        """Boot the machine and wait until its systemd is running. Idempotent when already up.
+
+        The ports of an earlier boot are kept (an installed bindrop listens on them again
+        after a reboot, ``bare`` or not); a first boot that installs bindrop picks free ones.
+        """
         existing = self.read_state()
         if existing is not None:
             return existing
-        if http_port is None and not bare:
-            # The machine shares the host's network: port 80 would clash with the host and
-            # with other machines. Keep the port of an earlier boot, else take a free one.
-            http_port = self._previous_http_port() or free_port()
+        # The machine shares the host's network: port 80 (or the API's 7300) would clash with
+        # the host and with other machines.
+        http_port = http_port or self._previous_port("http-port") or (
+            None if bare else free_port())
+        api_port = self._previous_port("api-port")
+        while not bare and api_port in (None, http_port):
+            api_port = free_port()
         if os.geteuid() != 0:
             raise MachineError("bindrop machine needs root (it creates namespaces and mounts)")
         for tool in ("unshare", "nsenter", "/lib/systemd/systemd", "/usr/bin/dbus-daemon"):
@@ -160,12 +170,14 @@ class Machine:
         state = MachineState(
             name=self.name, boot_pid=boot_pid, systemd_pid=systemd_pid, http_port=http_port,
             bare=bare, cgroups=[str(c) for c in cgroups], started_at=time.time(),
+            api_port=api_port,
         )
         _wait_for(lambda: _is_machine_init(systemd_pid) or None, deadline, "systemd to exec",
                   alive=boot_pid, console=lay.console_log)
         lay.state_file.write_text(json.dumps(asdict(state), indent=2) + "\n")
-        if http_port is not None:
-            (lay.dir / "http-port").write_text(json.dumps(http_port))
+        for file, port in (("http-port", http_port), ("api-port", api_port)):
+            if port is not None:
+                (lay.dir / file).write_text(json.dumps(port))
         self._wait_running(state, deadline)
         if not bare:
             self.install_bindrop(state)
@@ -176,14 +188,15 @@ class Machine:
         state = state or self.running_state()
         port = state.http_port or 80
         proc = self.exec(sys.executable, "-m", "bindrop", "install", "--http-port", str(port),
-                         check=False, state=state)
+                         "--api-port", str(state.api_port or "off"),
+                         "--control-host", DEFAULT_CONTROL_HOST, check=False, state=state)
         if proc.returncode != 0:
             raise MachineError(f"installing bindrop in machine {self.name!r} failed: "
                                f"{(proc.stderr or proc.stdout).strip()}")
 
-    def _previous_http_port(self) -> int | None:
+    def _previous_port(self, file: str) -> int | None:
         try:
-            port = json.loads((self.layout.dir / "http-port").read_text())
+            port = json.loads((self.layout.dir / file).read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
         return port if isinstance(port, int) else None
@@ -283,7 +296,17 @@ class Machine:
         lines = [f"export BINDROP_SERVER=unix:{self.control_socket}"]
         if state.http_port:
             lines.append(f"export BINDROP_HTTP_URL=http://127.0.0.1:{state.http_port}")
+            if state.api_port:
+                # The control API through the machine's proxy, as from a laptop (a token
+                # needed); *.localhost is 127.0.0.1 to curl and bindrop's client.
+                lines.append(f"export BINDROP_REMOTE_URL="
+                             f"{remote_url(DEFAULT_CONTROL_HOST, state.http_port)}")
         return lines
+
+
+def remote_url(control_host: str, http_port: int) -> str:
+    """The control API's URL through a proxy on ``http_port``. Pure."""
+    return f"http://{control_host}:{http_port}"
 
 
 def _install_paths() -> list[str]:

@@ -353,6 +353,19 @@ async def test_bad_input_is_refused_with_400_saying_what_to_change(
         assert await client.apps() == []
 
 
+async def test_an_app_may_not_claim_the_control_host(api: ApiServer) -> None:
+    async with local(api) as client:
+        with pytest.raises(RemoteError) as refused:
+            await client.create_app({"name": "ctl", "hosts": ["Bindrop.localhost"]})
+        assert refused.value.status == 409 and "control API" in refused.value.message
+        await client.create_app({"name": "ctl", "hosts": ["ctl.test"]})
+        with pytest.raises(RemoteError) as moved:
+            await client.update_app("ctl", {"hosts": ["bindrop.localhost/api"]})
+        assert moved.value.status == 409
+        assert [a["hosts"] for a in await client.apps()] == [["ctl.test"]]
+        await client.destroy_app("ctl")
+
+
 async def test_aiohttp_errors_come_in_the_same_shape(api: ApiServer) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(
             str(api.socket_path))) as session:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -123,6 +124,49 @@ def test_a_deploy_through_the_cli_is_served_by_the_proxy(served: Machine) -> Non
     status = json.loads(bindrop("status", "web", "--json"))
     assert status["live"]["state"] == "running"
     bindrop("destroy", "web", "--yes")
+
+
+def test_the_control_api_is_reachable_through_the_proxy_with_a_token(served: Machine) -> None:
+    """`bindrop machine env`'s BINDROP_REMOTE_URL: the TCP API at the control host, through
+    the machine's proxy, as from a laptop. The proxy adds no trust: no token, 401."""
+
+    def bindrop(*args: str, server: str | None = None, check: bool = True
+                ) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BINDROP_")}
+        if server:
+            env["BINDROP_SERVER"] = server
+        proc = subprocess.run([sys.executable, "-m", "bindrop", *args], env=env,
+                              capture_output=True, text=True, timeout=HANG, check=False)
+        assert proc.returncode == 0 or not check, proc.stderr
+        return proc
+
+    lines = bindrop("machine", "env", "--name", served.name, "--machines-dir",
+                    str(served.layout.dir.parent)).stdout.splitlines()
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in lines)
+    remote_url = exports["BINDROP_REMOTE_URL"]
+    http_port = served.running_state().http_port
+    assert remote_url == f"http://bindrop.localhost:{http_port}"
+
+    def status_without_token() -> int:
+        # urllib asks NSS, which may not know *.localhost: the proxy's port, the URL's Host.
+        request = urllib.request.Request(f"http://127.0.0.1:{http_port}/v1/apps",
+                                         headers={"Host": remote_url.removeprefix("http://")})
+        try:
+            with urllib.request.urlopen(request, timeout=HANG) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as refused:
+            refused.close()
+            return int(refused.code)
+
+    # The earlier tests restarted the hub: wait until the proxy has its table again.
+    wait_until(lambda: status_without_token() == 401)
+    refused = bindrop("apps", "--json", "--server", remote_url, check=False)
+    assert refused.returncode != 0 and "needs a token" in refused.stderr
+    token = bindrop("token", "create", "laptop",
+                    server=f"unix:{served.control_socket}").stdout.strip()
+    listed = bindrop("apps", "--json", "--server", remote_url, "--token", token).stdout
+    assert "svc" in [app["name"] for app in json.loads(listed)]
+    bindrop("token", "revoke", "laptop", server=f"unix:{served.control_socket}")
 
 
 def test_a_reboot_brings_the_wanted_app_back(served: Machine) -> None:

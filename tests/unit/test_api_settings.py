@@ -1,12 +1,15 @@
-"""The API's settings from the environment: the TCP port (off unless set), the upload limit."""
+"""The API's settings from the environment: the TCP port (off unless set), the control host,
+the upload limit; and how install and a machine pass them on."""
 
 from __future__ import annotations
 
 import pytest
 
+from bindrop.cli.install import deploy_dir, render_installed_unit
 from bindrop.client.servers import parse_server
 from bindrop.client.ssh import ssh_argv
 from bindrop.errors import InvalidInput
+from bindrop.machine.machine import remote_url
 from bindrop.settings import DEFAULT_UPLOAD_LIMIT, Settings
 
 
@@ -53,3 +56,31 @@ def test_an_ssh_server_without_a_path_uses_the_server_s_own_socket() -> None:
 def test_a_remote_command_is_quoted_for_the_remote_shell() -> None:
     argv = ssh_argv(parse_server("ssh://h/odd path;rm"), remote=["bindrop"])
     assert argv[-1] == "bindrop api-stdio --socket '/odd path;rm'"
+
+
+def test_the_control_host_defaults_to_bindrop_localhost_and_is_canonical() -> None:
+    assert Settings.from_env({}).control_host == "bindrop.localhost"
+    assert Settings.from_env({"BINDROP_CONTROL_HOST": "Bindrop.Example.com"}
+                             ).control_host == "bindrop.example.com"
+
+
+@pytest.mark.parametrize("text", ["http://bindrop.example.com", "bindrop.example.com/api",
+                                  "bind rop", "*.example.com", "example.com:8080"])
+def test_a_bad_control_host_is_refused(text: str) -> None:
+    with pytest.raises(InvalidInput, match="BINDROP_CONTROL_HOST"):
+        Settings.from_env({"BINDROP_CONTROL_HOST": text})
+
+
+def test_install_renders_the_api_port_and_control_host_into_the_hubs_unit() -> None:
+    template = (deploy_dir() / "bindrop.service").read_text()
+    text = render_installed_unit(template, "/usr/bin/bindrop", 80, 7300, "bd.example.com")
+    assert "\nEnvironment=BINDROP_API_PORT=7300\n" in text
+    assert "\nEnvironment=BINDROP_CONTROL_HOST=bd.example.com\n" in text
+    assert "@" not in text.replace("@BINDROP@", "")
+    off = render_installed_unit(template, "/usr/bin/bindrop", 80, None, "bd.example.com")
+    assert "\nEnvironment=BINDROP_API_PORT=off\n" in off
+    assert Settings.from_env({"BINDROP_API_PORT": "off"}).api_port is None
+
+
+def test_a_machine_offers_the_control_api_through_its_proxy() -> None:
+    assert remote_url("bindrop.localhost", 42659) == "http://bindrop.localhost:42659"

@@ -1,9 +1,21 @@
-"""The hub's route table: config and live state to the entries proxies read."""
+"""The hub's route table: config and live state to the entries proxies read, and the
+control API's route."""
 
 from __future__ import annotations
 
-from bindrop.hub.routetable import HostConflict, build_route_table
+import pytest
+
+from bindrop.client.protocol import parse_table
+from bindrop.errors import Conflict
+from bindrop.hub.routetable import (
+    CONTROL_ENTRY,
+    ControlRoute,
+    HostConflict,
+    build_route_table,
+    check_hosts_free,
+)
 from bindrop.hub.state import AppRunState, AppView, Route
+from bindrop.proxy.table import build_lookup, match_route
 from bindrop.store import AppConfig
 
 
@@ -45,3 +57,49 @@ def test_the_same_host_with_another_prefix_is_no_conflict() -> None:
     _, conflicts = build_route_table([AppConfig(name="a", hosts=("x.test",)),
                                       AppConfig(name="b", hosts=("x.test/api",))], {})
     assert conflicts == []
+
+
+CONTROL = ControlRoute("bindrop.localhost", 7300, 1 << 30)
+
+
+def test_the_control_route_comes_first_and_forwards_to_the_api_port() -> None:
+    entries, conflicts = build_route_table([AppConfig(name="a", hosts=("a.test",))], {},
+                                           CONTROL)
+    assert entries[0] == {
+        "app": CONTROL_ENTRY, "hosts": ["bindrop.localhost"], "status": "running",
+        "upstream": {"unit": "bindrop.service", "release": "api", "port": 7300},
+        "maintenance_message": None, "body_limit": 1 << 30, "on_demand": False}
+    assert [e["app"] for e in entries[1:]] == ["a"] and conflicts == []
+
+
+def test_without_a_tcp_port_there_is_no_control_route() -> None:
+    entries, _ = build_route_table([AppConfig(name="a", hosts=("a.test",))], {})
+    assert [e["app"] for e in entries] == ["a"]
+
+
+def test_an_app_stored_with_the_control_host_loses_it_and_is_reported() -> None:
+    entries, conflicts = build_route_table(
+        [AppConfig(name="sneaky", hosts=("bindrop.localhost/v1", "sneaky.test"))], {},
+        CONTROL)
+    assert entries[1]["hosts"] == ["sneaky.test"]
+    assert conflicts == [HostConflict("bindrop.localhost/v1", CONTROL_ENTRY, "sneaky")]
+
+
+def test_the_control_route_reaches_the_proxy_as_a_route_to_the_api() -> None:
+    entries, _ = build_route_table([AppConfig(name="a", hosts=("a.test",))], {}, CONTROL)
+    lookup = build_lookup(parse_table({"version": 1, "apps": entries}))
+    route = match_route(lookup, "Bindrop.localhost:8080", "/v1/apps")
+    assert route is not None and route.serving and route.upstream is not None
+    assert (route.app, route.upstream.port) == (CONTROL_ENTRY, 7300)
+
+
+@pytest.mark.parametrize("host", ["bindrop.localhost", "BINDROP.localhost",
+                                  "bindrop.localhost/api", "bindrop.localhost/"])
+def test_an_app_may_not_claim_the_control_host(host: str) -> None:
+    with pytest.raises(Conflict, match="control API"):
+        check_hosts_free(["ok.test", host], "bindrop.localhost")
+
+
+def test_hosts_around_the_control_host_are_free() -> None:
+    check_hosts_free(["x.bindrop.localhost", "bindrop.localhost.test", "localhost"],
+                     "bindrop.localhost")
