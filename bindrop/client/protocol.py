@@ -59,6 +59,7 @@ class AppRoute:
     maintenance_message: str | None = None
     body_limit: int = 100 * 1024 * 1024
     on_demand: bool = False
+    hold: bool = False  # a no-overlap deploy: wait for the new route instead of a 503
 
     @property
     def serving(self) -> bool:
@@ -127,7 +128,7 @@ def render_table(table: RouteTable) -> dict[str, Any]:
          "upstream": None if a.upstream is None else {
              "unit": a.upstream.unit, "release": a.upstream.release, "port": a.upstream.port},
          "maintenance_message": a.maintenance_message, "body_limit": a.body_limit,
-         "on_demand": a.on_demand}
+         "on_demand": a.on_demand, "hold": a.hold}
         for a in table.apps]}
 
 
@@ -150,6 +151,7 @@ def _parse_app(data: object) -> AppRoute:
         maintenance_message=message if isinstance(message, str) else None,
         body_limit=body_limit,
         on_demand=data.get("on_demand") is True,
+        hold=data.get("hold") is True,
     )
 
 

@@ -137,30 +137,38 @@ class AppLifecycle:
         old_units = [u.name for u in self.state.units_of(self.app) if is_up(u)]
         view = self.state.app(self.app)
         old_route = view.route if view is not None else None
-        if config.no_overlap:
-            # The app cannot run two copies: stop the old one first (a short gap, bounded).
-            await self.router.publish(self.app, None)
-            await self._stop_units(old_units)
-            old_units, old_route = [], None
+        holding = config.no_overlap
+        if holding:
+            # The app cannot run two copies: stop the old one first. Proxies hold new requests
+            # (bounded) until the new release is routed, instead of answering 503.
+            self.state.set_holding(self.app, True)
         try:
-            route = await self._bring_up(config, release)
-        except (NotReady, JobFailed) as exc:
-            reason = exc.message
-            # A failed restart of the release that still serves says nothing bad about the
-            # release itself: it stays live (and a rollback target).
-            if not (old_units and release.number == config.current_release):
-                self.store.set_release_status(self.app, release.number, "failed",
-                                              reason[:4000])
-            self.store.add_event(f"{action}_failed", self.app, reason,
-                                 {"release": release.number})
-            if not old_units:  # nothing else serves: show why on the app
-                self.state.set_problem(self.app, AppRunState.FAILED_READINESS, reason)
-            raise NotReady(reason) from None
-        # Swap: from here on the new release serves.
-        flip = time.monotonic()
-        await self.router.publish(self.app, route)
-        log.info("%s: route to %s published in %.0f ms", self.app, route.unit,
-                 (time.monotonic() - flip) * 1000)
+            if holding:
+                await self.router.publish(self.app, None)
+                await self._stop_units(old_units)
+                old_units, old_route = [], None
+            try:
+                route = await self._bring_up(config, release)
+            except (NotReady, JobFailed) as exc:
+                reason = exc.message
+                # A failed restart of the release that still serves says nothing bad about
+                # the release itself: it stays live (and a rollback target).
+                if not (old_units and release.number == config.current_release):
+                    self.store.set_release_status(self.app, release.number, "failed",
+                                                  reason[:4000])
+                self.store.add_event(f"{action}_failed", self.app, reason,
+                                     {"release": release.number})
+                if not old_units:  # nothing else serves: show why on the app
+                    self.state.set_problem(self.app, AppRunState.FAILED_READINESS, reason)
+                raise NotReady(reason) from None
+            # Swap: from here on the new release serves.
+            flip = time.monotonic()
+            await self.router.publish(self.app, route)
+            log.info("%s: route to %s published in %.0f ms", self.app, route.unit,
+                     (time.monotonic() - flip) * 1000)
+        finally:
+            if holding:
+                self.state.set_holding(self.app, False)
         self.store.update_app(self.app, current_release=release.number,
                               desired_state="running")
         self.store.set_release_status(self.app, release.number, "live")

@@ -50,6 +50,7 @@ class AppView:
     route: Route | None = None
     units: tuple[str, ...] = ()
     deploying: bool = False  # a unit other than the routed one is up (deploy or restart)
+    holding: bool = False  # a no-overlap deploy: proxies hold requests until it is routed
     main_pid: int = 0
     n_restarts: int = 0
     active_since: int = 0  # usec since the epoch (systemd's ActiveEnterTimestamp)
@@ -89,6 +90,7 @@ class _AppFacts:
     route: Route | None = None
     problem: str | None = None
     problem_state: AppRunState | None = None
+    holding: bool = False
     units: set[str] = field(default_factory=set)
 
 
@@ -198,6 +200,13 @@ class StateStore:
         facts.problem_state, facts.problem = state, problem
         self._refresh(app)
 
+    def set_holding(self, app: str, holding: bool) -> None:
+        """A no-overlap deploy runs (or ended): requests should wait for its route."""
+        facts = self._facts.setdefault(app, _AppFacts())
+        if facts.holding != holding:
+            facts.holding = holding
+            self._refresh(app)
+
     def clear_problem(self, app: str) -> None:
         facts = self._facts.get(app)
         if facts is not None and facts.problem is not None:
@@ -221,7 +230,10 @@ class StateStore:
                           [self._units[u] for u in sorted(facts.units)] if facts else [],
                           facts.problem_state if facts else None,
                           facts.problem if facts else None)
-        if facts is not None and not facts.units and facts.route is None and not facts.problem:
+        if new is not None and facts is not None and facts.holding:
+            new = replace(new, holding=True)
+        if (facts is not None and not facts.units and facts.route is None and not facts.problem
+                and not facts.holding):
             self._facts.pop(app, None)
             new = None
         if new is None:

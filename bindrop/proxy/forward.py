@@ -125,6 +125,8 @@ class Forwarder:
             route, problem = await self._wake(route, host, request.raw_path)
             if problem is not None:
                 return self._page(request, result, 503, problem, request_id, route.app)
+        if not route.serving and route.hold:
+            route = await self._wait_for_route(route, host, request.raw_path)
         if not route.serving or route.upstream is None:
             return self._page(request, result, 503, describe_unavailable(route), request_id,
                               route.app)
@@ -162,6 +164,18 @@ class Forwarder:
             found = match_route(self.routes.lookup, host, raw_path)
             if found is None or found.serving or loop.time() >= deadline:
                 return found or route, None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.routes.swapped(), deadline - loop.time())
+
+    async def _wait_for_route(self, route: AppRoute, host: str, raw_path: str) -> AppRoute:
+        """Hold a request while a no-overlap deploy swaps releases (bounded by the wake
+        timeout): the route to use then, serving or not."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wake_timeout
+        while True:
+            found = match_route(self.routes.lookup, host, raw_path)
+            if found is None or found.serving or not found.hold or loop.time() >= deadline:
+                return found or route
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.routes.swapped(), deadline - loop.time())
 

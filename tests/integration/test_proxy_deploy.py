@@ -155,3 +155,36 @@ async def test_a_stopped_app_that_is_not_on_demand_is_not_woken(
     status, body = await get(proxy.ports[0], "plain.test")
     assert status == 503 and "plain is not running" in body
     assert hub.state.app("plain") is None
+
+
+async def test_a_no_overlap_deploy_holds_requests_instead_of_failing_them(
+        linked_hub: tuple[Hub, HubEnd], proxy: ProxyServer, store: Store,
+        blobs: BlobStore) -> None:
+    hub, _ = linked_hub
+    add_app(store, blobs, "single", "--label", "one", no_overlap=True)
+    add_app(store, blobs, "single", "--label", "two", "--listen-after", "0.5")
+    await hub.call("single", Deploy("1"))
+    port = proxy.ports[0]
+    results: Counter[str] = Counter()
+    bodies: list[str] = []
+    stop = asyncio.Event()
+
+    async def visitor() -> None:
+        while not stop.is_set():
+            status, body = await get(port, "single.test")
+            results[str(status)] += 1
+            bodies.append(body.split(" ", 1)[0])
+
+    visitors = [asyncio.ensure_future(visitor()) for _ in range(3)]
+    try:
+        await asyncio.sleep(0.2)
+        outcome = await hub.call("single", Deploy("2"))
+        await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await asyncio.gather(*visitors)
+    # The old unit stopped before the new one started (never two at once)...
+    assert outcome.stopped == () and outcome.unit == "bindrop-app-single-2.service"
+    # ...and no visitor saw the gap: requests waited for release 2.
+    assert set(results) == {"200"}, results
+    assert [b for b in dict.fromkeys(bodies)] == ["one", "two"]

@@ -88,3 +88,13 @@ def test_a_snapshot_round_trips_and_a_broken_one_is_ignored(tmp_path: Path) -> N
     assert [p.name for p in path.parent.iterdir()] == ["proxy-routes.json"]
     path.write_text("{half")
     assert load_table(path) is None
+
+
+def test_a_holding_app_reaches_the_proxy_as_hold() -> None:
+    apps = [AppConfig(name="single", hosts=("single.test",), no_overlap=True)]
+    views = {"single": AppView("single", AppRunState.STARTING, holding=True)}
+    entries, _ = build_route_table(apps, views)
+    table = parse_message(encode_line({"type": "table", "version": 1, "apps": entries}))
+    assert isinstance(table, RouteTable)
+    assert table.apps[0].hold and not table.apps[0].serving
+    assert parse_table(render_table(table)) == table
