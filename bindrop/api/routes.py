@@ -40,6 +40,7 @@ APP_SETTINGS: dict[str, Any] = {
     "no_overlap": _BOOL,
     "maintenance_message": {"type": ["string", "null"]},
     "body_limit": _INT,
+    "https_redirect": _BOOL,
 }
 NEW_APP = {"type": "object", "required": ["name", "hosts"], "additionalProperties": False,
            "properties": {"name": _STR} | {k: v for k, v in APP_SETTINGS.items()

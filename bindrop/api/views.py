@@ -49,6 +49,7 @@ def app_dict(config: AppConfig) -> dict[str, Any]:
         "system": config.system,
         "maintenance_message": config.maintenance_message,
         "body_limit": config.body_limit,
+        "https_redirect": config.https_redirect,
         "created_at": _time(config.created_at),
         "updated_at": _time(config.updated_at),
     }

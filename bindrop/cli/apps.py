@@ -42,17 +42,21 @@ def _outcome_line(outcome: dict[str, Any]) -> str:
 @click.option("--liveness", type=click.FloatRange(min=0.1), metavar="SECONDS",
               help="Keep checking the app (its health check) every SECONDS once it is up; "
                    "3 failures in a row restart it.")
+@click.option("--https-redirect", is_flag=True,
+              help="Answer plain-HTTP requests with a 308 to the same https:// URL.")
 @json_option
 @remote
 def create(app: str, hosts: tuple[str, ...], health: str | None, memory: str | None,
            cpu: str | None, tasks: int | None, on_demand: bool, no_overlap: bool,
-           liveness: float | None, as_json: bool, run: Run) -> None:
+           liveness: float | None, https_redirect: bool, as_json: bool, run: Run) -> None:
     """Create APP; it runs once you deploy a release to it.
 
     Example: bindrop create blog --host blog.example.com --memory 256M
     """
     settings: dict[str, Any] = {"name": app, "hosts": list(hosts), "on_demand": on_demand,
                                 "no_overlap": no_overlap}
+    if https_redirect:
+        settings["https_redirect"] = True
     for key, value in (("health_path", health), ("memory_max", memory), ("cpu_quota", cpu),
                        ("tasks_max", tasks), ("liveness_interval_s", liveness)):
         if value is not None:

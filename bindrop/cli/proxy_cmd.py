@@ -13,16 +13,16 @@ import click
 
 from bindrop.errors import InvalidInput
 from bindrop.hub.notify import sd_notify
-from bindrop.proxy.listen import bind_socket, inherited_sockets
+from bindrop.proxy.listen import bind_socket, inherited_sockets_by_kind
 from bindrop.proxy.server import ProxyOptions, ProxyServer
 from bindrop.settings import Settings
 
 
-def parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
     """``HOST:PORT`` (``[::]:80`` for IPv6) as a pair. Pure."""
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise InvalidInput(f"--listen {text!r} is not valid: use HOST:PORT such as 0.0.0.0:80")
+        raise InvalidInput(f"{option} {text!r} is not valid: use HOST:PORT such as 0.0.0.0:80")
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
@@ -31,6 +31,10 @@ def parse_listen(text: str) -> tuple[str, int]:
               envvar="BINDROP_PROXY_LISTEN",
               help="Where to listen when systemd passes no socket (socket activation). "
                    "[env: BINDROP_PROXY_LISTEN]")
+@click.option("--listen-https", default=None, envvar="BINDROP_PROXY_LISTEN_HTTPS",
+              help="Where to listen for HTTPS when systemd passes no socket; certificates "
+                   "come from /etc/bindrop/tls/<hostname>.crt + .key. Default: no HTTPS. "
+                   "[env: BINDROP_PROXY_LISTEN_HTTPS]")
 @click.option("--hub-socket", type=click.Path(path_type=Path), default=None,
               envvar="BINDROP_PROXY_HUB_SOCKET",
               help="The hub's control socket (default: /run/bindrop/control.sock under "
@@ -43,13 +47,17 @@ def parse_listen(text: str) -> tuple[str, int]:
               type=click.Choice(["debug", "info", "warning", "error"]),
               help="How much to log (access lines always go to stdout). "
                    "[env: BINDROP_LOG_LEVEL]")
-def proxy(listen: str, hub_socket: Path | None, upstream_timeout: float,
+def proxy(listen: str, listen_https: str | None, hub_socket: Path | None, upstream_timeout: float,
           log_level: str) -> None:
     """Run the reverse proxy in the foreground (what bindrop-proxy.service runs).
 
     It serves the sockets systemd passes (bindrop-proxy.socket) or binds --listen, routes
     by host to the apps the hub reports, serves its last routes while the hub is away, and
     on SIGTERM finishes the requests in flight before it exits.
+
+    Systemd sockets named ``https`` (FileDescriptorName=https) or --listen-https serve
+    HTTPS with the certificate for each hostname (SNI); the directory is checked for
+    changed files every few seconds.
 
     Example: BINDROP_ROOT=/srv/test bindrop proxy --listen 127.0.0.1:8080
     """
@@ -59,23 +67,30 @@ def proxy(listen: str, hub_socket: Path | None, upstream_timeout: float,
                                   upstream_timeout=upstream_timeout)
     if hub_socket is not None:
         options = dataclasses.replace(options, hub_socket=hub_socket)
-    asyncio.run(_run_proxy(options, parse_listen(listen)))
+    https = parse_listen(listen_https, "--listen-https") if listen_https else None
+    asyncio.run(_run_proxy(options, parse_listen(listen), https))
 
 
-async def _run_proxy(options: ProxyOptions, listen: tuple[str, int]) -> None:
+async def _run_proxy(options: ProxyOptions, listen: tuple[str, int],
+                     listen_https: tuple[str, int] | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    sockets = inherited_sockets(os.environ)
+    sockets, https_sockets = inherited_sockets_by_kind(os.environ)
     log = logging.getLogger("bindrop.proxy")
-    if sockets:
-        log.info("serving %d sockets passed by systemd", len(sockets))
+    if sockets or https_sockets:
+        log.info("serving %d sockets passed by systemd (%d for HTTPS)",
+                 len(sockets) + len(https_sockets), len(https_sockets))
     else:
         sockets = [bind_socket(*listen)]
         log.info("listening on %s:%d", *listen)
+        if listen_https is not None:
+            https_sockets = [bind_socket(*listen_https)]
+            log.info("listening for HTTPS on %s:%d (certificates in %s)", *listen_https,
+                     options.tls_dir)
     server = ProxyServer(options)
-    await server.start(sockets)
+    await server.start(sockets, https_sockets)
     sd_notify("READY=1\nSTATUS=serving", os.environ)
     await stop.wait()
     sd_notify("STOPPING=1", os.environ)

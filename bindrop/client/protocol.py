@@ -11,8 +11,8 @@ On ``GET /v1/proxy/stream?proxy=<id>`` the hub sends newline-delimited JSON obje
     {"type": "ping"}
 
 where APP is ``{"app", "hosts", "status", "upstream": {"unit", "release", "port"} | null,
-"maintenance_message", "body_limit", "on_demand"}``. The proxy answers with
-``POST /v1/proxy/ack {"proxy", "version"}`` once it serves a table, and
+"maintenance_message", "body_limit", "on_demand", "hold", "https_redirect"}``. The proxy
+answers with ``POST /v1/proxy/ack {"proxy", "version"}`` once it serves a table, and
 ``POST /v1/proxy/drained {"proxy", "unit"}`` once no request to that unit is in flight;
 it reports apps that had requests with ``POST /v1/proxy/activity {"proxy", "apps"}`` and
 wakes a stopped on-demand app with ``POST /v1/proxy/wake {"app"}`` (answered when ready).
@@ -60,6 +60,8 @@ class AppRoute:
     body_limit: int = 100 * 1024 * 1024
     on_demand: bool = False
     hold: bool = False  # a no-overlap deploy: wait for the new route instead of a 503
+    #: Plain-HTTP requests get a 308 to the same URL over https.
+    https_redirect: bool = False
 
     @property
     def serving(self) -> bool:
@@ -128,7 +130,7 @@ def render_table(table: RouteTable) -> dict[str, Any]:
          "upstream": None if a.upstream is None else {
              "unit": a.upstream.unit, "release": a.upstream.release, "port": a.upstream.port},
          "maintenance_message": a.maintenance_message, "body_limit": a.body_limit,
-         "on_demand": a.on_demand, "hold": a.hold}
+         "on_demand": a.on_demand, "hold": a.hold, "https_redirect": a.https_redirect}
         for a in table.apps]}
 
 
@@ -152,6 +154,7 @@ def _parse_app(data: object) -> AppRoute:
         body_limit=body_limit,
         on_demand=data.get("on_demand") is True,
         hold=data.get("hold") is True,
+        https_redirect=data.get("https_redirect") is True,
     )
 
 

@@ -97,6 +97,7 @@ def build_entry(config: AppConfig, hosts: tuple[str, ...], view: AppView | None
         "maintenance_message": config.maintenance_message,
         "body_limit": config.body_limit,
         "on_demand": config.on_demand,
+        "https_redirect": config.https_redirect,
         "hold": view is not None and view.holding,
     }
 

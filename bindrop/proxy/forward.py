@@ -26,6 +26,7 @@ from bindrop.proxy.accesslog import AccessLog, AccessRecord
 from bindrop.proxy.cache import RouteCache
 from bindrop.proxy.headers import (
     build_downstream_headers,
+    build_https_location,
     build_upstream_headers,
     is_websocket_upgrade,
     pick_request_id,
@@ -83,7 +84,7 @@ class Forwarder:
     def __init__(self, routes: RouteCache, session: aiohttp.ClientSession, *,
                  inflight: InFlight, pages: Pages, access: AccessLog,
                  upstream_timeout: float, scheme: str = "http", waker: Waker | None = None,
-                 wake_timeout: float = 30.0) -> None:
+                 wake_timeout: float = 30.0, https_port: int | None = None) -> None:
         self.routes = routes
         self.session = session
         self.inflight = inflight
@@ -93,6 +94,8 @@ class Forwarder:
         self.scheme = scheme
         self.waker = waker
         self.wake_timeout = wake_timeout
+        #: The port of this proxy's HTTPS listener (redirects point there); None: no HTTPS.
+        self.https_port = https_port
         #: Apps that had a request since ``take_activity`` was last called.
         self._active: set[str] = set()
         self._busy: Counter[str] = Counter()
@@ -121,6 +124,8 @@ class Forwarder:
             return self._page(request, result, 404, f"No app answers on {host or 'this address'}"
                               " here. Check the address, or add the host to an app.", request_id)
         result.app = route.app
+        if route.https_redirect and not request.secure:
+            return self._redirect(request, result, host, request_id)
         if route.wakeable and self.waker is not None:
             route, problem = await self._wake(route, host, request.raw_path)
             if problem is not None:
@@ -149,6 +154,9 @@ class Forwarder:
             self._busy[route.app] -= 1
             if not self._busy[route.app]:
                 del self._busy[route.app]
+
+    def _scheme(self, request: web.BaseRequest) -> str:
+        return "https" if request.secure else self.scheme
 
     async def _wake(self, route: AppRoute, host: str, raw_path: str
                     ) -> tuple[AppRoute, str | None]:
@@ -182,7 +190,7 @@ class Forwarder:
     async def _forward(self, request: web.BaseRequest, route: AppRoute, upstream: Upstream,
                        request_id: str, result: _Result) -> web.StreamResponse:
         headers = build_upstream_headers(request.headers, client=request.remote,
-                                         scheme=self.scheme, request_id=request_id)
+                                         scheme=self._scheme(request), request_id=request_id)
         url = upstream_url(upstream, request.raw_path)
         has_body = request.body_exists
         attempts = 1 if has_body or request.method not in _IDEMPOTENT else 2
@@ -234,7 +242,8 @@ class Forwarder:
                          request_id: str, result: _Result) -> web.StreamResponse:
         headers = build_upstream_headers(without_hop_by_hop(request.headers,
                                                             also=_WS_OWN_HEADERS),
-                                         client=request.remote, scheme=self.scheme,
+                                         client=request.remote,
+                                         scheme=self._scheme(request),
                                          request_id=request_id)
         protocols = [p.strip() for v in request.headers.getall("Sec-WebSocket-Protocol", ())
                      for p in v.split(",") if p.strip()]
@@ -264,6 +273,13 @@ class Forwarder:
             await up.close()
             await down.close()
         return down
+
+    def _redirect(self, request: web.BaseRequest, result: _Result, host: str,
+                  request_id: str) -> web.Response:
+        location = build_https_location(host, request.raw_path, self.https_port or 443)
+        result.status = 308
+        return web.Response(status=308, headers={
+            "Location": location, "Cache-Control": "no-store", "X-Request-Id": request_id})
 
     def _page(self, request: web.BaseRequest, result: _Result, status: int, message: str,
               request_id: str, app: str | None = None) -> web.Response:

@@ -88,3 +88,13 @@ def request_host(host: str | None) -> str:
         return host[: host.find("]") + 1] if "]" in host else host
     name = host.rsplit(":", 1)[0] if ":" in host else host
     return name.rstrip(".")
+
+
+def build_https_location(host: str | None, raw_path: str, https_port: int = 443) -> str:
+    """Where a plain-HTTP request is redirected for an app with ``https_redirect``: the same
+    host (without the HTTP port) and the raw path and query byte for byte, on ``https_port``
+    (left out when 443). Pure."""
+    name = request_host(host)
+    port = "" if https_port == 443 else f":{https_port}"
+    path = raw_path if raw_path.startswith("/") else "/" + raw_path
+    return f"https://{name}{port}{path}"

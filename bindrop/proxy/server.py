@@ -26,6 +26,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from bindrop.proxy.accesslog import AccessLog
 from bindrop.proxy.cache import RouteCache
+from bindrop.proxy.certs import CHECK_INTERVAL, Certificates
 from bindrop.proxy.forward import Forwarder
 from bindrop.proxy.hublink import HubLink
 from bindrop.proxy.inflight import InFlight
@@ -60,12 +61,17 @@ class ProxyOptions:
     activity_interval: float = 5.0
     scheme: str = "http"
     proxy_id: str = ""
+    #: Certificates for the HTTPS listener, ``<hostname>.crt`` + ``.key`` (``bindrop.proxy.certs``).
+    tls_dir: Path | None = None
+    #: How often the certificate files are checked for changes.
+    cert_check_interval: float = CHECK_INTERVAL
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProxyOptions:
         """Defaults for this server: the hub's control socket, the snapshot in state_dir."""
         return cls(hub_socket=settings.control_socket,
-                   snapshot=settings.state_dir / SNAPSHOT_NAME)
+                   snapshot=settings.state_dir / SNAPSHOT_NAME,
+                   tls_dir=settings.etc_dir / "tls")
 
 
 class ProxyServer:
@@ -84,10 +90,16 @@ class ProxyServer:
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.ServerRunner | None = None
         self.sockets: list[socket.socket] = []
+        self.https_sockets: list[socket.socket] = []
+        self.certificates: Certificates | None = None
+        self._cert_task: asyncio.Task[None] | None = None
 
-    async def start(self, sockets: list[socket.socket]) -> None:
+    async def start(self, sockets: list[socket.socket],
+                    https_sockets: list[socket.socket] | None = None) -> None:
         """Serve on ``sockets`` (already listening) once the hub sent its table, or after
-        ``first_table_wait`` seconds from the snapshot on disk (the hub may be down)."""
+        ``first_table_wait`` seconds from the snapshot on disk (the hub may be down); HTTPS
+        on ``https_sockets`` with the certificates in ``options.tls_dir``."""
+        https_sockets = list(https_sockets or ())
         self.routes.load_snapshot()
         self.hub.start()
         with contextlib.suppress(TimeoutError):
@@ -105,7 +117,8 @@ class ProxyServer:
             self.routes, self._session, inflight=self.inflight, pages=Pages(),
             access=self.access, upstream_timeout=self.options.upstream_timeout,
             scheme=self.options.scheme, waker=self.hub.wake,
-            wake_timeout=self.options.wake_timeout)
+            wake_timeout=self.options.wake_timeout,
+            https_port=https_sockets[0].getsockname()[1] if https_sockets else None)
         server = web.Server(forwarder.handle, access_log=None, auto_decompress=False,
                             max_line_size=self.options.max_line_size,
                             max_field_size=self.options.max_field_size)
@@ -114,7 +127,24 @@ class ProxyServer:
         await self._runner.setup()
         for sock in sockets:
             await web.SockSite(self._runner, sock).start()
-        self.sockets = sockets
+        if https_sockets:
+            if self.options.tls_dir is None:
+                raise ValueError("an HTTPS listener needs ProxyOptions.tls_dir")
+            self.certificates = Certificates(self.options.tls_dir)
+            for sock in https_sockets:
+                await web.SockSite(self._runner, sock,
+                                   ssl_context=self.certificates.context).start()
+            self._cert_task = asyncio.create_task(self._watch_certificates(self.certificates))
+        self.sockets = sockets + https_sockets
+        self.https_sockets = https_sockets
+
+    async def _watch_certificates(self, certificates: Certificates) -> None:
+        while True:
+            await asyncio.sleep(self.options.cert_check_interval)
+            try:
+                certificates.refresh()
+            except Exception:  # one bad reload must not end the checks
+                log.exception("reloading certificates from %s failed", certificates.directory)
 
     def _activity(self) -> set[str]:
         return self._forwarder.take_activity() if self._forwarder else set()
@@ -126,6 +156,11 @@ class ProxyServer:
     async def close(self) -> None:
         """Stop accepting, finish requests in flight (bounded), then disconnect. Idempotent."""
         await self.hub.close()
+        task, self._cert_task = self._cert_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         runner, self._runner = self._runner, None
         if runner is not None:
             # Stop accepting before closing the servers: asyncio sets up an accepted

@@ -65,6 +65,7 @@ class AppConfig:
     system: bool = False
     maintenance_message: str | None = None
     body_limit: int = DEFAULT_BODY_LIMIT
+    https_redirect: bool = False
     created_at: datetime | None = field(default=None, compare=False)
     updated_at: datetime | None = field(default=None, compare=False)
 
@@ -91,7 +92,7 @@ def validate_app(config: AppConfig) -> AppConfig:
     if liveness is not None:
         liveness = _seconds("liveness interval", liveness)
     Limits(config.memory_max, config.cpu_quota, config.tasks_max)  # raises InvalidInput
-    for flag in ("on_demand", "no_overlap", "system"):
+    for flag in ("on_demand", "no_overlap", "system", "https_redirect"):
         if not isinstance(getattr(config, flag), bool):
             raise InvalidInput(f"{flag} must be true or false, not {getattr(config, flag)!r}")
     if config.desired_state not in get_args(DesiredState):
@@ -178,6 +179,7 @@ def _row(config: AppConfig) -> dict[str, object]:
         "system": int(config.system),
         "maintenance_message": config.maintenance_message,
         "body_limit": config.body_limit,
+        "https_redirect": int(config.https_redirect),
     }
 
 
@@ -199,6 +201,7 @@ def _from_row(row: Mapping[str, Any], hosts: Sequence[str]) -> AppConfig:
         system=bool(row["system"]),
         maintenance_message=row["maintenance_message"],
         body_limit=row["body_limit"],
+        https_redirect=bool(row["https_redirect"]),
         created_at=parse_timestamp(row["created_at"]),
         updated_at=parse_timestamp(row["updated_at"]),
     )

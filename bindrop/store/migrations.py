@@ -147,12 +147,18 @@ def _add_liveness(db: Database) -> None:
     db.execute("ALTER TABLE apps ADD COLUMN liveness_interval_s REAL")
 
 
+def _add_https_redirect(db: Database) -> None:
+    # 1: the proxy answers plain-HTTP requests for the app with a 308 to https://.
+    db.execute("ALTER TABLE apps ADD COLUMN https_redirect INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_create_apps_and_releases", _create_apps_and_releases),
     Migration("0002_create_env", _create_env),
     Migration("0003_create_events", _create_events),
     Migration("0004_create_tokens", _create_tokens),
     Migration("0005_add_liveness", _add_liveness),
+    Migration("0006_add_https_redirect", _add_https_redirect),
 )
 
 
