@@ -9,6 +9,7 @@ need=()
 # openssh-*: the tests run a private sshd on 127.0.0.1 for the ssh:// transport.
 for pair in systemd:/lib/systemd/systemd dbus:/usr/bin/dbus-daemon util-linux:/usr/bin/unshare \
             openssh-server:/usr/sbin/sshd openssh-client:/usr/bin/ssh curl:/usr/bin/curl \
+            openssl:/usr/bin/openssl \
             python3-venv:- ; do
   pkg=${pair%%:*} file=${pair#*:}
   if [ "$file" = "-" ]; then
