@@ -20,8 +20,16 @@ from bindrop.settings import (
 )
 
 #: Units bindrop installs, from deploy/ in the source tree, in start order.
-UNITS = ("bindrop.service", "bindrop-proxy.socket", "bindrop-proxy.service")
+UNITS = ("bindrop.service", "bindrop-proxy.socket", "bindrop-proxy-https.socket",
+         "bindrop-proxy.service")
+HTTPS_SOCKET = "bindrop-proxy-https.socket"
 DEFAULT_HTTP_PORT = 80
+DEFAULT_HTTPS_PORT = 443
+
+
+def installed_units(https_port: int | None) -> tuple[str, ...]:
+    """The units to install, in start order: the HTTPS socket only when it has a port."""
+    return tuple(u for u in UNITS if https_port is not None or u != HTTPS_SOCKET)
 
 
 def deploy_dir() -> Path:
@@ -30,14 +38,28 @@ def deploy_dir() -> Path:
 
 def render_installed_unit(template: str, command: str, http_port: int = DEFAULT_HTTP_PORT,
                           api_port: int | None = DEFAULT_API_PORT,
-                          control_host: str = DEFAULT_CONTROL_HOST) -> str:
+                          control_host: str = DEFAULT_CONTROL_HOST,
+                          https_port: int | None = DEFAULT_HTTPS_PORT) -> str:
     """A unit template from deploy/ with ``@BINDROP@`` replaced by how to run bindrop, the
-    proxy's ``ListenStream=80`` by ``http_port``, ``@API_PORT@`` by ``api_port`` ("off" for
+    proxy's ``ListenStream=80`` by ``http_port`` and ``=443`` by ``https_port``,
+    ``@PROXY_SOCKETS@`` by the proxy's sockets, ``@API_PORT@`` by ``api_port`` ("off" for
     None) and ``@CONTROL_HOST@`` by ``control_host``. Pure."""
+    sockets = " ".join(u for u in installed_units(https_port) if u.endswith(".socket"))
     text = (template.replace("@BINDROP@", command)
             .replace("@API_PORT@", str(api_port) if api_port else "off")
-            .replace("@CONTROL_HOST@", control_host))
-    return text.replace("\nListenStream=80\n", f"\nListenStream={http_port}\n")
+            .replace("@CONTROL_HOST@", control_host)
+            .replace("@PROXY_SOCKETS@", sockets))
+    text = text.replace("\nListenStream=80\n", f"\nListenStream={http_port}\n")
+    return text.replace("\nListenStream=443\n", f"\nListenStream={https_port}\n")
+
+
+def _https_port(text: str) -> int | None:
+    value = text.strip().lower()
+    if value in ("off", "none", ""):
+        return None
+    if not value.isdigit() or not 0 < int(value) <= 65535:
+        raise click.BadParameter(f"use a port number (1-65535) or 'off', not {text!r}")
+    return int(value)
 
 
 def _api_port(text: str) -> int | None:
@@ -57,6 +79,10 @@ def bindrop_command() -> str:
 @click.option("--http-port", type=click.IntRange(1, 65535), default=DEFAULT_HTTP_PORT,
               show_default=True, envvar="BINDROP_HTTP_PORT",
               help="Port the proxy listens on for HTTP. [env: BINDROP_HTTP_PORT]")
+@click.option("--https-port", default=str(DEFAULT_HTTPS_PORT), show_default=True,
+              envvar="BINDROP_HTTPS_PORT", callback=lambda _ctx, _param, v: _https_port(v),
+              help="Port the proxy terminates HTTPS on (certificates in /etc/bindrop/tls/); "
+                   "'off' for none. [env: BINDROP_HTTPS_PORT]")
 @click.option("--api-port", default=str(DEFAULT_API_PORT), show_default=True,
               envvar="BINDROP_API_PORT", callback=lambda _ctx, _param, value: _api_port(value),
               help="Port of the control API on 127.0.0.1 (tokens needed), which the proxy "
@@ -65,7 +91,8 @@ def bindrop_command() -> str:
               envvar="BINDROP_CONTROL_HOST",
               help="Host at which the proxy serves the control API; no app may claim it. "
                    "[env: BINDROP_CONTROL_HOST]")
-def install(no_start: bool, http_port: int, api_port: int | None, control_host: str) -> None:
+def install(no_start: bool, http_port: int, https_port: int | None, api_port: int | None,
+            control_host: str) -> None:
     """Install bindrop's services on this server (as root): units, directories, then start.
 
     Writes bindrop.service (the hub, with the control API on 127.0.0.1:--api-port) and
@@ -83,23 +110,30 @@ def install(no_start: bool, http_port: int, api_port: int | None, control_host: 
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(mode)
     changed = []
+    units = installed_units(https_port)
     settings.unit_dir.mkdir(parents=True, exist_ok=True)
-    for name in UNITS:
+    dropped = settings.unit_dir / HTTPS_SOCKET
+    if HTTPS_SOCKET not in units and dropped.exists():  # --https-port off after it was on
+        _systemctl("disable", "--now", HTTPS_SOCKET)
+        dropped.unlink()
+        changed.append(HTTPS_SOCKET)
+    for name in units:
         template = (deploy_dir() / name).read_text()
         text = render_installed_unit(template, bindrop_command(), http_port, api_port,
-                                     control_host)
+                                     control_host, https_port)
         target = settings.unit_dir / name
         if not target.exists() or target.read_text() != text:
             target.write_text(text)
             changed.append(name)
     if changed:
         _systemctl("daemon-reload")
-    _systemctl("enable", *UNITS)
+    _systemctl("enable", *units)
     if not no_start:
-        # restart only what changed, so re-running install on a running server is a no-op
-        for name in UNITS:
+        # Restart only what changed, so re-running install on a running server is a no-op.
+        # A changed socket is restarted too: that is how its port changes.
+        for name in units:
             _systemctl("restart" if name in changed else "start", name)
-    click.echo(f"installed {', '.join(UNITS)}" + (f" (updated: {', '.join(changed)})"
+    click.echo(f"installed {', '.join(units)}" + (f" (updated: {', '.join(changed)})"
                                                    if changed else " (unchanged)"))
 
 

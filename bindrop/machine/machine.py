@@ -187,7 +187,9 @@ class Machine:
         """Install and start bindrop's services inside, with this very bindrop's Python."""
         state = state or self.running_state()
         port = state.http_port or 80
+        # No HTTPS socket: a machine shares the host's network and 443 is the host's.
         proc = self.exec(sys.executable, "-m", "bindrop", "install", "--http-port", str(port),
+                         "--https-port", "off",
                          "--api-port", str(state.api_port or "off"),
                          "--control-host", DEFAULT_CONTROL_HOST, check=False, state=state)
         if proc.returncode != 0:
