@@ -64,7 +64,8 @@ def installed(machine: Machine, settings: Settings) -> Iterator[int]:
     written: list[Path] = []
     for name in UNITS:
         path = unit_dir / name
-        path.write_text(render_installed_unit((deploy_dir() / name).read_text(), command))
+        path.write_text(render_installed_unit((deploy_dir() / name).read_text(), command,
+                                              https_port=None))
         written.append(path)
     drop_ins = {
         "bindrop-proxy.socket.d": f"[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n",
