@@ -17,6 +17,10 @@ class Router(Protocol):
 
     async def drain(self, route: Route, timeout: float) -> None: ...
 
+    def peers(self) -> list[str]:
+        """The proxies following the routes now (their ids)."""
+        ...
+
 
 class StateRouter:
     """Routes live in the state store; nothing else to wait for yet."""
@@ -29,3 +33,6 @@ class StateRouter:
 
     async def drain(self, route: Route, timeout: float) -> None:
         return None
+
+    def peers(self) -> list[str]:
+        return []
