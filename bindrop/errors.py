@@ -17,6 +17,7 @@ match on. Messages are written for a person and say what to do next.
     │   └── BusUnavailable  503 bus_unavailable    no connection to the system bus
     ├── NotReady            502 not_ready          a release failed its readiness check
     ├── MachineError        500 machine_error      a private machine failed to boot or stop
+    ├── CopyFailed          500 copy_failed        a database or data copy failed (disk full, …)
     └── Cancelled           409 cancelled          superseded or shut down before it ran
 
 Foreign errors (dbus-fast, sqlite, aiohttp) are translated into these at exactly one
@@ -98,6 +99,10 @@ class NotReady(BindropError):
 
 class MachineError(BindropError):
     code = "machine_error"
+
+
+class CopyFailed(BindropError):
+    code = "copy_failed"
 
 
 class Cancelled(BindropError):
