@@ -22,6 +22,8 @@ DEFAULT_API_PORT = 7300
 #: The host at which the proxy exposes the TCP control API; no app may claim it.
 DEFAULT_CONTROL_HOST = "bindrop.localhost"
 DEFAULT_UPLOAD_LIMIT = 1024**3
+#: The host at which the proxy serves the dashboard (a system app); "off" for none.
+DEFAULT_DASHBOARD_HOST = "dashboard.localhost"
 
 
 def _default_machines_dir(environ: Mapping[str, str]) -> Path:
@@ -50,6 +52,8 @@ class Settings:
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
     #: Where the proxy routes to the TCP control API (when ``api_port`` is set).
     control_host: str = DEFAULT_CONTROL_HOST
+    #: Where the proxy serves the dashboard; None: no dashboard.
+    dashboard_host: str | None = DEFAULT_DASHBOARD_HOST
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -59,7 +63,10 @@ class Settings:
             raise InvalidInput(f"BINDROP_ROOT must be an absolute path, not {root!s}")
         machines = environ.get("BINDROP_MACHINES_DIR")
         control = environ.get("BINDROP_CONTROL_HOST")
+        dashboard = environ.get("BINDROP_DASHBOARD_HOST")
         return cls(
+            dashboard_host=(parse_dashboard_host(dashboard) if dashboard is not None
+                            else DEFAULT_DASHBOARD_HOST),
             api_port=parse_api_port(environ.get("BINDROP_API_PORT")),
             control_host=parse_control_host(control) if control else DEFAULT_CONTROL_HOST,
             upload_limit=_size("BINDROP_UPLOAD_LIMIT", environ.get("BINDROP_UPLOAD_LIMIT"),
@@ -135,6 +142,19 @@ def parse_control_host(text: str) -> str:
     if "/" in host:
         raise InvalidInput(f"BINDROP_CONTROL_HOST must be a host name without a path, such as "
                            f"bindrop.example.com, not {text!r}")
+    return host
+
+
+def parse_dashboard_host(text: str) -> str | None:
+    """``BINDROP_DASHBOARD_HOST``: a host name without a path, or "off" / "" for no
+    dashboard. ``InvalidInput`` otherwise."""
+    if text.strip().lower() in ("", "off", "none"):
+        return None
+    try:
+        host = parse_control_host(text)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message.replace("BINDROP_CONTROL_HOST",
+                                               "BINDROP_DASHBOARD_HOST")) from None
     return host
 
 

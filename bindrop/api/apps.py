@@ -28,7 +28,9 @@ def _with_state(hub: Hub, config_dict: dict[str, Any]) -> dict[str, Any]:
 
 async def list_apps(request: web.Request) -> dict[str, Any]:
     hub = _hub(request)
-    return {"apps": [_with_state(hub, app_dict(a)) for a in hub.store.list_apps()]}
+    every = query_flag(request.query, "all")
+    return {"apps": [_with_state(hub, app_dict(a))
+                     for a in hub.store.list_apps(include_system=every)]}
 
 
 async def create_app(request: web.Request) -> dict[str, Any]:

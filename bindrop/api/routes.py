@@ -13,7 +13,18 @@ from typing import Any
 
 from aiohttp import web
 
-from bindrop.api import actions, apps, env, events, logs, openapi, releases, server, tokens
+from bindrop.api import (
+    actions,
+    apps,
+    env,
+    events,
+    logs,
+    openapi,
+    releases,
+    server,
+    system,
+    tokens,
+)
 
 Handler = Callable[[web.Request], Awaitable[dict[str, Any] | web.StreamResponse]]
 ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
@@ -53,6 +64,8 @@ DEPLOY = {"type": "object", "required": ["release"], "additionalProperties": Fal
           "properties": {"release": {"type": "integer", "minimum": 1}}}
 ROLLBACK = {"type": "object", "additionalProperties": False,
             "properties": {"to": {"type": ["integer", "null"], "minimum": 1}}}
+DASHBOARD = {"type": "object", "required": ["host"], "additionalProperties": False,
+             "properties": {"host": _STR}}
 NEW_TOKEN = {"type": "object", "required": ["name"], "additionalProperties": False,
              "properties": {"name": _STR,
                             "scope": {"type": "string", "enum": ["admin", "read-only"]},
@@ -77,8 +90,18 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/openapi.json", openapi.openapi_doc, "This document"),
     Route("GET", "/v1/server", server.server_info, "Versions, apps and disk usage"),
+    Route("GET", "/v1/whoami", system.whoami, "Who the caller is: token name and scope",
+          returns="whoami"),
+    Route("GET", "/v1/server/services", system.services,
+          "bindrop's own units (hub, proxy, timers) as systemd sees them", returns="services"),
+    Route("GET", "/v1/history", system.history, "The newest recorded events, oldest first",
+          query=(("app", _STR, "only this app"),
+                 ("limit", _INT, "how many (default 50, at most 500)")), returns="events"),
+    Route("PUT", "/v1/dashboard", system.setup_dashboard,
+          "Set up the dashboard (a system app) at a host; changes only what differs",
+          admin=True, body=DASHBOARD, returns="system_app"),
     Route("GET", "/v1/apps", apps.list_apps, "List apps with their live state",
-          returns="apps"),
+          query=(("all", _FLAG, "1: include bindrop's own (system) apps"),), returns="apps"),
     Route("POST", "/v1/apps", apps.create_app, "Create an app", admin=True, body=NEW_APP,
           status=201, returns="app"),
     Route("GET", "/v1/apps/{app}", apps.show_app, "Show an app's settings and live state",

@@ -76,4 +76,11 @@ ANSWERS: dict[str, dict[str, Any]] = {
     "new_token": {"allOf": [_ref("Token"), _object({"token": _S})]},
     "env": _object({"app": _S, "env": {"type": "object", "additionalProperties": _S},
                     "masked": _B, "restarted": {"oneOf": [_ref("Outcome"), {"type": "null"}]}}),
+    "whoami": _object({"name": _S, "scope": {"type": "string", "enum": ["admin", "read-only"]},
+                       "admin": _B}),
+    "services": _object({"services": {"type": "array", "items": _object({
+        "unit": _S, "description": _S, "active_state": _S, "sub_state": _S})}}),
+    "events": _object({"events": {"type": "array", "items": _ref("Event")}}),
+    "system_app": _object({"app": _S, "host": _S, "release": _I,
+                           "changed": {"type": "array", "items": _S}}),
 }

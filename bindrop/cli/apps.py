@@ -92,14 +92,16 @@ def destroy(app: str, purge_data: bool, yes: bool, as_json: bool, run: Run) -> N
 
 
 @click.command(name="apps")
+@click.option("--all", "-a", "show_all", is_flag=True,
+              help="Include bindrop's own apps (the dashboard).")
 @json_option
 @remote
-def list_apps(as_json: bool, run: Run) -> None:
+def list_apps(show_all: bool, as_json: bool, run: Run) -> None:
     """List apps with their state and live release.
 
-    Example: bindrop apps --json
+    Example: bindrop apps --all --json
     """
-    apps = run(lambda c: c.apps())
+    apps = run(lambda c: c.apps(include_system=show_all))
     if as_json:
         emit_json(apps)
         return
@@ -107,7 +109,8 @@ def list_apps(as_json: bool, run: Run) -> None:
         click.echo("no apps yet; create one with `bindrop create APP --host HOST`")
         return
     table(["APP", "STATE", "RELEASE", "HOSTS"],
-          [[a["name"], a["live"]["state"], a["live"]["release"], ", ".join(a["hosts"])]
+          [[a["name"] + (" (system)" if a.get("system") else ""), a["live"]["state"],
+            a["live"]["release"], ", ".join(a["hosts"])]
            for a in apps])
 
 

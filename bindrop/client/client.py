@@ -151,8 +151,24 @@ class Client:
     async def server(self) -> Any:
         return await self.request("GET", "/v1/server")
 
-    async def apps(self) -> Any:
-        return (await self.request("GET", "/v1/apps"))["apps"]
+    async def apps(self, *, include_system: bool = False) -> Any:
+        """Every app; bindrop's own (system) apps too with ``include_system``."""
+        params = {"all": "1"} if include_system else None
+        return (await self.request("GET", "/v1/apps", params=params))["apps"]
+
+    async def whoami(self) -> Any:
+        """``{"name", "scope", "admin"}`` of this client's token (or of root on the socket)."""
+        return await self.request("GET", "/v1/whoami")
+
+    async def services(self) -> Any:
+        return (await self.request("GET", "/v1/server/services"))["services"]
+
+    async def history(self, *, app: str | None = None, limit: int = 50) -> Any:
+        params = {"limit": str(limit)} | ({"app": app} if app else {})
+        return (await self.request("GET", "/v1/history", params=params))["events"]
+
+    async def setup_dashboard(self, host: str) -> Any:
+        return await self.request("PUT", "/v1/dashboard", body={"host": host})
 
     async def create_app(self, settings: Mapping[str, Any]) -> Any:
         return await self.request("POST", "/v1/apps", body=dict(settings))

@@ -22,6 +22,7 @@ from bindrop.hub.plan import next_instance
 from bindrop.hub.ports import PortPool
 from bindrop.hub.router import Router
 from bindrop.hub.state import AppRunState, Route, StateStore, describe_exit, is_up
+from bindrop.hub.system import system_read_only_paths
 from bindrop.settings import Settings
 from bindrop.store import (
     AppConfig,
@@ -197,7 +198,8 @@ class AppLifecycle:
         unit = app_unit_name(self.app, instance)
         port = self.ports.allocate(unit)
         spec = build_app_unit(
-            AppSpec(self.app, self.store.get_env(self.app), config.limits, config.system),
+            AppSpec(self.app, self.store.get_env(self.app), config.limits, config.system,
+                    system_read_only_paths() if config.system else ()),
             ReleaseSpec(instance, exec_path, args, port),
             self.settings,
         )

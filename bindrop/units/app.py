@@ -66,13 +66,16 @@ class AppSpec:
     """What an app is: its name, its environment and its limits (validated: ``InvalidInput``).
 
     ``system`` marks bindrop's own apps (the dashboard); they run exactly like user apps, so it
-    does not change the unit.
+    does not change the unit. ``read_only_paths`` (absolute) are made visible, read-only, through
+    the home-directory protection: the hub gives a system app the Python it runs on when that
+    lives under /root or /home (pyenv, a user's virtualenv); with none, homes stay hidden.
     """
 
     name: str
     env: Mapping[str, str] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     system: bool = False
+    read_only_paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         validate_app_name(self.name)
@@ -80,6 +83,9 @@ class AppSpec:
             validate_env_key(key)
             _check_env_value(key, value)
         object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
+        object.__setattr__(self, "read_only_paths", tuple(self.read_only_paths))
+        for path in self.read_only_paths:
+            _check_absolute("read-only path", path)
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,11 @@ def build_app_unit(app: AppSpec, release: ReleaseSpec, settings: Settings) -> Un
         # exactly (bindrop-app-blog-* also matches the app blog-api).
         prop("LogExtraFields", [f"{k}={v}".encode() for k, v in marks.items()]),
         prop("ProtectSystem", "strict"),
-        prop("ProtectHome", "yes"),
+        # tmpfs rather than yes when paths must show through: homes are then empty and
+        # world-traversable, holding only the bound paths.
+        prop("ProtectHome", "tmpfs" if app.read_only_paths else "yes"),
+        *([prop("BindReadOnlyPaths", [(p, p, False, 0) for p in app.read_only_paths])]
+          if app.read_only_paths else []),
         prop("PrivateTmp", True),
         prop("NoNewPrivileges", True),
     ]

@@ -40,6 +40,7 @@ PROPERTY_SIGNATURES: Mapping[str, str] = MappingProxyType(
         "LogExtraFields": "aay",
         "ProtectSystem": "s",
         "ProtectHome": "s",
+        "BindReadOnlyPaths": "a(ssbt)",
         "PrivateTmp": "b",
         "NoNewPrivileges": "b",
         # a bit mask of the namespace types still allowed, not a boolean

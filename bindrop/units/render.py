@@ -147,7 +147,17 @@ def _signal_name(number: int) -> str:
         return str(number)
 
 
+def _bind_read_only_paths(value: object) -> list[str]:
+    # (source, destination, ignore a missing source, flags): "-" marks ignore-missing.
+    lines = []
+    for source, dest, ignore, _flags in cast(list[tuple[str, str, bool, int]], value):
+        word = ("-" if ignore else "") + source + ("" if dest == source else f":{dest}")
+        lines.append(f"BindReadOnlyPaths={quote_word(word)}")
+    return lines
+
+
 _SPECIAL: dict[str, Callable[[object], list[str]]] = {
+    "BindReadOnlyPaths": _bind_read_only_paths,
     "ExecStart": _exec_start,
     "SuccessExitStatus": _success_exit_status,
     "LogExtraFields": _log_extra_fields,

@@ -294,6 +294,8 @@ def test_restrict_namespaces_is_rendered_as_allowed_types(value: int, line: str)
         ("StateDirectory", ["a", "b c"], ["StateDirectory=a", 'StateDirectory="b c"']),
         ("NoNewPrivileges", False, ["NoNewPrivileges=no"]),
         ("LogExtraFields", [b"A=1 2"], ['LogExtraFields="A=1 2"']),
+        ("BindReadOnlyPaths", [("/root/py", "/root/py", False, 0), ("/a", "/b", True, 0)],
+         ["BindReadOnlyPaths=/root/py", "BindReadOnlyPaths=-/a:/b"]),
     ],
 )
 def test_single_properties_render_as_unit_file_lines(
@@ -312,6 +314,7 @@ SAMPLES: dict[str, object] = {
     "aay": [b"A=x"],
     "a(sasb)": [("/bin/x", ["/bin/x"], False)],
     "(aiai)": ([143], []),
+    "a(ssbt)": [("/root/.pyenv", "/root/.pyenv", False, 0)],
 }
 
 
