@@ -76,6 +76,10 @@ RULES = (
     Rule("dashboard", (*BASE, "dashboard", "client"), forbidden=(*DB, "dbus_fast")),
     # machine/ boots a private systemd with subprocesses; it knows nothing of apps.
     Rule("machine", (*BASE, "machine"), forbidden=(*DB, "dbus_fast", "aiohttp")),
+    # moving/: export/import run on the server (SQLite, files); migrate drives two servers
+    # through the client and ssh. Never the hub's insides or systemd directly.
+    Rule("moving", (*PURE, "moving", "store", "care", "client"),
+         forbidden=("dbus_fast", "click")),
     # care/ runs on the server (backups, disk, gc): it reads files and SQLite copies directly,
     # reads bindrop's store, and reaches the hub only through the client.
     Rule("care", (*PURE, "care", "client", "store"), forbidden=("dbus_fast", "click")),
