@@ -161,9 +161,11 @@ def test_the_app_databases_wal_files_are_inside_its_snapshot(tmp_path: Path) -> 
     keep.execute("INSERT INTO posts (title) VALUES ('late')")
     keep.commit()
     try:
-        names = tarfile.open(fileobj=io.BytesIO(export_bytes(source))).getnames()
+        bundle = export_bytes(source)
     finally:
         keep.close()
+    with tarfile.open(fileobj=io.BytesIO(bundle)) as tar:
+        names = tar.getnames()
     assert "apps/blog/posts.db" in names
     assert not [n for n in names if n.endswith(("-wal", "-shm"))]
     assert names[-1] == "manifest.json"
