@@ -18,6 +18,8 @@ match on. Messages are written for a person and say what to do next.
     ├── NotReady            502 not_ready          a release failed its readiness check
     ├── MachineError        500 machine_error      a private machine failed to boot or stop
     ├── CopyFailed          500 copy_failed        a database or data copy failed (disk full, …)
+    ├── BackupFailed        500 backup_failed      a backup, upload or restore step failed
+    ├── DamagedBackup       422 damaged_backup     a backup fails its checks: not restored
     └── Cancelled           409 cancelled          superseded or shut down before it ran
 
 Foreign errors (dbus-fast, sqlite, aiohttp) are translated into these at exactly one
@@ -103,6 +105,15 @@ class MachineError(BindropError):
 
 class CopyFailed(BindropError):
     code = "copy_failed"
+
+
+class BackupFailed(BindropError):
+    code = "backup_failed"
+
+
+class DamagedBackup(BindropError):
+    status = 422
+    code = "damaged_backup"
 
 
 class Cancelled(BindropError):

@@ -166,6 +166,10 @@ class Store:
         """Oldest first: the newest ``limit``, or the first ``limit`` after ``after_id``."""
         return events.list_events(self.db, app, after_id, limit)
 
+    def last_event_of(self, kinds: Sequence[str]) -> Event | None:
+        """The newest event of any of ``kinds`` (``backup_succeeded``, …), or None."""
+        return events.last_event_of(self.db, kinds)
+
     # tokens
 
     def create_token(

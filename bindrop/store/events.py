@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -113,3 +113,13 @@ def list_events(
     rows = db.query(f"SELECT * FROM events {clause} ORDER BY id {order} LIMIT ?", [*params, limit])
     events = [_from_row(row) for row in rows]
     return events if after_id is not None else events[::-1]
+
+
+def last_event_of(db: Database, kinds: Sequence[str]) -> Event | None:
+    """The newest event of any of ``kinds``, or None. Does not write."""
+    if not kinds:
+        return None
+    marks = ", ".join("?" for _ in kinds)
+    rows = list(db.query(f"SELECT * FROM events WHERE kind IN ({marks}) ORDER BY id DESC "
+                         "LIMIT 1", list(kinds)))
+    return _from_row(rows[0]) if rows else None
