@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
 from bindrop.client.protocol import AppRoute, Upstream
@@ -36,6 +37,14 @@ from bindrop.proxy.headers import (
 from bindrop.proxy.inflight import InFlight
 from bindrop.proxy.pages import Pages
 from bindrop.proxy.table import match_route
+from bindrop.proxy.upstream import (
+    StaleConnection,
+    UpstreamConnection,
+    UpstreamError,
+    UpstreamPool,
+    frame_chunk,
+    render_request_head,
+)
 
 # Sent by aiohttp's websocket client itself; the rest of the client's headers go upstream.
 _WS_OWN_HEADERS = ("Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
@@ -81,12 +90,13 @@ def upstream_url(upstream: Upstream, raw_path: str) -> URL:
 class Forwarder:
     """Answers every request the proxy receives."""
 
-    def __init__(self, routes: RouteCache, session: aiohttp.ClientSession, *,
+    def __init__(self, routes: RouteCache, pool: UpstreamPool, *,
                  inflight: InFlight, pages: Pages, access: AccessLog,
                  upstream_timeout: float, scheme: str = "http", waker: Waker | None = None,
                  wake_timeout: float = 30.0, https_port: int | None = None) -> None:
         self.routes = routes
-        self.session = session
+        self.pool = pool
+        self._ws_session: aiohttp.ClientSession | None = None
         self.inflight = inflight
         self.pages = pages
         self.access = access
@@ -100,6 +110,25 @@ class Forwarder:
         self._active: set[str] = set()
         self._busy: Counter[str] = Counter()
 
+    def websocket_session(self) -> aiohttp.ClientSession:
+        """aiohttp's client, for WebSocket upgrades only (made on first use)."""
+        if self._ws_session is None:
+            self._ws_session = aiohttp.ClientSession(
+                cookie_jar=aiohttp.DummyCookieJar(),  # never one visitor's cookies for another
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+                timeout=aiohttp.ClientTimeout(total=None,
+                                              sock_connect=self.pool.connect_timeout),
+                trust_env=False, requote_redirect_url=False)
+        return self._ws_session
+
+    async def close(self) -> None:
+        """Close the pooled connections to the apps and the WebSocket client."""
+        self.pool.close()
+        session, self._ws_session = self._ws_session, None
+        if session is not None:
+            await session.close()
+
     def take_activity(self) -> set[str]:
         """Apps with a request since the last call, or one still in flight."""
         active, self._active = self._active, set()
@@ -107,7 +136,7 @@ class Forwarder:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.monotonic()
-        request_id = pick_request_id(request.headers, uuid.uuid4().hex)
+        request_id = pick_request_id(request.headers, os.urandom(16).hex())
         host = request.headers.get("Host", "")
         result = _Result()
         try:
@@ -191,52 +220,77 @@ class Forwarder:
                        request_id: str, result: _Result) -> web.StreamResponse:
         headers = build_upstream_headers(request.headers, client=request.remote,
                                          scheme=self._scheme(request), request_id=request_id)
-        url = upstream_url(upstream, request.raw_path)
+        if "Host" not in headers:  # HTTP/1.0 visitors may send none; HTTP/1.1 needs one
+            headers["Host"] = f"127.0.0.1:{upstream.port}"
         has_body = request.body_exists
+        chunked = has_body and request.content_length is None
+        head = render_request_head(request.method, request.raw_path, headers.items(),
+                                   chunked=chunked)
         attempts = 1 if has_body or request.method not in _IDEMPOTENT else 2
-        for attempt in range(attempts):
-            try:
-                async with asyncio.timeout(self.upstream_timeout):
-                    response = await self.session.request(
-                        request.method, url, headers=headers, allow_redirects=False,
-                        data=_limited(request, route.body_limit, result) if has_body
-                        else None)
-                break
-            except TimeoutError:
-                return self._page(request, result, 504, f"{route.app} did not answer within "
-                                  f"{self.upstream_timeout:g} s.", request_id, route.app)
-            except aiohttp.ServerDisconnectedError:
-                # A pooled keep-alive connection the app had just closed: retry once
-                # (only requests without a body that are safe to repeat).
-                if attempt + 1 < attempts:
-                    continue
-                return self._page(request, result, 502, f"{route.app} closed the connection "
-                                  "without answering.", request_id, route.app)
-            except (aiohttp.ClientError, BodyTooLarge):
-                if result.too_large:
+        conn: UpstreamConnection | None = None
+        upload: asyncio.Task[None] | None = None
+        try:
+            for attempt in range(attempts):
+                try:
+                    conn = await self.pool.acquire(upstream.port, fresh=attempt > 0)
+                except (OSError, TimeoutError):
+                    return self._page(request, result, 502, f"{route.app} did not accept the "
+                                      "connection. It may be starting or stopping; try "
+                                      "again.", request_id, route.app)
+                conn.send_head(head, head_only=request.method == "HEAD")
+                if has_body:
+                    upload = asyncio.ensure_future(
+                        _upload(request, conn, route.body_limit, result, chunked))
+                try:
+                    async with asyncio.timeout(self.upstream_timeout):
+                        await _wait_head(conn, upload)
+                    break
+                except TimeoutError:
+                    return self._page(request, result, 504, f"{route.app} did not answer "
+                                      f"within {self.upstream_timeout:g} s.", request_id,
+                                      route.app)
+                except BodyTooLarge:
                     return self._page(request, result, 413, f"The request body is larger "
                                       f"than {route.app} accepts ({route.body_limit} bytes).",
                                       request_id, route.app)
-                return self._page(request, result, 502, f"{route.app} did not accept the "
-                                  "connection. It may be starting or stopping; try again.",
-                                  request_id, route.app)
-        try:
-            answer = web.StreamResponse(status=response.status, reason=response.reason,
-                                        headers=build_downstream_headers(response.headers,
-                                                                         request_id))
-            result.status = response.status
+                except StaleConnection:
+                    # A pooled keep-alive connection the app had just closed: retry once
+                    # (only requests without a body that are safe to repeat).
+                    conn.close()
+                    if attempt + 1 < attempts:
+                        continue
+                    return self._page(request, result, 502, f"{route.app} closed the "
+                                      "connection without answering.", request_id, route.app)
+                except UpstreamError:
+                    return self._page(request, result, 502, f"{route.app} closed the "
+                                      "connection without answering.", request_id, route.app)
+            assert conn is not None
+            answer = web.StreamResponse(status=conn.status, reason=conn.reason,
+                                        headers=build_downstream_headers(
+                                            decode_headers(conn.headers), request_id))
+            result.status = conn.status
             await answer.prepare(request)
-            if response_has_body(request.method, response.status):
-                async for chunk in response.content.iter_any():
-                    await answer.write(chunk)
+            if response_has_body(request.method, conn.status):
+                while chunk := await conn.read():
                     result.sent += len(chunk)
-            await answer.write_eof()
+                    if conn.complete:
+                        break  # the last piece: it goes with the end below
+                    await answer.write(chunk)
+                    chunk = b""
+                await answer.write_eof(chunk)
+            else:
+                await answer.write_eof()
             return answer
-        except (aiohttp.ClientError, ConnectionError, asyncio.CancelledError):
-            response.close()  # the app or the visitor went away mid-body: drop both ends
-            raise
         finally:
-            response.release()
+            if upload is not None:
+                if not upload.done():
+                    upload.cancel()  # the app answered before it read the whole upload
+                    if conn is not None:
+                        conn.close()
+                elif not upload.cancelled():
+                    upload.exception()  # seen (or beside the point once the app answered)
+            if conn is not None:
+                conn.release()
 
     async def _websocket(self, request: web.BaseRequest, route: AppRoute, upstream: Upstream,
                          request_id: str, result: _Result) -> web.StreamResponse:
@@ -250,9 +304,9 @@ class Forwarder:
         url = upstream_url(upstream, request.raw_path)
         try:
             async with asyncio.timeout(self.upstream_timeout):
-                up = await self.session.ws_connect(url, headers=headers, protocols=protocols,
-                                                   autoclose=False, autoping=False,
-                                                   max_msg_size=0)
+                up = await self.websocket_session().ws_connect(
+                    url, headers=headers, protocols=protocols, autoclose=False,
+                    autoping=False, max_msg_size=0)
         except TimeoutError:
             return self._page(request, result, 504, f"{route.app} did not answer within "
                               f"{self.upstream_timeout:g} s.", request_id, route.app)
@@ -291,15 +345,44 @@ class Forwarder:
                                      "Cache-Control": "no-store", "X-Request-Id": request_id})
 
 
-async def _limited(request: web.BaseRequest, limit: int, result: _Result
-                   ) -> AsyncIterator[bytes]:
+async def _upload(request: web.BaseRequest, conn: UpstreamConnection, limit: int,
+                  result: _Result, chunked: bool) -> None:
+    """Send the request body to the app as it arrives; BodyTooLarge past ``limit``."""
     received = 0
-    async for chunk in request.content.iter_any():
-        received += len(chunk)
+    async for data in request.content.iter_any():
+        received += len(data)
         if received > limit:
-            result.too_large = True  # the client library may wrap the exception below
+            result.too_large = True
             raise BodyTooLarge
-        yield chunk
+        await conn.send_body(frame_chunk(data) if chunked else data)
+    if chunked:
+        await conn.send_body(frame_chunk(b""))
+
+
+async def _wait_head(conn: UpstreamConnection, upload: asyncio.Task[None] | None) -> None:
+    """Until the app's answer has its headers; an upload's error (BodyTooLarge, the
+    visitor going away) ends the wait with that error."""
+    if upload is None:
+        await conn.head()
+        return
+    head = asyncio.ensure_future(conn.head())
+    try:
+        await asyncio.wait((head, upload), return_when=asyncio.FIRST_COMPLETED)
+        if upload.done() and upload.exception() is not None:
+            raise upload.exception()  # type: ignore[misc]
+        await head
+    finally:
+        if not head.done():
+            head.cancel()
+        elif not head.cancelled():
+            head.exception()  # retrieved: the upload's error is the one that counts
+
+
+def decode_headers(raw: list[tuple[bytes, bytes]]) -> CIMultiDict[str]:
+    """An app's response headers as parsed (bytes) for aiohttp to send on, decoded the way
+    aiohttp decodes them. Pure."""
+    return CIMultiDict((name.decode("utf-8", "surrogateescape"),
+                        value.decode("utf-8", "surrogateescape")) for name, value in raw)
 
 
 async def _pump_both(down: web.WebSocketResponse, up: aiohttp.ClientWebSocketResponse) -> None:

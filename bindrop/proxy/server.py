@@ -20,7 +20,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
-import aiohttp
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
@@ -31,6 +30,7 @@ from bindrop.proxy.forward import Forwarder
 from bindrop.proxy.hublink import HubLink
 from bindrop.proxy.inflight import InFlight
 from bindrop.proxy.pages import Pages
+from bindrop.proxy.upstream import UpstreamPool
 from bindrop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,8 @@ class ProxyServer:
                            inflight=self.inflight, activity=self._activity,
                            activity_interval=options.activity_interval)
         self._forwarder: Forwarder | None = None
-        self._session: aiohttp.ClientSession | None = None
+        #: Idle keep-alive connections to the apps (made at start).
+        self.upstream_pool: UpstreamPool | None = None
         self._runner: web.ServerRunner | None = None
         self.sockets: list[socket.socket] = []
         self.https_sockets: list[socket.socket] = []
@@ -104,17 +105,10 @@ class ProxyServer:
         self.hub.start()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.hub.connected.wait(), self.options.first_table_wait)
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=15),
-            cookie_jar=aiohttp.DummyCookieJar(),  # never carry one visitor's cookies to another
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.options.connect_timeout),
-            trust_env=False,
-            requote_redirect_url=False,
-        )
+        self.upstream_pool = UpstreamPool(connect_timeout=self.options.connect_timeout)
         forwarder = self._forwarder = Forwarder(
-            self.routes, self._session, inflight=self.inflight, pages=Pages(),
+            self.routes, self.upstream_pool,
+            inflight=self.inflight, pages=Pages(),
             access=self.access, upstream_timeout=self.options.upstream_timeout,
             scheme=self.options.scheme, waker=self.hub.wake,
             wake_timeout=self.options.wake_timeout,
@@ -176,9 +170,9 @@ class ProxyServer:
                 await site.stop()
             await self._wait_for_first_requests(runner, FIRST_REQUEST_WAIT)
             await runner.cleanup()
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        forwarder, self._forwarder = self._forwarder, None
+        if forwarder is not None:
+            await forwarder.close()
 
     async def _wait_for_first_requests(self, runner: web.ServerRunner, timeout: float
                                        ) -> None:

@@ -1,0 +1,343 @@
+"""Keep-alive HTTP/1.1 connections to the apps, pooled per port, parsed with llhttp.
+
+This is the forwarding path's client, below aiohttp's ``ClientSession`` because that is where
+most of a proxied request's CPU went. It sends exactly the request line and headers it is
+given (no redirects, cookies, decompression or headers of its own), streams bodies both
+ways, and hands a connection back to the pool only after a complete response that allows
+keep-alive. One request at a time per connection (no pipelining).
+
+Flow control: while more than ``READ_BUFFER`` bytes of a response body wait for the visitor,
+the app's socket is not read; while the app's socket will not take more, the upload waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Iterable
+from typing import cast
+
+import httptools
+
+#: Response body bytes buffered before reading from the app pauses.
+READ_BUFFER = 256 * 1024
+#: How long an idle pooled connection may be reused (apps commonly time out at 60 s+).
+KEEPALIVE_TIMEOUT = 15.0
+#: Idle connections kept per port; more are closed as they come back.
+MAX_IDLE_PER_PORT = 256
+
+
+class UpstreamError(Exception):
+    """The app closed, reset or garbled the connection."""
+
+
+class StaleConnection(UpstreamError):
+    """A reused connection closed before the app sent a byte of the answer: the app had
+    closed it while idle. Safe to retry a request that is safe to repeat."""
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to an app. ``send_head``/``send_body``/``head``/``read`` per request."""
+
+    def __init__(self, pool: UpstreamPool | None, port: int) -> None:
+        self.pool = pool
+        self.port = port
+        self.transport: asyncio.Transport | None = None
+        self.idle_since = 0.0
+        self.reused = False
+        self._loop = asyncio.get_running_loop()
+        self._closed = False
+        self._lost: Exception | None = None
+        self._parser: httptools.HttpResponseParser | None = None
+        self._reset()
+        self._write_paused = False
+        self._write_waiter: asyncio.Future[None] | None = None
+
+    def _reset(self) -> None:
+        self.status = 0
+        self.reason = ""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.keep_alive = False
+        self._head_only = False
+        self._got_bytes = False
+        self._head_done: asyncio.Future[None] | None = None
+        self._headers_complete = False
+        self._complete = False
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._body_waiter: asyncio.Future[None] | None = None
+        self._read_paused = False
+
+    # -- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but they are one.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._got_bytes = True
+        parser = self._parser
+        if parser is None:  # nothing asked: an app talking out of turn
+            self._fail(UpstreamError("the app sent data without a request"))
+            return
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamError(f"the app's answer is not valid HTTP: {exc}"))
+
+    def eof_received(self) -> bool | None:
+        return False  # close our end too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if self.pool is not None:
+            self.pool.forget(self)
+        if self._parser is not None and self._headers_complete and not self._complete \
+                and self._reads_until_close():
+            self._on_complete()  # a body delimited by the end of the connection
+            return
+        if self._parser is not None and not self._complete:
+            if not self._got_bytes and self.reused:
+                self._fail(StaleConnection("the app closed the idle connection"))
+            else:
+                self._fail(UpstreamError("the app closed the connection before its answer "
+                                         "was complete"))
+        self._wake_writer()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_writer()
+
+    # -- httptools callbacks -----------------------------------------------------------
+
+    def on_status(self, status: bytes) -> None:
+        self.reason = status.decode("latin-1")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        assert parser is not None
+        status = parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            # An interim answer (100 Continue, 103 Early Hints): the real one follows.
+            self.headers = []
+            self.reason = ""
+            self._parser = httptools.HttpResponseParser(self)
+            return
+        self.status = status
+        self.keep_alive = parser.should_keep_alive()
+        self._headers_complete = True
+        waiter = self._head_done
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self._head_only:  # HEAD: no body follows whatever the headers say
+            self._on_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self._chunks.append(body)
+        self._buffered += len(body)
+        if self._buffered > READ_BUFFER and not self._read_paused and self.transport:
+            self._read_paused = True
+            self.transport.pause_reading()
+        self._wake_reader()
+
+    def on_message_complete(self) -> None:
+        if self._headers_complete:
+            self._on_complete()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _on_complete(self) -> None:
+        self._complete = True
+        self._parser = None
+        self._wake_reader()
+
+    def _reads_until_close(self) -> bool:
+        for name, _ in self.headers:
+            lowered = name.lower()
+            if lowered in (b"content-length", b"transfer-encoding"):
+                return False
+        return True
+
+    def _fail(self, exc: Exception) -> None:
+        self._lost = exc
+        self._parser = None
+        if self.transport is not None:
+            self.transport.abort()
+        waiter = self._head_done
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        waiter = self._body_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_writer(self) -> None:
+        waiter = self._write_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- the request -------------------------------------------------------------------
+
+    def send_head(self, head: bytes, *, head_only: bool) -> None:
+        """Start a request: ``head`` is its request line and headers, ending in CRLF CRLF."""
+        assert self.transport is not None
+        self._reset()
+        self._head_only = head_only
+        self._parser = httptools.HttpResponseParser(self)
+        self.transport.write(head)
+
+    async def send_body(self, data: bytes) -> None:
+        """Send part of the request body as it is (the caller frames it); waits while the
+        app's socket is full."""
+        if self._lost is not None or self._closed or self.transport is None:
+            raise self._lost or UpstreamError("the app closed the connection")
+        self.transport.write(data)
+        while self._write_paused and not self._closed:
+            self._write_waiter = self._loop.create_future()
+            await self._write_waiter
+            self._write_waiter = None
+
+    async def head(self) -> None:
+        """Wait for the answer's status line and headers (``status``, ``reason``,
+        ``headers``). Raises ``UpstreamError``; the caller bounds the wait."""
+        if self._headers_complete:
+            return
+        if self._lost is not None:
+            raise self._lost
+        self._head_done = self._loop.create_future()
+        await self._head_done
+
+    async def read(self) -> bytes:
+        """The next piece of the answer's body, b"" at its end. Raises ``UpstreamError``
+        when the app goes away before the end."""
+        while not self._chunks:
+            if self._complete:
+                return b""
+            if self._lost is not None:
+                raise self._lost
+            self._body_waiter = self._loop.create_future()
+            await self._body_waiter
+            self._body_waiter = None
+        data = self._chunks.popleft() if len(self._chunks) == 1 else b"".join(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        if self._read_paused and self.transport is not None:
+            self._read_paused = False
+            self.transport.resume_reading()
+        return data
+
+    @property
+    def complete(self) -> bool:
+        """The whole answer has arrived (it may still be buffered for ``read``)."""
+        return self._complete
+
+    def release(self) -> None:
+        """Done with this request: back to the pool if the answer allows keep-alive, else
+        closed."""
+        if (self._complete and self.keep_alive and not self._chunks and not self._closed
+                and self._lost is None and self.pool is not None):
+            self.pool.put(self)
+        else:
+            self.close()
+
+    def close(self) -> None:
+        if self.transport is not None and not self._closed:
+            if self._complete:
+                self.transport.close()
+            else:  # mid-answer: nothing of this connection is worth finishing
+                self.transport.abort()
+        self._closed = True
+        if self.pool is not None:
+            self.pool.forget(self)
+
+    @property
+    def usable(self) -> bool:
+        return not self._closed and self.transport is not None \
+            and not self.transport.is_closing()
+
+
+def render_request_head(method: str, raw_path: str, headers: Iterable[tuple[str, str]], *,
+                        chunked: bool = False) -> bytes:
+    """The request line and headers to send upstream, as given (``chunked``: with
+    ``Transfer-Encoding: chunked`` for a body of unknown length). Pure.
+
+    Values come from aiohttp's parser, which refuses CR and LF in them and decodes bytes
+    that are not UTF-8 as surrogates: they go out as they came in."""
+    lines = [f"{method} {raw_path} HTTP/1.1\r\n"]
+    lines.extend(f"{name}: {value}\r\n" for name, value in headers)
+    if chunked:
+        lines.append("Transfer-Encoding: chunked\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("utf-8", "surrogateescape")
+
+
+def frame_chunk(data: bytes) -> bytes:
+    """One piece of a chunked body (b"" frames the last one). Pure."""
+    return b"%x\r\n%b\r\n" % (len(data), data) if data else b"0\r\n\r\n"
+
+
+class UpstreamPool:
+    """Idle keep-alive connections per app port (127.0.0.1)."""
+
+    def __init__(self, *, connect_timeout: float = 5.0,
+                 keepalive_timeout: float = KEEPALIVE_TIMEOUT,
+                 max_idle_per_port: int = MAX_IDLE_PER_PORT, host: str = "127.0.0.1") -> None:
+        self.connect_timeout = connect_timeout
+        self.keepalive_timeout = keepalive_timeout
+        self.max_idle_per_port = max_idle_per_port
+        self.host = host
+        self._idle: dict[int, list[UpstreamConnection]] = {}
+
+    async def acquire(self, port: int, *, fresh: bool = False) -> UpstreamConnection:
+        """An idle connection to ``port`` (``reused`` set), or a new one. Raises OSError or
+        TimeoutError when the app does not accept."""
+        if not fresh:
+            idle = self._idle.get(port)
+            now = time.monotonic()
+            while idle:
+                conn = idle.pop()
+                if conn.usable and now - conn.idle_since < self.keepalive_timeout:
+                    conn.reused = True
+                    return conn
+                conn.close()
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self.connect_timeout):
+            _, conn = await loop.create_connection(lambda: UpstreamConnection(self, port),
+                                                   self.host, port)
+        return conn
+
+    def put(self, conn: UpstreamConnection) -> None:
+        idle = self._idle.setdefault(conn.port, [])
+        if len(idle) >= self.max_idle_per_port:
+            conn.pool = None
+            conn.close()
+            return
+        conn.idle_since = time.monotonic()
+        idle.append(conn)
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        idle = self._idle.get(conn.port)
+        if idle and conn in idle:
+            idle.remove(conn)
+            if not idle:
+                del self._idle[conn.port]
+
+    def idle_count(self, port: int) -> int:
+        return len(self._idle.get(port, ()))
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.pool = None
+                conn.close()
