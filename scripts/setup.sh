@@ -10,6 +10,7 @@ need=()
 for pair in systemd:/lib/systemd/systemd dbus:/usr/bin/dbus-daemon util-linux:/usr/bin/unshare \
             openssh-server:/usr/sbin/sshd openssh-client:/usr/bin/ssh curl:/usr/bin/curl \
             openssl:/usr/bin/openssl \
+            chromium:/usr/bin/chromium \
             python3-venv:- ; do
   pkg=${pair%%:*} file=${pair#*:}
   if [ "$file" = "-" ]; then

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 import subprocess
@@ -14,9 +15,11 @@ from bindrop.errors import BindropError, InvalidInput
 from bindrop.settings import (
     DEFAULT_API_PORT,
     DEFAULT_CONTROL_HOST,
+    DEFAULT_DASHBOARD_HOST,
     Settings,
     parse_api_port,
     parse_control_host,
+    parse_dashboard_host,
 )
 
 #: Units bindrop installs, from deploy/ in the source tree, in start order.
@@ -91,8 +94,13 @@ def bindrop_command() -> str:
               envvar="BINDROP_CONTROL_HOST",
               help="Host at which the proxy serves the control API; no app may claim it. "
                    "[env: BINDROP_CONTROL_HOST]")
+@click.option("--dashboard-host", default=DEFAULT_DASHBOARD_HOST, show_default=True,
+              envvar="BINDROP_DASHBOARD_HOST",
+              callback=lambda _ctx, _param, value: _dashboard_host(value),
+              help="Host at which the proxy serves the dashboard (a system app; needs "
+                   "--api-port); 'off' for none. [env: BINDROP_DASHBOARD_HOST]")
 def install(no_start: bool, http_port: int, https_port: int | None, api_port: int | None,
-            control_host: str) -> None:
+            control_host: str, dashboard_host: str | None) -> None:
     """Install bindrop's services on this server (as root): units, directories, then start.
 
     Writes bindrop.service (the hub, with the control API on 127.0.0.1:--api-port) and
@@ -135,6 +143,33 @@ def install(no_start: bool, http_port: int, https_port: int | None, api_port: in
             _systemctl("restart" if name in changed else "start", name)
     click.echo(f"installed {', '.join(units)}" + (f" (updated: {', '.join(changed)})"
                                                    if changed else " (unchanged)"))
+    if not no_start and dashboard_host is not None:
+        if api_port is None:
+            click.echo("dashboard: skipped (it needs the TCP control API: --api-port)")
+        else:
+            click.echo(_set_up_dashboard(settings, dashboard_host))
+
+
+def _dashboard_host(text: str) -> str | None:
+    try:
+        return parse_dashboard_host(text)
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.message) from None
+
+
+def _set_up_dashboard(settings: Settings, host: str) -> str:
+    """Ask the hub just started (over its socket) to run the dashboard at ``host``."""
+    from bindrop.client.client import Client
+
+    async def setup() -> dict[str, object]:
+        async with Client(f"unix:{settings.control_socket}") as client:
+            done: dict[str, object] = await client.setup_dashboard(host)
+            return done
+
+    done = asyncio.run(setup())
+    changed = done["changed"]
+    what = ", ".join(map(str, changed)) if isinstance(changed, list) and changed else "unchanged"
+    return f"dashboard at {host}: {what}"
 
 
 def _systemctl(*args: str) -> None:

@@ -60,6 +60,7 @@ COMMANDS = {
     "limits": "bindrop.cli.env:limits",
     "token": "bindrop.cli.tokens:token",
     "server": "bindrop.cli.servers:server",
+    "backup": "bindrop.cli.backup:backup",
 }
 
 

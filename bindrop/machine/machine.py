@@ -33,7 +33,7 @@ from bindrop.machine.layout import (
     render_lab_units,
     validate_machine_name,
 )
-from bindrop.settings import DEFAULT_CONTROL_HOST
+from bindrop.settings import DEFAULT_CONTROL_HOST, DEFAULT_DASHBOARD_HOST
 
 BOOT_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -303,6 +303,9 @@ class Machine:
                 # needed); *.localhost is 127.0.0.1 to curl and bindrop's client.
                 lines.append(f"export BINDROP_REMOTE_URL="
                              f"{remote_url(DEFAULT_CONTROL_HOST, state.http_port)}")
+                # The dashboard, a system app `bindrop install` sets up at its default host.
+                lines.append(f"export BINDROP_DASHBOARD_URL="
+                             f"{remote_url(DEFAULT_DASHBOARD_HOST, state.http_port)}")
         return lines
 
 

@@ -1,0 +1,175 @@
+"""``make_dashboard_app``: the dashboard as one aiohttp application, assembled here only.
+
+Every page needs a session (else a redirect to /login); every POST needs the session's CSRF
+token in its form. Pages are rendered with jinja2 (autoescaped); the browser's JavaScript only
+enhances them (live state, log tail, actions without a reload), served as a static file so the
+Content-Security-Policy can forbid inline scripts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from bindrop import __version__
+from bindrop.client.client import Client, RemoteError
+from bindrop.dashboard import format as fmt
+from bindrop.dashboard.sessions import Session, SessionStore, same_secret
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+COOKIE = "bindrop_session"
+LOGIN_COOKIE = "bindrop_login"
+#: Largest form accepted (env values, token names): far above any real one.
+FORM_MAX = 256 * 1024
+
+API_URL = web.AppKey("api_url", str)
+SESSIONS = web.AppKey("sessions", SessionStore)
+TEMPLATES = web.AppKey("templates", jinja2.Environment)
+SESSION = web.RequestKey("session", Session)
+
+PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+                               "img-src 'self' data:; frame-ancestors 'none'; "
+                               "form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def build_templates() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters.update(bytes=fmt.format_bytes, uptime=fmt.format_uptime,
+                       time=fmt.format_time, cpu=fmt.format_cpu, limit=fmt.format_limit)
+    env.globals["version"] = __version__
+    return env
+
+
+def render(request: web.Request, template: str, *, status: int = 200,
+           **context: Any) -> web.Response:
+    session = request.get(SESSION)
+    page = request.app[TEMPLATES].get_template(template).render(
+        session=session, flash=session.take_flash() if session else [], path=request.path,
+        **context)
+    return web.Response(text=page, status=status, content_type="text/html",
+                        headers={"Cache-Control": "no-store"})
+
+
+@asynccontextmanager
+async def api(request: web.Request) -> AsyncIterator[Client]:
+    """A client of the control API carrying the logged-in person's token."""
+    async with Client(request.app[API_URL], request[SESSION].token) as client:
+        yield client
+
+
+def login_redirect(request: web.Request) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther("/login")
+
+
+def page(handler: PageHandler) -> PageHandler:
+    """Needs a session (else to /login); a POST also needs the CSRF token of its session.
+
+    An answer of 401 from the API (the token was revoked or expired) ends the session.
+    """
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        sessions = request.app[SESSIONS]
+        session = sessions.get(request.cookies.get(COOKIE))
+        if session is None:
+            if request.headers.get("Accept", "").startswith("text/event-stream"):
+                raise web.HTTPUnauthorized(text="log in again")
+            raise login_redirect(request)
+        request[SESSION] = session
+        if request.method == "POST":
+            form = await request.post()
+            if not same_secret(form.get("csrf"), session.csrf):
+                raise web.HTTPForbidden(text="the form is stale or not from this dashboard "
+                                             "(CSRF check failed); reload the page and retry")
+        try:
+            return await handler(request)
+        except RemoteError as exc:
+            if exc.status == 401:
+                sessions.drop(session.id)
+                response = web.HTTPSeeOther("/login")
+                response.del_cookie(COOKIE, path="/")
+                raise response from None
+            raise
+
+    wrapped.__name__ = handler.__name__
+    return wrapped
+
+
+def wants_json(request: web.Request) -> bool:
+    """A request from the page's own script (an action without a reload)."""
+    return request.headers.get("X-Requested-With") == "fetch"
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers.update(SECURITY_HEADERS)
+        raise
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+@web.middleware
+async def render_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """An API error on a page becomes that page's error, not a stack trace."""
+    try:
+        return await handler(request)
+    except RemoteError as exc:
+        if wants_json(request):
+            return web.json_response({"ok": False, "message": exc.message}, status=exc.status)
+        status = exc.status if 400 <= exc.status < 600 else 502
+        return render(request, "error.html", status=status, message=exc.message)
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+def make_dashboard_app(api_url: str, *, sessions: SessionStore | None = None
+                       ) -> web.Application:
+    """The dashboard, talking to the control API at ``api_url`` (http(s)://host:port)."""
+    from bindrop.dashboard import login, pages, streams
+
+    app = web.Application(middlewares=[security_headers, render_errors],
+                          client_max_size=FORM_MAX)
+    app[API_URL] = api_url
+    app[SESSIONS] = sessions or SessionStore()
+    app[TEMPLATES] = build_templates()
+    add = app.router.add_route
+    add("GET", "/healthz", healthz)
+    add("GET", "/login", login.show_login)
+    add("POST", "/login", login.log_in)
+    add("POST", "/logout", page(login.log_out))
+    add("GET", "/", page(pages.apps))
+    add("GET", "/apps/{app}", page(pages.app))
+    add("POST", "/apps/{app}/{action:start|stop|restart}", page(pages.action))
+    add("POST", "/apps/{app}/rollback", page(pages.rollback))
+    add("POST", "/apps/{app}/env", page(pages.set_env))
+    add("POST", "/apps/{app}/env/unset", page(pages.unset_env))
+    add("POST", "/apps/{app}/limits", page(pages.set_limits))
+    add("GET", "/server", page(pages.server))
+    add("GET", "/tokens", page(pages.tokens))
+    add("POST", "/tokens", page(pages.create_token))
+    add("POST", "/tokens/{name}/revoke", page(pages.revoke_token))
+    add("GET", "/live/events", page(streams.events))
+    add("GET", "/live/logs/{app}", page(streams.logs))
+    app.router.add_static("/static", HERE / "static", append_version=True)
+    return app

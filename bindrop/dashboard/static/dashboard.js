@@ -1,0 +1,128 @@
+// bindrop's dashboard: live state, log tail and actions without a reload. The pages work
+// without this file; it only keeps them current. Text from the server is set with
+// textContent, never as HTML.
+(function () {
+  "use strict";
+  var body = document.body;
+
+  function duration(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    var parts = [[Math.floor(seconds / 86400), "d"], [Math.floor(seconds % 86400 / 3600), "h"],
+                 [Math.floor(seconds % 3600 / 60), "m"], [seconds % 60, "s"]];
+    var shown = parts.filter(function (p) { return p[0]; }).slice(0, 2)
+                     .map(function (p) { return p[0] + p[1]; });
+    return shown.join(" ") || "0s";
+  }
+
+  function tickUptimes() {
+    document.querySelectorAll('[data-field="uptime"]').forEach(function (el) {
+      var root = el.closest("[data-app]");
+      var state = root && root.querySelector('[data-field="state"]');
+      var since = el.dataset.since;
+      var running = state && state.classList.contains("state-running");
+      el.textContent = since && running ? duration((Date.now() - Date.parse(since)) / 1000) : "-";
+    });
+  }
+
+  function setField(root, field, text) {
+    root.querySelectorAll('[data-field="' + field + '"]').forEach(function (el) {
+      el.textContent = text;
+    });
+  }
+
+  function applyState(app, live) {
+    document.querySelectorAll("[data-app]").forEach(function (root) {
+      if (root.dataset.app !== app) return;
+      root.querySelectorAll('[data-field="state"]').forEach(function (el) {
+        el.textContent = live.state + (live.deploying ? " (deploying)" : "");
+        el.className = "state state-" + live.state;
+      });
+      setField(root, "release", live.release || "-");
+      setField(root, "restarts", String(live.n_restarts));
+      setField(root, "problem", live.problem || "");
+      root.querySelectorAll('[data-field="uptime"]').forEach(function (el) {
+        el.dataset.since = live.active_since || "";
+      });
+    });
+    tickUptimes();
+  }
+
+  function addEvent(event) {
+    var list = document.getElementById("events");
+    if (!list) return;
+    var item = document.createElement("li");
+    item.className = "event-" + event.kind;
+    var time = document.createElement("time");
+    time.textContent = (event.at || "").replace("T", " ").slice(0, 19) + " UTC";
+    item.appendChild(time);
+    item.appendChild(document.createTextNode(" "));
+    if (event.app && list.hasAttribute("data-show-app")) {
+      item.appendChild(document.createTextNode(event.app + " "));
+    }
+    var kind = document.createElement("b");
+    kind.textContent = event.kind;
+    item.appendChild(kind);
+    item.appendChild(document.createTextNode(" " + event.message));
+    list.insertBefore(item, list.firstChild);
+    while (list.children.length > 100) list.removeChild(list.lastChild);
+  }
+
+  if (body.dataset.live && window.EventSource) {
+    var events = new EventSource(body.dataset.live);
+    events.addEventListener("state", function (e) {
+      var data = JSON.parse(e.data);
+      applyState(data.app, data.live);
+    });
+    events.addEventListener("event", function (e) { addEvent(JSON.parse(e.data)); });
+  }
+
+  var log = document.getElementById("log");
+  if (log && body.dataset.logs && window.EventSource) {
+    var lines = new EventSource(body.dataset.logs);
+    lines.addEventListener("line", function (e) {
+      var line = JSON.parse(e.data);
+      var atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+      var when = line.time ? new Date(line.time / 1000).toISOString().slice(11, 19) + " " : "";
+      log.appendChild(document.createTextNode(when + (line.release ? "[" + line.release + "] " : "") +
+                                              line.message + "\n"));
+      while (log.childNodes.length > 500) log.removeChild(log.firstChild);
+      if (atBottom) log.scrollTop = log.scrollHeight;
+    });
+    lines.addEventListener("problem", function (e) {
+      log.appendChild(document.createTextNode("(" + JSON.parse(e.data).message + ")\n"));
+    });
+  }
+
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (e) {
+      if (!window.confirm(form.dataset.confirm)) e.preventDefault();
+    });
+  });
+
+  document.querySelectorAll("form.async").forEach(function (form) {
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var status = document.getElementById("action-status");
+      var buttons = form.parentNode.querySelectorAll("button");
+      buttons.forEach(function (b) { b.disabled = true; });
+      if (status) { status.textContent = "working…"; status.className = ""; }
+      fetch(form.action, {method: "POST", body: new FormData(form), credentials: "same-origin",
+                          headers: {"X-Requested-With": "fetch"}})
+        .then(function (r) {
+          if (r.status === 401 || r.redirected) { window.location = "/login"; return null; }
+          return r.json();
+        })
+        .then(function (answer) {
+          if (answer && status) {
+            status.textContent = answer.message;
+            status.className = answer.ok ? "ok" : "error";
+          }
+        })
+        .catch(function (err) { if (status) { status.textContent = String(err); status.className = "error"; } })
+        .finally(function () { buttons.forEach(function (b) { b.disabled = false; }); });
+    });
+  });
+
+  tickUptimes();
+  setInterval(tickUptimes, 10000);
+})();

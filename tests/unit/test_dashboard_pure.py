@@ -1,0 +1,168 @@
+"""The dashboard's pure parts: sessions, formatting, and how the hub runs it (launcher, unit)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from bindrop.dashboard.format import (
+    app_url,
+    format_bytes,
+    format_cpu,
+    format_duration,
+    format_limit,
+    format_time,
+    format_uptime,
+)
+from bindrop.dashboard.login import parse_token
+from bindrop.dashboard.sessions import SessionStore, same_secret
+from bindrop.errors import InvalidInput
+from bindrop.hub.system import build_launcher, build_read_only_paths, parse_dashboard_host
+from bindrop.settings import Settings
+from bindrop.units import AppSpec, ReleaseSpec, build_app_unit
+from bindrop.units.render import render_unit_file
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_session_is_found_by_its_id_and_holds_its_own_csrf_token() -> None:
+    store = SessionStore()
+    one, two = store.create("t1", "token a", True), store.create("t2", "token b", False)
+    assert store.get(one.id) is one and store.get(two.id) is two
+    assert one.id != two.id and one.csrf != two.csrf and one.csrf != one.id
+    assert store.get("nope") is None and store.get(None) is None
+    assert "t1" not in repr(one) and one.csrf not in repr(one)
+
+
+def test_a_session_ends_after_its_idle_time_and_its_max_age() -> None:
+    clock = Clock()
+    store = SessionStore(max_age=100, idle=10, clock=clock)
+    session = store.create("t", "n", True)
+    clock.now += 9
+    assert store.get(session.id) is session  # use resets the idle time
+    clock.now += 9
+    assert store.get(session.id) is session
+    clock.now += 11
+    assert store.get(session.id) is None and len(store) == 0
+    late = store.create("t", "n", True)
+    for _ in range(11):
+        clock.now += 9.5
+        store.get(late.id)
+    assert store.get(late.id) is None  # past max_age although used
+
+
+def test_the_oldest_unused_session_goes_when_there_are_too_many() -> None:
+    store = SessionStore(max_sessions=2)
+    a, b = store.create("a", "a", True), store.create("b", "b", True)
+    store.get(a.id)
+    c = store.create("c", "c", True)
+    assert store.get(b.id) is None and store.get(a.id) is a and store.get(c.id) is c
+
+
+def test_logging_out_drops_the_session() -> None:
+    store = SessionStore()
+    session = store.create("t", "n", True)
+    store.drop(session.id)
+    store.drop(session.id)
+    assert store.get(session.id) is None
+
+
+@pytest.mark.parametrize(("given", "ok"), [("abc", True), ("abd", False), ("", False),
+                                          (None, False), (b"abc", False), ("abcd", False)])
+def test_csrf_tokens_compare_exactly(given: object, ok: bool) -> None:
+    assert same_secret(given, "abc") is ok
+
+
+@pytest.mark.parametrize(("value", "token"), [(" bd_x \n", "bd_x"), ("", None), ("a b", None),
+                                              ("x" * 513, None), ("a\x00", None), (3, None)])
+def test_a_login_token_is_one_printable_word(value: object, token: str | None) -> None:
+    assert parse_token(value) == token
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (256 * 1024**2, "256.0 MiB"),
+    (None, "-"), (True, "-"), (-1, "-"), (5 * 1024**5, "5120.0 TiB")])
+def test_format_bytes(value: object, text: str) -> None:
+    assert format_bytes(value) == text
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (59, "59s"), (61, "1m 1s"),
+                                               (3725, "1h 2m"), (90061, "1d 1h"), (-5, "0s")])
+def test_format_duration_shows_the_two_largest_units(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+def test_uptime_and_times_come_from_the_apis_iso_text() -> None:
+    now = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    assert format_uptime("2026-11-28T08:00:00+00:00", now) == "1h"
+    assert format_uptime(None, now) == format_uptime("garbage", now) == "-"
+    assert format_time("2026-11-28T08:05:34.123+00:00") == "2026-11-28 08:05:34 UTC"
+    assert format_time(None) == "-"
+    assert format_cpu(1_500_000_000) == "1.5 s" and format_cpu(None) == "-"
+
+
+@pytest.mark.parametrize(("value", "kind", "text"), [
+    (256 * 1024**2, "memory", "256M"), (2 * 1024**3, "memory", "2G"), (1000, "memory", "1000"),
+    (50, "cpu", "50%"), (64, "tasks", "64"), (None, "memory", "")])
+def test_limits_are_shown_as_the_form_takes_them_back(value: object, kind: str,
+                                                      text: str) -> None:
+    assert format_limit(value, kind) == text
+
+
+@pytest.mark.parametrize(("host", "scheme", "port", "url"), [
+    ("blog.test", "http", 8080, "http://blog.test:8080/"),
+    ("blog.test", "http", 80, "http://blog.test/"),
+    ("blog.test", "https", 443, "https://blog.test/"),
+    ("example.com/api", "http", None, "http://example.com/api"),
+])
+def test_app_links_go_through_the_dashboards_own_proxy_port(host: str, scheme: str,
+                                                            port: int | None, url: str) -> None:
+    assert app_url(host, scheme, port) == url
+
+
+def test_the_launcher_execs_this_bindrop_against_the_api() -> None:
+    text = build_launcher("/opt/my python/bin/python3", "http://127.0.0.1:7300").decode()
+    assert text.startswith("#!/bin/sh\n")
+    assert text.endswith("exec '/opt/my python/bin/python3' -m bindrop dashboard serve "
+                         "--server http://127.0.0.1:7300\n")
+    assert build_launcher("/p", "http://a:1") == build_launcher("/p", "http://a:1")
+    with pytest.raises(InvalidInput):
+        build_launcher("python3", "http://127.0.0.1:7300")
+    with pytest.raises(InvalidInput):
+        build_launcher("/p", "unix:/run/bindrop/control.sock")
+
+
+def test_only_paths_inside_homes_are_bound_in() -> None:
+    assert build_read_only_paths(["/usr", "/opt/venv", "/homework"]) == ()
+    assert build_read_only_paths([
+        "/root/.pyenv/versions/3.11.7", "/root/.pyenv/versions/3.11.7/bin/python3.11",
+        "/home/ann/venv/", "/root/.pyenv/versions/3.11.7"]) == (
+        "/root/.pyenv/versions/3.11.7", "/home/ann/venv")
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "dash.example.com/x", 3])
+def test_the_dashboard_host_is_a_whole_host(bad: object) -> None:
+    with pytest.raises(InvalidInput):
+        parse_dashboard_host(bad)
+    assert parse_dashboard_host("Dash.Example.COM") == "dash.example.com"
+
+
+def test_a_system_app_with_paths_in_homes_sees_only_those() -> None:
+    release = ReleaseSpec("1", "/var/lib/bindrop/blobs/x", (), 20000)
+    plain = {p.name: p.value for p in build_app_unit(AppSpec("a"), release, Settings()).properties}
+    assert plain["ProtectHome"] == "yes" and "BindReadOnlyPaths" not in plain
+    spec = build_app_unit(AppSpec("a", system=True, read_only_paths=("/root/.pyenv",)),
+                          release, Settings())
+    props = {p.name: p.value for p in spec.properties}
+    assert props["ProtectHome"] == "tmpfs"
+    assert props["BindReadOnlyPaths"] == [("/root/.pyenv", "/root/.pyenv", False, 0)]
+    assert "BindReadOnlyPaths=/root/.pyenv" in render_unit_file(spec)
+    with pytest.raises(InvalidInput):
+        AppSpec("a", read_only_paths=("relative",))
