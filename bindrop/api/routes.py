@@ -16,6 +16,7 @@ from aiohttp import web
 from bindrop.api import (
     actions,
     apps,
+    care,
     env,
     events,
     logs,
@@ -70,6 +71,10 @@ NEW_TOKEN = {"type": "object", "required": ["name"], "additionalProperties": Fal
              "properties": {"name": _STR,
                             "scope": {"type": "string", "enum": ["admin", "read-only"]},
                             "expires": {"type": ["string", "null"]}}}
+CARE_EVENT = {"type": "object", "required": ["kind"], "additionalProperties": False,
+              "properties": {"kind": {"type": "string", "enum": sorted(care.CARE_KINDS)},
+                             "app": {"type": ["string", "null"]}, "message": _STR,
+                             "data": {"type": ["object", "null"]}}}
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,9 @@ ROUTES: tuple[Route, ...] = (
           query=(("app", _STR, "only this app"),
                  ("after", _INT, "recorded events after this id (or Last-Event-ID)"),
                  ("history", _INT, "start with this many past recorded events"))),
+    Route("POST", "/v1/events", care.record_event,
+          "Record the outcome of a backup, disk check or gc (bindrop's timers)", admin=True,
+          body=CARE_EVENT, status=201),
     Route("GET", "/v1/tokens", tokens.list_tokens, "List tokens (never their secrets)",
           admin=True, returns="tokens"),
     Route("POST", "/v1/tokens", tokens.create_token,

@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from bindrop import __version__
+from bindrop.api.care import care_summary
 from bindrop.api.keys import HUB, SETTINGS
 
 
@@ -37,4 +38,6 @@ async def server_info(request: web.Request) -> dict[str, Any]:
         "proxies": len(hub.router.peers()),
         "disk": {"path": str(settings.state_dir), "total": disk.total, "used": disk.used,
                  "free": disk.free, "blobs": _blob_bytes(settings.blobs_dir)},
+        # The newest backup, failure and disk check (events recorded by bindrop's timers).
+        "care": care_summary(hub.store),
     }

@@ -115,14 +115,19 @@ def list_apps(show_all: bool, as_json: bool, run: Run) -> None:
 
 
 @click.command()
-@click.argument("app")
+@click.argument("app", required=False)
 @json_option
 @remote
-def status(app: str, as_json: bool, run: Run) -> None:
+def status(app: str | None, as_json: bool, run: Run) -> None:
     """Show APP's config and live state: release, state, PID, restarts, memory, uptime, URL.
+
+    Without APP: the server's apps, disk, and its last backup, backup failure and disk check.
 
     Example: bindrop status blog
     """
+    if app is None:
+        _server_status(run(lambda c: c.server()), as_json)
+        return
     shown = run(lambda c: c.status(app))
     if as_json:
         emit_json(shown)
@@ -144,6 +149,30 @@ def status(app: str, as_json: bool, run: Run) -> None:
     ]
     for key, value in rows:
         click.echo(f"{key + ':':<10} {value}")
+
+
+def _server_status(info: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(info)
+        return
+    disk = info["disk"]
+    care = info.get("care") or {}
+
+    def event(key: str) -> str:
+        found = care.get(key)
+        return f"{found['at']}  {found['message']}" if found else "-"
+
+    rows = [
+        ("apps", info["apps"]),
+        ("disk", f"{size_text(disk['used'])} of {size_text(disk['total'])} used "
+                 f"({100 * disk['used'] / max(disk['total'], 1):.0f} %)"),
+        ("backup", event("last_backup")),
+        ("failure", event("last_backup_failure")),
+        ("restore", event("last_restore")),
+        ("disk check", event("disk")),
+    ]
+    for key, value in rows:
+        click.echo(f"{key + ':':<11} {value}")
 
 
 @click.command()

@@ -61,6 +61,7 @@ COMMANDS = {
     "token": "bindrop.cli.tokens:token",
     "server": "bindrop.cli.servers:server",
     "backup": "bindrop.cli.backup:backup",
+    "backup": "bindrop.cli.backup:backup",
 }
 
 

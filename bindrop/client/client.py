@@ -239,6 +239,26 @@ class Client:
     async def revoke_token(self, name: str) -> Any:
         return await self.request("DELETE", f"/v1/tokens/{_seg(name)}")
 
+    # -- server care ---------------------------------------------------------------------
+
+    async def record_event(self, kind: str, message: str, *, app: str | None = None,
+                           data: Mapping[str, Any] | None = None) -> Any:
+        """Record a care outcome (``backup_succeeded``, ``disk_over_threshold``, …)."""
+        return await self.request("POST", "/v1/events", body={
+            "kind": kind, "app": app, "message": message,
+            "data": dict(data) if data is not None else None})
+
+    async def cron_jobs(self, app: str) -> Any:
+        return (await self.request("GET", f"/v1/apps/{_seg(app)}/cron"))["jobs"]
+
+    async def add_cron_job(self, app: str, schedule: str, args: Sequence[str], *,
+                           name: str | None = None) -> Any:
+        return await self.request("POST", f"/v1/apps/{_seg(app)}/cron", body={
+            "name": name, "schedule": schedule, "args": list(args)})
+
+    async def remove_cron_job(self, app: str, name: str) -> Any:
+        return await self.request("DELETE", f"/v1/apps/{_seg(app)}/cron/{_seg(name)}")
+
     # -- streams -------------------------------------------------------------------------
 
     async def logs(self, app: str, *, lines: int = 100, follow: bool = False,
