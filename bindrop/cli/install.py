@@ -36,7 +36,10 @@ def installed_units(https_port: int | None) -> tuple[str, ...]:
 
 
 def deploy_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "deploy"
+    """deploy/ of the source tree, or its copy inside the package (a wheel built by
+    ``bindrop server setup`` carries it there)."""
+    packaged = Path(__file__).resolve().parents[1] / "deploy"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "deploy"
 
 
 def render_installed_unit(template: str, command: str, http_port: int = DEFAULT_HTTP_PORT,

@@ -6,16 +6,22 @@ import os
 
 import click
 
+from bindrop.cli.moving import export_cmd, import_cmd, setup
 from bindrop.cli.remote import emit_json, json_option, table
 from bindrop.client.servers import SavedServer, load_servers, remove_server, save_server
 
 
 @click.group()
 def server() -> None:
-    """Servers saved by name, to use as --server NAME.
+    """Servers saved by name, to use as --server NAME; set up, export and import one.
 
     Example: bindrop server add prod https://bindrop.example.com --token "$T"
     """
+
+
+server.add_command(setup)
+server.add_command(export_cmd)
+server.add_command(import_cmd)
 
 
 @server.command()

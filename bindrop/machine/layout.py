@@ -44,7 +44,7 @@ PRIVATE_DIRS = (
 
 #: Trees overlaid so that whatever the machine writes there (mount points, journal,
 #: /var/lib/systemd timer stamps) lands in its folder, never on the host.
-OVERLAID = ("/etc", "/var")
+OVERLAID = ("/etc", "/var", "/opt", "/usr/local")
 
 STUB_TARGETS = (
     "sysinit", "basic", "shutdown", "timers", "sockets", "paths", "slices", "local-fs",
@@ -262,8 +262,10 @@ def machine_cgroup_dirs(mounts: list[CgroupMount], name: str) -> list[Path]:
     return [Path(m.mountpoint) / m.current.lstrip("/") / leaf for m in mounts]
 
 
-def render_boot_script(layout: MachineLayout, cgroup_dirs: list[Path]) -> str:
-    """Host side: join the machine's cgroups, then unshare into fresh namespaces."""
+def render_boot_script(layout: MachineLayout, cgroup_dirs: list[Path],
+                       netns: str | None = None) -> str:
+    """Host side: join the machine's cgroups, then unshare into fresh namespaces (inside the
+    network namespace at ``netns`` when the machine has one of its own)."""
     q = shlex.quote
     lines = [
         "#!/bin/bash",
@@ -273,7 +275,8 @@ def render_boot_script(layout: MachineLayout, cgroup_dirs: list[Path]) -> str:
         # Fresh cgroup mounts inside a new cgroup namespace are rooted where the process
         # was when it unshared, so two machines never share /system.slice/<unit>.
         *(f"echo $$ > {q(str(d / 'cgroup.procs'))}" for d in cgroup_dirs),
-        "exec unshare --pid --fork --mount --uts --cgroup --mount-proc --propagation private "
+        "exec " + (f"nsenter --net={q(netns)} " if netns else "")
+        + "unshare --pid --fork --mount --uts --cgroup --mount-proc --propagation private "
         f"/bin/bash {q(str(layout.inner_script))}",
     ]
     return "\n".join(lines) + "\n"

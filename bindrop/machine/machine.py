@@ -33,7 +33,8 @@ from bindrop.machine.layout import (
     render_lab_units,
     validate_machine_name,
 )
-from bindrop.settings import DEFAULT_CONTROL_HOST, DEFAULT_DASHBOARD_HOST
+from bindrop.machine.network import MachineNet, set_up, tear_down
+from bindrop.settings import DEFAULT_API_PORT, DEFAULT_CONTROL_HOST, DEFAULT_DASHBOARD_HOST
 
 BOOT_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -52,6 +53,13 @@ class MachineState:
     started_at: float
     #: The control API's TCP port (through the proxy at ``DEFAULT_CONTROL_HOST``).
     api_port: int | None = None
+    #: ``ADDR/PREFIX`` when the machine has a network namespace of its own (``--net``).
+    net: str | None = None
+
+    @property
+    def address(self) -> str:
+        """Where the host reaches the machine's ports."""
+        return self.net.split("/")[0] if self.net else "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -121,20 +129,28 @@ class Machine:
     # -- up ------------------------------------------------------------------------------
 
     def up(self, *, http_port: int | None = None, bare: bool = True,
-           timeout: float = BOOT_TIMEOUT) -> MachineState:
+           timeout: float = BOOT_TIMEOUT, net: str | None = None) -> MachineState:
         """Boot the machine and wait until its systemd is running. Idempotent when already up.
 
         The ports of an earlier boot are kept (an installed bindrop listens on them again
         after a reboot, ``bare`` or not); a first boot that installs bindrop picks free ones.
+        ``net`` (``ADDR[/PREFIX]``) gives the machine a network namespace of its own with that
+        address on a host bridge (``bindrop.machine.network``); it then uses a server's
+        ports (80, and 7300 for the API) since they clash with nobody.
         """
         existing = self.read_state()
         if existing is not None:
             return existing
+        machine_net = MachineNet.parse(self.name, net) if net else None
+        if machine_net is not None:
+            http_port = http_port or self._previous_port("http-port") or (None if bare else 80)
         # The machine shares the host's network: port 80 (or the API's 7300) would clash with
         # the host and with other machines.
         http_port = http_port or self._previous_port("http-port") or (
             None if bare else free_port())
         api_port = self._previous_port("api-port")
+        if machine_net is not None and not bare and api_port is None:
+            api_port = DEFAULT_API_PORT
         while not bare and api_port in (None, http_port):
             api_port = free_port()
         if os.geteuid() != 0:
@@ -152,7 +168,10 @@ class Machine:
         for d in cgroups:
             _make_cgroup(d)
         lay = self.layout
-        lay.boot_script.write_text(render_boot_script(lay, cgroups))
+        if machine_net is not None:
+            set_up(machine_net)
+        lay.boot_script.write_text(render_boot_script(
+            lay, cgroups, netns=machine_net.netns_path if machine_net else None))
         shares = hidden_inside(_install_paths())
         lay.inner_script.write_text(render_inner_script(lay, mounts, shares))
         lay.pid_file.unlink(missing_ok=True)
@@ -170,7 +189,7 @@ class Machine:
         state = MachineState(
             name=self.name, boot_pid=boot_pid, systemd_pid=systemd_pid, http_port=http_port,
             bare=bare, cgroups=[str(c) for c in cgroups], started_at=time.time(),
-            api_port=api_port,
+            api_port=api_port, net=str(machine_net.interface) if machine_net else None,
         )
         _wait_for(lambda: _is_machine_init(systemd_pid) or None, deadline, "systemd to exec",
                   alive=boot_pid, console=lay.console_log)
@@ -206,7 +225,7 @@ class Machine:
     @property
     def http_url(self) -> str | None:
         state = self.read_state()
-        return f"http://127.0.0.1:{state.http_port}" if state and state.http_port else None
+        return f"http://{state.address}:{state.http_port}" if state and state.http_port else None
 
     def _prepare_disk(self) -> None:
         lay = self.layout
@@ -244,8 +263,10 @@ class Machine:
     # -- inside --------------------------------------------------------------------------
 
     def nsenter_argv(self, argv: Sequence[str], state: MachineState | None = None) -> list[str]:
-        pid = (state or self.running_state()).systemd_pid
-        return ["nsenter", "-t", str(pid), "-m", "-p", "-u", "--wd=/", "--", *argv]
+        state = state or self.running_state()
+        net = ["-n"] if state.net else []  # its own network namespace, when it has one
+        return ["nsenter", "-t", str(state.systemd_pid), "-m", "-p", "-u", *net, "--wd=/", "--",
+                *argv]
 
     def exec(self, *argv: str, check: bool = True, state: MachineState | None = None,
              input: str | None = None, timeout: float | None = 120,
@@ -285,6 +306,8 @@ class Machine:
                                        f"{state.systemd_pid})")
                 time.sleep(0.05)
             _remove_cgroups([Path(c) for c in state.cgroups])
+            if state.net:
+                tear_down(MachineNet.parse(self.name, state.net))
         self.layout.state_file.unlink(missing_ok=True)
         if self.layout.run.exists():
             shutil.rmtree(self.layout.run, ignore_errors=True)
@@ -297,7 +320,7 @@ class Machine:
         state = self.running_state()
         lines = [f"export BINDROP_SERVER=unix:{self.control_socket}"]
         if state.http_port:
-            lines.append(f"export BINDROP_HTTP_URL=http://127.0.0.1:{state.http_port}")
+            lines.append(f"export BINDROP_HTTP_URL=http://{state.address}:{state.http_port}")
             if state.api_port:
                 # The control API through the machine's proxy, as from a laptop (a token
                 # needed); *.localhost is 127.0.0.1 to curl and bindrop's client.

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from bindrop import __version__
 from bindrop.care.sqlite_copy import SIDE_SUFFIXES, copy_database, is_sqlite_file
@@ -114,7 +114,7 @@ def read_bundle_apps(db: Path) -> tuple[list[BundleApp], set[str]]:
     return apps, blobs
 
 
-def export_bundle(settings: Settings, out: BinaryIO, *, warn: Warn = lambda _m: None
+def export_bundle(settings: Settings, out: IO[bytes], *, warn: Warn = lambda _m: None
                   ) -> Manifest:
     """Write the bundle of this server to ``out`` (a stream; never seeked) and return its
     manifest. ``NotFound`` when there is no bindrop database here."""

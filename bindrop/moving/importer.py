@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, BinaryIO, Protocol
+from typing import IO, Protocol
 
 from bindrop.care.sqlite_copy import integrity_check
 from bindrop.errors import BindropError, Conflict, InvalidInput
@@ -94,7 +94,11 @@ class ImportResult:
         m = self.manifest
         return {"source": m.source, "created_at": m.created_at, "files": self.files,
                 "bytes": self.bytes, "apps": [a.name for a in m.apps],
-                "started": list(self.started), "missing_blobs": list(m.missing_blobs)}
+                "started": list(self.started), "missing_blobs": list(m.missing_blobs),
+                "app_details": [{"name": a.name, "hosts": list(a.hosts),
+                                 "current_release": a.current_release,
+                                 "should_run": a.should_run, "health_path": a.health_path,
+                                 "system": a.system} for a in m.apps]}
 
 
 def existing_apps(settings: Settings) -> list[str]:
@@ -110,7 +114,7 @@ def existing_apps(settings: Settings) -> list[str]:
         conn.close()
 
 
-def import_bundle(settings: Settings, source: BinaryIO, hub: HubControl, *,
+def import_bundle(settings: Settings, source: IO[bytes], hub: HubControl, *,
                   replace: bool = False, log: Callable[[str], None] = lambda _m: None
                   ) -> ImportResult:
     """Verify the bundle read from ``source``, then restore it (see the module's docstring).
@@ -136,7 +140,7 @@ def import_bundle(settings: Settings, source: BinaryIO, hub: HubControl, *,
 
 # -- phase 1: verify -----------------------------------------------------------------------
 
-def _receive(source: BinaryIO, staging: Path) -> tuple[Manifest, int]:
+def _receive(source: IO[bytes], staging: Path) -> tuple[Manifest, int]:
     read: dict[str, tuple[int, str]] = {}
     dirs: dict[Path, int] = {}
     manifest_raw: bytes | None = None

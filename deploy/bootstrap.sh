@@ -1,0 +1,105 @@
+#!/bin/bash
+# bindrop bootstrap: a fresh Debian 12 / Ubuntu 22.04+ server (systemd as init), as root, to a
+# running bindrop and its first admin token, in one command. Running it again changes nothing.
+#
+#   bash bootstrap.sh [--wheel FILE] [--find-links DIR] [--offline] [-- INSTALL-OPTIONS...]
+#
+#   --wheel FILE       install bindrop from this wheel (default: the package index)
+#   --find-links DIR   also look for packages (bindrop's dependencies) in DIR
+#   --offline          never ask the package index (everything is in --wheel/--find-links)
+#   -- ...             passed to `bindrop install` (e.g. --http-port 8080 --control-host H)
+#
+# Environment: BINDROP_PREFIX (/opt/bindrop: the virtualenv), BINDROP_LINK
+# (/usr/local/bin/bindrop), BINDROP_NO_APT=1 (fail instead of installing missing packages).
+#
+# stdout ends with one machine-readable line, for `bindrop server setup`:
+#   BINDROP_TOKEN=<token>            the first admin token, minted now (shown only this once)
+#   BINDROP_TOKEN_EXISTS=<name>      an admin token existed already; none was minted
+set -euo pipefail
+
+PREFIX=${BINDROP_PREFIX:-/opt/bindrop}
+LINK=${BINDROP_LINK:-/usr/local/bin/bindrop}
+PACKAGES=(python3 python3-venv ca-certificates)
+WHEEL=""
+PIP_SOURCES=()
+INSTALL_ARGS=()
+
+say() { echo "bootstrap: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --wheel) WHEEL=$(readlink -f "${2:?--wheel needs a file}"); shift 2 ;;
+        --find-links) PIP_SOURCES+=(--find-links "$(readlink -f "${2:?--find-links needs a dir}")"); shift 2 ;;
+        --offline) PIP_SOURCES+=(--no-index); shift ;;
+        --) shift; INSTALL_ARGS=("$@"); break ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        *) die "unknown option $1 (see --help)" ;;
+    esac
+done
+
+[ "$(id -u)" = 0 ] || die "run me as root"
+[ -z "$WHEEL" ] || [ -f "$WHEEL" ] || die "no wheel at $WHEEL"
+systemctl show --property=Version --value >/dev/null 2>&1 \
+    || die "systemd is not running here (bindrop runs apps as systemd units)"
+
+# 1. Packages: only what is missing, so a second run never touches apt.
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    [ "${BINDROP_NO_APT:-}" != 1 ] || die "missing packages: ${missing[*]} (BINDROP_NO_APT=1)"
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >&2
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+fi
+
+# 2. A virtualenv of bindrop's own.
+if [ ! -x "$PREFIX/bin/python" ]; then
+    say "creating the virtualenv $PREFIX"
+    python3 -m venv "$PREFIX"
+fi
+PIP=("$PREFIX/bin/python" -m pip --disable-pip-version-check --quiet)
+
+# 3. bindrop itself: reinstalled only when the wheel differs from the one installed last.
+STAMP="$PREFIX/.bindrop-wheel.sha256"
+if [ -n "$WHEEL" ]; then
+    sum=$(sha256sum "$WHEEL" | cut -d' ' -f1)
+    if [ "$(cat "$STAMP" 2>/dev/null)" != "$sum" ]; then
+        say "installing $(basename "$WHEEL")"
+        "${PIP[@]}" install "${PIP_SOURCES[@]}" "$WHEEL" >&2
+        "${PIP[@]}" install --no-deps --force-reinstall "$WHEEL" >&2
+        echo "$sum" > "$STAMP"
+    else
+        say "bindrop from this wheel is installed already"
+    fi
+elif ! "$PREFIX/bin/python" -c "import bindrop" 2>/dev/null; then
+    say "installing bindrop from the package index"
+    "${PIP[@]}" install "${PIP_SOURCES[@]}" bindrop >&2
+fi
+if [ "$(readlink "$LINK" 2>/dev/null)" != "$PREFIX/bin/bindrop" ]; then
+    mkdir -p "$(dirname "$LINK")"
+    ln -sfn "$PREFIX/bin/bindrop" "$LINK"
+fi
+
+# 4. Units, directories, services (itself a no-op when nothing differs).
+"$PREFIX/bin/bindrop" install "${INSTALL_ARGS[@]}" >&2
+
+# 5. The first admin token, unless there is one.
+BINDROP=("$PREFIX/bin/bindrop")
+existing=$(env -u BINDROP_SERVER -u BINDROP_TOKEN "${BINDROP[@]}" token list --json \
+    | "$PREFIX/bin/python" -c '
+import json, sys
+names = [t["name"] for t in json.load(sys.stdin) if t["scope"] == "admin" and not t["revoked"]]
+print(names[0] if names else "")')
+if [ -n "$existing" ]; then
+    say "an admin token exists already ($existing); not minting another (bindrop token list)"
+    echo "BINDROP_TOKEN_EXISTS=$existing"
+else
+    token=$(env -u BINDROP_SERVER -u BINDROP_TOKEN "${BINDROP[@]}" token create admin)
+    say "bindrop is running. The first admin token (shown once; keep it):"
+    echo "BINDROP_TOKEN=$token"
+fi
