@@ -60,6 +60,7 @@ COMMANDS = {
     "limits": "bindrop.cli.env:limits",
     "token": "bindrop.cli.tokens:token",
     "server": "bindrop.cli.servers:server",
+    "migrate": "bindrop.cli.moving:migrate",
     "backup": "bindrop.cli.backup:backup",
     "backup": "bindrop.cli.backup:backup",
 }
