@@ -273,7 +273,7 @@ class Forwarder:
             if response_has_body(request.method, conn.status):
                 while chunk := await conn.read():
                     result.sent += len(chunk)
-                    if conn.complete:
+                    if conn.complete and not conn.pending:
                         break  # the last piece: it goes with the end below
                     await answer.write(chunk)
                     chunk = b""

@@ -68,6 +68,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._buffered = 0
         self._body_waiter: asyncio.Future[None] | None = None
         self._read_paused = False
+        #: Body bytes still to come when the length is known and the parser is bypassed.
+        self._remaining: int | None = None
+        self._length: int | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -77,6 +80,14 @@ class UpstreamConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._got_bytes = True
+        if self._remaining is not None:
+            # A body of known length, past its first piece: counted, not parsed (httptools
+            # would copy every piece once more).
+            if len(data) > self._remaining:
+                self._fail(UpstreamError("the app sent more than its Content-Length"))
+                return
+            self.on_body(data)
+            return
         parser = self._parser
         if parser is None:  # nothing asked: an app talking out of turn
             self._fail(UpstreamError("the app sent data without a request"))
@@ -119,6 +130,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
+        if len(name) == 14 and name.lower() == b"content-length" and value.isdigit():
+            self._length = int(value)
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -128,6 +141,7 @@ class UpstreamConnection(asyncio.Protocol):
             # An interim answer (100 Continue, 103 Early Hints): the real one follows.
             self.headers = []
             self.reason = ""
+            self._length = None
             self._parser = httptools.HttpResponseParser(self)
             return
         self.status = status
@@ -138,17 +152,24 @@ class UpstreamConnection(asyncio.Protocol):
             waiter.set_result(None)
         if self._head_only:  # HEAD: no body follows whatever the headers say
             self._on_complete()
+        elif self._length and status >= 200 and status not in (204, 304) \
+                and not any(n.lower() == b"transfer-encoding" for n, _ in self.headers):
+            self._remaining = self._length
 
     def on_body(self, body: bytes) -> None:
         self._chunks.append(body)
         self._buffered += len(body)
+        if self._remaining is not None:
+            self._remaining -= len(body)
+            if self._remaining == 0:
+                self._on_complete()
         if self._buffered > READ_BUFFER and not self._read_paused and self.transport:
             self._read_paused = True
             self.transport.pause_reading()
         self._wake_reader()
 
     def on_message_complete(self) -> None:
-        if self._headers_complete:
+        if self._headers_complete and not self._complete:
             self._on_complete()
 
     # -- internals ---------------------------------------------------------------------
@@ -156,6 +177,7 @@ class UpstreamConnection(asyncio.Protocol):
     def _on_complete(self) -> None:
         self._complete = True
         self._parser = None
+        self._remaining = None
         self._wake_reader()
 
     def _reads_until_close(self) -> bool:
@@ -227,10 +249,14 @@ class UpstreamConnection(asyncio.Protocol):
             self._body_waiter = self._loop.create_future()
             await self._body_waiter
             self._body_waiter = None
-        data = self._chunks.popleft() if len(self._chunks) == 1 else b"".join(self._chunks)
-        self._chunks.clear()
-        self._buffered = 0
-        if self._read_paused and self.transport is not None:
+        if len(self._chunks) == 1 or self._buffered > 65536:
+            data = self._chunks.popleft()  # large pieces go on one by one, uncopied
+        else:
+            data = b"".join(self._chunks)
+            self._chunks.clear()
+        self._buffered -= len(data)
+        if self._read_paused and self._buffered <= READ_BUFFER // 2 \
+                and self.transport is not None:
             self._read_paused = False
             self.transport.resume_reading()
         return data
@@ -239,6 +265,11 @@ class UpstreamConnection(asyncio.Protocol):
     def complete(self) -> bool:
         """The whole answer has arrived (it may still be buffered for ``read``)."""
         return self._complete
+
+    @property
+    def pending(self) -> bool:
+        """Body bytes have arrived that ``read`` has not returned yet."""
+        return bool(self._chunks)
 
     def release(self) -> None:
         """Done with this request: back to the pool if the answer allows keep-alive, else
