@@ -1,0 +1,168 @@
+"""The dashboard in a real browser (Debian's chromium, headless) against a real machine.
+
+The machine is a server as `bindrop install` leaves it: hub, proxy, and the dashboard as a
+system app at dashboard.localhost. The browser logs in with a token, sees an app, stops it
+from the page and sees the state change with no reload, rolls back a release and reads a log
+line. Screenshots of the main pages go to .test-artifacts/dashboard/ (not committed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bindrop.client.client import Client
+from bindrop.machine import Machine
+
+from .hubkit import HELLO
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / ".test-artifacts" / "dashboard"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+WAIT_MS = 20_000
+
+playwright_api = pytest.importorskip("playwright.async_api")
+
+
+@dataclass(frozen=True)
+class Served:
+    machine: Machine
+    url: str
+    admin: str
+    reader: str
+
+
+@pytest.fixture(scope="module")
+def server_machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    m = Machine(f"dash-{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("dash-machines"))
+    m.up(bare=False)
+    try:
+        yield m
+    finally:
+        m.down(purge=True)
+
+
+@pytest.fixture(scope="module")
+async def served(server_machine: Machine) -> Served:
+    """Tokens, and app hello with two releases, the second live."""
+    async with Client(f"unix:{server_machine.control_socket}") as client:
+        admin = (await client.create_token("browser"))["token"]
+        reader = (await client.create_token("watcher", read_only=True))["token"]
+        await client.create_app({"name": "hello", "hosts": ["hello.localhost"]})
+        for label in ("one", "two"):
+            release = await client.upload_release("hello", HELLO, command=["--label", label])
+            await client.deploy("hello", release["number"])
+    env = dict(line.removeprefix("export ").split("=", 1)
+               for line in server_machine.env_lines())
+    return Served(server_machine, env["BINDROP_DASHBOARD_URL"], admin, reader)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    async with playwright_api.async_playwright() as p:
+        b = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    return ARTIFACTS
+
+
+async def _login(browser: Any, served: Served, token: str, profile: Path) -> Any:
+    """A fresh browser context (its own cookies), logged in; returns its page."""
+    context = await browser.new_context(viewport={"width": 1100, "height": 900})
+    page = await context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    await page.goto(served.url + "/")
+    assert page.url.endswith("/login")  # no session: everything leads to the login
+    await page.screenshot(path=str(profile / "login.png"))
+    await page.fill("#token", token)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(served.url + "/")
+    return page
+
+
+def _row(page: Any, app: str) -> Any:
+    return page.locator(f'[data-app="{app}"]')
+
+
+async def test_a_person_logs_in_stops_an_app_rolls_back_and_reads_its_log(
+    served: Served, browser: Any, artifacts: Path
+) -> None:
+    page = await _login(browser, served, served.admin, artifacts)
+    expect = playwright_api.expect
+    # Apps: hello runs its second release; hostnames are links through the same proxy.
+    await expect(_row(page, "hello").locator('[data-field="state"]')).to_have_text("running")
+    await expect(_row(page, "hello").locator('[data-field="release"]')).to_have_text("2")
+    link = await page.get_by_role("link", name="hello.localhost").get_attribute("href")
+    assert link == served.url.replace("dashboard.localhost", "hello.localhost") + "/"
+    assert await page.locator("text=bindrop-dashboard").count() == 0  # system apps hidden
+    await page.screenshot(path=str(artifacts / "apps.png"), full_page=True)
+
+    # App: the log tail shows what the app printed; stop changes the state with no reload.
+    await page.click("a[href='/apps/hello']")
+    await page.wait_for_url("**/apps/hello")
+    await expect(page.locator("#log")).to_contain_text("hello: listening on 127.0.0.1:")
+    await page.evaluate("window.__same_page = true")
+    await page.click("button[value=stop]")
+    state = page.locator('h1 [data-field="state"]')
+    await expect(state).to_have_text("stopped")
+    await expect(page.locator("#action-status")).to_contain_text("hello is stopped")
+    assert await page.evaluate("window.__same_page === true")  # no reload happened
+    await page.screenshot(path=str(artifacts / "app-stopped.png"), full_page=True)
+
+    # Roll back to release 1 (confirming the dialog): it serves again.
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.click("text=Roll back to 1")
+    await expect(page.locator(".flash.ok")).to_contain_text("release 1 of hello is live")
+    await expect(state).to_have_text("running")
+    await expect(page.locator('dd[data-field="release"]')).to_have_text("1")
+    await expect(page.locator("tr[data-release='1'] .release-live")).to_have_text("live")
+    await expect(page.locator("#log")).to_contain_text("[1] hello: listening")
+    await page.screenshot(path=str(artifacts / "app.png"), full_page=True)
+
+    await page.click("text=Server")
+    await expect(page.locator("body")).to_contain_text("bindrop.service")
+    await expect(page.locator("#events")).to_contain_text("rollback_succeeded")
+    await page.screenshot(path=str(artifacts / "server.png"), full_page=True)
+
+    await page.click("nav >> text=Tokens")
+    await expect(page.locator("tr[data-token=watcher]")).to_contain_text("read-only")
+    await page.screenshot(path=str(artifacts / "tokens.png"), full_page=True)
+    await page.context.close()
+
+
+async def test_a_read_only_token_gets_a_dashboard_without_buttons(
+    served: Served, browser: Any, artifacts: Path, tmp_path: Path
+) -> None:
+    page = await _login(browser, served, served.reader, tmp_path)
+    await page.goto(served.url + "/apps/hello")
+    await playwright_api.expect(page.locator("#log")).to_contain_text("hello:")
+    assert await page.locator("button[value=stop]").count() == 0
+    assert await page.locator("text=Roll back").count() == 0
+    await page.screenshot(path=str(artifacts / "app-read-only.png"), full_page=True)
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    await page.goto(served.url + "/")
+    await page.screenshot(path=str(artifacts / "apps-phone.png"), full_page=True)
+    await page.context.close()
