@@ -1,0 +1,238 @@
+"""The dashboard's handlers against a real hub's control API (aiohttp's test client, no
+browser), and the hub setting the dashboard up as a system app."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bindrop.api import ApiServer
+from bindrop.client.client import Client, RemoteError
+from bindrop.dashboard import make_dashboard_app
+from bindrop.errors import Conflict
+from bindrop.hub.commands import Deploy
+from bindrop.hub.hub import Hub
+from bindrop.hub.state import AppRunState
+from bindrop.hub.system import DASHBOARD_APP, ensure_dashboard
+
+from .hubkit import HANG, add_app, http_get, in_state, wait_for_app
+
+pytestmark = pytest.mark.integration
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture
+async def dashboard(api: ApiServer) -> AsyncIterator[TestClient[aiohttp.web.Request,
+                                                                aiohttp.web.Application]]:
+    """The dashboard on a free port, talking to the hub's TCP API. Its cookie jar takes the
+    Secure cookies over plain HTTP to 127.0.0.1, as browsers do for localhost."""
+    app = make_dashboard_app(f"http://127.0.0.1:{api.tcp_port}")
+    server = TestServer(app)
+    await server.start_server()
+    jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=str(server.make_url("/")))
+    client = TestClient(server, cookie_jar=jar)
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+Dash = TestClient[aiohttp.web.Request, aiohttp.web.Application]
+
+
+async def token(hub: Hub, name: str, scope: str = "admin") -> str:
+    text, _ = hub.config.create_token(name, scope)  # type: ignore[arg-type]
+    return text
+
+
+def csrf_of(page: str) -> str:
+    found = CSRF.search(page)
+    assert found, "no CSRF field in the page"
+    return found.group(1)
+
+
+async def log_in(dash: Dash, text: str) -> str:
+    """Log in; return the session's CSRF token (from the apps page)."""
+    form = await dash.get("/login")
+    answer = await dash.post("/login", data={"token": text, "csrf": csrf_of(await form.text())},
+                             allow_redirects=False)
+    assert answer.status == 303 and answer.headers["Location"] == "/"
+    cookie = answer.cookies["bindrop_session"]
+    assert cookie["httponly"] and cookie["secure"] and cookie["samesite"] == "Strict"
+    assert text not in cookie.value
+    page = await dash.get("/")
+    assert page.status == 200
+    return csrf_of(await page.text())
+
+
+async def test_every_page_leads_to_the_login_without_a_session(dashboard: Dash) -> None:
+    for path in ("/", "/apps/x", "/server", "/tokens"):
+        answer = await dashboard.get(path, allow_redirects=False)
+        assert (answer.status, answer.headers["Location"]) == (303, "/login"), path
+    answer = await dashboard.post("/apps/x/stop", data={"csrf": "x"}, allow_redirects=False)
+    assert answer.headers["Location"] == "/login"
+    assert (await dashboard.get("/healthz")).status == 200
+    login = await dashboard.get("/login")
+    assert "script-src 'self'" in login.headers["Content-Security-Policy"]
+    assert login.headers["X-Frame-Options"] == "DENY"
+
+
+async def test_a_wrong_token_or_a_login_post_from_elsewhere_gets_no_session(
+    dashboard: Dash, hub: Hub
+) -> None:
+    good = await token(hub, "dash-good")
+    form = await dashboard.get("/login")
+    csrf = csrf_of(await form.text())
+    wrong = await dashboard.post("/login", data={"token": "bd_nope", "csrf": csrf},
+                                 allow_redirects=False)
+    assert wrong.status == 401 and "not valid" in await wrong.text()
+    assert "bindrop_session" not in wrong.cookies
+    # A form posted from another site has no matching login cookie.
+    dashboard.session.cookie_jar.clear()
+    forged = await dashboard.post("/login", data={"token": good, "csrf": csrf},
+                                  allow_redirects=False)
+    assert forged.status == 403 and "bindrop_session" not in forged.cookies
+
+
+async def test_an_admin_sees_an_app_and_stops_it_only_with_the_forms_csrf_token(
+    dashboard: Dash, hub: Hub
+) -> None:
+    add_app(hub.store, hub.blobs, "dash-a")
+    await hub.call("dash-a", Deploy("1"))
+    csrf = await log_in(dashboard, await token(hub, "dash-admin"))
+    apps = await (await dashboard.get("/")).text()
+    assert 'data-app="dash-a"' in apps and "running" in apps
+    assert ">dash-a.test</a>" in apps
+    page = await (await dashboard.get("/apps/dash-a")).text()
+    assert 'value="stop"' in page and "Roll back" not in page  # one release: nothing to undo
+    refused = await dashboard.post("/apps/dash-a/stop", data={"csrf": "forged"},
+                                   allow_redirects=False)
+    assert refused.status == 403
+    assert hub.state.app("dash-a") is not None
+    stopped = await dashboard.post("/apps/dash-a/stop", data={"csrf": csrf},
+                                   headers={"X-Requested-With": "fetch"})
+    assert await stopped.json() == {"ok": True, "message": "dash-a is stopped"}
+    await wait_for_app(hub, "dash-a", lambda v: v is None or v.state == AppRunState.STOPPED)
+
+
+async def test_a_read_only_token_sees_no_buttons_and_its_posts_are_refused_by_the_api(
+    dashboard: Dash, hub: Hub
+) -> None:
+    add_app(hub.store, hub.blobs, "dash-r")
+    await hub.call("dash-r", Deploy("1"))
+    csrf = await log_in(dashboard, await token(hub, "dash-reader", "read-only"))
+    page = await (await dashboard.get("/apps/dash-r")).text()
+    assert 'value="stop"' not in page and "read-only" in page
+    answer = await dashboard.post("/apps/dash-r/stop", data={"csrf": csrf})
+    assert "is read-only and cannot" in await answer.text()
+    view = hub.state.app("dash-r")
+    assert view is not None and view.state == AppRunState.RUNNING
+    tokens = await (await dashboard.get("/tokens")).text()
+    assert "cannot list or create tokens" in tokens
+
+
+async def test_a_new_token_is_shown_once_and_can_be_revoked(dashboard: Dash, hub: Hub) -> None:
+    csrf = await log_in(dashboard, await token(hub, "dash-tokens"))
+    created = await dashboard.post("/tokens", data={"csrf": csrf, "name": "dash-new",
+                                                    "scope": "read-only"})
+    page = await created.text()
+    text = re.search(r'<code id="new-token">([^<]+)</code>', page)
+    assert text and created.headers["Cache-Control"] == "no-store"
+    assert hub.config.authenticate(text.group(1)).scope == "read-only"
+    listing = await (await dashboard.get("/tokens")).text()
+    assert 'data-token="dash-new"' in listing and text.group(1) not in listing
+    await dashboard.post("/tokens/dash-new/revoke", data={"csrf": csrf})
+    assert next(t for t in hub.config.list_tokens() if t.name == "dash-new").revoked
+
+
+async def test_a_revoked_token_ends_its_session(dashboard: Dash, hub: Hub) -> None:
+    await log_in(dashboard, await token(hub, "dash-gone"))
+    hub.config.revoke_token("dash-gone")
+    answer = await dashboard.get("/server", allow_redirects=False)
+    assert (answer.status, answer.headers["Location"]) == (303, "/login")
+    again = await dashboard.get("/", allow_redirects=False)
+    assert again.headers["Location"] == "/login"  # the session is gone, not just refused
+
+
+async def test_env_values_that_look_secret_are_masked_and_setting_one_names_only_its_key(
+    dashboard: Dash, hub: Hub
+) -> None:
+    add_app(hub.store, hub.blobs, "dash-e")
+    csrf = await log_in(dashboard, await token(hub, "dash-env"))
+    answer = await dashboard.post("/apps/dash-e/env", data={
+        "csrf": csrf, "key": "API_SECRET", "value": "hunter2-very-secret"})
+    page = await answer.text()
+    assert "API_SECRET set" in page and "hunter2-very-secret" not in page
+    limits = await dashboard.post("/apps/dash-e/limits", data={
+        "csrf": csrf, "memory_max": "256M", "cpu_quota": "", "tasks_max": "64"})
+    assert "limits saved" in await limits.text()
+    assert hub.store.get_app("dash-e").memory_max == 256 * 1024**2
+    bad = await dashboard.post("/apps/dash-e/limits", data={
+        "csrf": csrf, "memory_max": "lots", "cpu_quota": "", "tasks_max": ""})
+    assert 'class="flash error"' in await bad.text()
+
+
+async def test_the_live_stream_passes_on_the_hubs_state(dashboard: Dash, hub: Hub) -> None:
+    add_app(hub.store, hub.blobs, "dash-l")
+    await hub.call("dash-l", Deploy("1"))
+    await log_in(dashboard, await token(hub, "dash-live"))
+    async with asyncio.timeout(HANG):
+        answer = await dashboard.get("/live/events?app=dash-l")
+        assert answer.headers["Content-Type"].startswith("text/event-stream")
+        seen = b""
+        while b'"state":"running"' not in seen:
+            seen += await answer.content.readany()
+        answer.close()
+        logs = await dashboard.get("/live/logs/dash-l")
+        seen = b""
+        while b"hello: listening" not in seen:
+            seen += await logs.content.readany()
+        assert b"event: line" in seen
+        logs.close()
+
+
+async def test_the_hub_runs_the_dashboard_as_a_hidden_system_app_and_setup_is_idempotent(
+    hub: Hub, api: ApiServer
+) -> None:
+    url = f"http://127.0.0.1:{api.tcp_port}"
+    first = await ensure_dashboard(hub, "Dash.Test", api_url=url)
+    assert (first.app, first.host, first.changed) == (DASHBOARD_APP, "dash.test",
+                                                      ("created", "release"))
+    view = await wait_for_app(hub, DASHBOARD_APP, in_state(AppRunState.RUNNING))
+    assert view is not None and view.route is not None
+    status, body = await http_get(view.route.port, "/healthz")
+    assert (status, body) == (200, "ok\n")
+    status, _ = await http_get(view.route.port, "/")
+    assert status == 303
+    again = await ensure_dashboard(hub, "dash.test", api_url=url)
+    assert (again.release, again.changed) == (first.release, ())
+    moved = await ensure_dashboard(hub, "dash2.test", api_url=url)
+    assert moved.changed == ("host",) and hub.store.get_app(DASHBOARD_APP).hosts == ("dash2.test",)
+    async with Client(f"unix:{api.socket_path}") as client:
+        assert DASHBOARD_APP not in [a["name"] for a in await client.apps()]
+        every = {a["name"]: a for a in await client.apps(include_system=True)}
+        assert every[DASHBOARD_APP]["system"] is True
+        with pytest.raises(RemoteError, match="bindrop's own"):
+            await client.destroy_app(DASHBOARD_APP)
+        # This test API listens on a random port: the hub cannot point the dashboard at it.
+        with pytest.raises(RemoteError, match=r"fixed TCP port|TCP control API"):
+            await client.setup_dashboard("dash.test")
+    with pytest.raises(Conflict):
+        await ensure_dashboard(hub, "bindrop.localhost", api_url=url)  # the control host
+
+
+async def test_whoami_and_history_over_tcp(hub: Hub, api: ApiServer) -> None:
+    reader = await token(hub, "dash-who", "read-only")
+    async with Client(f"http://127.0.0.1:{api.tcp_port}", reader) as client:
+        assert await client.whoami() == {"name": "token dash-who", "scope": "read-only",
+                                         "admin": False}
+        events = await client.history(limit=5)
+        assert events and events[-1]["kind"] == "token_created"
+        assert isinstance(await client.services(), list)
