@@ -17,13 +17,13 @@ from bindrop.store import Store
 #: Event kinds a care command may record; others (deploys, crashes) are the hub's own.
 CARE_KINDS = frozenset({
     "backup_succeeded", "backup_failed", "backup_restored", "restore_failed",
-    "disk_checked", "disk_over_threshold", "disk_webhook_failed", "gc_finished",
+    "disk_over_threshold", "disk_back_under", "disk_webhook_failed", "gc_finished",
 })
 LAST = {
     "last_backup": ("backup_succeeded",),
     "last_backup_failure": ("backup_failed", "restore_failed"),
     "last_restore": ("backup_restored",),
-    "disk": ("disk_checked", "disk_over_threshold"),
+    "disk": ("disk_over_threshold", "disk_back_under"),
 }
 
 

@@ -62,7 +62,8 @@ COMMANDS = {
     "server": "bindrop.cli.servers:server",
     "migrate": "bindrop.cli.moving:migrate",
     "backup": "bindrop.cli.backup:backup",
-    "backup": "bindrop.cli.backup:backup",
+    "disk": "bindrop.cli.disk:disk",
+    "gc": "bindrop.cli.disk:gc",
 }
 
 

@@ -1,0 +1,87 @@
+"""``bindrop gc``: free what bindrop can: blobs no release uses, backups beyond retention, and
+what failed backup runs left. (Unpacked bundles are the hub's to collect: it alone unpacks.)
+
+Blobs are judged by bindrop's database, read-only (the hub stays its only writer); a blob
+younger than ``BLOB_GRACE_S`` is kept even when unreferenced, since an upload writes its blob
+before the hub records the release.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bindrop.care.backup import apply_retention, s3_of
+from bindrop.care.config import CareSettings
+from bindrop.care.local import LocalBackups
+from bindrop.care.manifest import SERVER_SCOPE, parse_backup_id
+from bindrop.errors import BindropError
+from bindrop.settings import Settings
+
+BLOB_GRACE_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Freed:
+    blobs: int
+    blob_bytes: int
+    backups: tuple[str, ...]
+    backup_bytes: int
+
+    @property
+    def total(self) -> int:
+        return self.blob_bytes + self.backup_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"blobs": self.blobs, "blob_bytes": self.blob_bytes,
+                "backups": list(self.backups),
+                "backup_bytes": self.backup_bytes, "total_bytes": self.total}
+
+
+def referenced_blobs(settings: Settings) -> set[str]:
+    """Every blob some release uses, read from the database without writing it."""
+    if not settings.db_path.exists():
+        return set()
+    conn = sqlite3.connect(f"file:{settings.db_path}?mode=ro", uri=True, timeout=10)
+    try:
+        return {row[0] for row in conn.execute("SELECT DISTINCT sha256 FROM releases")}
+    except sqlite3.Error as exc:
+        raise BindropError(f"cannot read the releases from {settings.db_path}: {exc}") from None
+    finally:
+        conn.close()
+
+
+def collect(settings: Settings, care: CareSettings, *, now: float | None = None) -> Freed:
+    keep = referenced_blobs(settings)
+    now = time.time() if now is None else now
+    removed = blob_bytes = 0
+    root = settings.blobs_dir
+    for entry in os.scandir(root) if root.is_dir() else []:
+        if (not entry.is_file(follow_symlinks=False) or entry.name in keep
+                or len(entry.name) != 64):
+            continue
+        st = entry.stat(follow_symlinks=False)
+        if now - st.st_mtime < BLOB_GRACE_S:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+            removed += 1
+            blob_bytes += st.st_size
+    local = LocalBackups(care.backup_dir)
+    deleted: list[str] = []
+    backup_bytes = 0
+    if care.backup_dir.is_dir():
+        with local.locked():
+            backup_bytes += local.sweep_partials()
+            sizes = {m.id: m.size for m in local.list()}
+            s3 = s3_of(care)
+            scopes = {parse_backup_id(i)[1] for i in sizes} | {None}
+            for scope in sorted(scopes, key=lambda s: s or SERVER_SCOPE):
+                for backup_id in apply_retention(care, local, s3, scope_app=scope):
+                    deleted.append(backup_id)
+                    backup_bytes += sizes.get(backup_id, 0)
+    return Freed(removed, blob_bytes, tuple(deleted), backup_bytes)
