@@ -1,0 +1,164 @@
+"""``bindrop proxy --workers N``: several processes on the sockets, each its own hub peer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bindrop.hub.state import Route
+from bindrop.proxy.listen import bind_socket
+
+from .kit import HANG, Backend, HubEnd
+from .test_restart import _ACTIVATE, get_status
+
+
+@contextlib.asynccontextmanager
+async def proxy_process(hub: HubEnd, root: Path, workers: int,
+                        extra_env: dict[str, str] | None = None
+                        ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+    """``bindrop proxy --workers N`` on a socket it inherits, as from systemd: (process,
+    port). Stopped with SIGTERM at the end, which must end it cleanly."""
+    sock = bind_socket("127.0.0.1", 0)
+    env = {**os.environ, "BINDROP_ROOT": str(root), "BINDROP_PROXY_HUB_SOCKET":
+           str(hub.socket_path), "BINDROP_PROXY_LISTEN": "127.0.0.1:1", **(extra_env or {})}
+    env.pop("LISTEN_FDS", None)
+    with (root / "proxy.log").open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _ACTIVATE, str(sock.fileno()), sys.executable, "-m",
+            "bindrop", "proxy", "--workers", str(workers), pass_fds=(sock.fileno(),),
+            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log)
+    try:
+        yield process, sock.getsockname()[1]
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), HANG) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        sock.close()
+
+
+def worker_pids(process: asyncio.subprocess.Process) -> set[int]:
+    return {child.pid for child in psutil.Process(process.pid).children()
+            if child.status() != psutil.STATUS_ZOMBIE}
+
+
+def peer_pids(hub: HubEnd) -> set[int]:
+    """Proxy ids are ``<hostname>-<pid>-<random>``."""
+    return {int(peer.rsplit("-", 2)[1]) for peer in hub.link.peers()}
+
+
+async def wait_for_peers(hub: HubEnd, process: asyncio.subprocess.Process, count: int
+                         ) -> set[int]:
+    """Until ``count`` workers run and each is connected to the hub: their pids."""
+    async with asyncio.timeout(HANG):
+        while True:
+            pids = worker_pids(process)
+            if len(pids) == count and peer_pids(hub) == pids:
+                return pids
+            await asyncio.sleep(0.05)
+
+
+async def get_body(port: int, path: str = "/") -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n"
+                     .encode())
+        await writer.drain()
+        data = await reader.read()
+    finally:
+        writer.close()
+    return int(data.split(b" ", 2)[1]), data.partition(b"\r\n\r\n")[2]
+
+
+async def test_every_worker_is_a_hub_peer_and_a_publish_reaches_them_all(
+        hub_end: HubEnd, backend: Backend, tmp_path: Path) -> None:
+    await hub_end.publish("web", backend.port)
+    async with proxy_process(hub_end, tmp_path, workers=2) as (process, port):
+        pids = await wait_for_peers(hub_end, process, 2)
+        assert len(pids) == 2 and process.pid not in pids
+        other = await Backend("v2").start()
+        try:
+            # publish returns once every connected worker confirmed the new table, so no
+            # connection, whichever worker accepts it, may still reach the old release.
+            await hub_end.publish("web", other.port, release="2")
+            answers = await asyncio.gather(*(get_body(port) for _ in range(20)))
+            assert {status for status, _ in answers} == {200}
+            assert all(b'"label": "v2"' in body for _, body in answers)
+        finally:
+            await other.stop()
+
+
+async def test_a_killed_worker_is_replaced_and_no_request_fails(
+        hub_end: HubEnd, backend: Backend, tmp_path: Path) -> None:
+    await hub_end.publish("web", backend.port)
+    async with proxy_process(hub_end, tmp_path, workers=2) as (process, port):
+        pids = await wait_for_peers(hub_end, process, 2)
+        victim = min(pids)
+        os.kill(victim, signal.SIGKILL)
+        async with asyncio.timeout(HANG):
+            while victim in worker_pids(process):
+                await asyncio.sleep(0.02)
+        # The survivor takes every connection from the shared socket meanwhile.
+        statuses = [await get_status(port) for _ in range(20)]
+        assert set(statuses) == {200}
+        replaced = await wait_for_peers(hub_end, process, 2)
+        assert victim not in replaced and len(replaced & pids) == 1
+        assert {await get_status(port) for _ in range(10)} == {200}
+
+
+async def test_a_drain_waits_for_the_worker_with_the_request_in_flight(
+        hub_end: HubEnd, backend: Backend, tmp_path: Path) -> None:
+    await hub_end.publish("web", backend.port)
+    async with proxy_process(hub_end, tmp_path, workers=2) as (process, port):
+        await wait_for_peers(hub_end, process, 2)
+        held = asyncio.ensure_future(get_body(port, "/hold"))
+        await asyncio.wait_for(backend.first_chunk.wait(), HANG)
+        drain = asyncio.ensure_future(hub_end.link.drain(
+            Route("bindrop-app-web-1.service", "1", backend.port), HANG))
+        await asyncio.sleep(0.5)  # both workers report; the one holding the request must not
+        assert not drain.done()
+        backend.release.set()
+        assert await asyncio.wait_for(held, HANG) == (200, b"held by web")
+        await asyncio.wait_for(drain, HANG)
+
+
+async def test_ready_is_reported_once_every_worker_serves(
+        hub_end: HubEnd, backend: Backend, tmp_path: Path) -> None:
+    await hub_end.publish("web", backend.port)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.setblocking(False)
+    loop = asyncio.get_running_loop()
+    try:
+        async with proxy_process(hub_end, tmp_path, workers=2, extra_env={
+                "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}) as (process, port):
+            message = await asyncio.wait_for(loop.sock_recv(notify, 4096), HANG)
+            assert message.startswith(b"READY=1")
+            # Ready means served: both workers follow the hub and answer already.
+            assert len(peer_pids(hub_end)) == 2 and peer_pids(hub_end) == worker_pids(process)
+            assert await get_status(port) == 200
+    finally:
+        notify.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_a_stop_ends_every_worker(hub_end: HubEnd, backend: Backend, tmp_path: Path,
+                                        signum: int) -> None:
+    await hub_end.publish("web", backend.port)
+    async with proxy_process(hub_end, tmp_path, workers=2) as (process, _port):
+        pids = await wait_for_peers(hub_end, process, 2)
+        process.send_signal(signum)
+        assert await asyncio.wait_for(process.wait(), HANG) == 0
+        assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status()
+                       != psutil.STATUS_ZOMBIE for pid in pids)
