@@ -36,10 +36,23 @@ def _cookie(response: web.StreamResponse, name: str, value: str, *, max_age: int
                         samesite="Strict")
 
 
+def is_secure_context(scheme: str, host: str) -> bool:
+    """Whether a browser keeps a ``Secure`` cookie for this page: HTTPS, or plain HTTP to
+    localhost (and ``*.localhost``, 127.0.0.1), which browsers treat as secure. Pure."""
+    if scheme == "https":
+        return True
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.lower().rstrip(".")
+    return name in ("localhost", "127.0.0.1", "[::1]") or name.endswith(".localhost")
+
+
 def _login_page(request: web.Request, *, error: str | None = None,
                 status: int = 200) -> web.Response:
     csrf = new_secret()
-    response = render(request, "login.html", status=status, csrf=csrf, error=error)
+    scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+    insecure = not is_secure_context(scheme, request.headers.get("Host", ""))
+    response = render(request, "login.html", status=status, csrf=csrf, error=error,
+                      insecure=insecure)
     _cookie(response, LOGIN_COOKIE, csrf, max_age=3600, path="/login")
     return response
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bindrop import __version__
 from bindrop.errors import Conflict, InvalidInput
 from bindrop.hub.commands import Deploy, Start
 from bindrop.hub.routetable import check_hosts_free
@@ -40,10 +41,11 @@ HOMES = ("/root", "/home")
 LAUNCHER_MAX = 64 * 1024
 
 
-def build_launcher(python: str, api_url: str) -> bytes:
+def build_launcher(python: str, api_url: str, version: str = __version__) -> bytes:
     """The dashboard's release: a script that execs ``python -m bindrop dashboard serve``
     against the control API at ``api_url``. Pure; the same inputs give the same bytes (and
-    so the same blob)."""
+    so the same blob). ``version`` is written in it, so that setting the dashboard up after
+    an upgrade of bindrop makes a new release, which restarts it on the new code."""
     if not os.path.isabs(python):
         raise InvalidInput(f"the dashboard's Python must be an absolute path, not {python!r}")
     if not api_url.startswith(("http://", "https://")):
@@ -52,6 +54,7 @@ def build_launcher(python: str, api_url: str) -> bytes:
     argv = [python, "-m", "bindrop", "dashboard", "serve", "--server", api_url]
     return ("#!/bin/sh\n"
             "# bindrop's dashboard (a system app); written by the hub, see `bindrop dashboard`.\n"
+            f"# bindrop {version}\n"
             f"exec {shlex.join(argv)}\n").encode()
 
 

@@ -82,6 +82,9 @@ async def test_every_page_leads_to_the_login_without_a_session(dashboard: Dash) 
     login = await dashboard.get("/login")
     assert "script-src 'self'" in login.headers["Content-Security-Policy"]
     assert login.headers["X-Frame-Options"] == "DENY"
+    assert "plain HTTP" not in await login.text()  # 127.0.0.1: a secure context
+    remote = await dashboard.get("/login", headers={"Host": "dash.example.com"})
+    assert "plain HTTP" in await remote.text()
 
 
 async def test_a_wrong_token_or_a_login_post_from_elsewhere_gets_no_session(

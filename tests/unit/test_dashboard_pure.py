@@ -15,7 +15,7 @@ from bindrop.dashboard.format import (
     format_time,
     format_uptime,
 )
-from bindrop.dashboard.login import parse_token
+from bindrop.dashboard.login import is_secure_context, parse_token
 from bindrop.dashboard.sessions import SessionStore, same_secret
 from bindrop.errors import InvalidInput
 from bindrop.hub.system import build_launcher, build_read_only_paths, parse_dashboard_host
@@ -166,3 +166,18 @@ def test_a_system_app_with_paths_in_homes_sees_only_those() -> None:
     assert "BindReadOnlyPaths=/root/.pyenv" in render_unit_file(spec)
     with pytest.raises(InvalidInput):
         AppSpec("a", read_only_paths=("relative",))
+
+
+@pytest.mark.parametrize(("scheme", "host", "secure"), [
+    ("https", "dash.example.com", True), ("http", "dashboard.localhost:8080", True),
+    ("http", "localhost", True), ("http", "127.0.0.1:9000", True),
+    ("http", "dash.example.com", False), ("http", "localhost.example.com", False),
+])
+def test_plain_http_keeps_secure_cookies_only_on_localhost(scheme: str, host: str,
+                                                           secure: bool) -> None:
+    assert is_secure_context(scheme, host) is secure
+
+
+def test_a_new_bindrop_version_makes_a_new_launcher() -> None:
+    assert build_launcher("/p", "http://a:1", "1.0") != build_launcher("/p", "http://a:1", "1.1")
+    assert b"# bindrop 1.1\n" in build_launcher("/p", "http://a:1", "1.1")
