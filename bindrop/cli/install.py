@@ -23,8 +23,15 @@ from bindrop.settings import (
 )
 
 #: Units bindrop installs, from deploy/ in the source tree, in start order.
-UNITS = ("bindrop.service", "bindrop-proxy.socket", "bindrop-proxy-https.socket",
-         "bindrop-proxy.service")
+UNITS = ("bindrop.service", "bindrop-backup.service", "bindrop-backup.timer",
+         "bindrop-disk.service", "bindrop-disk.timer", "bindrop-proxy.socket",
+         "bindrop-proxy-https.socket", "bindrop-proxy.service")
+#: Oneshots their timers start: written, never enabled or started by install itself.
+TIMER_SERVICES = ("bindrop-backup.service", "bindrop-disk.service")
+DEFAULT_BACKUP_SCHEDULE = "daily"
+BACKUP_DELAY = "1h"
+DISK_INTERVAL = "15min"
+TIMER_ACCURACY = "1min"
 HTTPS_SOCKET = "bindrop-proxy-https.socket"
 DEFAULT_HTTP_PORT = 80
 DEFAULT_HTTPS_PORT = 443
@@ -45,16 +52,24 @@ def deploy_dir() -> Path:
 def render_installed_unit(template: str, command: str, http_port: int = DEFAULT_HTTP_PORT,
                           api_port: int | None = DEFAULT_API_PORT,
                           control_host: str = DEFAULT_CONTROL_HOST,
-                          https_port: int | None = DEFAULT_HTTPS_PORT) -> str:
+                          https_port: int | None = DEFAULT_HTTPS_PORT, *,
+                          backup_schedule: str = DEFAULT_BACKUP_SCHEDULE,
+                          backup_delay: str = BACKUP_DELAY, disk_interval: str = DISK_INTERVAL,
+                          timer_accuracy: str = TIMER_ACCURACY) -> str:
     """A unit template from deploy/ with ``@BINDROP@`` replaced by how to run bindrop, the
     proxy's ``ListenStream=80`` by ``http_port`` and ``=443`` by ``https_port``,
     ``@PROXY_SOCKETS@`` by the proxy's sockets, ``@API_PORT@`` by ``api_port`` ("off" for
-    None) and ``@CONTROL_HOST@`` by ``control_host``. Pure."""
+    None) and ``@CONTROL_HOST@`` by ``control_host``; the timers' ``@BACKUP_SCHEDULE@``,
+    ``@BACKUP_DELAY@``, ``@DISK_INTERVAL@`` and ``@TIMER_ACCURACY@`` likewise. Pure."""
     sockets = " ".join(u for u in installed_units(https_port) if u.endswith(".socket"))
     text = (template.replace("@BINDROP@", command)
             .replace("@API_PORT@", str(api_port) if api_port else "off")
             .replace("@CONTROL_HOST@", control_host)
-            .replace("@PROXY_SOCKETS@", sockets))
+            .replace("@PROXY_SOCKETS@", sockets)
+            .replace("@BACKUP_SCHEDULE@", backup_schedule)
+            .replace("@BACKUP_DELAY@", backup_delay)
+            .replace("@DISK_INTERVAL@", disk_interval)
+            .replace("@TIMER_ACCURACY@", timer_accuracy))
     text = text.replace("\nListenStream=80\n", f"\nListenStream={http_port}\n")
     return text.replace("\nListenStream=443\n", f"\nListenStream={https_port}\n")
 
@@ -73,6 +88,24 @@ def _api_port(text: str) -> int | None:
         return parse_api_port(text)
     except InvalidInput as exc:
         raise click.BadParameter(exc.message) from None
+
+
+def parse_calendar(text: str) -> str:
+    """A systemd calendar spec ("daily", "*-*-* 03:00"), checked by ``systemd-analyze
+    calendar`` when it is installed; ``InvalidInput`` otherwise."""
+    value = text.strip()
+    if not value or "\n" in value or "@" in value:
+        raise InvalidInput(f"{text!r} is not a systemd calendar spec such as daily or "
+                           "'*-*-* 03:00'")
+    try:
+        proc = subprocess.run(["systemd-analyze", "calendar", value], capture_output=True,
+                              text=True, check=False, timeout=10)
+    except FileNotFoundError:
+        return value
+    if proc.returncode != 0:
+        raise InvalidInput(f"{text!r} is not a systemd calendar spec such as daily or "
+                           f"'*-*-* 03:00': {proc.stderr.strip()}")
+    return value
 
 
 def bindrop_command() -> str:
@@ -102,20 +135,30 @@ def bindrop_command() -> str:
               callback=lambda _ctx, _param, value: _dashboard_host(value),
               help="Host at which the proxy serves the dashboard (a system app; needs "
                    "--api-port); 'off' for none. [env: BINDROP_DASHBOARD_HOST]")
+@click.option("--backup-schedule", default=DEFAULT_BACKUP_SCHEDULE, show_default=True,
+              envvar="BINDROP_BACKUP_SCHEDULE",
+              help="When bindrop-backup.timer runs the backup (a systemd calendar spec, "
+                   "e.g. '*-*-* 03:00'). [env: BINDROP_BACKUP_SCHEDULE]")
 def install(no_start: bool, http_port: int, https_port: int | None, api_port: int | None,
-            control_host: str, dashboard_host: str | None) -> None:
+            control_host: str, dashboard_host: str | None, backup_schedule: str) -> None:
     """Install bindrop's services on this server (as root): units, directories, then start.
 
     Writes bindrop.service (the hub, with the control API on 127.0.0.1:--api-port) and
     bindrop-proxy.socket + .service (the proxy, on --http-port, which also routes
-    --control-host to the control API) into /etc/systemd/system, creates /etc/bindrop,
-    /var/lib/bindrop and /var/backups/bindrop, enables the units and starts them. Running
+    --control-host to the control API), and the timers bindrop-backup.timer (daily backup)
+    and bindrop-disk.timer (disk check every 15 min) into /etc/systemd/system, creates
+    /etc/bindrop, /var/lib/bindrop and /var/backups/bindrop, enables the units and starts
+    them. Running
     it again changes only what differs.
 
     Example: bindrop install --http-port 80 --control-host bindrop.example.com
     """
     settings = Settings.from_env(os.environ)
     control_host = parse_control_host(control_host)
+    try:
+        backup_schedule = parse_calendar(backup_schedule)
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.message, param_hint="--backup-schedule") from None
     for directory, mode in ((settings.etc_dir, 0o755), (settings.state_dir, 0o755),
                             (settings.backups_dir, 0o700)):
         directory.mkdir(parents=True, exist_ok=True)
@@ -131,18 +174,21 @@ def install(no_start: bool, http_port: int, https_port: int | None, api_port: in
     for name in units:
         template = (deploy_dir() / name).read_text()
         text = render_installed_unit(template, bindrop_command(), http_port, api_port,
-                                     control_host, https_port)
+                                     control_host, https_port,
+                                     backup_schedule=backup_schedule)
         target = settings.unit_dir / name
         if not target.exists() or target.read_text() != text:
             target.write_text(text)
             changed.append(name)
     if changed:
         _systemctl("daemon-reload")
-    _systemctl("enable", *units)
+    # The timers' oneshots run only when their timer says so, never at install.
+    started = [u for u in units if u not in TIMER_SERVICES]
+    _systemctl("enable", *started)
     if not no_start:
         # Restart only what changed, so re-running install on a running server is a no-op.
         # A changed socket is restarted too: that is how its port changes.
-        for name in units:
+        for name in started:
             _systemctl("restart" if name in changed else "start", name)
     click.echo(f"installed {', '.join(units)}" + (f" (updated: {', '.join(changed)})"
                                                    if changed else " (unchanged)"))

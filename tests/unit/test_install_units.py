@@ -33,3 +33,33 @@ def test_with_https_off_there_is_no_https_socket_anywhere() -> None:
     assert "bindrop-proxy-https" not in service
     assert "\nSockets=bindrop-proxy.socket\n" in service
     assert installed_units(443)[-1] == "bindrop-proxy.service"  # started after its sockets
+
+
+def test_the_timers_run_their_oneshots_on_schedule() -> None:
+    from bindrop.cli.install import TIMER_SERVICES
+
+    backup = render_installed_unit((deploy_dir() / "bindrop-backup.timer").read_text(), "b",
+                                   backup_schedule="*-*-* 03:00")
+    assert "\nOnCalendar=*-*-* 03:00\n" in backup and "\nPersistent=true\n" in backup
+    assert "\nRandomizedDelaySec=1h\n" in backup
+    assert "\nOnUnitActiveSec=15min\n" in render("bindrop-disk.timer", None)
+    service = render("bindrop-backup.service", None)
+    assert "\nType=oneshot\n" in service and "\nTimeoutStartSec=2h\n" in service
+    assert "\nExecStart=/opt/bindrop/bin/bindrop backup run\n" in service
+    assert set(TIMER_SERVICES) <= set(installed_units(None))
+
+
+@pytest.mark.parametrize("spec", ["daily", "*-*-* 03:00", "Mon *-*-* 04:00:00"])
+def test_a_calendar_spec_is_accepted(spec: str) -> None:
+    from bindrop.cli.install import parse_calendar
+
+    assert parse_calendar(spec) == spec
+
+
+@pytest.mark.parametrize("spec", ["", "whenever", "daily\nExecStart=/bin/sh", "@x@"])
+def test_a_bad_calendar_spec_is_refused(spec: str) -> None:
+    from bindrop.cli.install import parse_calendar
+    from bindrop.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="calendar spec"):
+        parse_calendar(spec)
