@@ -120,13 +120,15 @@ def migrate(source: Remote, target: Remote, *, http_port: int = 80, timeout: flo
     imported = stream_export_into_import(source, target, replace=replace)
     address = resolve(target.host)
     apps = imported.get("app_details", [])
-    probes = [p for a in apps if a["should_run"]
+    # System apps (the dashboard) are the new server's own business: not waited for, and
+    # their *.localhost names need no DNS.
+    probes = [p for a in apps if a["should_run"] and not a.get("system")
               for p in plan_probes(a["name"], a["hosts"], a.get("health_path"))]
     log(f"waiting for {len(probes)} hostnames to answer through {address}:{http_port}")
     served = wait_until_served(address, http_port, probes, timeout, progress=log)
     moved = tuple(MovedApp(a["name"], tuple(a["hosts"]), a["current_release"], a["should_run"],
                            served.get(a["name"]) if a["should_run"] else None)
-                  for a in apps)
+                  for a in apps if not a.get("system"))
     report = MigrationReport(
         source=source.url, target=target.url, target_address=address, set_up=did_setup,
         bytes=int(imported.get("bytes", 0)), apps=moved,

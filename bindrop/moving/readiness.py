@@ -9,8 +9,6 @@ from dataclasses import dataclass
 
 #: What the proxy answers for a host no route knows (bindrop.proxy.forward), not an app.
 NO_ROUTE_TEXT = b"No app answers on"
-#: The proxy's answers while an app is not (yet) up: no route target, or it did not answer.
-NOT_SERVED = (502, 503, 504)
 
 
 @dataclass(frozen=True)
@@ -36,9 +34,10 @@ def plan_probes(app: str, hosts: Sequence[str], health_path: str | None) -> list
 
 
 def is_served(status: int, body: bytes) -> bool:
-    """Whether an answer came from the app (any status of its own) rather than the proxy
-    saying it has no route or no running release. Pure."""
-    if status in NOT_SERVED:
+    """Whether the app answered: any status below 500 that is not the proxy's "no route"
+    404. A 5xx is the proxy saying the app is not up (502, 503, 504), or an app or proxy
+    failing: not ready either way. Pure."""
+    if status >= 500:
         return False
     return not (status == 404 and NO_ROUTE_TEXT in body)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bindrop.errors import BindropError, InvalidInput
+from bindrop.moving.places import HUB_UNIT
 from bindrop.moving.remote import Remote
 from bindrop.moving.wheel import build_wheel, deploy_files
 
@@ -43,8 +44,10 @@ def parse_bootstrap_output(stdout: str) -> SetupResult:
 
 
 def is_set_up(target: Remote) -> bool:
-    """Whether the server runs bindrop already (its ``bindrop --version`` works)."""
-    proc = subprocess.run(target.bindrop_argv("--version"), capture_output=True, text=True,
+    """Whether bindrop is installed there: its hub's unit exists and ``bindrop`` runs."""
+    probe = (f"systemctl cat {HUB_UNIT} >/dev/null 2>&1 && "
+             f"{shlex.join([*target.bindrop, '--version'])} >/dev/null 2>&1")
+    proc = subprocess.run(target.shell_argv(probe), capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, check=False, timeout=60)
     return proc.returncode == 0
 

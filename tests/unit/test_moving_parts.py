@@ -27,7 +27,8 @@ def test_each_host_of_an_app_is_probed_at_its_prefix_and_health_path() -> None:
 @pytest.mark.parametrize(("status", "body", "served"), [
     (200, b"hello", True),
     (404, b"the app's own not found", True),
-    (500, b"the app failed, but it answered", True),
+    (401, b"the app wants a login", True),
+    (500, b"500 Internal Server Error\n\nServer got itself in trouble", False),
     (404, b"<h1>No app answers on blog.test</h1>", False),
     (502, b"", False),
     (503, b"blog is starting", False),
