@@ -20,13 +20,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
-from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
-
 from bindrop.proxy.accesslog import AccessLog
 from bindrop.proxy.cache import RouteCache
 from bindrop.proxy.certs import CHECK_INTERVAL, Certificates
 from bindrop.proxy.forward import Forwarder
+from bindrop.proxy.http1 import HttpConnection
 from bindrop.proxy.hublink import HubLink
 from bindrop.proxy.inflight import InFlight
 from bindrop.proxy.pages import Pages
@@ -43,6 +41,8 @@ FIRST_REQUEST_WAIT = 2.0
 #: table before serving the snapshot (or 404s, with none): routes may have changed while
 #: the proxy was down.
 FIRST_TABLE_WAIT = 3.0
+#: How long a visitor's connection may stay open with no request (keep-alive).
+KEEPALIVE_TIMEOUT = 75.0
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,10 @@ class ProxyServer:
         self._forwarder: Forwarder | None = None
         #: Idle keep-alive connections to the apps (made at start).
         self.upstream_pool: UpstreamPool | None = None
-        self._runner: web.ServerRunner | None = None
+        self._servers: list[asyncio.Server] = []
+        self._sweep_task: asyncio.Task[None] | None = None
+        #: Open connections from visitors.
+        self.connections: set[HttpConnection] = set()
         self.sockets: list[socket.socket] = []
         self.https_sockets: list[socket.socket] = []
         self.certificates: Certificates | None = None
@@ -113,22 +116,29 @@ class ProxyServer:
             scheme=self.options.scheme, waker=self.hub.wake,
             wake_timeout=self.options.wake_timeout,
             https_port=https_sockets[0].getsockname()[1] if https_sockets else None)
-        server = web.Server(forwarder.handle, access_log=None, auto_decompress=False,
-                            max_line_size=self.options.max_line_size,
-                            max_field_size=self.options.max_field_size)
-        self._runner = web.ServerRunner(server, handle_signals=False,
-                                        shutdown_timeout=self.options.shutdown_timeout)
-        await self._runner.setup()
+        loop = asyncio.get_running_loop()
+        options = self.options
+
+        def connection() -> HttpConnection:
+            return HttpConnection(forwarder.handle, loop=loop,
+                                  max_line_size=options.max_line_size,
+                                  max_field_size=options.max_field_size,
+                                  registry=self.connections)
+
+        # create_server listens again: keep the kernel's largest backlog, as systemd's is.
         for sock in sockets:
-            await web.SockSite(self._runner, sock).start()
+            self._servers.append(await loop.create_server(connection, sock=sock,
+                                                          backlog=socket.SOMAXCONN))
         if https_sockets:
             if self.options.tls_dir is None:
                 raise ValueError("an HTTPS listener needs ProxyOptions.tls_dir")
             self.certificates = Certificates(self.options.tls_dir)
             for sock in https_sockets:
-                await web.SockSite(self._runner, sock,
-                                   ssl_context=self.certificates.context).start()
+                self._servers.append(await loop.create_server(
+                    connection, sock=sock, backlog=socket.SOMAXCONN,
+                    ssl=self.certificates.context))
             self._cert_task = asyncio.create_task(self._watch_certificates(self.certificates))
+        self._sweep_task = asyncio.create_task(self._close_idle_connections())
         self.sockets = sockets + https_sockets
         self.https_sockets = https_sockets
 
@@ -155,8 +165,13 @@ class ProxyServer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        runner, self._runner = self._runner, None
-        if runner is not None:
+        sweep, self._sweep_task = self._sweep_task, None
+        if sweep is not None:
+            sweep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweep
+        servers, self._servers = self._servers, []
+        if servers:
             # Stop accepting before closing the servers: asyncio sets up an accepted
             # connection in a task of its own, and one that runs after Server.close() fails
             # silently, dropping the connection with its request unread (a reset).
@@ -166,25 +181,42 @@ class ProxyServer:
                     loop.remove_reader(sock.fileno())
             for _ in range(3):
                 await asyncio.sleep(0)
-            for site in list(runner.sites):
-                await site.stop()
-            await self._wait_for_first_requests(runner, FIRST_REQUEST_WAIT)
-            await runner.cleanup()
+            for server in servers:
+                server.close()
+            await self._finish_connections(FIRST_REQUEST_WAIT, self.options.shutdown_timeout)
         forwarder, self._forwarder = self._forwarder, None
         if forwarder is not None:
-            await forwarder.close()
+            forwarder.close()
 
-    async def _wait_for_first_requests(self, runner: web.ServerRunner, timeout: float
-                                       ) -> None:
-        server = runner.server
-        if server is None:
-            return
+    async def _finish_connections(self, first_request_wait: float, timeout: float) -> None:
+        """Answer what was accepted: connections get ``first_request_wait`` for their first
+        request, requests in flight ``timeout`` to finish; then the rest is cut off."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + first_request_wait
         await asyncio.sleep(0.02)  # connections accepted in the last batch get set up
-        while any(awaiting_first_request(h) for h in server.connections) \
+        while any(c.awaiting_first_request for c in self.connections) \
                 and loop.time() < deadline:
             await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            conn.closing = True  # each closes after its current answer
+            if conn.idle:
+                conn.close()
+        deadline = loop.time() + timeout
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            conn.abort()
+        await asyncio.sleep(0)
+
+    async def _close_idle_connections(self) -> None:
+        """Close keep-alive connections idle for KEEPALIVE_TIMEOUT (and heads that stall)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(KEEPALIVE_TIMEOUT / 5)
+            cutoff = loop.time() - KEEPALIVE_TIMEOUT
+            for conn in list(self.connections):
+                if conn.waiting and conn.last_active < cutoff:
+                    conn.close()
 
     async def __aenter__(self) -> ProxyServer:
         return self
@@ -192,13 +224,3 @@ class ProxyServer:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.close()
-
-
-def awaiting_first_request(handler: RequestHandler) -> bool:
-    """A connection that is open but has not sent (all of) its first request yet.
-
-    Reads aiohttp internals (guarded: if they change, nothing waits)."""
-    return (getattr(handler, "_request_count", 1) == 0
-            and not getattr(handler, "_request_in_progress", True)
-            and not getattr(handler, "_messages", True)
-            and handler.transport is not None and not handler.transport.is_closing())

@@ -53,6 +53,10 @@ class UpstreamConnection(asyncio.Protocol):
         self._reset()
         self._write_paused = False
         self._write_waiter: asyncio.Future[None] | None = None
+        self._upgraded = False
+        self._tunnel: asyncio.Transport | None = None
+        self._tunnel_closed: asyncio.Future[None] | None = None
+        self._early: list[bytes] = []
 
     def _reset(self) -> None:
         self.status = 0
@@ -80,6 +84,12 @@ class UpstreamConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._got_bytes = True
+        if self._upgraded:
+            if self._tunnel is not None:
+                self._tunnel.write(data)
+            else:
+                self._early.append(data)
+            return
         if self._remaining is not None:
             # A body of known length, past its first piece: counted, not parsed (httptools
             # would copy every piece once more).
@@ -94,6 +104,11 @@ class UpstreamConnection(asyncio.Protocol):
             return
         try:
             parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:  # 101: the rest is the new protocol's
+            self._upgraded = True
+            rest = data[exc.args[0]:] if exc.args else b""
+            if rest:
+                self._early.append(rest)
         except httptools.HttpParserError as exc:
             self._fail(UpstreamError(f"the app's answer is not valid HTTP: {exc}"))
 
@@ -104,6 +119,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._closed = True
         if self.pool is not None:
             self.pool.forget(self)
+        closed = self._tunnel_closed
+        if closed is not None and not closed.done():
+            closed.set_result(None)
         if self._parser is not None and self._headers_complete and not self._complete \
                 and self._reads_until_close():
             self._on_complete()  # a body delimited by the end of the connection
@@ -117,9 +135,13 @@ class UpstreamConnection(asyncio.Protocol):
         self._wake_writer()
 
     def pause_writing(self) -> None:
+        if self._tunnel is not None:
+            self._tunnel.pause_reading()
         self._write_paused = True
 
     def resume_writing(self) -> None:
+        if self._tunnel is not None:
+            self._tunnel.resume_reading()
         self._write_paused = False
         self._wake_writer()
 
@@ -260,6 +282,21 @@ class UpstreamConnection(asyncio.Protocol):
             self._read_paused = False
             self.transport.resume_reading()
         return data
+
+    def start_tunnel(self, peer: asyncio.Transport) -> asyncio.Future[None]:
+        """After a 101: bytes from the app go to ``peer`` as they are; the future is done
+        when the app's side closes."""
+        self._tunnel = peer
+        self._tunnel_closed = self._loop.create_future()
+        for data in self._early:
+            peer.write(data)
+        self._early.clear()
+        if self._read_paused and self.transport is not None:
+            self._read_paused = False
+            self.transport.resume_reading()
+        if self._closed:
+            self._tunnel_closed.set_result(None)
+        return self._tunnel_closed
 
     @property
     def complete(self) -> bool:

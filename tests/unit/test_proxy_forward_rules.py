@@ -1,4 +1,4 @@
-"""Small pure parts of forwarding: upstream URLs, 503 reasons, access lines."""
+"""Small pure parts of forwarding: upstream request lines, 503 reasons, access lines."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ import json
 
 import pytest
 
-from bindrop.client.protocol import AppRoute, Upstream
+from bindrop.client.protocol import AppRoute
 from bindrop.proxy.accesslog import AccessRecord, render_access_line
-from bindrop.proxy.forward import describe_unavailable, upstream_url
+from bindrop.proxy.forward import describe_unavailable
+from bindrop.proxy.upstream import render_request_head
 
 
 @pytest.mark.parametrize("raw", ["/", "/a/../b", "/a%2Fb?x=%20&y", "/%zz;p?q=/../",
                                  "//double//slash", "/?"])
-def test_the_upstream_url_keeps_the_raw_path_byte_for_byte(raw: str) -> None:
-    url = upstream_url(Upstream("u", "1", 20001), raw)
-    assert url.raw_path_qs.rstrip("?") == raw.rstrip("?")
-    assert (url.host, url.port) == ("127.0.0.1", 20001)
+def test_the_upstream_request_line_keeps_the_raw_path_byte_for_byte(raw: str) -> None:
+    head = render_request_head("GET", raw, [("Host", "web.test")])
+    assert head.split(b"\r\n", 1)[0] == f"GET {raw} HTTP/1.1".encode()
 
 
 @pytest.mark.parametrize(("status", "message", "says"), [

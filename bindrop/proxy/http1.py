@@ -1,0 +1,496 @@
+"""The proxy's HTTP/1.1 server side: an asyncio protocol with llhttp (httptools) parsing.
+
+It replaces aiohttp's server here because, per forwarded request, aiohttp's request and
+response objects cost more CPU than everything else the proxy does. One handler coroutine
+per request, one at a time per connection (pipelined requests wait their turn); request
+bodies are handed over as they arrive and responses written as they are given, with flow
+control both ways. After a ``101 Switching Protocols`` the connection becomes a byte tunnel
+to the app (WebSocket and any other upgrade).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import cast
+
+import httptools
+from multidict import CIMultiDict
+
+log = logging.getLogger(__name__)
+
+#: Request body bytes buffered before reading from the visitor pauses.
+READ_BUFFER = 256 * 1024
+#: All of a request's head (request line and headers) may not be larger.
+MAX_HEAD_SIZE = 64 * 1024
+
+
+class Request:
+    """One request as received: what the handler reads."""
+
+    __slots__ = (
+        "_buffered",
+        "_chunks",
+        "_complete",
+        "_conn",
+        "_expect_continue",
+        "_waiter",
+        "body_exists",
+        "content_length",
+        "headers",
+        "keep_alive",
+        "method",
+        "raw_path",
+        "remote",
+        "secure",
+        "upgrade",
+        "version",
+    )
+
+    def __init__(self, conn: HttpConnection, method: str, raw_path: str,
+                 headers: CIMultiDict[str], version: str, keep_alive: bool,
+                 upgrade: bool) -> None:
+        self._conn = conn
+        self.method = method
+        self.raw_path = raw_path
+        self.headers = headers
+        self.version = version
+        self.keep_alive = keep_alive
+        self.upgrade = upgrade
+        self.remote: str | None = conn.remote
+        self.secure: bool = conn.secure
+        length = headers.get("Content-Length")
+        self.content_length: int | None = int(length) if length and length.isdigit() \
+            else None
+        self.body_exists = bool(self.content_length) or "Transfer-Encoding" in headers
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._complete = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._expect_continue = version == "1.1" \
+            and headers.get("Expect", "").lower() == "100-continue"
+
+    async def read(self) -> bytes:
+        """The next piece of the body as it arrived, b"" at its end. Raises
+        ConnectionResetError when the visitor goes away first."""
+        if self._expect_continue:
+            self._expect_continue = False
+            self._conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        while not self._chunks:
+            if self._complete:
+                return b""
+            if self._conn.closed:
+                raise ConnectionResetError("the visitor closed the connection")
+            self._waiter = self._conn.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        data = self._chunks.popleft()
+        self._buffered -= len(data)
+        if self._buffered <= READ_BUFFER // 2:
+            self._conn.resume_reading()
+        return data
+
+    def _feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > READ_BUFFER:
+            self._conn.pause_reading()
+        self._wake()
+
+    def _end(self) -> None:
+        self._complete = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class Response:
+    """What the handler answers through: ``start`` then ``write``/``end``, or ``send``."""
+
+    __slots__ = (
+        "_body_allowed",
+        "_chunked",
+        "_conn",
+        "_head",
+        "_request",
+        "finished",
+        "started",
+        "status",
+    )
+
+    def __init__(self, conn: HttpConnection, request: Request) -> None:
+        self._conn = conn
+        self._request = request
+        self.status = 0
+        self.started = False
+        self.finished = False
+        self._chunked = False
+        self._body_allowed = True
+        self._head = b""
+
+    def start(self, status: int, reason: str, headers: Iterable[tuple[str, str]]) -> None:
+        """Prepare the status line and headers (sent with the first body bytes). The
+        framing (Content-Length as given, else chunked, else close-delimited for HTTP/1.0)
+        and ``Connection`` are this layer's; ``headers`` must hold no hop-by-hop ones except
+        for a 101."""
+        request = self._request
+        self.status = status
+        self.started = True
+        lines = [f"HTTP/1.1 {status} {reason}\r\n"]
+        has_length = False
+        for name, value in headers:
+            if len(name) == 14 and name.lower() == "content-length":
+                has_length = True
+            lines.append(f"{name}: {value}\r\n")
+        self._body_allowed = request.method != "HEAD" and status >= 200 \
+            and status not in (204, 304)
+        if status == 101:
+            self._body_allowed = False
+        elif self._body_allowed and not has_length:
+            if request.version == "1.1":
+                self._chunked = True
+                lines.append("Transfer-Encoding: chunked\r\n")
+            else:
+                request.keep_alive = False  # the end of the body is the end of the connection
+        if status != 101:
+            if not request.keep_alive or self._conn.closing:
+                request.keep_alive = False
+                lines.append("Connection: close\r\n")
+            elif request.version == "1.0":
+                lines.append("Connection: keep-alive\r\n")
+        lines.append("\r\n")
+        self._head = "".join(lines).encode("utf-8", "surrogateescape")
+
+    async def write(self, data: bytes) -> None:
+        """Send part of the body; waits while the visitor's socket is full. Raises
+        ConnectionResetError when the visitor went away."""
+        if not data or not self._body_allowed:
+            if self._head:
+                self._flush_head()
+            return
+        if self._chunked:
+            data = b"%x\r\n%b\r\n" % (len(data), data)
+        if self._head:
+            data = self._head + data
+            self._head = b""
+        await self._conn.send(data)
+
+    async def end(self, data: bytes = b"") -> None:
+        """The last part of the body (if any) and the end of the answer."""
+        if self.finished:
+            return
+        self.finished = True
+        out = self._head
+        self._head = b""
+        if data and self._body_allowed:
+            out += b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data
+        if self._chunked:
+            out += b"0\r\n\r\n"
+        if out:
+            await self._conn.send(out)
+
+    async def send(self, status: int, reason: str, headers: list[tuple[str, str]],
+                   body: bytes) -> None:
+        """A whole answer at once (pages, redirects)."""
+        self.start(status, reason, [*headers, ("Content-Length", str(len(body)))])
+        await self.end(body)
+
+    @property
+    def connection(self) -> HttpConnection:
+        return self._conn
+
+    def _flush_head(self) -> None:
+        self._conn.write(self._head)
+        self._head = b""
+
+
+Handler = Callable[[Request, Response], Awaitable[None]]
+
+
+class HttpConnection(asyncio.Protocol):
+    """One visitor's connection."""
+
+    def __init__(self, handler: Handler, *, loop: asyncio.AbstractEventLoop,
+                 max_line_size: int = 8190, max_field_size: int = 8190,
+                 registry: set[HttpConnection] | None = None) -> None:
+        self.handler = handler
+        self.loop = loop
+        self.max_line_size = max_line_size
+        self.max_field_size = max_field_size
+        self.registry = registry
+        self.transport: asyncio.Transport | None = None
+        self.remote: str | None = None
+        self.secure = False
+        self.closed = False
+        #: Finish the current answer, then close (the server is stopping).
+        self.closing = False
+        self.requests_seen = 0
+        self.last_active = loop.time()
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        self._in_head = False
+        self._refused = False
+        self._current: Request | None = None  # being received
+        self._queue: collections.deque[Request] = collections.deque()  # to answer, in order
+        self._task: asyncio.Task[None] | None = None
+        self._write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self._read_paused = False
+        self._upgraded = False
+        self._tunnel: asyncio.Transport | None = None
+        self._early: list[bytes] = []  # bytes after an upgrade request, before the tunnel
+        self.tunnel_closed: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.remote = peer[0] if isinstance(peer, tuple) else None
+        self.secure = transport.get_extra_info("sslcontext") is not None
+        if self.registry is not None:
+            self.registry.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = self.loop.time()
+        if self._upgraded:
+            if self._tunnel is not None:
+                self._tunnel.write(data)
+            else:
+                self._early.append(data)
+            return
+        if self._refused:
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._upgraded = True
+            rest = data[exc.args[0]:] if exc.args else b""
+            if rest:
+                self._early.append(rest)
+            return
+        except httptools.HttpParserError:
+            self._refuse(400, "Bad Request")  # unless a callback refused it already
+            return
+        if self._in_head:  # a head still incomplete: bound what the parser holds
+            self._head_size += len(data)
+            if self._head_size > MAX_HEAD_SIZE:
+                self._refuse(431, "Request Header Fields Too Large")
+
+    def eof_received(self) -> bool | None:
+        return False  # close (a tunnel closes its other end then)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.registry is not None:
+            self.registry.discard(self)
+        if self._current is not None:
+            self._current._wake()
+        for request in self._queue:
+            request._wake()
+        drain = self._drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+        if self._tunnel is not None:
+            self._tunnel.close()
+        if self.tunnel_closed is not None and not self.tunnel_closed.done():
+            self.tunnel_closed.set_result(None)
+        task = self._task
+        if task is not None and not task.done():
+            # Nobody is left to answer: stop waiting for the app (the handler's cleanup
+            # still runs: the access line, the count of requests in flight).
+            task.cancel()
+
+    def pause_writing(self) -> None:
+        if self._tunnel is not None:
+            self._tunnel.pause_reading()
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        if self._tunnel is not None:
+            self._tunnel.resume_reading()
+        self._write_paused = False
+        drain = self._drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    # -- httptools callbacks -----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._head_size = 0
+        self._url = b""
+        self._headers = []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.max_line_size:
+            self._refuse(414, "URI Too Long")
+            raise _Refused  # httptools turns it into an HttpParserCallbackError
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) + len(value) + 2 > self.max_field_size:
+            self._refuse(431, "Request Header Fields Too Large")
+            raise _Refused
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        self._in_head = False
+        headers = CIMultiDict((name.decode("utf-8", "surrogateescape"),
+                               value.decode("utf-8", "surrogateescape"))
+                              for name, value in self._headers)
+        request = Request(self, parser.get_method().decode("ascii", "replace"),
+                          self._url.decode("utf-8", "surrogateescape"), headers,
+                          parser.get_http_version(), parser.should_keep_alive(),
+                          parser.should_upgrade())
+        self._current = request
+        self._queue.append(request)
+        self.requests_seen += 1
+        if self._task is None:
+            self._task = self.loop.create_task(self._answer_all())
+
+    def on_body(self, body: bytes) -> None:
+        if self._current is not None:
+            self._current._feed(body)
+
+    def on_message_complete(self) -> None:
+        request = self._current
+        if request is not None:
+            request._end()
+            self._current = None
+        if len(self._queue) > 1:
+            self.pause_reading()  # pipelined requests: no more until the queue shrinks
+
+    # -- answering ---------------------------------------------------------------------
+
+    async def _answer_all(self) -> None:
+        try:
+            while self._queue and not self.closed:
+                request = self._queue[0]
+                response = Response(self, request)
+                try:
+                    await self.handler(request, response)
+                    if not response.started:
+                        await response.send(500, "Internal Server Error", [], b"")
+                    else:
+                        await response.end()
+                except (ConnectionError, asyncio.CancelledError):
+                    self.abort()
+                    return
+                except Exception:
+                    log.exception("answering %s %s failed", request.method, request.raw_path)
+                    if response.started:
+                        self.abort()
+                        return
+                    request.keep_alive = False
+                    await response.send(500, "Internal Server Error",
+                                        [("Content-Type", "text/plain")],
+                                        b"500 Internal Server Error\n")
+                self._queue.popleft()
+                self.last_active = self.loop.time()
+                if self._upgraded:
+                    # The tunnel ended, or the app refused the upgrade (after an upgrade
+                    # request the parser cannot go on): either way the connection is done.
+                    self.close()
+                    return
+                if not request.keep_alive or self.closing:
+                    self.close()
+                    return
+                if not request._complete:
+                    # An answer before the whole body arrived: its rest cannot be told
+                    # from the next request without reading it; give up the connection.
+                    self.close()
+                    return
+                self.resume_reading()
+        finally:
+            self._task = None
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    async def send(self, data: bytes) -> None:
+        if self.closed or self.transport is None:
+            raise ConnectionResetError("the visitor closed the connection")
+        self.transport.write(data)
+        if self._write_paused:
+            self._drain = self.loop.create_future()
+            try:
+                await self._drain
+            finally:
+                self._drain = None
+            if self.closed:
+                raise ConnectionResetError("the visitor closed the connection")
+
+    def start_tunnel(self, peer: asyncio.Transport) -> asyncio.Future[None]:
+        """From now on, bytes from the visitor go to ``peer`` as they are (after an
+        upgrade); the future is done when the visitor's side closes."""
+        self._tunnel = peer
+        self.tunnel_closed = self.loop.create_future()
+        for data in self._early:
+            peer.write(data)
+        self._early.clear()
+        self.resume_reading()
+        if self.closed:
+            self.tunnel_closed.set_result(None)
+        return self.tunnel_closed
+
+    def pause_reading(self) -> None:
+        if not self._read_paused and self.transport is not None and not self.closed:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._read_paused and self.transport is not None and not self.closed:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    @property
+    def idle(self) -> bool:
+        """No request being received or answered."""
+        return not self._queue and not self._in_head and self._task is None
+
+    @property
+    def waiting(self) -> bool:
+        """Nothing to answer: idle, or a request head still arriving."""
+        return not self._queue and self._task is None
+
+    @property
+    def awaiting_first_request(self) -> bool:
+        return self.requests_seen == 0 and not self.closed
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """Answer a request the parser or the limits refused, and close."""
+        if self._refused:
+            return
+        self._refused = True
+        if self._task is None and self.transport is not None and not self.closed:
+            body = f"{status} {reason}\n".encode()
+            self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+                                 b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                                 % (status, reason.encode(), len(body), body))
+            self.close()
+        else:
+            self.abort()
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing a refused request."""
