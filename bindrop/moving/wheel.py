@@ -76,9 +76,18 @@ def build_wheel(directory: Path) -> Path:
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         entries = [(name, path.read_bytes()) for name, path in _files()]
         for name, data in [*entries, *generated.items()]:
-            zf.writestr(name, data)
+            zf.writestr(_entry(name), data)
             digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
             record.append(f"{name},sha256={digest.decode()},{len(data)}")
         record.append(f"{dist_info}/RECORD,,")
-        zf.writestr(f"{dist_info}/RECORD", "\n".join(record) + "\n")
+        zf.writestr(_entry(f"{dist_info}/RECORD"), "\n".join(record) + "\n")
     return target
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    """A zip entry with a fixed date and mode: the same files make the same wheel, so
+    bootstrap.sh (which compares sha256 sums) sees nothing to reinstall."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.external_attr = 0o644 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info

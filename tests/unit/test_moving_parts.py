@@ -87,6 +87,9 @@ def test_the_wheel_carries_the_package_its_units_and_an_entry_point(tmp_path: Pa
     assert not [n for n in names if "__pycache__" in n]
     assert "bindrop = bindrop.cli.main:cli" in entry_points
     assert "bindrop/cli/main.py,sha256=" in record
+    (tmp_path / "again").mkdir()
+    again = build_wheel(tmp_path / "again")
+    assert again.read_bytes() == wheel.read_bytes()  # reproducible: a re-run reinstalls nothing
 
 
 def test_a_machine_network_plan_bridges_a_veth_into_its_namespace() -> None:

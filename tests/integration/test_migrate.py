@@ -1,0 +1,313 @@
+"""Moving a whole server (#9): two machines, each with its own network namespace, address and
+sshd; three apps with data on the first (one writing to SQLite all the time); `bindrop migrate`
+to the second, which is bare and gets bootstrapped on the way.
+
+The tests run in order and share the two machines (booting them is the expensive part).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from bindrop.machine import Machine
+from bindrop.moving.wheel import requirements
+
+from .hubkit import HANG, HELLO
+
+pytestmark = pytest.mark.integration
+
+SSHD = Path("/usr/sbin/sshd")
+#: Where both machines run bindrop over SSH: a wrapper on the first, bootstrap's link on the
+#: second. (An ssh session's PATH may hold other bindrops, e.g. a developer's pyenv shims.)
+REMOTE_BINDROP = "/usr/local/bin/bindrop"
+SSH_DIR = "/etc/bdtest-ssh"  # inside each machine: /etc is the machine's own (overlay)
+
+#: An app that never stops writing: a row with a random value every 20 ms into a SQLite
+#: database (WAL) in its data directory; GET / answers all rows as JSON.
+NOTES_APP = '''#!/usr/bin/python3
+import json, os, sqlite3, threading, time, uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+conn = sqlite3.connect(os.path.join(os.environ["STATE_DIRECTORY"], "notes.db"),
+                       check_same_thread=False, isolation_level=None)
+conn.execute("PRAGMA journal_mode = WAL")
+conn.execute("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, value TEXT)")
+lock = threading.Lock()
+def write():
+    while True:
+        with lock:
+            conn.execute("INSERT INTO notes (value) VALUES (?)", (uuid.uuid4().hex,))
+        time.sleep(0.02)
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        with lock:
+            rows = conn.execute("SELECT id, value FROM notes ORDER BY id").fetchall()
+        body = json.dumps(rows).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+threading.Thread(target=write, daemon=True).start()
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+'''
+
+APPS = ("counter", "notes", "site")
+
+
+@dataclass
+class World:
+    old: Machine
+    new: Machine
+    old_addr: str
+    new_addr: str
+    env: dict[str, str]
+    wheelhouse: Path
+    scratch: Path
+    facts: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def old_url(self) -> str:
+        return f"ssh://root@{self.old_addr}"
+
+    @property
+    def new_url(self) -> str:
+        return f"ssh://root@{self.new_addr}"
+
+    def bindrop(self, *args: str, check: bool = True, timeout: float = 240
+                ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "bindrop", *args], env=self.env,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+        assert proc.returncode == 0 or not check, (args, proc.stdout, proc.stderr)
+        return proc
+
+
+def get(address: str, host: str, path: str = "/") -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(address, 80, timeout=HANG)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        answer = conn.getresponse()
+        return answer.status, answer.read()
+    finally:
+        conn.close()
+
+
+def wheelhouse() -> Path:
+    """bindrop's dependencies as wheels, downloaded once (the machines have no internet)."""
+    wanted = sorted(requirements())
+    key = hashlib.sha256("\n".join(wanted).encode()).hexdigest()[:12]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    target = cache / "bindrop-tests" / f"wheelhouse-{key}"
+    if not (target / "complete").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet",
+                               "--only-binary=:all:", "-d", str(target), *wanted],
+                              capture_output=True, text=True, check=False, timeout=300)
+        if proc.returncode != 0:
+            reason = f"cannot download bindrop's dependencies: {proc.stderr[-500:]}"
+            if os.environ.get("CI"):
+                pytest.fail(reason)
+            pytest.skip(reason)
+        (target / "complete").write_text("")
+    return target
+
+
+def start_sshd(m: Machine, keys: Path) -> None:
+    """sshd inside the machine (its own network namespace), root in with the test's key."""
+    config = (f"Port 22\nListenAddress 0.0.0.0\nHostKey {SSH_DIR}/host\n"
+              f"AuthorizedKeysFile {SSH_DIR}/authorized_keys\n"
+              "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+              "KbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\n"
+              "PidFile /run/bdtest-sshd.pid\n")
+    m.exec("mkdir", "-p", SSH_DIR, "/run/sshd")
+    for name, text in (("sshd_config", config), ("host", (keys / "host").read_text()),
+                       ("authorized_keys", (keys / "client.pub").read_text())):
+        m.exec("sh", "-c", f"umask 077; cat > {SSH_DIR}/{name}", input=text)
+    m.exec("systemd-run", "--unit=bdtest-sshd", "--", str(SSHD), "-D", "-e", "-f",
+           f"{SSH_DIR}/sshd_config")
+
+
+def wait_for_ssh(world: World, address: str) -> None:
+    deadline = time.monotonic() + HANG
+    ssh = json.loads(world.env["BDTEST_SSH_JSON"])
+    while subprocess.run([*ssh, "-o", "BatchMode=yes", f"root@{address}", "true"],
+                         capture_output=True, check=False, timeout=HANG).returncode != 0:
+        assert time.monotonic() < deadline, f"sshd on {address} did not come up"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    if os.geteuid() != 0 or not SSHD.exists() or not shutil.which("ssh") \
+            or not shutil.which("ip"):
+        reason = "needs root, sshd, ssh and ip (apt-get install openssh-server iproute2)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    wheels = wheelhouse()
+    scratch = tmp_path_factory.mktemp("moving")
+    keys = scratch / "keys"
+    keys.mkdir()
+    for key in ("host", "client"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / key)],
+                       check=True)
+    subnet = f"10.213.{os.getpid() % 250}"
+    tag = uuid.uuid4().hex[:6]
+    old = Machine(f"mv-old-{tag}", scratch / "machines")
+    new = Machine(f"mv-new-{tag}", scratch / "machines")
+    ssh = ["ssh", "-i", str(keys / "client"), "-o", "StrictHostKeyChecking=no",
+           "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BINDROP_")}
+    env.update(BINDROP_SSH=" ".join(ssh), BINDROP_REMOTE_COMMAND=REMOTE_BINDROP,
+               XDG_CONFIG_HOME=str(scratch / "config"), BDTEST_SSH_JSON=json.dumps(ssh))
+    w = World(old, new, f"{subnet}.2", f"{subnet}.3", env, wheels, scratch)
+    try:
+        old.up(bare=False, net=f"{w.old_addr}/24")
+        new.up(bare=True, net=f"{w.new_addr}/24")
+        for m in (old, new):
+            start_sshd(m, keys)
+        old.exec("sh", "-c", f"printf '#!/bin/sh\\nexec {sys.executable} -m bindrop \"$@\"\\n'"
+                 f" > {REMOTE_BINDROP} && chmod 755 {REMOTE_BINDROP}")
+        wait_for_ssh(w, w.old_addr)
+        wait_for_ssh(w, w.new_addr)
+        local = f"unix:{old.control_socket}"
+        notes = scratch / "notes.py"
+        notes.write_text(NOTES_APP)
+        notes.chmod(0o755)
+        w.bindrop("create", "counter", "--host", "counter.test", "--server", local)
+        w.bindrop("deploy", "counter", str(HELLO), "--cmd", "--label counter", "--server", local)
+        w.bindrop("create", "notes", "--host", "notes.test", "--server", local)
+        w.bindrop("deploy", "notes", str(notes), "--server", local)
+        w.bindrop("create", "site", "--host", "site.test", "--host", "www.site.test",
+                  "--server", local)
+        for label in ("site1", "site2"):
+            w.bindrop("deploy", "site", str(HELLO), "--cmd", f"--label {label}", "--server",
+                      local)
+        for _ in range(5):
+            assert get(w.old_addr, "counter.test")[0] == 200
+        yield w
+    finally:
+        for m in (old, new):
+            m.down(purge=True)
+
+
+def notes_rows(address: str) -> list[list[object]]:
+    status, body = get(address, "notes.test")
+    assert status == 200, body
+    rows: list[list[object]] = json.loads(body)
+    return rows
+
+
+def test_migrate_sets_up_the_new_server_and_moves_every_app_with_its_releases_and_rows(
+    world: World,
+) -> None:
+    w = world
+    rows_before = len(notes_rows(w.old_addr))
+    assert rows_before > 0
+    started = time.monotonic()
+    proc = w.bindrop("migrate", "--server", w.old_url, "--to", w.new_url, "--wheelhouse",
+                     str(w.wheelhouse), "--offline", "--timeout", "90", "--json", check=False)
+    w.facts["migrate_s"] = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] and report["set_up"]
+    assert {a["name"]: a["served"] for a in report["apps"]} == dict.fromkeys(APPS, True)
+    assert {(r["name"], r["value"]) for r in report["dns"]} == {
+        (h, w.new_addr) for h in ("counter.test", "notes.test", "site.test", "www.site.test")}
+    # The same releases, by number, bytes and command.
+    for app in APPS:
+        keep = ("number", "sha256", "command", "status")
+        old = [{k: r[k] for k in keep} for r in json.loads(w.bindrop(
+            "releases", app, "--json", "--server", w.old_url).stdout)]
+        new = [{k: r[k] for k in keep} for r in json.loads(w.bindrop(
+            "releases", app, "--json", "--server", w.new_url).stdout)]
+        assert new == old, app
+    # The same data: the counter counts on (5 visits on the old server), and the new
+    # server's notes start with every row the old one had before the move, then go their way.
+    status, body = get(w.new_addr, "counter.test")
+    assert status == 200 and body.startswith(b"counter from counter release 1")
+    assert int(body.split(b"visit ")[1].split()[0]) > 5
+    assert get(w.new_addr, "www.site.test")[1].startswith(b"site2 from site release 2")
+    old_rows, new_rows = notes_rows(w.old_addr), notes_rows(w.new_addr)
+    common = next((i for i, (a, b) in enumerate(zip(old_rows, new_rows, strict=False))
+                   if a != b), min(len(old_rows), len(new_rows)))
+    assert common >= rows_before
+    time.sleep(0.2)
+    assert len(notes_rows(w.new_addr)) > len(new_rows)  # and it goes on writing there
+    # The old server still serves everything.
+    for host in ("counter.test", "notes.test", "site.test"):
+        assert get(w.old_addr, host)[0] == 200, host
+    saved = json.loads((w.scratch / "config" / "bindrop" / "servers.json").read_text())
+    assert saved[w.new_addr]["url"] == w.new_url and saved[w.new_addr]["token"]
+
+
+def test_bootstrap_a_second_time_changes_nothing_and_mints_no_token(world: World) -> None:
+    w = world
+    stamp = w.new.exec("cat", "/opt/bindrop/.bindrop-wheel.sha256").stdout
+    hub = w.new.exec("systemctl", "show", "-P", "InvocationID", "bindrop.service").stdout
+    proc = w.bindrop("server", "setup", w.new_url, "--wheelhouse", str(w.wheelhouse),
+                     "--offline", "--json")
+    assert json.loads(proc.stdout)["existing_token"] == "admin"
+    assert json.loads(proc.stdout)["token"] is None
+    assert "(unchanged)" in proc.stderr and "is installed already" in proc.stderr
+    assert "creating the virtualenv" not in proc.stderr
+    assert w.new.exec("cat", "/opt/bindrop/.bindrop-wheel.sha256").stdout == stamp
+    assert w.new.exec("systemctl", "show", "-P", "InvocationID",
+                      "bindrop.service").stdout == hub
+    tokens = json.loads(w.bindrop("token", "list", "--json", "--server", w.new_url).stdout)
+    assert [t["name"] for t in tokens if t["scope"] == "admin"] == ["admin"]
+    # The token saved at setup still works: the import kept the new server's tokens.
+    assert json.loads(w.bindrop("server", "list", "--json").stdout)[0]["token"] is True
+
+
+def test_a_bundle_with_one_flipped_byte_is_refused_before_anything_changes(
+    world: World,
+) -> None:
+    w = world
+    bundle = w.scratch / "old.tar"
+    w.bindrop("server", "export", str(bundle), "--server", w.old_url)
+    data = bytearray(bundle.read_bytes())
+    at = data.find(b"bindrop's example app")  # inside the hello release's blob
+    assert at > 0
+    data[at] ^= 0x20
+    bundle.write_bytes(bytes(data))
+
+    def state() -> tuple[str, str, str]:
+        hub = w.new.exec("systemctl", "show", "-P", "InvocationID", "bindrop.service").stdout
+        # Blobs with their sizes; app data by name (the notes app writes all the time).
+        files = w.new.exec("sh", "-c", "cd /var/lib && { find bindrop/blobs -printf '%p %s\\n';"
+                           " find private/bindrop -printf '%p\\n'; } | sort").stdout
+        return hub, files, w.bindrop("apps", "--json", "--server", w.new_url).stdout
+
+    before = state()
+    refused = w.bindrop("server", "import", str(bundle), "--replace", "--server", w.new_url,
+                        check=False)
+    assert refused.returncode != 0
+    assert "bundle refused, nothing was changed" in refused.stderr
+    assert "does not match its sha256" in refused.stderr
+    assert state() == before
+    assert not w.new.exec("sh", "-c", "ls -a /var/lib/bindrop").stdout.count(".import-")
+
+
+def test_finish_stops_the_apps_on_the_old_server_and_the_new_one_serves_on(
+    world: World,
+) -> None:
+    w = world
+    proc = w.bindrop("migrate", "--finish", "--server", w.old_url, "--json")
+    assert sorted(json.loads(proc.stdout)["stopped"]) == list(APPS)
+    for host in ("counter.test", "notes.test", "site.test"):
+        assert get(w.old_addr, host)[0] == 503, host
+        assert get(w.new_addr, host)[0] == 200, host
