@@ -21,6 +21,7 @@ from bindrop.settings import (
     parse_control_host,
     parse_dashboard_host,
 )
+from bindrop.systemd.calendar import parse_calendar
 
 #: Units bindrop installs, from deploy/ in the source tree, in start order.
 UNITS = ("bindrop.service", "bindrop-backup.service", "bindrop-backup.timer",
@@ -88,24 +89,6 @@ def _api_port(text: str) -> int | None:
         return parse_api_port(text)
     except InvalidInput as exc:
         raise click.BadParameter(exc.message) from None
-
-
-def parse_calendar(text: str) -> str:
-    """A systemd calendar spec ("daily", "*-*-* 03:00"), checked by ``systemd-analyze
-    calendar`` when it is installed; ``InvalidInput`` otherwise."""
-    value = text.strip()
-    if not value or "\n" in value or "@" in value:
-        raise InvalidInput(f"{text!r} is not a systemd calendar spec such as daily or "
-                           "'*-*-* 03:00'")
-    try:
-        proc = subprocess.run(["systemd-analyze", "calendar", value], capture_output=True,
-                              text=True, check=False, timeout=10)
-    except FileNotFoundError:
-        return value
-    if proc.returncode != 0:
-        raise InvalidInput(f"{text!r} is not a systemd calendar spec such as daily or "
-                           f"'*-*-* 03:00': {proc.stderr.strip()}")
-    return value
 
 
 def bindrop_command() -> str:

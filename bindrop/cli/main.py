@@ -64,6 +64,7 @@ COMMANDS = {
     "backup": "bindrop.cli.backup:backup",
     "disk": "bindrop.cli.disk:disk",
     "gc": "bindrop.cli.disk:gc",
+    "cron": "bindrop.cli.cron:cron",
 }
 
 

@@ -16,6 +16,7 @@ from bindrop.errors import BindropError, Cancelled
 from bindrop.hub.actor import Actor
 from bindrop.hub.commands import Command, Deploy, Restart, Start, describe
 from bindrop.hub.config import Config
+from bindrop.hub.cron import CronJobs
 from bindrop.hub.health import HealthCheck
 from bindrop.hub.lifecycle import AppLifecycle, Outcome
 from bindrop.hub.liveness import watch_liveness
@@ -75,6 +76,7 @@ class Hub:
         self._background: set[asyncio.Future[Any]] = set()
         self._unsubscribe: list[Any] = []
         self.config = Config(self)
+        self.cron = CronJobs(self)
 
     # -- life ----------------------------------------------------------------------------
 
@@ -90,10 +92,14 @@ class Hub:
         await self.bus.open()
         await self.watcher.start()
         await self.watcher.wait_synced()
-        return await self.reconcile()
+        steps = await self.reconcile()
+        # Apps' scheduled jobs: timers missing after a reboot are created again.
+        await self.cron.start()
+        return steps
 
     async def close(self) -> None:
         """Stop actors (queued commands fail with Cancelled) and disconnect. Apps keep running."""
+        self.cron.close()
         actors, self._actors = list(self._actors.values()), {}
         await asyncio.gather(*(a.stop() for a in actors), return_exceptions=True)
         for fut in list(self._background):

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from bindrop.settings import Settings
-from bindrop.store import apps, env, events, releases, tokens
+from bindrop.store import apps, cron, env, events, releases, tokens
 from bindrop.store.apps import AppConfig
 from bindrop.store.connection import connect
 from bindrop.store.events import Event
@@ -169,6 +169,20 @@ class Store:
     def last_event_of(self, kinds: Sequence[str]) -> Event | None:
         """The newest event of any of ``kinds`` (``backup_succeeded``, …), or None."""
         return events.last_event_of(self.db, kinds)
+
+    # cron jobs
+
+    def add_cron_job(self, app: str, name: str, schedule: str,
+                     args: Sequence[str]) -> cron.CronJob:
+        """See ``bindrop.store.cron.add_cron_job``: ``Conflict`` if the name is taken."""
+        return cron.add_cron_job(self.db, app, name, schedule, args)
+
+    def list_cron_jobs(self, app: str | None = None) -> list[cron.CronJob]:
+        return cron.list_cron_jobs(self.db, app)
+
+    def remove_cron_job(self, app: str, name: str) -> cron.CronJob:
+        """``NotFound`` if there is no such job."""
+        return cron.remove_cron_job(self.db, app, name)
 
     # tokens
 

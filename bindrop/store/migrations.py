@@ -152,6 +152,23 @@ def _add_https_redirect(db: Database) -> None:
     db.execute("ALTER TABLE apps ADD COLUMN https_redirect INTEGER NOT NULL DEFAULT 0")
 
 
+
+def _create_cron_jobs(db: Database) -> None:
+    # An app's scheduled jobs (desired config); the hub makes each a transient timer.
+    db.execute(
+        """
+        CREATE TABLE cron_jobs (
+            app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            schedule TEXT NOT NULL,
+            args TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (app, name)
+        ) WITHOUT ROWID
+        """
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_create_apps_and_releases", _create_apps_and_releases),
     Migration("0002_create_env", _create_env),
@@ -159,6 +176,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0004_create_tokens", _create_tokens),
     Migration("0005_add_liveness", _add_liveness),
     Migration("0006_add_https_redirect", _add_https_redirect),
+    Migration("0008_create_cron_jobs", _create_cron_jobs),
 )
 
 

@@ -50,6 +50,11 @@ PROPERTY_SIGNATURES: Mapping[str, str] = MappingProxyType(
         "MemoryMax": "t",
         "CPUQuotaPerSecUSec": "t",
         "TasksMax": "t",
+        # org.freedesktop.systemd1.Timer (app cron jobs)
+        "TimersCalendar": "a(ss)",
+        "AccuracyUSec": "t",
+        "Persistent": "b",
+        "RemainAfterElapse": "b",
     }
 )
 

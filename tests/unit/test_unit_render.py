@@ -315,6 +315,7 @@ SAMPLES: dict[str, object] = {
     "a(sasb)": [("/bin/x", ["/bin/x"], False)],
     "(aiai)": ([143], []),
     "a(ssbt)": [("/root/.pyenv", "/root/.pyenv", False, 0)],
+    "a(ss)": [("OnCalendar", "daily")],
 }
 
 
