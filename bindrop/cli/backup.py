@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from bindrop.care.backup import run_backup
+from bindrop.care.local import LocalBackups
 from bindrop.care.restore import (
     choose_backup,
     discard,
@@ -17,7 +18,7 @@ from bindrop.care.restore import (
     swap_in,
     verify_backup,
 )
-from bindrop.cli.care_common import care_context, care_options
+from bindrop.cli.care_common import CareContext, care_context, care_options
 from bindrop.cli.remote import emit_json, json_option, size_text, table
 from bindrop.errors import BackupFailed, BindropError, DamagedBackup
 from bindrop.units import validate_app_name
@@ -133,6 +134,12 @@ def restore_cmd(app: str, backup_id: str | None, as_json: bool, server: str | No
     """
     validate_app_name(app)
     ctx = care_context(server, token)
+    # No backup run or gc may delete the backup while it is being restored.
+    with LocalBackups(ctx.care.backup_dir).locked():
+        _restore(ctx, app, backup_id, as_json)
+
+
+def _restore(ctx: CareContext, app: str, backup_id: str | None, as_json: bool) -> None:
     chosen = choose_backup(ctx.care, app, backup_id)
     try:
         prepared = prepare_restore(ctx.care, app, chosen)
