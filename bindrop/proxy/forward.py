@@ -18,8 +18,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from multidict import CIMultiDict
-
 from bindrop.client.protocol import AppRoute, Upstream
 from bindrop.proxy.accesslog import AccessLog, AccessRecord
 from bindrop.proxy.cache import RouteCache
@@ -27,6 +25,7 @@ from bindrop.proxy.headers import (
     build_downstream_headers,
     build_https_location,
     build_upstream_headers,
+    get_header,
     is_websocket_upgrade,
     pick_request_id,
     response_has_body,
@@ -107,8 +106,9 @@ class Forwarder:
 
     async def handle(self, request: Request, response: Response) -> None:
         started = time.monotonic()
-        request_id = pick_request_id(request.headers, os.urandom(16).hex())
-        host = request.headers.get("Host", "")
+        request_id = pick_request_id(get_header(request.headers, b"x-request-id"),
+                                     os.urandom(16).hex())
+        host = request.host
         result = _Result()
         try:
             await self._answer(request, response, host, request_id, result)
@@ -190,15 +190,14 @@ class Forwarder:
         upgrade = is_websocket_upgrade(request.headers)
         headers = build_upstream_headers(request.headers, client=request.remote,
                                          scheme=self._scheme(request), request_id=request_id)
-        if "Host" not in headers:  # HTTP/1.0 visitors may send none; HTTP/1.1 needs one
-            headers["Host"] = f"127.0.0.1:{upstream.port}"
+        if not request.host:  # HTTP/1.0 visitors may send none; HTTP/1.1 needs one
+            headers.append((b"Host", b"127.0.0.1:%d" % upstream.port))
         if upgrade:  # hop-by-hop, but the one hop the app must see to agree
-            headers["Connection"] = "Upgrade"
-            headers["Upgrade"] = request.headers["Upgrade"]
+            headers.append((b"Connection", b"Upgrade"))
+            headers.append((b"Upgrade", get_header(request.headers, b"upgrade") or b""))
         has_body = request.body_exists
         chunked = has_body and request.content_length is None
-        head = render_request_head(request.method, request.raw_path, headers.items(),
-                                   chunked=chunked)
+        head = render_request_head(request.method, request.raw_url, headers, chunked=chunked)
         attempts = 1 if has_body or upgrade or request.method not in _IDEMPOTENT else 2
         conn: UpstreamConnection | None = None
         upload: asyncio.Task[None] | None = None
@@ -216,8 +215,11 @@ class Forwarder:
                     upload = asyncio.ensure_future(
                         _upload(request, conn, route.body_limit, chunked))
                 try:
-                    async with asyncio.timeout(self.upstream_timeout):
-                        await _wait_head(conn, upload)
+                    if upload is None:
+                        await conn.head(self.upstream_timeout)
+                    else:
+                        async with asyncio.timeout(self.upstream_timeout):
+                            await _wait_head(conn, upload)
                     break
                 except TimeoutError:
                     return await self._page(request, response, result, 504, f"{route.app} did "
@@ -241,15 +243,15 @@ class Forwarder:
             assert conn is not None
             status = conn.status
             result.status = status
-            out = build_downstream_headers(decode_headers(conn.headers), request_id)
+            out = build_downstream_headers(conn.headers, request_id)
             if status == 101 and upgrade:
-                out["Connection"] = "Upgrade"
-                out["Upgrade"] = decode_headers(conn.headers).get("Upgrade", "websocket")
-                response.start(101, conn.reason, out.items())
+                out.append((b"Connection", b"Upgrade"))
+                out.append((b"Upgrade", get_header(conn.headers, b"upgrade") or b"websocket"))
+                response.start(101, conn.reason, out)
                 await response.write(b"")
                 await _tunnel(request, response, conn)
                 return None
-            response.start(status, conn.reason, out.items())
+            response.start(status, conn.reason, out)
             if response_has_body(request.method, status):
                 while chunk := await conn.read():
                     result.sent += len(chunk)
@@ -286,22 +288,22 @@ class Forwarder:
                         host: str, request_id: str) -> None:
         location = build_https_location(host, request.raw_path, self.https_port or 443)
         result.status = 308
-        await response.send(308, "Permanent Redirect", [
-            ("Location", location), ("Cache-Control", "no-store"),
-            ("X-Request-Id", request_id)], b"")
+        await response.send(308, b"Permanent Redirect", [
+            (b"Location", location.encode("utf-8", "surrogateescape")),
+            (b"Cache-Control", b"no-store"), (b"X-Request-Id", request_id.encode())], b"")
 
     async def _page(self, request: Request, response: Response, result: _Result, status: int,
                     message: str, request_id: str, app: str | None = None) -> None:
-        page = self.pages.render(status, message, accept=request.headers.get("Accept", ""),
+        page = self.pages.render(status, message, accept=request.get(b"accept") or "",
                                  app=app, request_id=request_id)
         result.status, result.sent = status, len(page.body)
-        await response.send(status, _REASONS.get(status, ""), [
-            ("Content-Type", page.content_type), ("Cache-Control", "no-store"),
-            ("X-Request-Id", request_id)], page.body)
+        await response.send(status, _REASONS.get(status, b""), [
+            (b"Content-Type", page.content_type.encode()), (b"Cache-Control", b"no-store"),
+            (b"X-Request-Id", request_id.encode())], page.body)
 
 
-_REASONS = {404: "Not Found", 413: "Content Too Large", 502: "Bad Gateway",
-            503: "Service Unavailable", 504: "Gateway Timeout"}
+_REASONS = {404: b"Not Found", 413: b"Content Too Large", 502: b"Bad Gateway",
+            503: b"Service Unavailable", 504: b"Gateway Timeout"}
 
 
 async def _upload(request: Request, conn: UpstreamConnection, limit: int,
@@ -317,12 +319,9 @@ async def _upload(request: Request, conn: UpstreamConnection, limit: int,
         await conn.send_body(frame_chunk(b""))
 
 
-async def _wait_head(conn: UpstreamConnection, upload: asyncio.Task[None] | None) -> None:
+async def _wait_head(conn: UpstreamConnection, upload: asyncio.Task[None]) -> None:
     """Until the app's answer has its headers; an upload's error (BodyTooLarge, the
     visitor going away) ends the wait with that error."""
-    if upload is None:
-        await conn.head()
-        return
     head = asyncio.ensure_future(conn.head())
     try:
         await asyncio.wait((head, upload), return_when=asyncio.FIRST_COMPLETED)
@@ -347,10 +346,3 @@ async def _tunnel(request: Request, response: Response, conn: UpstreamConnection
     finally:
         conn.close()
         down.close()
-
-
-def decode_headers(raw: list[tuple[bytes, bytes]]) -> CIMultiDict[str]:
-    """An app's response headers as parsed (bytes), decoded the way the visitor's request
-    headers are (bytes that are not UTF-8 survive as surrogates). Pure."""
-    return CIMultiDict((name.decode("utf-8", "surrogateescape"),
-                        value.decode("utf-8", "surrogateescape")) for name, value in raw)

@@ -5,6 +5,9 @@ for one connection and never forwarded either way. Upstream requests carry
 ``X-Forwarded-For`` (the client appended to what came in), ``X-Forwarded-Proto`` and
 ``X-Forwarded-Host`` (set: the proxy is the edge) and an ``X-Request-Id`` (kept when the client
 sent a sane one, else new).
+
+Headers stay bytes, as on the wire (names as sent, order and repeats kept): nothing is
+decoded and encoded again per request.
 """
 
 from __future__ import annotations
@@ -12,60 +15,84 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from multidict import CIMultiDict, CIMultiDictProxy
-
 HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-    "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization",
+    b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade",
 })
 REQUEST_ID = "X-Request-Id"
 _REQUEST_ID_OK = re.compile(r"[A-Za-z0-9._:@/+=-]{1,200}")
+#: Set by the proxy (it is the edge): what a visitor sends of these is dropped.
+_SET_HERE = frozenset({b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id",
+                       b"x-forwarded-for"})
 
-Headers = CIMultiDict[str] | CIMultiDictProxy[str]
+#: Headers as they are on the wire: (name, value) in order, repeats kept, names as sent.
+RawHeaders = list[tuple[bytes, bytes]]
 
 
-def hop_by_hop(headers: Headers) -> frozenset[str]:
+def get_header(headers: RawHeaders, name: bytes) -> bytes | None:
+    """The first value of ``name`` (lowercase), or None."""
+    for key, value in headers:
+        if len(key) == len(name) and key.lower() == name:
+            return value
+    return None
+
+
+def hop_by_hop(headers: RawHeaders) -> frozenset[bytes]:
     """Lowercased names not to forward: the fixed set and those ``Connection`` lists."""
-    named = {token.strip().lower() for value in headers.getall("Connection", ())
-             for token in value.split(",") if token.strip()}
-    return HOP_BY_HOP | named
+    named = {token.strip().lower() for key, value in headers if key.lower() == b"connection"
+             for token in value.split(b",") if token.strip()}
+    return HOP_BY_HOP | named if named else HOP_BY_HOP
 
 
-def without_hop_by_hop(headers: Headers, also: Iterable[str] = ()) -> CIMultiDict[str]:
+def without_hop_by_hop(headers: RawHeaders, also: Iterable[bytes] = ()) -> RawHeaders:
     """A copy of ``headers`` (order and repeats kept) without hop-by-hop ones or ``also``."""
     drop = hop_by_hop(headers) | {name.lower() for name in also}
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
+    return [(k, v) for k, v in headers if k.lower() not in drop]
 
 
-def build_upstream_headers(headers: Headers, *, client: str | None, scheme: str,
-                           request_id: str) -> CIMultiDict[str]:
+def build_upstream_headers(headers: RawHeaders, *, client: str | None, scheme: str,
+                           request_id: str) -> RawHeaders:
     """The headers to send upstream for a request that came in with ``headers``."""
-    out = without_hop_by_hop(headers, also=("X-Forwarded-Proto", "X-Forwarded-Host",
-                                            REQUEST_ID, "X-Forwarded-For"))
-    chain = [v.strip() for v in headers.getall("X-Forwarded-For", ()) if v.strip()]
+    drop = hop_by_hop(headers) | _SET_HERE
+    out: RawHeaders = []
+    chain: list[bytes] = []
+    host = None
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in drop:
+            if lowered == b"x-forwarded-for" and value.strip():
+                chain.append(value.strip())
+            continue
+        if lowered == b"host":
+            host = value
+        out.append((name, value))
     if client:
-        chain.append(client)
+        chain.append(client.encode())
     if chain:
-        out["X-Forwarded-For"] = ", ".join(chain)
-    out["X-Forwarded-Proto"] = scheme
-    host = headers.get("Host")
+        out.append((b"X-Forwarded-For", b", ".join(chain)))
+    out.append((b"X-Forwarded-Proto", scheme.encode()))
     if host:
-        out["X-Forwarded-Host"] = host
-    out[REQUEST_ID] = request_id
+        out.append((b"X-Forwarded-Host", host))
+    out.append((b"X-Request-Id", request_id.encode()))
     return out
 
 
-def build_downstream_headers(headers: Headers, request_id: str) -> CIMultiDict[str]:
+def build_downstream_headers(headers: RawHeaders, request_id: str) -> RawHeaders:
     """The headers to answer the client with, from the upstream's response ``headers``."""
-    out = without_hop_by_hop(headers)
-    out.setdefault(REQUEST_ID, request_id)
+    drop = hop_by_hop(headers)
+    out = [(k, v) for k, v in headers if k.lower() not in drop]
+    if get_header(out, b"x-request-id") is None:
+        out.append((b"X-Request-Id", request_id.encode()))
     return out
 
 
-def pick_request_id(headers: Headers, new: str) -> str:
-    """The client's ``X-Request-Id`` if it is short and plain, else ``new``."""
-    given = headers.get(REQUEST_ID, "")
-    return given if _REQUEST_ID_OK.fullmatch(given) else new
+def pick_request_id(given: bytes | None, new: str) -> str:
+    """The client's ``X-Request-Id`` value if it is short and plain, else ``new``."""
+    if given:
+        text = given.decode("latin-1")
+        if _REQUEST_ID_OK.fullmatch(text):
+            return text
+    return new
 
 
 def response_has_body(method: str, status: int) -> bool:
@@ -73,10 +100,11 @@ def response_has_body(method: str, status: int) -> bool:
     return method != "HEAD" and not (100 <= status < 200 or status in (204, 304))
 
 
-def is_websocket_upgrade(headers: Headers) -> bool:
-    connection = {t.strip().lower() for v in headers.getall("Connection", ())
-                  for t in v.split(",")}
-    return "upgrade" in connection and headers.get("Upgrade", "").lower() == "websocket"
+def is_websocket_upgrade(headers: RawHeaders) -> bool:
+    connection = {t.strip().lower() for k, v in headers if k.lower() == b"connection"
+                  for t in v.split(b",")}
+    return b"upgrade" in connection \
+        and (get_header(headers, b"upgrade") or b"").lower() == b"websocket"
 
 
 def request_host(host: str | None) -> str:

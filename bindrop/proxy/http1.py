@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 import httptools
-from multidict import CIMultiDict
+
+from bindrop.proxy.headers import RawHeaders, get_header
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ MAX_HEAD_SIZE = 64 * 1024
 
 
 class Request:
-    """One request as received: what the handler reads."""
+    """One request as received: what the handler reads. Headers stay bytes."""
 
     __slots__ = (
         "_buffered",
@@ -40,37 +41,58 @@ class Request:
         "body_exists",
         "content_length",
         "headers",
+        "host",
         "keep_alive",
         "method",
         "raw_path",
+        "raw_url",
         "remote",
         "secure",
         "upgrade",
         "version",
     )
 
-    def __init__(self, conn: HttpConnection, method: str, raw_path: str,
-                 headers: CIMultiDict[str], version: str, keep_alive: bool,
+    def __init__(self, conn: HttpConnection, method: str, raw_url: bytes,
+                 headers: RawHeaders, version: str, keep_alive: bool,
                  upgrade: bool) -> None:
         self._conn = conn
         self.method = method
-        self.raw_path = raw_path
+        self.raw_url = raw_url
+        #: The path and query as sent, decoded (bytes that are not UTF-8 as surrogates).
+        self.raw_path = raw_url.decode("utf-8", "surrogateescape")
         self.headers = headers
         self.version = version
         self.keep_alive = keep_alive
         self.upgrade = upgrade
         self.remote: str | None = conn.remote
         self.secure: bool = conn.secure
-        length = headers.get("Content-Length")
+        host = length = None
+        chunked = expect = False
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == b"host":
+                host = value
+            elif lowered == b"content-length":
+                length = value
+            elif lowered == b"transfer-encoding":
+                chunked = True
+            elif lowered == b"expect":
+                expect = value.lower() == b"100-continue"
+        #: The Host header as sent ("" without one).
+        self.host = host.decode("utf-8", "surrogateescape") if host else ""
         self.content_length: int | None = int(length) if length and length.isdigit() \
             else None
-        self.body_exists = bool(self.content_length) or "Transfer-Encoding" in headers
+        self.body_exists = bool(self.content_length) or chunked
         self._chunks: collections.deque[bytes] = collections.deque()
         self._buffered = 0
         self._complete = False
         self._waiter: asyncio.Future[None] | None = None
-        self._expect_continue = version == "1.1" \
-            and headers.get("Expect", "").lower() == "100-continue"
+        self._expect_continue = expect and version == "1.1"
+
+    def get(self, name: bytes) -> str | None:
+        """The first value of header ``name`` (lowercase), decoded; None without one."""
+        value = get_header(self.headers, name)
+        return None if value is None else value.decode("utf-8", "surrogateescape")
 
     async def read(self) -> bytes:
         """The next piece of the body as it arrived, b"" at its end. Raises
@@ -135,7 +157,7 @@ class Response:
         self._body_allowed = True
         self._head = b""
 
-    def start(self, status: int, reason: str, headers: Iterable[tuple[str, str]]) -> None:
+    def start(self, status: int, reason: bytes, headers: RawHeaders) -> None:
         """Prepare the status line and headers (sent with the first body bytes). The
         framing (Content-Length as given, else chunked, else close-delimited for HTTP/1.0)
         and ``Connection`` are this layer's; ``headers`` must hold no hop-by-hop ones except
@@ -143,12 +165,12 @@ class Response:
         request = self._request
         self.status = status
         self.started = True
-        lines = [f"HTTP/1.1 {status} {reason}\r\n"]
+        lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
         has_length = False
         for name, value in headers:
-            if len(name) == 14 and name.lower() == "content-length":
+            if len(name) == 14 and name.lower() == b"content-length":
                 has_length = True
-            lines.append(f"{name}: {value}\r\n")
+            lines.append(name + b": " + value + b"\r\n")
         self._body_allowed = request.method != "HEAD" and status >= 200 \
             and status not in (204, 304)
         if status == 101:
@@ -156,17 +178,17 @@ class Response:
         elif self._body_allowed and not has_length:
             if request.version == "1.1":
                 self._chunked = True
-                lines.append("Transfer-Encoding: chunked\r\n")
+                lines.append(b"Transfer-Encoding: chunked\r\n")
             else:
                 request.keep_alive = False  # the end of the body is the end of the connection
         if status != 101:
             if not request.keep_alive or self._conn.closing:
                 request.keep_alive = False
-                lines.append("Connection: close\r\n")
+                lines.append(b"Connection: close\r\n")
             elif request.version == "1.0":
-                lines.append("Connection: keep-alive\r\n")
-        lines.append("\r\n")
-        self._head = "".join(lines).encode("utf-8", "surrogateescape")
+                lines.append(b"Connection: keep-alive\r\n")
+        lines.append(b"\r\n")
+        self._head = b"".join(lines)
 
     async def write(self, data: bytes) -> None:
         """Send part of the body; waits while the visitor's socket is full. Raises
@@ -196,10 +218,10 @@ class Response:
         if out:
             await self._conn.send(out)
 
-    async def send(self, status: int, reason: str, headers: list[tuple[str, str]],
+    async def send(self, status: int, reason: bytes, headers: RawHeaders,
                    body: bytes) -> None:
         """A whole answer at once (pages, redirects)."""
-        self.start(status, reason, [*headers, ("Content-Length", str(len(body)))])
+        self.start(status, reason, [*headers, (b"Content-Length", b"%d" % len(body))])
         await self.end(body)
 
     @property
@@ -346,11 +368,8 @@ class HttpConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         parser = self._parser
         self._in_head = False
-        headers = CIMultiDict((name.decode("utf-8", "surrogateescape"),
-                               value.decode("utf-8", "surrogateescape"))
-                              for name, value in self._headers)
         request = Request(self, parser.get_method().decode("ascii", "replace"),
-                          self._url.decode("utf-8", "surrogateescape"), headers,
+                          self._url, self._headers,
                           parser.get_http_version(), parser.should_keep_alive(),
                           parser.should_upgrade())
         self._current = request
@@ -381,7 +400,7 @@ class HttpConnection(asyncio.Protocol):
                 try:
                     await self.handler(request, response)
                     if not response.started:
-                        await response.send(500, "Internal Server Error", [], b"")
+                        await response.send(500, b"Internal Server Error", [], b"")
                     else:
                         await response.end()
                 except (ConnectionError, asyncio.CancelledError):
@@ -393,8 +412,8 @@ class HttpConnection(asyncio.Protocol):
                         self.abort()
                         return
                     request.keep_alive = False
-                    await response.send(500, "Internal Server Error",
-                                        [("Content-Type", "text/plain")],
+                    await response.send(500, b"Internal Server Error",
+                                        [(b"Content-Type", b"text/plain")],
                                         b"500 Internal Server Error\n")
                 self._queue.popleft()
                 self.last_active = self.loop.time()

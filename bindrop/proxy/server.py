@@ -187,6 +187,7 @@ class ProxyServer:
         forwarder, self._forwarder = self._forwarder, None
         if forwarder is not None:
             forwarder.close()
+        self.access.flush()
 
     async def _finish_connections(self, first_request_wait: float, timeout: float) -> None:
         """Answer what was accepted: connections get ``first_request_wait`` for their first

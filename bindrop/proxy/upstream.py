@@ -60,7 +60,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _reset(self) -> None:
         self.status = 0
-        self.reason = ""
+        self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.keep_alive = False
         self._head_only = False
@@ -148,7 +148,7 @@ class UpstreamConnection(asyncio.Protocol):
     # -- httptools callbacks -----------------------------------------------------------
 
     def on_status(self, status: bytes) -> None:
-        self.reason = status.decode("latin-1")
+        self.reason = status
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
@@ -162,7 +162,7 @@ class UpstreamConnection(asyncio.Protocol):
         if 100 <= status < 200 and status != 101:
             # An interim answer (100 Continue, 103 Early Hints): the real one follows.
             self.headers = []
-            self.reason = ""
+            self.reason = b""
             self._length = None
             self._parser = httptools.HttpResponseParser(self)
             return
@@ -250,15 +250,21 @@ class UpstreamConnection(asyncio.Protocol):
             await self._write_waiter
             self._write_waiter = None
 
-    async def head(self) -> None:
+    async def head(self, timeout: float | None = None) -> None:
         """Wait for the answer's status line and headers (``status``, ``reason``,
-        ``headers``). Raises ``UpstreamError``; the caller bounds the wait."""
+        ``headers``). Raises ``UpstreamError``, or TimeoutError after ``timeout`` seconds
+        (a timer of its own: cheaper than ``asyncio.timeout`` once per request)."""
         if self._headers_complete:
             return
         if self._lost is not None:
             raise self._lost
-        self._head_done = self._loop.create_future()
-        await self._head_done
+        done = self._head_done = self._loop.create_future()
+        timer = self._loop.call_later(timeout, _expire, done) if timeout is not None else None
+        try:
+            await done
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     async def read(self) -> bytes:
         """The next piece of the answer's body, b"" at its end. Raises ``UpstreamError``
@@ -333,19 +339,23 @@ class UpstreamConnection(asyncio.Protocol):
             and not self.transport.is_closing()
 
 
-def render_request_head(method: str, raw_path: str, headers: Iterable[tuple[str, str]], *,
-                        chunked: bool = False) -> bytes:
-    """The request line and headers to send upstream, as given (``chunked``: with
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+def render_request_head(method: str, raw_url: bytes, headers: Iterable[tuple[bytes, bytes]],
+                        *, chunked: bool = False) -> bytes:
+    """The request line and headers to send upstream, bytes as given (``chunked``: with
     ``Transfer-Encoding: chunked`` for a body of unknown length). Pure.
 
-    Values come from aiohttp's parser, which refuses CR and LF in them and decodes bytes
-    that are not UTF-8 as surrogates: they go out as they came in."""
-    lines = [f"{method} {raw_path} HTTP/1.1\r\n"]
-    lines.extend(f"{name}: {value}\r\n" for name, value in headers)
+    The visitor's side parsed them with llhttp, which refuses CR and LF inside them."""
+    lines = [b"%s %s HTTP/1.1\r\n" % (method.encode("ascii"), raw_url)]
+    lines += [name + b": " + value + b"\r\n" for name, value in headers]
     if chunked:
-        lines.append("Transfer-Encoding: chunked\r\n")
-    lines.append("\r\n")
-    return "".join(lines).encode("utf-8", "surrogateescape")
+        lines.append(b"Transfer-Encoding: chunked\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines)
 
 
 def frame_chunk(data: bytes) -> bytes:

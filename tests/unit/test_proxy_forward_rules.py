@@ -15,7 +15,7 @@ from bindrop.proxy.upstream import render_request_head
 @pytest.mark.parametrize("raw", ["/", "/a/../b", "/a%2Fb?x=%20&y", "/%zz;p?q=/../",
                                  "//double//slash", "/?"])
 def test_the_upstream_request_line_keeps_the_raw_path_byte_for_byte(raw: str) -> None:
-    head = render_request_head("GET", raw, [("Host", "web.test")])
+    head = render_request_head("GET", raw.encode(), [(b"Host", b"web.test")])
     assert head.split(b"\r\n", 1)[0] == f"GET {raw} HTTP/1.1".encode()
 
 
@@ -37,3 +37,18 @@ def test_an_access_line_is_one_json_object_with_every_field() -> None:
     assert json.loads(line) == {"method": "GET", "host": "a.test", "path": "/x", "status": 200,
                                 "bytes": 12, "duration_ms": 3.14, "app": "a", "release": "2",
                                 "request_id": "r1"}
+
+
+@pytest.mark.parametrize("record", [
+    AccessRecord("GET", "web.test", "/a\"b\\c?\u00e9=\ud83d\ude00", 200, 12, 3.14159, "web", "1",
+                 "r-1"),
+    AccessRecord("POST", "", "/\udce9\n", 404, 0, 0.0, None, None, "r"),
+])
+def test_an_access_line_is_what_json_dumps_would_write(record: AccessRecord) -> None:
+    expected = json.dumps({
+        "method": record.method, "host": record.host, "path": record.path,
+        "status": record.status, "bytes": record.bytes,
+        "duration_ms": round(record.duration_ms, 2), "app": record.app,
+        "release": record.release, "request_id": record.request_id,
+    }, separators=(",", ":"))
+    assert render_access_line(record) == expected

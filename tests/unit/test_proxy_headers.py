@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from multidict import CIMultiDict
 
 from bindrop.proxy.headers import (
+    RawHeaders,
     build_downstream_headers,
     build_upstream_headers,
     hop_by_hop,
@@ -17,30 +17,37 @@ from bindrop.proxy.headers import (
 )
 
 
-def headers(*pairs: tuple[str, str]) -> CIMultiDict[str]:
-    return CIMultiDict(pairs)
+def headers(*pairs: tuple[str, str]) -> RawHeaders:
+    return [(k.encode(), v.encode()) for k, v in pairs]
+
+
+def text(raw: RawHeaders) -> list[tuple[str, str]]:
+    return [(k.decode(), v.decode()) for k, v in raw]
+
+
+def getall(raw: RawHeaders, name: str) -> list[str]:
+    return [v for k, v in text(raw) if k.lower() == name.lower()]
 
 
 def test_hop_by_hop_includes_the_fixed_set_and_what_connection_names() -> None:
     names = hop_by_hop(headers(("Connection", "keep-alive, X-Private"),
                                ("Connection", "x-other")))
-    assert {"connection", "keep-alive", "te", "transfer-encoding", "upgrade",
-            "x-private", "x-other"} <= names
+    assert {b"connection", b"keep-alive", b"te", b"transfer-encoding", b"upgrade",
+            b"x-private", b"x-other"} <= names
 
 
 def test_removing_hop_by_hop_keeps_order_and_repeats_of_the_rest() -> None:
     out = without_hop_by_hop(headers(("Set-Cookie", "a=1"), ("Connection", "close, X-P"),
                                      ("X-P", "1"), ("Set-Cookie", "b=2"),
                                      ("Transfer-Encoding", "chunked"), ("Content-Length", "3")))
-    assert list(out.items()) == [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"),
-                                 ("Content-Length", "3")]
+    assert text(out) == [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Content-Length", "3")]
 
 
 def test_x_forwarded_for_is_appended_to_what_came_in() -> None:
     out = build_upstream_headers(headers(("Host", "a.test"), ("X-Forwarded-For", "1.1.1.1"),
                                          ("X-Forwarded-For", "2.2.2.2")),
                                  client="9.9.9.9", scheme="https", request_id="r1")
-    assert out.getall("X-Forwarded-For") == ["1.1.1.1, 2.2.2.2, 9.9.9.9"]
+    assert getall(out, "X-Forwarded-For") == ["1.1.1.1, 2.2.2.2, 9.9.9.9"]
 
 
 def test_forwarded_proto_host_and_request_id_are_set_not_trusted() -> None:
@@ -48,22 +55,22 @@ def test_forwarded_proto_host_and_request_id_are_set_not_trusted() -> None:
                                          ("X-Forwarded-Host", "evil.test"),
                                          ("X-Request-Id", "client-1")),
                                  client="9.9.9.9", scheme="https", request_id="r1")
-    assert out.getall("X-Forwarded-Proto") == ["https"]
-    assert out.getall("X-Forwarded-Host") == ["a.test:8080"]
-    assert out.getall("X-Request-Id") == ["r1"]
-    assert out["Host"] == "a.test:8080"
+    assert getall(out, "X-Forwarded-Proto") == ["https"]
+    assert getall(out, "X-Forwarded-Host") == ["a.test:8080"]
+    assert getall(out, "X-Request-Id") == ["r1"]
+    assert getall(out, "Host") == ["a.test:8080"]
 
 
 def test_upstream_headers_without_a_client_address_have_no_empty_forwarded_for() -> None:
     out = build_upstream_headers(headers(("Host", "a.test")), client=None, scheme="http",
                                  request_id="r")
-    assert "X-Forwarded-For" not in out
+    assert getall(out, "X-Forwarded-For") == []
 
 
 def test_downstream_headers_drop_hop_by_hop_and_carry_the_request_id() -> None:
     out = build_downstream_headers(headers(("Keep-Alive", "timeout=5"), ("Connection", "close"),
                                            ("Content-Type", "text/plain")), "r1")
-    assert dict(out) == {"Content-Type": "text/plain", "X-Request-Id": "r1"}
+    assert text(out) == [("Content-Type", "text/plain"), ("X-Request-Id", "r1")]
 
 
 @pytest.mark.parametrize(("given", "kept"), [
@@ -71,7 +78,7 @@ def test_downstream_headers_drop_hop_by_hop_and_carry_the_request_id() -> None:
     ("x" * 201, False), ("<script>", False),
 ])
 def test_a_client_request_id_is_kept_only_when_short_and_plain(given: str, kept: bool) -> None:
-    assert pick_request_id(headers(("X-Request-Id", given)), "new") == (given if kept else "new")
+    assert pick_request_id(given.encode(), "new") == (given if kept else "new")
 
 
 @pytest.mark.parametrize(("method", "status", "body"), [
