@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bindrop.care.sqlite_copy import SIDE_SUFFIXES, copy_database, find_sqlite_files
-from bindrop.errors import InvalidInput
+from bindrop.errors import CopyFailed, InvalidInput
 
 COMPRESS_LEVEL = 6
 
@@ -36,6 +36,7 @@ def write_archive(source: Path, target: Path, staging: Path) -> Archived:
     databases = {p.relative_to(source).as_posix(): p for p in find_sqlite_files(source)}
     sides = {f"{name}{suffix}" for name in databases for suffix in SIDE_SUFFIXES}
     count = 0
+    copied: list[str] = []
     with tarfile.open(target, "w:gz", compresslevel=COMPRESS_LEVEL) as tar:
         if not source.is_dir():
             return Archived((), 0)
@@ -54,19 +55,28 @@ def write_archive(source: Path, target: Path, staging: Path) -> Archived:
                     continue
                 if rel in databases:
                     snapshot = staging / f"db{len(os.listdir(staging))}"
-                    copy_database(path, snapshot)
+                    try:
+                        copy_database(path, snapshot)
+                    except CopyFailed:
+                        if path.exists():
+                            raise
+                        continue  # deleted by its app meanwhile: not part of the snapshot
                     info = tar.gettarinfo(snapshot, arcname=rel)
                     _copy_owner(info, path)
                     with snapshot.open("rb") as f:
                         tar.addfile(info, f)
                     snapshot.unlink()
+                    copied.append(rel)
                     count += 1
                     continue
-                mode = path.lstat().st_mode
-                if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
-                    tar.add(path, arcname=rel, recursive=False)
-                    count += 1
-    return Archived(tuple(sorted(databases)), count)
+                try:
+                    mode = path.lstat().st_mode
+                    if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                        tar.add(path, arcname=rel, recursive=False)
+                        count += 1
+                except FileNotFoundError:
+                    continue  # deleted by its app between the listing and now
+    return Archived(tuple(sorted(copied)), count)
 
 
 def _copy_owner(info: tarfile.TarInfo, original: Path) -> None:

@@ -8,11 +8,12 @@ from itertools import pairwise
 import pytest
 
 from bindrop.api import ApiServer
+from bindrop.hub.commands import Deploy
 from bindrop.hub.hub import Hub
 from bindrop.machine import Machine
 from bindrop.settings import Settings
 
-from .carekit import apps_data, bindrop, care_env, deploy_writer, ok_json, wait_for
+from .carekit import WRITER, apps_data, bindrop, care_env, deploy_writer, ok_json, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +65,29 @@ async def test_a_cron_job_runs_on_its_timer_and_never_overlaps(
     await wait_for(lambda: not machine.exec(
         "systemctl", "list-units", "--all", "--plain", "--no-legend",
         "bindrop-cron-*").stdout.strip())
+
+
+async def test_jobs_follow_deploys_and_go_with_their_app(
+    machine: Machine, settings: Settings, hub: Hub, api: ApiServer
+) -> None:
+    env = care_env(machine, settings, api)
+    await deploy_writer(hub, "moving", "serve", "--until", "2")
+    ok_json(await bindrop(env, "cron", "add", "moving", "daily", "--json", "--", "job", "0"))
+    service = "bindrop-cron-moving.job1.service"
+
+    def environment() -> str:
+        return machine.exec("systemctl", "show", service, "-p", "Environment",
+                            check=False).stdout
+
+    assert "BINDROP_RELEASE=1 " in environment() + " "
+    blob = hub.blobs.put_file(WRITER, max_size=1 << 20)
+    release = hub.store.add_release("moving", blob.sha256, blob.size, "binary",
+                                    ["serve", "--until", "2"], "tests")
+    await hub.call("moving", Deploy(str(release.number)))
+    await wait_for(lambda: "BINDROP_RELEASE=2 " in environment() + " ", timeout=20)
+
+    ok_json(await bindrop(env, "destroy", "moving", "--yes", "--json"))
+    await wait_for(lambda: not machine.exec(
+        "systemctl", "list-units", "--all", "--plain", "--no-legend",
+        "bindrop-cron-moving*").stdout.strip(), timeout=20)
+
