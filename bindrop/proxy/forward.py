@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import time
 from collections import Counter
@@ -94,6 +95,10 @@ class Forwarder:
         #: Apps that had a request since ``take_activity`` was last called.
         self._active: set[str] = set()
         self._busy: Counter[str] = Counter()
+        # New request ids: random per process, then counted (unique across workers and
+        # restarts without a getrandom call per request).
+        self._id_prefix = os.urandom(8).hex()
+        self._ids = itertools.count()
 
     def close(self) -> None:
         """Close the pooled connections to the apps."""
@@ -107,7 +112,7 @@ class Forwarder:
     async def handle(self, request: Request, response: Response) -> None:
         started = time.monotonic()
         request_id = pick_request_id(get_header(request.headers, b"x-request-id"),
-                                     os.urandom(16).hex())
+                                     f"{self._id_prefix}{next(self._ids):08x}")
         host = request.host
         result = _Result()
         try:
@@ -204,8 +209,9 @@ class Forwarder:
         try:
             for attempt in range(attempts):
                 try:
-                    conn = await self.pool.acquire(upstream.port,
-                                                   fresh=attempt > 0 or upgrade)
+                    conn = None if attempt or upgrade else self.pool.take_idle(upstream.port)
+                    if conn is None:
+                        conn = await self.pool.connect(upstream.port)
                 except (OSError, TimeoutError):
                     return await self._page(request, response, result, 502, f"{route.app} did "
                                             "not accept the connection. It may be starting or "
@@ -253,6 +259,11 @@ class Forwarder:
                 return None
             response.start(status, conn.reason, out)
             if response_has_body(request.method, status):
+                whole = conn.take()
+                if whole is not None:  # all here already (small answers): one write
+                    result.sent = len(whole)
+                    await response.end(whole)
+                    return None
                 while chunk := await conn.read():
                     result.sent += len(chunk)
                     if conn.complete and not conn.pending:

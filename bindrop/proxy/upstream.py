@@ -75,6 +75,7 @@ class UpstreamConnection(asyncio.Protocol):
         #: Body bytes still to come when the length is known and the parser is bypassed.
         self._remaining: int | None = None
         self._length: int | None = None
+        self._framed = False  # Transfer-Encoding given
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -154,6 +155,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.headers.append((name, value))
         if len(name) == 14 and name.lower() == b"content-length" and value.isdigit():
             self._length = int(value)
+        elif len(name) == 17 and name.lower() == b"transfer-encoding":
+            self._framed = True
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -164,6 +167,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.headers = []
             self.reason = b""
             self._length = None
+            self._framed = False
             self._parser = httptools.HttpResponseParser(self)
             return
         self.status = status
@@ -175,7 +179,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._head_only:  # HEAD: no body follows whatever the headers say
             self._on_complete()
         elif self._length and status >= 200 and status not in (204, 304) \
-                and not any(n.lower() == b"transfer-encoding" for n, _ in self.headers):
+                and not self._framed:
             self._remaining = self._length
 
     def on_body(self, body: bytes) -> None:
@@ -203,11 +207,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._wake_reader()
 
     def _reads_until_close(self) -> bool:
-        for name, _ in self.headers:
-            lowered = name.lower()
-            if lowered in (b"content-length", b"transfer-encoding"):
-                return False
-        return True
+        return self._length is None and not self._framed
 
     def _fail(self, exc: Exception) -> None:
         self._lost = exc
@@ -265,6 +265,15 @@ class UpstreamConnection(asyncio.Protocol):
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def take(self) -> bytes | None:
+        """All of a complete answer's body, or None if more is to come (then ``read``)."""
+        if not self._complete:
+            return None
+        data = b"".join(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
+        self._chunks.clear()
+        self._buffered = 0
+        return data
 
     async def read(self) -> bytes:
         """The next piece of the answer's body, b"" at its end. Raises ``UpstreamError``
@@ -375,11 +384,10 @@ class UpstreamPool:
         self.host = host
         self._idle: dict[int, list[UpstreamConnection]] = {}
 
-    async def acquire(self, port: int, *, fresh: bool = False) -> UpstreamConnection:
-        """An idle connection to ``port`` (``reused`` set), or a new one. Raises OSError or
-        TimeoutError when the app does not accept."""
-        if not fresh:
-            idle = self._idle.get(port)
+    def take_idle(self, port: int) -> UpstreamConnection | None:
+        """An idle connection to ``port`` (``reused`` set), or None."""
+        idle = self._idle.get(port)
+        if idle:
             now = time.monotonic()
             while idle:
                 conn = idle.pop()
@@ -387,6 +395,16 @@ class UpstreamPool:
                     conn.reused = True
                     return conn
                 conn.close()
+        return None
+
+    async def acquire(self, port: int, *, fresh: bool = False) -> UpstreamConnection:
+        """An idle connection to ``port`` (``reused`` set), or a new one. Raises OSError or
+        TimeoutError when the app does not accept."""
+        conn = None if fresh else self.take_idle(port)
+        return conn or await self.connect(port)
+
+    async def connect(self, port: int) -> UpstreamConnection:
+        """A new connection to ``port``. Raises OSError or TimeoutError."""
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self.connect_timeout):
             _, conn = await loop.create_connection(lambda: UpstreamConnection(self, port),
