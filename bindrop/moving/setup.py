@@ -16,7 +16,8 @@ from bindrop.moving.places import HUB_UNIT
 from bindrop.moving.remote import Remote
 from bindrop.moving.wheel import build_wheel, deploy_files
 
-#: Where the wheel and the script land on the server (removed afterwards).
+#: Where the wheel and the script land on the server (kept: running the script there again
+#: with the same wheel is a no-op; the next setup replaces the folder).
 REMOTE_DIR = "/var/tmp/bindrop-setup"
 BOOTSTRAP = "bootstrap.sh"
 
