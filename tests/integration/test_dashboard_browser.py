@@ -8,6 +8,7 @@ line. Screenshots of the main pages go to .test-artifacts/dashboard/ (not commit
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import uuid
@@ -21,7 +22,7 @@ import pytest
 from bindrop.client.client import Client
 from bindrop.machine import Machine
 
-from .hubkit import HELLO
+from .hubkit import HANG, HELLO
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +70,27 @@ async def served(server_machine: Machine) -> Served:
             await client.deploy("hello", release["number"])
     env = dict(line.removeprefix("export ").split("=", 1)
                for line in server_machine.env_lines())
-    return Served(server_machine, env["BINDROP_DASHBOARD_URL"], admin, reader)
+    url = env["BINDROP_DASHBOARD_URL"]
+    await _until_every_proxy_serves(url)
+    return Served(server_machine, url, admin, reader)
+
+
+async def _until_every_proxy_serves(url: str) -> None:
+    """Wait until the dashboard answers through the proxy several times in a row: each proxy
+    worker takes the hub's routes when it connects, and may still be on its snapshot."""
+    port = int(url.rsplit(":", 1)[1])
+    host = url.removeprefix("http://")
+    in_a_row = 0
+    async with asyncio.timeout(HANG):
+        while in_a_row < 10:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n"
+                         "Connection: close\r\n\r\n".encode())
+            answer = await reader.read()
+            writer.close()
+            in_a_row = in_a_row + 1 if answer.startswith(b"HTTP/1.1 200") else 0
+            if not in_a_row:
+                await asyncio.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +116,8 @@ async def _login(browser: Any, served: Served, token: str, profile: Path) -> Any
     page = await context.new_page()
     page.set_default_timeout(WAIT_MS)
     await page.goto(served.url + "/")
-    assert page.url.endswith("/login")  # no session: everything leads to the login
+    # No session: everything leads to the login.
+    assert page.url.endswith("/login"), await page.content()
     await page.screenshot(path=str(profile / "login.png"))
     await page.fill("#token", token)
     await page.click("button[type=submit]")

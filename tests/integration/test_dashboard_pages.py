@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -229,6 +230,12 @@ async def test_the_hub_runs_the_dashboard_as_a_hidden_system_app_and_setup_is_id
             await client.setup_dashboard("dash.test")
     with pytest.raises(Conflict):
         await ensure_dashboard(hub, "bindrop.localhost", api_url=url)  # the control host
+    for flags, shown in (((), False), (("--all",), True)):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bindrop", "apps", *flags, "--server",
+            f"unix:{api.socket_path}", stdout=asyncio.subprocess.PIPE)
+        out, _ = await proc.communicate()
+        assert (f"{DASHBOARD_APP} (system)" in out.decode()) is shown
 
 
 async def test_whoami_and_history_over_tcp(hub: Hub, api: ApiServer) -> None:
