@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark of bindrop's proxy (a benchmark, not a test): wrk against a fast upstream (nginx
-# `return 200` on loopback), interleaving direct, nginx as proxy and bindrop's proxy.
-# Caddy is measured too when `caddy` is on PATH. Prints one table.
+# `return 200` on loopback), interleaving direct, nginx as proxy and bindrop's proxy, the latter
+# both as it runs by default (one worker per CPU: `bindrop`) and as a single process
+# (`--workers 1`: `bindrop-1`). Caddy is measured too when `caddy` is on PATH. Prints one table;
+# CPU per request counts every process of a target (bindrop's parent and workers).
 #
 #   bench/proxy.sh [SECONDS] [CONNECTIONS]        (needs wrk and nginx: apt-get install wrk nginx-light)
 set -euo pipefail
@@ -24,7 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-UP=18080 NGX=18081 BDP=18082 CADDY=18083
+UP=18080 NGX=18081 BDP=18082 CADDY=18083 BDP1=18084
 head -c 1048576 /dev/urandom > "$work/big"; chmod 644 "$work/big"
 cat > "$work/nginx.conf" <<NGINX
 worker_processes 1;
@@ -52,6 +54,10 @@ BINDROP_ROOT="$work/root" "$PY" -m bindrop proxy --listen "127.0.0.1:$BDP" \
   --log-level warning > /dev/null 2> "$work/proxy.log" &
 bdp_pid=$!
 pids+=("$bdp_pid")
+BINDROP_ROOT="$work/root" "$PY" -m bindrop proxy --listen "127.0.0.1:$BDP1" --workers 1 \
+  --log-level warning > /dev/null 2> "$work/proxy1.log" &
+bdp1_pid=$!
+pids+=("$bdp1_pid")
 
 if command -v caddy >/dev/null; then
   caddy reverse-proxy --from ":$CADDY" --to "127.0.0.1:$UP" > "$work/caddy.log" 2>&1 &
@@ -59,18 +65,25 @@ if command -v caddy >/dev/null; then
 fi
 
 wait_port() { for _ in $(seq 100); do curl -s -o /dev/null -H 'Host: bench.test' "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; echo "bench: port $1 never answered" >&2; return 1; }
-wait_port "$UP"; wait_port "$NGX"; wait_port "$BDP"
-rss_idle=$(awk '/VmRSS/ {print $2}' "/proc/$bdp_pid/status")
+wait_port "$UP"; wait_port "$NGX"; wait_port "$BDP"; wait_port "$BDP1"
+rss_mib() { awk '/VmRSS/ {printf "%d", $2 / 1024}' "/proc/$1/status"; }
+workers=$(pgrep -P "$bdp_pid" | tr '\n' ' ')
+rss_workers=$(for w in $workers; do printf '%s ' "$(rss_mib "$w")"; done)
+rss_parent=$(rss_mib "$bdp_pid")
+rss_single=$(rss_mib "$bdp1_pid")
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# cpu_ticks PID...: user + system ticks of all of them
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
 nginx_workers() { pgrep -P "$(cat "$work/nginx.pid")" | head -1; }
 
-# run NAME PORT PATH PID: wrk once; prints "req/s p99 MiB/s cpu_us_per_req"
+# run NAME PORT PATH "PIDS": wrk once; prints "req/s p99 MiB/s cpu_us_per_req"
 run() {
   local port=$2 path=$3 pid=${4:-} before after out
-  [ -n "$pid" ] && before=$(cpu_ticks "$pid")
+  # shellcheck disable=SC2086  # PIDS is a list
+  [ -n "$pid" ] && before=$(cpu_ticks $pid)
   out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -H 'Host: bench.test' "http://127.0.0.1:$port$path")
-  [ -n "$pid" ] && after=$(cpu_ticks "$pid")
+  # shellcheck disable=SC2086
+  [ -n "$pid" ] && after=$(cpu_ticks $pid)
   local rps p99 mib reqs cpu="-"
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
@@ -84,20 +97,24 @@ run() {
 }
 
 declare -A RPS P99 MIB CPU BIG
-targets=(direct nginx bindrop)
+targets=(direct nginx bindrop bindrop-1)
 command -v caddy >/dev/null && targets+=(caddy)
-port_of() { case $1 in direct) echo $UP;; nginx) echo $NGX;; bindrop) echo $BDP;; caddy) echo $CADDY;; esac; }
-pid_of() { case $1 in nginx) nginx_workers;; bindrop) echo "$bdp_pid";; caddy) pgrep -x caddy | head -1;; *) echo "";; esac; }
+port_of() { case $1 in direct) echo $UP;; nginx) echo $NGX;; bindrop) echo $BDP;; bindrop-1) echo $BDP1;; caddy) echo $CADDY;; esac; }
+pid_of() { case $1 in nginx) nginx_workers;; bindrop) echo "$bdp_pid $workers";; bindrop-1) echo "$bdp1_pid";;
+                      caddy) pgrep -x caddy | head -1;; *) echo "";; esac; }
 for target in "${targets[@]}"; do   # interleaved: one pass per target, small then big bodies
   read -r RPS[$target] P99[$target] _ CPU[$target] < <(run "$target" "$(port_of "$target")" / "$(pid_of "$target")")
   read -r _ _ BIG[$target] _ < <(run "$target" "$(port_of "$target")" /big "")
 done
 
-printf '\nbindrop proxy benchmark: wrk -t2 -c%s -d%ss, %s CPUs, %s\n' "$CONNS" "$DURATION" "$(nproc)" "$(uname -sr)"
-printf '%-9s %10s %8s %10s %12s %14s\n' target 'req/s' 'x nginx' 'p99' 'cpu us/req' '1MiB MiB/s'
+printf '\nbindrop proxy benchmark: wrk -t2 -c%s -d%ss, %s CPUs, %s, load %s\n' "$CONNS" "$DURATION" \
+  "$(nproc)" "$(uname -sr)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-10s %10s %8s %10s %12s %14s\n' target 'req/s' 'x nginx' 'p99' 'cpu us/req' '1MiB MiB/s'
 for target in "${targets[@]}"; do
   ratio=$(awk -v a="${RPS[$target]}" -v b="${RPS[nginx]}" 'BEGIN {printf "%.2f", a / b}')
-  printf '%-9s %10s %8s %10s %12s %14s\n' "$target" "${RPS[$target]}" "$ratio" "${P99[$target]}" \
+  printf '%-10s %10s %8s %10s %12s %14s\n' "$target" "${RPS[$target]}" "$ratio" "${P99[$target]}" \
     "${CPU[$target]}" "${BIG[$target]}"
 done
-printf 'bindrop proxy idle RSS: %s MiB\n' "$((rss_idle / 1024))"
+printf 'bindrop: %d workers (the default here)\n' "$(wc -w <<<"$workers")"
+printf 'bindrop proxy idle RSS (MiB): workers %s; their parent %s; a single process %s\n' \
+  "$rss_workers" "$rss_parent" "$rss_single"
