@@ -51,8 +51,10 @@ def serve(server: str, listen: str, port: int) -> None:
                                  param_hint="--server")
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     # aiohttp's access log would record every path; the pages log what matters themselves.
+    # handler_cancellation: a browser that goes away ends its live streams (and so the
+    # dashboard's own streams from the hub) at once, not at the next event.
     web.run_app(make_dashboard_app(server), host=listen, port=port, access_log=None,
-                shutdown_timeout=SHUTDOWN_TIMEOUT_S, print=None)
+                shutdown_timeout=SHUTDOWN_TIMEOUT_S, handler_cancellation=True, print=None)
 
 
 @dashboard.command()
