@@ -28,11 +28,8 @@ def _app_name(request: web.Request) -> str:
 def _links(request: web.Request) -> Callable[[str], str]:
     """How to link an app's host: through the same proxy, scheme and port as this page."""
     scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
-    port = request.url.port
-    host = request.headers.get("Host", "")
-    if ":" in host:
-        tail = host.rsplit(":", 1)[1]
-        port = int(tail) if tail.isdigit() else port
+    tail = request.headers.get("Host", "").rpartition("]")[2].rpartition(":")[2]
+    port = int(tail) if tail.isdigit() else None  # none given: the scheme's own
     return lambda h: app_url(h, scheme if scheme in ("http", "https") else "http", port)
 
 
