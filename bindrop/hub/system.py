@@ -71,9 +71,11 @@ def build_read_only_paths(paths: Iterable[str]) -> tuple[str, ...]:
 
 
 def system_read_only_paths() -> tuple[str, ...]:
-    """The home-directory paths this very Python needs (a pyenv build, a virtualenv)."""
+    """The home-directory paths this very bindrop needs: its Python (a pyenv build, a
+    virtualenv) and its code (an editable install from a checkout in a home)."""
+    code = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # the bindrop package
     return build_read_only_paths([sys.prefix, sys.base_prefix,
-                                  os.path.realpath(sys.executable)])
+                                  os.path.realpath(sys.executable), code])
 
 
 def parse_dashboard_host(text: object) -> str:
