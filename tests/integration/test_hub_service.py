@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from bindrop.machine import Machine
+from bindrop.proxy.workers import default_workers
 from bindrop.store import AppConfig, BlobStore, Store
 
 from .hubkit import HANG, HELLO
@@ -110,10 +111,11 @@ def test_a_deploy_through_the_cli_is_served_by_the_proxy(served: Machine) -> Non
         return proc.stdout
 
     # The earlier tests restarted the hub; a deploy's flip waits for the proxies that are
-    # connected, so first wait until the proxy (retrying every <= 2 s) is back.
+    # connected, so first wait until the proxy (retrying every <= 2 s) is back: each of its
+    # workers (one per CPU by default) is a proxy of its own to the hub.
     wait_until(lambda: json.loads(served.exec(
         "curl", "-s", "--unix-socket", "/run/bindrop/control.sock",
-        "http://hub/v1/server").stdout).get("proxies") == 1)
+        "http://hub/v1/server").stdout).get("proxies") == default_workers())
     bindrop("create", "web", "--host", "web.localhost")
     assert "release 1 of web is live" in bindrop("deploy", "web", str(HELLO), "--cmd",
                                                  "--label served")
