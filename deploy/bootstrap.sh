@@ -9,8 +9,9 @@
 #   --offline          never ask the package index (everything is in --wheel/--find-links)
 #   -- ...             passed to `bindrop install` (e.g. --http-port 8080 --control-host H)
 #
-# Environment: BINDROP_PREFIX (/opt/bindrop: the virtualenv), BINDROP_LINK
-# (/usr/local/bin/bindrop), BINDROP_NO_APT=1 (fail instead of installing missing packages).
+# Environment: BINDROP_PREFIX (/opt/bindrop: the virtualenv), BINDROP_PYTHON (/usr/bin/python3),
+# BINDROP_LINK (/usr/local/bin/bindrop), BINDROP_NO_APT=1 (fail instead of installing missing
+# packages).
 #
 # stdout ends with one machine-readable line, for `bindrop server setup`:
 #   BINDROP_TOKEN=<token>            the first admin token, minted now (shown only this once)
@@ -18,6 +19,9 @@
 set -euo pipefail
 
 PREFIX=${BINDROP_PREFIX:-/opt/bindrop}
+# The distribution's Python (apt's python3), never whichever python3 a login's PATH finds
+# first: the virtualenv lives as long as its interpreter.
+PYTHON=${BINDROP_PYTHON:-/usr/bin/python3}
 LINK=${BINDROP_LINK:-/usr/local/bin/bindrop}
 PACKAGES=(python3 python3-venv ca-certificates)
 WHEEL=""
@@ -33,7 +37,7 @@ while [ $# -gt 0 ]; do
         --find-links) PIP_SOURCES+=(--find-links "$(readlink -f "${2:?--find-links needs a dir}")"); shift 2 ;;
         --offline) PIP_SOURCES+=(--no-index); shift ;;
         --) shift; INSTALL_ARGS=("$@"); break ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
@@ -60,9 +64,12 @@ fi
 # 2. A virtualenv of bindrop's own.
 if [ ! -x "$PREFIX/bin/python" ]; then
     say "creating the virtualenv $PREFIX"
-    python3 -m venv "$PREFIX"
+    "$PYTHON" -m venv "$PREFIX"
 fi
+# --no-compile: Python caches bytecode on first import anyway (as root it may write there);
+# compiling every dependency up front (botocore is large) only slows the install down.
 PIP=("$PREFIX/bin/python" -m pip --disable-pip-version-check --quiet)
+PIP_INSTALL=(install --no-compile "${PIP_SOURCES[@]}")
 
 # 3. bindrop itself: reinstalled only when the wheel differs from the one installed last.
 STAMP="$PREFIX/.bindrop-wheel.sha256"
@@ -70,15 +77,19 @@ if [ -n "$WHEEL" ]; then
     sum=$(sha256sum "$WHEEL" | cut -d' ' -f1)
     if [ "$(cat "$STAMP" 2>/dev/null)" != "$sum" ]; then
         say "installing $(basename "$WHEEL")"
-        "${PIP[@]}" install "${PIP_SOURCES[@]}" "$WHEEL" >&2
-        "${PIP[@]}" install --no-deps --force-reinstall "$WHEEL" >&2
+        was_installed=$("$PREFIX/bin/python" -c "import bindrop" 2>/dev/null && echo yes || true)
+        "${PIP[@]}" "${PIP_INSTALL[@]}" "$WHEEL" >&2
+        if [ -n "$was_installed" ]; then
+            # Same version number, other bytes (a development build): pip saw it "satisfied".
+            "${PIP[@]}" "${PIP_INSTALL[@]}" --no-deps --force-reinstall "$WHEEL" >&2
+        fi
         echo "$sum" > "$STAMP"
     else
         say "bindrop from this wheel is installed already"
     fi
 elif ! "$PREFIX/bin/python" -c "import bindrop" 2>/dev/null; then
     say "installing bindrop from the package index"
-    "${PIP[@]}" install "${PIP_SOURCES[@]}" bindrop >&2
+    "${PIP[@]}" "${PIP_INSTALL[@]}" bindrop >&2
 fi
 if [ "$(readlink "$LINK" 2>/dev/null)" != "$PREFIX/bin/bindrop" ]; then
     mkdir -p "$(dirname "$LINK")"
