@@ -53,6 +53,9 @@ def _warn(message: str) -> None:
 def _output(file: str) -> Iterator[IO[bytes]]:
     """stdout for "-"; else FILE.part, renamed to FILE only when the export completed."""
     if file == "-":
+        if sys.stdout.isatty():
+            raise InvalidInput("the bundle is binary: redirect stdout (`> server.tar`, or "
+                               "`| ssh root@new bindrop server import -`), or give a FILE")
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
