@@ -31,7 +31,7 @@ async def record_event(request: web.Request) -> dict[str, Any]:
     body = await read_json(request)
     only(body, {"kind", "app", "message", "data"}, "an event")
     kind = body.get("kind")
-    if kind not in CARE_KINDS:
+    if not isinstance(kind, str) or kind not in CARE_KINDS:
         raise InvalidInput(f"event kind {kind!r} cannot be recorded through the API; use one "
                            f"of: {', '.join(sorted(CARE_KINDS))}")
     message = body.get("message", "")

@@ -44,7 +44,8 @@ async def test_backup_while_the_app_writes_is_consistent_and_restores_exact_rows
     db = apps_data(machine) / "busy" / "app.db"
     await wait_for(lambda: db.exists() and len(table_rows(db)) > 200)
     made = ok_json(await bindrop(env, "backup", "run", "--json"))
-    assert made["apps"] == ["busy"] and made["problems"] == []
+    # A server backup holds every app on the machine (other tests' too).
+    assert "busy" in made["apps"] and made["problems"] == []
     ok_json(await bindrop(env, "backup", "verify", made["id"], "--json"))
 
     part = settings.backups_dir / made["id"] / "app-busy.tar.gz"
