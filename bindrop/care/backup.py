@@ -33,7 +33,7 @@ from bindrop.care.manifest import (
 from bindrop.care.retention import Dated, plan_retention
 from bindrop.care.s3 import S3Backups
 from bindrop.care.sqlite_copy import copy_database
-from bindrop.errors import BackupFailed, BindropError, CopyFailed
+from bindrop.errors import BackupFailed, BindropError, CopyFailed, NotFound
 from bindrop.settings import Settings
 from bindrop.units import validate_app_name
 
@@ -74,8 +74,9 @@ def run_backup(settings: Settings, care: CareSettings, app: str | None = None, *
     """Back up the whole server (``app`` None: bindrop's database and every app's data) or
     one app, then apply retention to backups of the same scope. ``BackupFailed`` on failure,
     with nothing complete-looking left behind."""
-    if app is not None:
-        validate_app_name(app)
+    if app is not None and not care.app_data_dir(validate_app_name(app)).is_dir():
+        raise NotFound(f"{app} has no data directory ({care.app_data_dir(app)}): nothing to "
+                       "back up; `bindrop apps` lists the apps")
     local = LocalBackups(care.backup_dir)
     with local.locked():
         local.sweep_partials()

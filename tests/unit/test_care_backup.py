@@ -147,3 +147,12 @@ def test_retention_after_a_run_deletes_the_oldest_of_the_same_scope(
            for d in range(4)]
     left = [m.id for m in LocalBackups(care.backup_dir).list()]
     assert left == sorted([app_backup, ids[2], ids[3]])
+
+
+def test_a_backup_of_an_app_without_data_is_refused(settings: Settings,
+                                                    care: CareSettings) -> None:
+    from bindrop.errors import NotFound
+
+    with pytest.raises(NotFound, match="no data directory"):
+        run_backup(settings, care, "ghost")
+    assert not care.backup_dir.exists()
