@@ -45,6 +45,17 @@ def _settings() -> Any:
     return Settings.from_env(os.environ)
 
 
+def _bucket(settings: Any) -> Any:
+    from bindrop.care.config import load_care_settings
+    from bindrop.moving.bucket import BlobBucket
+
+    s3 = load_care_settings(settings, os.environ).s3
+    if s3 is None:
+        raise InvalidInput("--blobs-in-bucket needs a bucket: set BINDROP_S3_BUCKET (and its "
+                           "keys) in /etc/bindrop/care.env, as for backups")
+    return BlobBucket(s3)
+
+
 def _warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
@@ -69,11 +80,18 @@ def _output(file: str) -> Iterator[IO[bytes]]:
         part.unlink(missing_ok=True)
 
 
+_blobs_in_bucket = click.option(
+    "--blobs-in-bucket", is_flag=True,
+    help="Put release blobs in the S3 bucket of the backups (BINDROP_S3_* in "
+         "/etc/bindrop/care.env) instead of the bundle; the import fetches them from there.")
+
+
 @click.command(name="export")
 @click.argument("file")
+@_blobs_in_bucket
 @_ssh_server
 @json_option
-def export_cmd(file: str, server: str | None, as_json: bool) -> None:
+def export_cmd(file: str, blobs_in_bucket: bool, server: str | None, as_json: bool) -> None:
     """Write this server's whole state into one bundle FILE ("-": stdout).
 
     A tar stream: a snapshot of bindrop's database (SQLite's online backup API), the blobs of
@@ -85,7 +103,8 @@ def export_cmd(file: str, server: str | None, as_json: bool) -> None:
     """
     if server:
         with _output(file) as out:
-            proc = subprocess.run(_remote(server).bindrop_argv("server", "export", "-"),
+            flags = ["--blobs-in-bucket"] if blobs_in_bucket else []
+            proc = subprocess.run(_remote(server).bindrop_argv("server", "export", "-", *flags),
                                   stdin=subprocess.DEVNULL, stdout=out, check=False)
             if proc.returncode != 0:
                 raise BindropError(f"the export on {server} failed (exit {proc.returncode})")
@@ -93,8 +112,9 @@ def export_cmd(file: str, server: str | None, as_json: bool) -> None:
     from bindrop.moving.export import export_bundle
 
     settings = _settings()
+    bucket = _bucket(settings) if blobs_in_bucket else None
     with _output(file) as out:
-        manifest = export_bundle(settings, out, warn=_warn)
+        manifest = export_bundle(settings, out, warn=_warn, bucket=bucket)
     size = sum(f.size for f in manifest.files)
     if as_json and file != "-":
         emit_json({"file": file, "files": len(manifest.files), "bytes": size,
@@ -140,7 +160,7 @@ def import_cmd(file: str, replace: bool, server: str | None, as_json: bool) -> N
         except OSError as exc:
             raise InvalidInput(f"cannot read {file}: {exc.strerror}") from None
         result = import_bundle(settings, source, SystemctlHub(), replace=replace,
-                               log=lambda m: click.echo(m, err=True))
+                               log=lambda m: click.echo(m, err=True), environ=os.environ)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -207,11 +227,12 @@ def _set_up(url: str, name: str | None, wheelhouse: Path | None, offline: bool,
 @click.option("--wheelhouse", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="For setting up the new server: wheels to copy along (see server setup).")
 @click.option("--offline", is_flag=True, help="For setting up: no package index there.")
+@_blobs_in_bucket
 @json_option
 @server_options
 def migrate(to: str | None, finish: bool, http_port: int, timeout: float, replace: bool,
-            wheelhouse: Path | None, offline: bool, as_json: bool, server: str | None,
-            token: str | None) -> None:
+            wheelhouse: Path | None, offline: bool, blobs_in_bucket: bool, as_json: bool,
+            server: str | None, token: str | None) -> None:
     """Move every app, its releases and its data from --server to a new server.
 
     Sets the new server up if it runs no bindrop, streams `server export` of the source into
@@ -249,7 +270,7 @@ def migrate(to: str | None, finish: bool, http_port: int, timeout: float, replac
         _set_up(to, None, wheelhouse, offline)
 
     report = moving.migrate(source, target, http_port=http_port, timeout=timeout,
-                            replace=replace, set_up=set_up,
+                            replace=replace, set_up=set_up, blobs_in_bucket=blobs_in_bucket,
                             log=lambda m: click.echo(m, err=True))
     if as_json:
         emit_json(report.to_dict())

@@ -27,6 +27,7 @@ from typing import IO, BinaryIO
 from bindrop import __version__
 from bindrop.care.sqlite_copy import SIDE_SUFFIXES, copy_database, is_sqlite_file
 from bindrop.errors import NotFound
+from bindrop.moving.bucket import BlobBucket, describe_bucket
 from bindrop.moving.manifest import (
     DATABASE,
     MANIFEST,
@@ -114,10 +115,13 @@ def read_bundle_apps(db: Path) -> tuple[list[BundleApp], set[str]]:
     return apps, blobs
 
 
-def export_bundle(settings: Settings, out: IO[bytes], *, warn: Warn = lambda _m: None
-                  ) -> Manifest:
+def export_bundle(settings: Settings, out: IO[bytes], *, warn: Warn = lambda _m: None,
+                  bucket: BlobBucket | None = None) -> Manifest:
     """Write the bundle of this server to ``out`` (a stream; never seeked) and return its
-    manifest. ``NotFound`` when there is no bindrop database here."""
+    manifest. ``NotFound`` when there is no bindrop database here.
+
+    With ``bucket``, release blobs are uploaded there (unless it has them) and only listed
+    in the manifest, so the bundle carries data and settings alone."""
     if not settings.db_path.is_file():
         raise NotFound(f"there is no bindrop database at {settings.db_path}: run this on "
                        "the server, as root (`bindrop install` creates it)")
@@ -134,7 +138,11 @@ def export_bundle(settings: Settings, out: IO[bytes], *, warn: Warn = lambda _m:
         missing = []
         for sha in sorted(blob_names):
             blob = settings.blobs_dir / sha
-            if blob.is_file():
+            if blob.is_file() and bucket is not None:
+                bucket.ensure(sha, blob)
+                w.files.append(BundleFile(f"blobs/{sha}", blob.stat().st_size, sha,
+                                          "bucket-blob", 0o555))
+            elif blob.is_file():
                 w.add_file(f"blobs/{sha}", blob, "blob", 0o555)
             else:
                 missing.append(sha)
@@ -152,6 +160,7 @@ def export_bundle(settings: Settings, out: IO[bytes], *, warn: Warn = lambda _m:
             source=socket.gethostname(), bindrop_version=__version__,
             files=tuple(w.files), apps=tuple(apps), missing_blobs=tuple(missing),
             skipped=tuple(skipped),
+            bucket=describe_bucket(bucket.config) if bucket is not None else None,
         )
         w.add_bytes(MANIFEST, render_manifest(manifest))
     return manifest

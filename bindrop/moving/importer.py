@@ -25,13 +25,15 @@ import sqlite3
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Protocol
 
+from bindrop.care.config import CARE_FILE, load_care_settings, parse_env_file
 from bindrop.care.sqlite_copy import integrity_check
 from bindrop.errors import BindropError, Conflict, InvalidInput
+from bindrop.moving.bucket import BlobBucket, bucket_config
 from bindrop.moving.manifest import (
     DATABASE,
     MANIFEST,
@@ -115,12 +117,14 @@ def existing_apps(settings: Settings) -> list[str]:
 
 
 def import_bundle(settings: Settings, source: IO[bytes], hub: HubControl, *,
-                  replace: bool = False, log: Callable[[str], None] = lambda _m: None
-                  ) -> ImportResult:
+                  replace: bool = False, log: Callable[[str], None] = lambda _m: None,
+                  environ: Mapping[str, str] | None = None) -> ImportResult:
     """Verify the bundle read from ``source``, then restore it (see the module's docstring).
 
     ``Conflict`` (before reading anything) when this server has apps and ``replace`` is
-    false; ``InvalidInput`` starting with ``REFUSED`` when the bundle is not whole.
+    false; ``InvalidInput`` starting with ``REFUSED`` when the bundle is not whole. Blobs the
+    manifest lists in a bucket are downloaded (and checked) during the verify phase, with
+    the keys of this server's care settings (read with ``environ``) or the bundle's.
     """
     present = existing_apps(settings)
     if present and not replace:
@@ -129,7 +133,8 @@ def import_bundle(settings: Settings, source: IO[bytes], hub: HubControl, *,
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=settings.state_dir))
     try:
-        manifest, size = _receive(source, staging)
+        manifest, size = _receive(source, staging, lambda m: _bucket(settings, m, staging,
+                                                                     environ or {}))
         log(f"verified {len(manifest.files)} files ({size} bytes) from {manifest.source}")
         _apply(settings, staging, manifest, hub, log)
     finally:
@@ -140,7 +145,23 @@ def import_bundle(settings: Settings, source: IO[bytes], hub: HubControl, *,
 
 # -- phase 1: verify -----------------------------------------------------------------------
 
-def _receive(source: IO[bytes], staging: Path) -> tuple[Manifest, int]:
+def _bucket(settings: Settings, manifest: Manifest, staging: Path,
+            environ: Mapping[str, str]) -> BlobBucket:
+    care = staging / "etc" / CARE_FILE
+    try:
+        bundled = parse_env_file(care.read_text()) if care.is_file() else {}
+    except InvalidInput:
+        bundled = {}
+    try:
+        own = load_care_settings(settings, environ).s3
+    except InvalidInput:
+        own = None
+    assert manifest.bucket is not None  # parse_manifest checked it
+    return BlobBucket(bucket_config(manifest.bucket, own, bundled))
+
+
+def _receive(source: IO[bytes], staging: Path,
+             bucket_for: Callable[[Manifest], BlobBucket]) -> tuple[Manifest, int]:
     read: dict[str, tuple[int, str]] = {}
     dirs: dict[Path, int] = {}
     manifest_raw: bytes | None = None
@@ -180,7 +201,20 @@ def _receive(source: IO[bytes], staging: Path) -> tuple[Manifest, int]:
         manifest = parse_manifest(manifest_raw)
     except InvalidInput as exc:
         raise InvalidInput(f"{REFUSED}: {exc.message}") from None
-    problems = compare_files(manifest.files, read)
+    # The tar's own files first: a damaged bundle is refused before anything is downloaded.
+    remote = [f for f in manifest.files if f.kind == "bucket-blob"]
+    problems = compare_files([f for f in manifest.files if f.kind != "bucket-blob"], read)
+    if remote and not problems:
+        bucket = bucket_for(manifest)
+        (staging / "blobs").mkdir(exist_ok=True)
+        fetched = {}
+        for f in remote:
+            try:
+                fetched[f.path] = bucket.download(f.sha256, staging / f.path)
+            except BindropError as exc:
+                raise InvalidInput(f"{REFUSED}: {exc.message}") from None
+        problems = compare_files(remote, fetched)
+        read.update(fetched)
     if DATABASE not in read:
         problems.append(f"{DATABASE} is missing")
     for f in manifest.files:
@@ -188,7 +222,7 @@ def _receive(source: IO[bytes], staging: Path) -> tuple[Manifest, int]:
             wrong = integrity_check(staging / f.path)
             if wrong:
                 problems.append(f"{f.path} fails SQLite's integrity check: {wrong}")
-        if f.kind == "blob" and f.sha256 != PurePosixPath(f.path).name:
+        if f.kind in ("blob", "bucket-blob") and f.sha256 != PurePosixPath(f.path).name:
             problems.append(f"{f.path}'s bytes do not hash to its name")
     if not problems:
         problems += _schema_problems(staging / DATABASE)

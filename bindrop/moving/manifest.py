@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
@@ -32,7 +32,8 @@ TOP_DIRS = ("blobs", "apps", "etc")
 #: Largest manifest an importer reads into memory.
 MANIFEST_LIMIT = 64 * 1024 * 1024
 
-FileKind = Literal["database", "blob", "sqlite", "file"]
+#: "bucket-blob": listed, not in the tar; the importer fetches it from ``Manifest.bucket``.
+FileKind = Literal["database", "blob", "bucket-blob", "sqlite", "file"]
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -75,14 +76,15 @@ class Manifest:
     missing_blobs: tuple[str, ...] = ()
     #: Paths under an app's data that are neither files nor directories (not exported).
     skipped: tuple[str, ...] = ()
+    #: Where the "bucket-blob" files are (bucket, prefix, endpoint, region; no keys).
+    bucket: Mapping[str, Any] | None = None
     format: str = FORMAT
     version: int = VERSION
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def render_manifest(manifest: Manifest) -> bytes:
     data = asdict(manifest)
-    data.pop("extra")
+    data["bucket"] = dict(manifest.bucket) if manifest.bucket is not None else None
     return (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
 
 
@@ -106,9 +108,13 @@ def parse_manifest(raw: bytes) -> Manifest:
             bindrop_version=str(data["bindrop_version"]), files=files, apps=apps,
             missing_blobs=tuple(data.get("missing_blobs", ())),
             skipped=tuple(data.get("skipped", ())),
+            bucket=data.get("bucket"),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise InvalidInput(f"the bundle's manifest is not complete ({exc!r})") from None
+    if any(f.kind == "bucket-blob" for f in files) and not (
+            isinstance(manifest.bucket, dict) and manifest.bucket.get("bucket")):
+        raise InvalidInput("the bundle's manifest lists blobs in a bucket but names no bucket")
     for f in files:
         check_member_name(f.path)
         if not isinstance(f.size, int) or f.size < 0 or not _SHA256.fullmatch(str(f.sha256)):

@@ -62,11 +62,12 @@ class MigrationReport:
         return {**asdict(self), "ok": self.ok}
 
 
-def stream_export_into_import(source: Remote, target: Remote, *, replace: bool = False
-                              ) -> dict[str, Any]:
+def stream_export_into_import(source: Remote, target: Remote, *, replace: bool = False,
+                              blobs_in_bucket: bool = False) -> dict[str, Any]:
     """Pipe the source's export into the target's import; return the import's JSON report.
     ``BindropError`` with the import's reason when it refuses (the target is then as it was)."""
-    export = subprocess.Popen(source.bindrop_argv("server", "export", "-"),
+    flags = ["--blobs-in-bucket"] if blobs_in_bucket else []
+    export = subprocess.Popen(source.bindrop_argv("server", "export", "-", *flags),
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
     assert export.stdout is not None
     extra = ["--replace"] if replace else []
@@ -101,6 +102,7 @@ def resolve(host: str) -> str:
 
 def migrate(source: Remote, target: Remote, *, http_port: int = 80, timeout: float = 180.0,
             replace: bool = False, set_up: Callable[[], object] | None = None,
+            blobs_in_bucket: bool = False,
             environ: Mapping[str, str] = os.environ, log: Log = lambda _m: None
             ) -> MigrationReport:
     """Set the target up when needed (``set_up``), move everything, wait until each app
@@ -117,7 +119,8 @@ def migrate(source: Remote, target: Remote, *, http_port: int = 80, timeout: flo
         set_up()
         did_setup = True
     log(f"moving {source.url} -> {target.url}")
-    imported = stream_export_into_import(source, target, replace=replace)
+    imported = stream_export_into_import(source, target, replace=replace,
+                                         blobs_in_bucket=blobs_in_bucket)
     address = resolve(target.host)
     apps = imported.get("app_details", [])
     # System apps (the dashboard) are the new server's own business: not waited for, and

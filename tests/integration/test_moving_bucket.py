@@ -1,0 +1,92 @@
+"""Bundles without the release blobs: they go to the backups' S3 bucket and the import fetches
+and checks them there (#9). Against a real S3-compatible server (moto's server mode)."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bindrop.care.config import CARE_FILE, load_care_settings
+from bindrop.errors import InvalidInput
+from bindrop.moving.bucket import BlobBucket
+from bindrop.moving.export import export_bundle
+from bindrop.moving.importer import REFUSED, import_bundle
+from bindrop.settings import Settings
+from bindrop.store import BlobStore, Store
+
+from ..unit.test_moving_bundle import RecordingHub, fresh_server, make_server, snapshot
+from .carekit import s3_server
+
+pytestmark = pytest.mark.integration
+KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing-secret"}
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Any]:
+    import boto3
+
+    with s3_server() as endpoint:
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **KEYS)
+        client.create_bucket(Bucket="moving")
+        yield client
+
+
+def with_bucket(settings: Settings, endpoint: str) -> Settings:
+    (settings.etc_dir / CARE_FILE).write_text(
+        f"BINDROP_S3_BUCKET=moving\nBINDROP_S3_PREFIX=srv\nBINDROP_S3_ENDPOINT={endpoint}\n"
+        f"BINDROP_S3_ACCESS_KEY_ID={KEYS['aws_access_key_id']}\n"
+        f"BINDROP_S3_SECRET_ACCESS_KEY={KEYS['aws_secret_access_key']}\n")
+    os.chmod(settings.etc_dir / CARE_FILE, 0o600)
+    return settings
+
+
+def export_to_bucket(settings: Settings) -> bytes:
+    config = load_care_settings(settings, {}).s3
+    assert config is not None
+    out = io.BytesIO()
+    export_bundle(settings, out, bucket=BlobBucket(config))
+    return out.getvalue()
+
+
+def test_blobs_travel_through_the_bucket_and_the_bundle_carries_the_rest(
+    s3: Any, tmp_path: Path,
+) -> None:
+    source = with_bucket(make_server(tmp_path / "old"), s3.meta.endpoint_url)
+    bundle = export_to_bucket(source)
+    with tarfile.open(fileobj=io.BytesIO(bundle)) as tar:
+        names = tar.getnames()
+        member = tar.extractfile("manifest.json")
+        assert member is not None
+        manifest = member.read().decode()
+    assert not [n for n in names if n.startswith("blobs/")]
+    assert '"kind": "bucket-blob"' in manifest and "testing-secret" not in manifest
+    with Store.open(source) as store:
+        sha = store.list_releases("blog")[0].sha256
+    assert s3.head_object(Bucket="moving", Key=f"srv/blobs/{sha}")["ContentLength"] > 0
+    # The new server has no bucket settings of its own: the bundle's care.env has the keys.
+    target = fresh_server(tmp_path / "new")
+    import_bundle(target, io.BytesIO(bundle), RecordingHub())
+    blob = BlobStore.open(target).path(sha)
+    assert blob.read_bytes() == BlobStore.open(source).path(sha).read_bytes()
+
+
+def test_a_blob_changed_in_the_bucket_is_refused_and_nothing_changes(
+    s3: Any, tmp_path: Path,
+) -> None:
+    source = with_bucket(make_server(tmp_path / "old"), s3.meta.endpoint_url)
+    bundle = export_to_bucket(source)
+    with Store.open(source) as store:
+        sha = store.list_releases("blog")[0].sha256
+    s3.put_object(Bucket="moving", Key=f"srv/blobs/{sha}", Body=b"not the release")
+    target = fresh_server(tmp_path / "new")
+    before = snapshot(target.root)
+    hub = RecordingHub()
+    with pytest.raises(InvalidInput, match=REFUSED):
+        import_bundle(target, io.BytesIO(bundle), hub)
+    assert hub.calls == [] and snapshot(target.root) == before
