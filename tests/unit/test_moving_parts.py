@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bindrop.errors import BindropError, InvalidInput
+from bindrop.machine.layout import MachineLayout, render_boot_script
 from bindrop.machine.network import MachineNet, plan_set_up, plan_tear_down
 from bindrop.moving.migrate import DnsRecord, dns_records
 from bindrop.moving.readiness import Probe, is_served, plan_probes, wait_until_served
@@ -110,3 +111,10 @@ def test_a_machine_network_plan_bridges_a_veth_into_its_namespace() -> None:
 def test_a_machine_address_must_be_private_and_its_own(text: str) -> None:
     with pytest.raises(InvalidInput):
         MachineNet.parse("m", text)
+
+
+def test_a_machine_with_a_network_boots_inside_its_namespace(tmp_path: Path) -> None:
+    layout = MachineLayout("mig-a", tmp_path / "mig-a")
+    script = render_boot_script(layout, [], netns="/run/netns/bindrop-mig-a")
+    assert "exec nsenter --net=/run/netns/bindrop-mig-a unshare --pid" in script
+    assert "exec unshare --pid" in render_boot_script(layout, [])
