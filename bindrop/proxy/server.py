@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
+from bindrop.proxy.acceptor import Acceptor
 from bindrop.proxy.accesslog import AccessLog
 from bindrop.proxy.cache import RouteCache
 from bindrop.proxy.certs import CHECK_INTERVAL, Certificates
@@ -89,7 +90,7 @@ class ProxyServer:
         self._forwarder: Forwarder | None = None
         #: Idle keep-alive connections to the apps (made at start).
         self.upstream_pool: UpstreamPool | None = None
-        self._servers: list[asyncio.Server] = []
+        self._acceptors: list[Acceptor] = []
         self._sweep_task: asyncio.Task[None] | None = None
         #: Open connections from visitors.
         self.connections: set[HttpConnection] = set()
@@ -125,18 +126,18 @@ class ProxyServer:
                                   max_field_size=options.max_field_size,
                                   registry=self.connections)
 
-        # create_server listens again: keep the kernel's largest backlog, as systemd's is.
         for sock in sockets:
-            self._servers.append(await loop.create_server(connection, sock=sock,
-                                                          backlog=socket.SOMAXCONN))
+            self._acceptors.append(Acceptor(sock, connection))
         if https_sockets:
             if self.options.tls_dir is None:
                 raise ValueError("an HTTPS listener needs ProxyOptions.tls_dir")
             self.certificates = Certificates(self.options.tls_dir)
             for sock in https_sockets:
-                self._servers.append(await loop.create_server(
-                    connection, sock=sock, backlog=socket.SOMAXCONN,
-                    ssl=self.certificates.context))
+                self._acceptors.append(Acceptor(sock, connection,
+                                                ssl_context=self.certificates.context))
+        for acceptor in self._acceptors:
+            acceptor.start()
+        if self.certificates is not None:
             self._cert_task = asyncio.create_task(self._watch_certificates(self.certificates))
         self._sweep_task = asyncio.create_task(self._close_idle_connections())
         self.sockets = sockets + https_sockets
@@ -170,19 +171,15 @@ class ProxyServer:
             sweep.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweep
-        servers, self._servers = self._servers, []
-        if servers:
-            # Stop accepting before closing the servers: asyncio sets up an accepted
-            # connection in a task of its own, and one that runs after Server.close() fails
-            # silently, dropping the connection with its request unread (a reset).
-            loop = asyncio.get_running_loop()
+        acceptors, self._acceptors = self._acceptors, []
+        if acceptors:
+            for acceptor in acceptors:
+                acceptor.stop()  # the kernel queues what comes next, for the next proxy
             for sock in self.sockets:
-                if sock.fileno() >= 0:
-                    loop.remove_reader(sock.fileno())
-            for _ in range(3):
-                await asyncio.sleep(0)
-            for server in servers:
-                server.close()
+                sock.close()  # this process's copy; systemd's (or the parent's) stays open
+            pending = {task for acceptor in acceptors for task in acceptor.pending}
+            if pending:  # accepted, being set up (TLS handshakes): they get their answers
+                await asyncio.wait(pending, timeout=FIRST_REQUEST_WAIT)
             await self._finish_connections(FIRST_REQUEST_WAIT, self.options.shutdown_timeout)
         forwarder, self._forwarder = self._forwarder, None
         if forwarder is not None:
