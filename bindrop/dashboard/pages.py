@@ -15,7 +15,7 @@ from aiohttp import web
 
 from bindrop.client.client import Client, RemoteError
 from bindrop.dashboard.app import SESSION, api, render, wants_json
-from bindrop.dashboard.format import app_url
+from bindrop.dashboard.format import app_url, format_bytes, format_cpu
 
 LIMIT_FIELDS = ("memory_max", "cpu_quota", "tasks_max")
 SYSTEM_KINDS = ("deploy", "restart", "rollback", "start")
@@ -41,6 +41,24 @@ async def apps(request: web.Request) -> web.StreamResponse:
     metrics = {a["name"]: (s.get("metrics") or {}) if isinstance(s, dict) else {}
                for a, s in zip(listed, statuses, strict=True)}
     return render(request, "apps.html", apps=listed, metrics=metrics, link=_links(request))
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """Memory and CPU of every app (or of ``?app=``), as shown: systemd never pushes these,
+    so the pages ask for them every few seconds."""
+    only = request.query.get("app")
+    async with api(request) as client:
+        names = [only] if only else [a["name"] for a in await client.apps()]
+        statuses = await asyncio.gather(*(client.status(n) for n in names),
+                                        return_exceptions=True)
+    shown = {}
+    for name, status in zip(names, statuses, strict=True):
+        if isinstance(status, RemoteError) and status.status == 401:
+            raise status
+        m = (status.get("metrics") or {}) if isinstance(status, dict) else {}
+        shown[name] = {"memory": format_bytes(m.get("memory_current")),
+                       "cpu": format_cpu(m.get("cpu_usage_nsec"))}
+    return web.json_response(shown, headers={"Cache-Control": "no-store"})
 
 
 async def app(request: web.Request) -> web.StreamResponse:

@@ -117,6 +117,9 @@ async def test_an_admin_sees_an_app_and_stops_it_only_with_the_forms_csrf_token(
     behind_tls = await dashboard.get("/", headers={"Host": "dash.example.com",
                                                    "X-Forwarded-Proto": "https"})
     assert 'href="https://dash-a.test/"' in await behind_tls.text()
+    shown = await (await dashboard.get("/metrics.json?app=dash-a")).json()
+    assert shown["dash-a"]["memory"].endswith("B") and set(shown["dash-a"]) == {"memory", "cpu"}
+    assert "dash-a" in await (await dashboard.get("/metrics.json")).json()
     page = await (await dashboard.get("/apps/dash-a")).text()
     assert 'value="stop"' in page and "Roll back" not in page  # one release: nothing to undo
     refused = await dashboard.post("/apps/dash-a/stop", data={"csrf": "forged"},

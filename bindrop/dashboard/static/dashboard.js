@@ -123,6 +123,24 @@
     });
   });
 
+  // Memory and CPU: systemd never pushes them, so ask every few seconds while visible.
+  function refreshMetrics() {
+    if (document.hidden) return;
+    fetch(body.dataset.metrics, {credentials: "same-origin"})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (shown) {
+        if (!shown) return;
+        document.querySelectorAll("[data-app]").forEach(function (root) {
+          var m = shown[root.dataset.app];
+          if (!m) return;
+          setField(root, "memory", m.memory);
+          setField(root, "cpu", m.cpu);
+        });
+      })
+      .catch(function () {});
+  }
+  if (body.dataset.metrics) setInterval(refreshMetrics, 5000);
+
   tickUptimes();
   setInterval(tickUptimes, 10000);
 })();
