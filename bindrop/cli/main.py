@@ -61,6 +61,7 @@ COMMANDS = {
     "token": "bindrop.cli.tokens:token",
     "server": "bindrop.cli.servers:server",
     "migrate": "bindrop.cli.moving:migrate",
+    "dashboard": "bindrop.cli.dashboard:dashboard",
     "backup": "bindrop.cli.backup:backup",
     "disk": "bindrop.cli.disk:disk",
     "gc": "bindrop.cli.disk:gc",
