@@ -192,7 +192,7 @@ class Forwarder:
 
     async def _forward(self, request: Request, response: Response, route: AppRoute,
                        upstream: Upstream, request_id: str, result: _Result) -> None:
-        upgrade = is_websocket_upgrade(request.headers)
+        upgrade = request.upgrade and is_websocket_upgrade(request.headers)
         headers = build_upstream_headers(request.headers, client=request.remote,
                                          scheme=self._scheme(request), request_id=request_id)
         if not request.host:  # HTTP/1.0 visitors may send none; HTTP/1.1 needs one

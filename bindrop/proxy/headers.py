@@ -39,8 +39,11 @@ def get_header(headers: RawHeaders, name: bytes) -> bytes | None:
 
 def hop_by_hop(headers: RawHeaders) -> frozenset[bytes]:
     """Lowercased names not to forward: the fixed set and those ``Connection`` lists."""
-    named = {token.strip().lower() for key, value in headers if key.lower() == b"connection"
-             for token in value.split(b",") if token.strip()}
+    named: set[bytes] = set()
+    for key, value in headers:
+        if len(key) == 10 and key.lower() == b"connection":
+            named.update(token.strip().lower() for token in value.split(b","))
+    named.discard(b"")
     return HOP_BY_HOP | named if named else HOP_BY_HOP
 
 
@@ -80,8 +83,14 @@ def build_upstream_headers(headers: RawHeaders, *, client: str | None, scheme: s
 def build_downstream_headers(headers: RawHeaders, request_id: str) -> RawHeaders:
     """The headers to answer the client with, from the upstream's response ``headers``."""
     drop = hop_by_hop(headers)
-    out = [(k, v) for k, v in headers if k.lower() not in drop]
-    if get_header(out, b"x-request-id") is None:
+    out: RawHeaders = []
+    has_id = False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered not in drop:
+            out.append((name, value))
+            has_id = has_id or lowered == b"x-request-id"
+    if not has_id:
         out.append((b"X-Request-Id", request_id.encode()))
     return out
 

@@ -50,6 +50,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._closed = False
         self._lost: Exception | None = None
         self._parser: httptools.HttpResponseParser | None = None
+        self._chunks: collections.deque[bytes] = collections.deque()
         self._reset()
         self._write_paused = False
         self._write_waiter: asyncio.Future[None] | None = None
@@ -68,7 +69,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_done: asyncio.Future[None] | None = None
         self._headers_complete = False
         self._complete = False
-        self._chunks: collections.deque[bytes] = collections.deque()
+        self._chunks.clear()
         self._buffered = 0
         self._body_waiter: asyncio.Future[None] | None = None
         self._read_paused = False
