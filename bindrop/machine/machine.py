@@ -321,7 +321,8 @@ class Machine:
         lines = [f"export BINDROP_SERVER=unix:{self.control_socket}"]
         if state.http_port:
             lines.append(f"export BINDROP_HTTP_URL=http://{state.address}:{state.http_port}")
-            if state.api_port:
+            # *.localhost URLs reach 127.0.0.1: not a machine with a network of its own.
+            if state.api_port and not state.net:
                 # The control API through the machine's proxy, as from a laptop (a token
                 # needed); *.localhost is 127.0.0.1 to curl and bindrop's client.
                 lines.append(f"export BINDROP_REMOTE_URL="
