@@ -74,7 +74,7 @@ def up(name: str, machines_dir: Path | None, http_port: int | None, bare: bool,
     if not bare:
         click.echo("  bindrop runs inside: the hub (bindrop.service) and the proxy "
                    f"(bindrop-proxy.socket) on http://{state.address}:{state.http_port}")
-        if state.api_port and state.http_port:
+        if state.api_port and state.http_port and not state.net:
             click.echo("  the control API (with a token) through the proxy at "
                        f"{remote_url(DEFAULT_CONTROL_HOST, state.http_port)}")
         click.echo(f"  client:  eval \"$(bindrop machine env --name {name})\"")
