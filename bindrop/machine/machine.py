@@ -169,6 +169,8 @@ class Machine:
             _make_cgroup(d)
         lay = self.layout
         if machine_net is not None:
+            # Recorded first: `down` removes the network even when this boot fails half-way.
+            (lay.dir / "net").write_text(str(machine_net.interface))
             set_up(machine_net)
         lay.boot_script.write_text(render_boot_script(
             lay, cgroups, netns=machine_net.netns_path if machine_net else None))
@@ -306,8 +308,10 @@ class Machine:
                                        f"{state.systemd_pid})")
                 time.sleep(0.05)
             _remove_cgroups([Path(c) for c in state.cgroups])
-            if state.net:
-                tear_down(MachineNet.parse(self.name, state.net))
+        net_file = self.layout.dir / "net"
+        if net_file.exists():
+            tear_down(MachineNet.parse(self.name, net_file.read_text().strip()))
+            net_file.unlink()
         self.layout.state_file.unlink(missing_ok=True)
         if self.layout.run.exists():
             shutil.rmtree(self.layout.run, ignore_errors=True)
