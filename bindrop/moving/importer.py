@@ -211,6 +211,7 @@ def _receive(source: IO[bytes], staging: Path,
         for f in remote:
             try:
                 fetched[f.path] = bucket.download(f.sha256, staging / f.path)
+                (staging / f.path).chmod(f.mode & 0o777)  # 0555: apps execute blobs
             except BindropError as exc:
                 raise InvalidInput(f"{REFUSED}: {exc.message}") from None
         problems = compare_files(remote, fetched)

@@ -74,6 +74,7 @@ def test_blobs_travel_through_the_bucket_and_the_bundle_carries_the_rest(
     import_bundle(target, io.BytesIO(bundle), RecordingHub())
     blob = BlobStore.open(target).path(sha)
     assert blob.read_bytes() == BlobStore.open(source).path(sha).read_bytes()
+    assert blob.stat().st_mode & 0o777 == 0o555  # apps (dynamic users) execute it
 
 
 def test_a_blob_changed_in_the_bucket_is_refused_and_nothing_changes(
