@@ -193,7 +193,10 @@ def _add_tree(w: _Writer, root: Path, prefix: str, scratch: Path, skipped: list[
 
 def _walk(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
     """Depth-first, sorted, symlinks not followed (a symlink is reported, not entered)."""
-    entries = sorted(os.scandir(root), key=lambda e: e.name)
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except FileNotFoundError:  # removed by its app while we walked
+        return
     for entry in entries:
         try:
             st = entry.stat(follow_symlinks=False)
