@@ -9,7 +9,7 @@
 #   --offline          never ask the package index (everything is in --wheel/--find-links)
 #   -- ...             passed to `bindrop install` (e.g. --http-port 8080 --control-host H)
 #
-# Environment: BINDROP_PREFIX (/opt/bindrop: the virtualenv), BINDROP_PYTHON (/usr/bin/python3),
+# Environment: BINDROP_PREFIX (/opt/bindrop: the virtualenv), BINDROP_PYTHON (a Python 3.11+),
 # BINDROP_LINK (/usr/local/bin/bindrop), BINDROP_NO_APT=1 (fail instead of installing missing
 # packages).
 #
@@ -19,17 +19,39 @@
 set -euo pipefail
 
 PREFIX=${BINDROP_PREFIX:-/opt/bindrop}
-# The distribution's Python (apt's python3), never whichever python3 a login's PATH finds
-# first: the virtualenv lives as long as its interpreter.
-PYTHON=${BINDROP_PYTHON:-/usr/bin/python3}
 LINK=${BINDROP_LINK:-/usr/local/bin/bindrop}
 PACKAGES=(python3 python3-venv ca-certificates)
+#: bindrop needs Python 3.11+: Debian 12's python3 is; Ubuntu 22.04's is 3.10, with python3.11
+#: as a package of its own.
+NEWER_PYTHON=(python3.11 python3.11-venv)
 WHEEL=""
 PIP_SOURCES=()
 INSTALL_ARGS=()
 
 say() { echo "bootstrap: $*" >&2; }
 die() { say "error: $*"; exit 1; }
+
+apt_install() {
+    [ "${BINDROP_NO_APT:-}" != 1 ] || die "missing packages: $* (BINDROP_NO_APT=1)"
+    say "installing $*"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >&2
+    apt-get install -y -q --no-install-recommends "$@" >&2
+}
+
+# The distribution's Python 3.11+ (never whichever python3 a login's PATH finds first: the
+# virtualenv lives as long as its interpreter), with its venv module.
+pick_python() {
+    local p
+    for p in ${BINDROP_PYTHON:-} /usr/bin/python3 /usr/bin/python3.13 /usr/bin/python3.12 \
+             /usr/bin/python3.11; do
+        if [ -x "$p" ] && "$p" -c 'import sys, ensurepip, venv
+sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            echo "$p"
+            return
+        fi
+    done
+}
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -53,17 +75,17 @@ for pkg in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
         || missing+=("$pkg")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-    [ "${BINDROP_NO_APT:-}" != 1 ] || die "missing packages: ${missing[*]} (BINDROP_NO_APT=1)"
-    say "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >&2
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
-fi
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 # 2. A virtualenv of bindrop's own.
 if [ ! -x "$PREFIX/bin/python" ]; then
-    say "creating the virtualenv $PREFIX"
+    PYTHON=$(pick_python)
+    if [ -z "$PYTHON" ]; then
+        apt_install "${NEWER_PYTHON[@]}"
+        PYTHON=$(pick_python)
+        [ -n "$PYTHON" ] || die "no Python 3.11 or newer with its venv module"
+    fi
+    say "creating the virtualenv $PREFIX ($("$PYTHON" --version))"
     "$PYTHON" -m venv "$PREFIX"
 fi
 # --no-compile: Python caches bytecode on first import anyway (as root it may write there);
