@@ -269,7 +269,8 @@ def migrate(to: str | None, finish: bool, http_port: int, timeout: float, replac
     def set_up() -> None:
         _set_up(to, None, wheelhouse, offline)
 
-    report = moving.migrate(source, target, http_port=http_port, timeout=timeout,
+    report = moving.migrate(source, target, environ=os.environ, http_port=http_port,
+                            timeout=timeout,
                             replace=replace, set_up=set_up, blobs_in_bucket=blobs_in_bucket,
                             log=lambda m: click.echo(m, err=True))
     if as_json:
@@ -284,7 +285,8 @@ def _print_report(report: Any, source: str) -> None:
     click.echo(f"moved {len(report.apps)} apps from {report.source} to {report.target} "
                f"({size_text(report.bytes)})")
     for app in report.apps:
-        state = {True: "answers", False: "NOT ANSWERING", None: "stopped"}[app.served]
+        state = ("stopped" if not app.should_run else "not checked" if app.served is None
+                 else "answers" if app.served else "NOT ANSWERING")
         click.echo(f"  {app.name:<20} release {app.release or '-':<4} {state:<14} "
                    f"{' '.join(app.hosts)}")
     if report.dns:

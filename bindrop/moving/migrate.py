@@ -100,14 +100,13 @@ def resolve(host: str) -> str:
         return host
 
 
-def migrate(source: Remote, target: Remote, *, http_port: int = 80, timeout: float = 180.0,
-            replace: bool = False, set_up: Callable[[], object] | None = None,
-            blobs_in_bucket: bool = False,
-            environ: Mapping[str, str] = os.environ, log: Log = lambda _m: None
-            ) -> MigrationReport:
+def migrate(source: Remote, target: Remote, *, environ: Mapping[str, str],
+            http_port: int = 80, timeout: float = 180.0, replace: bool = False,
+            set_up: Callable[[], object] | None = None, blobs_in_bucket: bool = False,
+            log: Log = lambda _m: None) -> MigrationReport:
     """Set the target up when needed (``set_up``), move everything, wait until each app
     that should run answers through the target's proxy, and record the migration for
-    ``finish``."""
+    ``finish`` in the user's config (found through ``environ``)."""
     from bindrop.moving.setup import is_set_up
 
     did_setup = False
