@@ -106,3 +106,36 @@ async def test_head_gets_the_headers_of_get_and_no_body(proxy: ProxyServer) -> N
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 404") and b"content-length: " in head.lower()
     assert body == b""
+
+
+async def test_a_visitor_who_leaves_mid_request_is_no_longer_in_flight(
+        proxy: ProxyServer, backend: Backend) -> None:
+    _reader, writer = await asyncio.open_connection("127.0.0.1", proxy.ports[0])
+    writer.write(b"GET /hold HTTP/1.1\r\nHost: web.test\r\n\r\n")
+    await writer.drain()
+    await asyncio.wait_for(backend.first_chunk.wait(), HANG)
+    assert proxy.inflight.count("bindrop-app-web-1.service") == 1
+    writer.close()  # gone while the app still holds the answer: a drain must not wait for it
+    async with asyncio.timeout(HANG):
+        while proxy.inflight.count("bindrop-app-web-1.service"):
+            await asyncio.sleep(0.02)
+    backend.release.set()
+
+
+async def test_a_request_in_flight_when_the_proxy_stops_gets_its_whole_answer(
+        proxy: ProxyServer, backend: Backend) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.ports[0])
+    try:
+        writer.write(b"GET /hold HTTP/1.1\r\nHost: web.test\r\n\r\n")
+        await writer.drain()
+        await asyncio.wait_for(backend.first_chunk.wait(), HANG)
+        closing = asyncio.ensure_future(proxy.close())
+        await asyncio.sleep(0.3)
+        assert not closing.done()  # waits for the answer in flight
+        backend.release.set()
+        answer = await asyncio.wait_for(reader.read(), HANG)  # then closes the connection
+        await asyncio.wait_for(closing, HANG)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"held by web")
+    assert b"connection: close" in answer.lower()
