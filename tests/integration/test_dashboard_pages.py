@@ -252,3 +252,15 @@ async def test_whoami_and_history_over_tcp(hub: Hub, api: ApiServer) -> None:
         events = await client.history(limit=5)
         assert events and events[-1]["kind"] == "token_created"
         assert isinstance(await client.services(), list)
+
+
+async def test_the_server_page_shows_the_last_backup_and_its_failure(
+    dashboard: Dash, hub: Hub
+) -> None:
+    await log_in(dashboard, await token(hub, "dash-care"))
+    hub.store.add_event("backup_succeeded", None, "backup 20261128-0300 done, 3 parts", None)
+    hub.store.add_event("backup_failed", None, "no space left on /var/backups (dash-care)", None)
+    page = await (await dashboard.get("/server")).text()
+    shown = dict(re.findall(r'<dd data-care="(\w+)">(.*?)</dd>', page, re.S))
+    assert "backup 20261128-0300 done" in shown["last_backup"]
+    assert "no space left on /var/backups (dash-care)" in shown["last_backup_failure"]
