@@ -13,7 +13,6 @@ decoded and encoded again per request.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization",
@@ -45,12 +44,6 @@ def hop_by_hop(headers: RawHeaders) -> frozenset[bytes]:
             named.update(token.strip().lower() for token in value.split(b","))
     named.discard(b"")
     return HOP_BY_HOP | named if named else HOP_BY_HOP
-
-
-def without_hop_by_hop(headers: RawHeaders, also: Iterable[bytes] = ()) -> RawHeaders:
-    """A copy of ``headers`` (order and repeats kept) without hop-by-hop ones or ``also``."""
-    drop = hop_by_hop(headers) | {name.lower() for name in also}
-    return [(k, v) for k, v in headers if k.lower() not in drop]
 
 
 def build_upstream_headers(headers: RawHeaders, *, client: str | None, scheme: str,

@@ -398,12 +398,6 @@ class UpstreamPool:
                 conn.close()
         return None
 
-    async def acquire(self, port: int, *, fresh: bool = False) -> UpstreamConnection:
-        """An idle connection to ``port`` (``reused`` set), or a new one. Raises OSError or
-        TimeoutError when the app does not accept."""
-        conn = None if fresh else self.take_idle(port)
-        return conn or await self.connect(port)
-
     async def connect(self, port: int) -> UpstreamConnection:
         """A new connection to ``port``. Raises OSError or TimeoutError."""
         loop = asyncio.get_running_loop()
