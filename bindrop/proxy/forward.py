@@ -15,7 +15,6 @@ import contextlib
 import itertools
 import os
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -94,7 +93,7 @@ class Forwarder:
         self.https_port = https_port
         #: Apps that had a request since ``take_activity`` was last called.
         self._active: set[str] = set()
-        self._busy: Counter[str] = Counter()
+        self._busy: dict[str, int] = {}  # requests in flight per app
         # New request ids: random per process, then counted (unique across workers and
         # restarts without a getrandom call per request).
         self._id_prefix = os.urandom(8).hex()
@@ -148,15 +147,16 @@ class Forwarder:
         if length is not None and length > route.body_limit:
             return await self._too_large(request, response, result, route, request_id)
         self.inflight.enter(upstream.unit)
-        self._busy[route.app] += 1
+        busy = self._busy
+        busy[route.app] = busy.get(route.app, 0) + 1
         try:
             await self._forward(request, response, route, upstream, request_id, result)
         finally:
             self.inflight.leave(upstream.unit)
             self._active.add(route.app)
-            self._busy[route.app] -= 1
-            if not self._busy[route.app]:
-                del self._busy[route.app]
+            busy[route.app] -= 1
+            if not busy[route.app]:
+                del busy[route.app]
 
     def _scheme(self, request: Request) -> str:
         return "https" if request.secure else self.scheme

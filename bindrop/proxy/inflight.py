@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 
 
 class InFlight:
     """Counts requests per unit; ``wait_idle(unit)`` returns once the unit has none."""
 
     def __init__(self) -> None:
-        self._counts: Counter[str] = Counter()
+        # A plain dict: Counter's __missing__ is a Python call, and every unit that goes
+        # idle is deleted, so the next request would pay it.
+        self._counts: dict[str, int] = {}
         self._idle: dict[str, asyncio.Event] = {}
 
     def enter(self, unit: str) -> None:
-        self._counts[unit] += 1
+        self._counts[unit] = self._counts.get(unit, 0) + 1
 
     def leave(self, unit: str) -> None:
-        self._counts[unit] -= 1
-        if self._counts[unit] <= 0:
+        left = self._counts[unit] = self._counts.get(unit, 0) - 1
+        if left <= 0:
             del self._counts[unit]
             event = self._idle.pop(unit, None)
             if event is not None:
