@@ -32,7 +32,7 @@ from bindrop.care.manifest import (
 )
 from bindrop.care.retention import Dated, plan_retention
 from bindrop.care.s3 import S3Backups
-from bindrop.care.sqlite_copy import copy_database
+from bindrop.care.sqlite_copy import copy_database, fsync
 from bindrop.errors import BackupFailed, BindropError, CopyFailed, NotFound
 from bindrop.settings import Settings
 from bindrop.units import validate_app_name
@@ -128,7 +128,7 @@ def _build(settings: Settings, care: CareSettings, backup_id: str, app: str | No
     path = partial / MANIFEST
     path.write_text(manifest.to_json())
     for entry in partial.iterdir():
-        _fsync(entry)
+        fsync(entry)
     return manifest
 
 
@@ -153,14 +153,6 @@ def apply_retention(care: CareSettings, local: LocalBackups, s3: S3Backups | Non
     return deleted
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_dir(path: Path) -> None:
     # A rename is durable once the folder holding it is synced.
-    _fsync(path)
+    fsync(path)

@@ -79,7 +79,7 @@ def copy_database(src: Path, dst: Path) -> None:
                 target.close()
         finally:
             source.close()
-        _fsync(part)
+        fsync(part)
         os.replace(part, dst)
     except (sqlite3.Error, OSError) as exc:
         _remove(part)
@@ -113,7 +113,8 @@ def _uri_path(path: Path) -> str:
     return text.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
+    """Flush ``path`` (a file, or a folder after a rename in it) to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
