@@ -6,11 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-# openssh-*: the tests run a private sshd on 127.0.0.1 for the ssh:// transport.
+# openssh-*: the tests run a private sshd for the ssh:// transport; iproute2: machines with
+# their own network namespace (the migrate tests); chromium: the dashboard browser test.
 for pair in systemd:/lib/systemd/systemd dbus:/usr/bin/dbus-daemon util-linux:/usr/bin/unshare \
             openssh-server:/usr/sbin/sshd openssh-client:/usr/bin/ssh curl:/usr/bin/curl \
             openssl:/usr/bin/openssl \
-            chromium:/usr/bin/chromium \
+            chromium:/usr/bin/chromium iproute2:/bin/ip \
             python3-venv:- ; do
   pkg=${pair%%:*} file=${pair#*:}
   if [ "$file" = "-" ]; then
