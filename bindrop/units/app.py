@@ -147,6 +147,10 @@ def build_app_unit(app: AppSpec, release: ReleaseSpec, settings: Settings) -> Un
         prop("StartLimitIntervalUSec", START_LIMIT_INTERVAL_USEC),
         prop("StartLimitBurst", START_LIMIT_BURST),
         prop("Slice", SLICE),
+        # status and the dashboard show CPU time and memory; on cgroup v1 hosts systemd
+        # counts CPU time only when asked
+        prop("CPUAccounting", True),
+        prop("MemoryAccounting", True),
         # exec, not simple: a missing or non-executable binary then fails the start job
         # instead of reporting "started" and failing a moment later.
         prop("Type", "exec"),

@@ -47,6 +47,8 @@ PROPERTY_SIGNATURES: Mapping[str, str] = MappingProxyType(
         "RestrictNamespaces": "t",
         # cgroup context
         "Slice": "s",
+        "CPUAccounting": "b",
+        "MemoryAccounting": "b",
         "MemoryMax": "t",
         "CPUQuotaPerSecUSec": "t",
         "TasksMax": "t",

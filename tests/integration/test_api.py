@@ -139,6 +139,7 @@ async def test_deploy_over_tcp_serves_the_release_and_status_shows_it(api: ApiSe
         shown = await client.status("web")
         assert shown["live"]["state"] == "running" and shown["live"]["release"] == "1"
         assert shown["metrics"]["tasks_current"] >= 1
+        assert shown["metrics"]["memory_current"] > 0
         assert shown["app"]["current_release"] == 1
         assert (await client.releases("web"))[0]["created_by"] == "token deployer"
         await client.action("web", "stop")

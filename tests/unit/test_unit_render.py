@@ -98,6 +98,8 @@ StartLimitBurst=5
 
 [Service]
 Slice=bindrop.slice
+CPUAccounting=yes
+MemoryAccounting=yes
 Type=exec
 ExecStart=/srv/blog/bin/blog serve "--title=My Blog"
 WorkingDirectory=/var/lib/bindrop/apps/blog
