@@ -23,6 +23,7 @@ _REQUEST_ID_OK = re.compile(r"[A-Za-z0-9._:@/+=-]{1,200}")
 #: Set by the proxy (it is the edge): what a visitor sends of these is dropped.
 _SET_HERE = frozenset({b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id",
                        b"x-forwarded-for"})
+_DROP_UPSTREAM = HOP_BY_HOP | _SET_HERE
 
 #: Headers as they are on the wire: (name, value) in order, repeats kept, names as sent.
 RawHeaders = list[tuple[bytes, bytes]]
@@ -36,20 +37,35 @@ def get_header(headers: RawHeaders, name: bytes) -> bytes | None:
     return None
 
 
-def hop_by_hop(headers: RawHeaders) -> frozenset[bytes]:
-    """Lowercased names not to forward: the fixed set and those ``Connection`` lists."""
-    named: set[bytes] = set()
+def hop_by_hop(headers: RawHeaders, base: frozenset[bytes] = HOP_BY_HOP) -> frozenset[bytes]:
+    """Lowercased names not to forward: ``base`` (the fixed set) and those ``Connection``
+    lists."""
+    drop = base
     for key, value in headers:
         if len(key) == 10 and key.lower() == b"connection":
-            named.update(token.strip().lower() for token in value.split(b","))
-    named.discard(b"")
-    return HOP_BY_HOP | named if named else HOP_BY_HOP
+            drop = _drop_also(drop, value)
+    return drop
+
+
+#: What a ``Connection`` value names beyond the fixed set, by value as sent: nearly every
+#: request and answer sends one of a few values (``keep-alive``, ``close``, ``Upgrade``).
+_CONNECTION_NAMES: dict[bytes, frozenset[bytes]] = {}
+
+
+def _drop_also(drop: frozenset[bytes], connection: bytes) -> frozenset[bytes]:
+    named = _CONNECTION_NAMES.get(connection)
+    if named is None:
+        named = frozenset(token.strip().lower() for token in connection.split(b",")) \
+            - HOP_BY_HOP - {b""}
+        if len(_CONNECTION_NAMES) < 256:
+            _CONNECTION_NAMES[connection] = named
+    return drop | named if named else drop
 
 
 def build_upstream_headers(headers: RawHeaders, *, client: str | None, scheme: str,
                            request_id: str) -> RawHeaders:
     """The headers to send upstream for a request that came in with ``headers``."""
-    drop = hop_by_hop(headers) | _SET_HERE
+    drop = hop_by_hop(headers, _DROP_UPSTREAM)
     out: RawHeaders = []
     chain: list[bytes] = []
     host = None

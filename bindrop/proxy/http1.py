@@ -263,7 +263,10 @@ class HttpConnection(asyncio.Protocol):
         self._refused = False
         self._current: Request | None = None  # being received
         self._queue: collections.deque[Request] = collections.deque()  # to answer, in order
+        #: Answers the requests in turn; waits on ``_more`` between them (one task for
+        #: all of a keep-alive connection's requests, not one per request).
         self._task: asyncio.Task[None] | None = None
+        self._more: asyncio.Future[None] | None = None
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._read_paused = False
@@ -375,7 +378,12 @@ class HttpConnection(asyncio.Protocol):
         self._current = request
         self._queue.append(request)
         self.requests_seen += 1
-        if self._task is None:
+        more = self._more
+        if more is not None:
+            self._more = None
+            if not more.done():
+                more.set_result(None)
+        elif self._task is None:
             self._task = self.loop.create_task(self._answer_all())
 
     def on_body(self, body: bytes) -> None:
@@ -394,7 +402,13 @@ class HttpConnection(asyncio.Protocol):
 
     async def _answer_all(self) -> None:
         try:
-            while self._queue and not self.closed:
+            while not self.closed:
+                if not self._queue:
+                    # Keep-alive: wait for the next request's head (the visitor going
+                    # away cancels this task).
+                    self._more = self.loop.create_future()
+                    await self._more
+                    continue
                 request = self._queue[0]
                 response = Response(self, request)
                 try:
@@ -432,7 +446,7 @@ class HttpConnection(asyncio.Protocol):
                     return
                 self.resume_reading()
         finally:
-            self._task = None
+            self._task = self._more = None
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
@@ -476,13 +490,14 @@ class HttpConnection(asyncio.Protocol):
 
     @property
     def idle(self) -> bool:
-        """No request being received or answered."""
-        return not self._queue and not self._in_head and self._task is None
+        """No request being received or answered (a request leaves the queue once
+        answered)."""
+        return not self._queue and not self._in_head
 
     @property
     def waiting(self) -> bool:
         """Nothing to answer: idle, or a request head still arriving."""
-        return not self._queue and self._task is None
+        return not self._queue
 
     @property
     def awaiting_first_request(self) -> bool:
@@ -501,7 +516,7 @@ class HttpConnection(asyncio.Protocol):
         if self._refused:
             return
         self._refused = True
-        if self._task is None and self.transport is not None and not self.closed:
+        if not self._queue and self.transport is not None and not self.closed:
             body = f"{status} {reason}\n".encode()
             self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
                                  b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"

@@ -42,6 +42,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def __init__(self, pool: UpstreamPool | None, port: int) -> None:
         self.pool = pool
+        self._timeouts = pool.timeouts if pool is not None else Timeouts()
         self.port = port
         self.transport: asyncio.Transport | None = None
         self.idle_since = 0.0
@@ -254,18 +255,22 @@ class UpstreamConnection(asyncio.Protocol):
     async def head(self, timeout: float | None = None) -> None:
         """Wait for the answer's status line and headers (``status``, ``reason``,
         ``headers``). Raises ``UpstreamError``, or TimeoutError after ``timeout`` seconds
-        (a timer of its own: cheaper than ``asyncio.timeout`` once per request)."""
+        (on a timer shared with the other requests due about then: cheaper than a timer,
+        let alone ``asyncio.timeout``, per request)."""
         if self._headers_complete:
             return
         if self._lost is not None:
             raise self._lost
         done = self._head_done = self._loop.create_future()
-        timer = self._loop.call_later(timeout, _expire, done) if timeout is not None else None
+        if timeout is None:
+            await done
+            return
+        timeouts = self._timeouts
+        due = timeouts.add(self._loop, done, timeout)
         try:
             await done
         finally:
-            if timer is not None:
-                timer.cancel()
+            timeouts.discard(due, done)
 
     def take(self) -> bytes | None:
         """All of a complete answer's body, or None if more is to come (then ``read``)."""
@@ -349,9 +354,62 @@ class UpstreamConnection(asyncio.Protocol):
             and not self.transport.is_closing()
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
+class Timeouts:
+    """Timeouts for many waits on few timers: the waits due within the same ``grain``
+    seconds share one timer, which fires at the end of that span (so a timeout fires at
+    most ``grain`` late, never early). Arming and disarming a wait are a set add and
+    discard; a span's timer is cancelled once its waits are all done and no more can join
+    (so few timers and sets are alive, not one per span of the whole timeout)."""
+
+    def __init__(self, grain: float = 0.01) -> None:
+        self.grain = grain
+        self._due: dict[int, _Due] = {}
+        self._newest = 0  # the span waits were last added to
+
+    def add(self, loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[None],
+            timeout: float) -> _Due:
+        """Fail ``waiter`` with TimeoutError after ``timeout`` seconds unless it is done by
+        then; pass what this returns to ``discard`` once it is."""
+        slot = int((loop.time() + timeout) / self.grain) + 1
+        due = self._due.get(slot)
+        if due is None:
+            newest = self._due.get(self._newest)
+            if newest is not None and not newest.waiters:
+                self._drop(newest)
+            due = self._due[slot] = _Due(slot, loop.call_at(slot * self.grain, self._expire,
+                                                            slot))
+        self._newest = slot
+        due.waiters.add(waiter)
+        return due
+
+    def discard(self, due: _Due, waiter: asyncio.Future[None]) -> None:
+        waiters = due.waiters
+        waiters.discard(waiter)
+        if not waiters and due.slot != self._newest:
+            self._drop(due)
+
+    def _drop(self, due: _Due) -> None:
+        due.timer.cancel()
+        if self._due.get(due.slot) is due:
+            del self._due[due.slot]
+
+    def _expire(self, slot: int) -> None:
+        due = self._due.pop(slot, None)
+        if due is not None:
+            for waiter in due.waiters:
+                if not waiter.done():
+                    waiter.set_exception(TimeoutError())
+
+
+class _Due:
+    """The waits due in one span, and its timer."""
+
+    __slots__ = ("slot", "timer", "waiters")
+
+    def __init__(self, slot: int, timer: asyncio.TimerHandle) -> None:
+        self.slot = slot
+        self.timer = timer
+        self.waiters: set[asyncio.Future[None]] = set()
 
 
 def render_request_head(method: str, raw_url: bytes, headers: Iterable[tuple[bytes, bytes]],
@@ -384,6 +442,8 @@ class UpstreamPool:
         self.max_idle_per_port = max_idle_per_port
         self.host = host
         self._idle: dict[int, list[UpstreamConnection]] = {}
+        #: The timeouts of its connections' waits for an answer.
+        self.timeouts = Timeouts()
 
     def take_idle(self, port: int) -> UpstreamConnection | None:
         """An idle connection to ``port`` (``reused`` set), or None."""

@@ -126,3 +126,32 @@ async def test_an_app_that_dies_mid_body_cuts_the_visitor_off(
     except ConnectionError:
         return
     assert raw.startswith(b"HTTP/1.1 200") and not raw.endswith(b"0\r\n\r\n")
+
+
+async def test_shared_timeouts_fire_late_never_early_and_leave_no_timer_behind() -> None:
+    from bindrop.proxy.upstream import Timeouts
+
+    loop = asyncio.get_running_loop()
+    timeouts = Timeouts(grain=0.05)
+    slow, fast = loop.create_future(), loop.create_future()
+    started = loop.time()
+    due_slow = timeouts.add(loop, slow, 0.1)
+    due_fast = timeouts.add(loop, fast, 0.1)
+    assert due_slow is due_fast  # one timer for both
+    fast.set_result(None)
+    timeouts.discard(due_fast, fast)
+    with pytest.raises(TimeoutError):
+        await slow
+    assert 0.1 <= loop.time() - started + 0.002 < 0.1 + 0.05 + 0.1
+    timeouts.discard(due_slow, slow)
+    # Waits all done and a newer span started: the older span's timer is cancelled.
+    done = loop.create_future()
+    first = timeouts.add(loop, done, 10)
+    done.set_result(None)
+    timeouts.discard(first, done)
+    await asyncio.sleep(0.06)
+    later = loop.create_future()
+    second = timeouts.add(loop, later, 10)
+    assert second is not first and first.timer.cancelled()
+    assert list(timeouts._due) == [second.slot]
+    second.timer.cancel()
