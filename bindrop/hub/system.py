@@ -37,7 +37,10 @@ log = logging.getLogger(__name__)
 DASHBOARD_APP = "bindrop-dashboard"
 #: What the dashboard's releases are recorded as created by.
 CREATED_BY = "bindrop (system app)"
-HOMES = ("/root", "/home")
+#: Where an app unit sees something else than the host: homes (ProtectHome) and the
+#: temporary folders (PrivateTmp). A bindrop run from there (pyenv, a checkout in /tmp in CI)
+#: is bound into its system apps read-only.
+HIDDEN = ("/root", "/home", "/tmp", "/var/tmp")
 LAUNCHER_MAX = 64 * 1024
 
 
@@ -59,19 +62,19 @@ def build_launcher(python: str, api_url: str, version: str = __version__) -> byt
 
 
 def build_read_only_paths(paths: Iterable[str]) -> tuple[str, ...]:
-    """Of ``paths`` (where the Python a system app runs on lives), those inside a home
-    directory, which the app unit otherwise hides: they are bound in read-only. Pure."""
+    """Of ``paths`` (where the Python a system app runs on lives), those inside a home or a
+    temporary folder, which the app unit otherwise hides: they are bound in read-only. Pure."""
     shown: list[str] = []
     for path in paths:
         path = os.path.normpath(path)
-        inside = any(path == h or path.startswith(h + "/") for h in HOMES)
+        inside = any(path == h or path.startswith(h + "/") for h in HIDDEN)
         if inside and path not in shown and not any(path.startswith(s + "/") for s in shown):
             shown.append(path)
     return tuple(shown)
 
 
 def system_read_only_paths() -> tuple[str, ...]:
-    """The home-directory paths this very bindrop needs: its Python (a pyenv build, a
+    """The hidden paths this very bindrop needs: its Python (a pyenv build, a
     virtualenv) and its code (an editable install from a checkout in a home)."""
     code = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # the bindrop package
     return build_read_only_paths([sys.prefix, sys.base_prefix,

@@ -67,8 +67,9 @@ class AppSpec:
 
     ``system`` marks bindrop's own apps (the dashboard); they run exactly like user apps, so it
     does not change the unit. ``read_only_paths`` (absolute) are made visible, read-only, through
-    the home-directory protection: the hub gives a system app the Python it runs on when that
-    lives under /root or /home (pyenv, a user's virtualenv); with none, homes stay hidden.
+    the home-directory protection and the private /tmp: the hub gives a system app the Python
+    it runs on when that lives under /root, /home or /tmp (pyenv, a user's virtualenv, a
+    checkout in CI); with none, homes stay hidden.
     """
 
     name: str

@@ -139,8 +139,10 @@ def test_the_launcher_execs_this_bindrop_against_the_api() -> None:
         build_launcher("/p", "unix:/run/bindrop/control.sock")
 
 
-def test_only_paths_inside_homes_are_bound_in() -> None:
-    assert build_read_only_paths(["/usr", "/opt/venv", "/homework"]) == ()
+def test_only_paths_inside_homes_and_temporary_folders_are_bound_in() -> None:
+    assert build_read_only_paths(["/usr", "/opt/venv", "/homework", "/tmpfoo"]) == ()
+    assert build_read_only_paths(["/tmp/ci-clone/.venv", "/var/tmp/x"]) == (
+        "/tmp/ci-clone/.venv", "/var/tmp/x")
     assert build_read_only_paths([
         "/root/.pyenv/versions/3.11.7", "/root/.pyenv/versions/3.11.7/bin/python3.11",
         "/home/ann/venv/", "/root/.pyenv/versions/3.11.7"]) == (
