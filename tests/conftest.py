@@ -29,8 +29,8 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
             pytest.fail(reason)
         pytest.skip(reason)
     m = Machine(f"test-{os.getpid()}", tmp_path_factory.mktemp("machines"))
-    m.up(bare=True)
     try:
+        m.up(bare=True)  # inside: a boot that fails half-way is still brought down
         yield m
     finally:
         m.down(purge=True)

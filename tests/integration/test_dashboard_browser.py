@@ -51,8 +51,8 @@ def server_machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium (apt-get install chromium)")
     m = Machine(f"dash-{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("dash-machines"))
-    m.up(bare=False)
     try:
+        m.up(bare=False)  # inside: a failed install still brings the machine down
         yield m
     finally:
         m.down(purge=True)

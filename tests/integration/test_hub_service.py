@@ -31,8 +31,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
     if os.geteuid() != 0:
         pytest.skip("needs root")
     m = Machine(f"svc-{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("svc-machines"))
-    m.up(bare=False)
     try:
+        m.up(bare=False)  # inside: a failed install still brings the machine down
         m.exec("systemctl", "stop", "bindrop.service")  # one writer: config goes in while down
         data = m.layout.private_dir("/var/lib/bindrop")
         blob = BlobStore(data / "blobs" / "sha256").put_file(HELLO, max_size=1 << 20)
