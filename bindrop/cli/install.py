@@ -7,10 +7,13 @@ import os
 import shlex
 import subprocess
 import sys
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import click
 
+import bindrop
 from bindrop.errors import BindropError, InvalidInput
 from bindrop.settings import (
     DEFAULT_API_PORT,
@@ -22,8 +25,9 @@ from bindrop.settings import (
     parse_dashboard_host,
 )
 from bindrop.systemd.calendar import parse_calendar
+from bindrop.version import version_text
 
-#: Units bindrop installs, from deploy/ in the source tree, in start order.
+#: Units bindrop installs, from the package's deploy/ folder, in start order.
 UNITS = ("bindrop.service", "bindrop-backup.service", "bindrop-backup.timer",
          "bindrop-disk.service", "bindrop-disk.timer", "bindrop-proxy.socket",
          "bindrop-proxy-https.socket", "bindrop-proxy.service")
@@ -43,11 +47,9 @@ def installed_units(https_port: int | None) -> tuple[str, ...]:
     return tuple(u for u in UNITS if https_port is not None or u != HTTPS_SOCKET)
 
 
-def deploy_dir() -> Path:
-    """deploy/ of the source tree, or its copy inside the package (a wheel built by
-    ``bindrop server setup`` carries it there)."""
-    packaged = Path(__file__).resolve().parents[1] / "deploy"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "deploy"
+def deploy_dir() -> Traversable:
+    """The unit templates: package data (``bindrop/deploy/``) of any install."""
+    return resources.files("bindrop") / "deploy"
 
 
 def render_installed_unit(template: str, command: str, http_port: int = DEFAULT_HTTP_PORT,
@@ -175,6 +177,8 @@ def install(no_start: bool, http_port: int, https_port: int | None, api_port: in
             _systemctl("restart" if name in changed else "start", name)
     click.echo(f"installed {', '.join(units)}" + (f" (updated: {', '.join(changed)})"
                                                    if changed else " (unchanged)"))
+    click.echo(f"the units run {bindrop_command()}: bindrop {version_text()} from "
+               f"{Path(bindrop.__file__).resolve().parent}")
     if not no_start and dashboard_host is not None:
         if api_port is None:
             click.echo("dashboard: skipped (it needs the TCP control API: --api-port)")

@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from bindrop import __version__
 from bindrop.errors import BindropError
 
 
@@ -36,6 +35,14 @@ class BindropGroup(click.Group):
         except BindropError as exc:
             click.echo(f"error: {exc.message}", err=True)
             sys.exit(1)
+
+
+def _print_version(ctx: click.Context, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from bindrop.version import version_text
+
+        click.echo(f"bindrop {version_text()}")
+        ctx.exit()
 
 
 #: Every command, as "module:attribute": imported when used.
@@ -72,7 +79,9 @@ COMMANDS = {
 @click.group(cls=BindropGroup, lazy=COMMANDS,
              context_settings={"auto_envvar_prefix": "BINDROP",
                                "help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="bindrop")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=lambda ctx, _param, value: _print_version(ctx, value),
+              help="Show the version (and the commit it was built from) and exit.")
 def cli() -> None:
     """Run your own apps on your own server, as systemd units behind one proxy.
 
