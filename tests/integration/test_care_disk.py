@@ -74,8 +74,9 @@ async def test_disk_shows_bindrops_parts(
 async def test_gc_frees_unused_old_blobs_and_backups_beyond_retention(
     machine: Machine, settings: Settings, hub: Hub, api: ApiServer
 ) -> None:
-    env = care_env(machine, settings, api, BINDROP_BACKUP_KEEP_DAILY="1",
-                   BINDROP_BACKUP_KEEP_WEEKLY="0")
+    env = care_env(machine, settings, api)
+    # Care settings are the server's: the hub's environment (care.env on a server).
+    hub.care_runs.environ.update(BINDROP_BACKUP_KEEP_DAILY="1", BINDROP_BACKUP_KEEP_WEEKLY="0")
     settings.blobs_dir.mkdir(parents=True, exist_ok=True)
     orphan = settings.blobs_dir / ("ab" * 32)
     orphan.write_bytes(b"x" * 5000)
