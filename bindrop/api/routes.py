@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bindrop.api import (
     actions,
+    alerts,
     apps,
     backups,
     care,
@@ -89,6 +90,8 @@ RESTORE = {"type": "object", "additionalProperties": False,
 GC = {"type": "object", "additionalProperties": False, "properties": {"dry_run": _BOOL}}
 DISK_CHECK = {"type": "object", "additionalProperties": False,
               "properties": {"threshold": {"type": ["string", "number", "null"]}}}
+ALERTS = {"type": "object", "required": ["webhook"], "additionalProperties": False,
+          "properties": {"webhook": {"type": ["string", "null"]}}}
 CARE_REPORT = {"type": "object", "additionalProperties": False,
                "properties": {"progress": _STR, "result": {"type": "object"},
                               "error": {"type": "object"}}}
@@ -214,6 +217,12 @@ ROUTES: tuple[Route, ...] = (
           "The care run in progress and the newest ones"),
     Route("GET", "/v1/care/runs/{run}", backups.show_run,
           "A care run: state, progress, units, result or error"),
+    Route("GET", "/v1/alerts", alerts.show,
+          "Where alerts go (the webhook) and how delivery goes", admin=True),
+    Route("PUT", "/v1/alerts", alerts.set_channel,
+          "Set the webhook alerts are POSTed to (null: no alerts)", admin=True, body=ALERTS),
+    Route("POST", "/v1/alerts/test", alerts.test,
+          "Send a test alert to the webhook now", admin=True),
     Route("POST", "/v1/events", care.record_event,
           "Record the outcome of a backup, disk check or gc (bindrop's timers)", admin=True,
           body=CARE_EVENT, status=201),

@@ -67,6 +67,7 @@ COMMANDS = {
     "gc": "bindrop.cli.disk:gc",
     "cron": "bindrop.cli.cron:cron",
     "care-run": "bindrop.cli.care_run:care_run",
+    "alerts": "bindrop.cli.alerts:alerts",
 }
 
 

@@ -288,6 +288,15 @@ class Client:
     async def care_runs(self) -> Any:
         return await self.request("GET", "/v1/care/runs")
 
+    async def alerts(self) -> Any:
+        return await self.request("GET", "/v1/alerts")
+
+    async def set_alerts(self, webhook: str | None) -> Any:
+        return await self.request("PUT", "/v1/alerts", body={"webhook": webhook})
+
+    async def test_alert(self) -> Any:
+        return await self.request("POST", "/v1/alerts/test")
+
     async def cron_jobs(self, app: str) -> Any:
         return (await self.request("GET", f"/v1/apps/{_seg(app)}/cron"))["jobs"]
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from bindrop.errors import BindropError, Cancelled
 from bindrop.hub.actor import Actor
+from bindrop.hub.alerts import Alerts
 from bindrop.hub.care import CareRuns
 from bindrop.hub.care_actions import CareActions
 from bindrop.hub.commands import Command, Deploy, Restart, Start, describe
@@ -83,6 +84,7 @@ class Hub:
         self.cron = CronJobs(self)
         self.care_runs = CareRuns(self, care_environ)
         self.care = CareActions(self, self.care_runs)
+        self.alerts = Alerts(self)
 
     # -- life ----------------------------------------------------------------------------
 
@@ -95,6 +97,7 @@ class Hub:
         # Subscribe the store before the watcher starts: its first snapshot is an event too.
         self._unsubscribe.append(self.watcher.subscribe(self.state.apply))
         self._unsubscribe.append(self.state.subscribe(self._on_change))
+        self.alerts.start()
         await self.bus.open()
         await self.watcher.start()
         await self.watcher.wait_synced()
@@ -107,6 +110,7 @@ class Hub:
         """Stop actors (queued commands fail with Cancelled) and disconnect. Apps keep running."""
         self.cron.close()
         self.care_runs.close()
+        await self.alerts.close()
         actors, self._actors = list(self._actors.values()), {}
         await asyncio.gather(*(a.stop() for a in actors), return_exceptions=True)
         for fut in list(self._background):
