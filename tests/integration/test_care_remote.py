@@ -110,3 +110,31 @@ async def test_verify_of_a_damaged_backup_fails_with_what_is_wrong(
     assert damaged.exit_code == 1 and "sha256" in damaged.output
     missing = await bindrop(env, "backup", "verify", "20200101T000000.000Z-server")
     assert missing.exit_code == 1 and "no local backup" in missing.output
+
+
+async def test_a_restore_asked_for_during_a_deploy_waits_its_turn(
+    hub: Hub, api: ApiServer
+) -> None:
+    from bindrop.hub.commands import Deploy
+    from bindrop.store import AppConfig
+
+    from .hubkit import HELLO
+
+    hub.store.create_app(AppConfig(name="turns", hosts=("turns.test",)))
+    blob = hub.blobs.put_file(HELLO, max_size=1 << 20)
+    hub.store.add_release("turns", blob.sha256, blob.size, "binary", [], "tests")
+    await hub.call("turns", Deploy("1"))
+    async with Client(f"unix:{api.socket_path}") as client:
+        made = await client.start_backup("turns", wait=True)
+        assert made["state"] == "succeeded", made
+        hub.store.add_release("turns", blob.sha256, blob.size, "binary",
+                              ["--listen-after", "3"], "tests")
+        deploying = hub.submit("turns", Deploy("2"))
+        restored = await client.restore("turns", wait=True)
+        assert deploying.done()
+    assert restored["state"] == "succeeded", restored
+    assert restored["result"]["started"] is True and restored["result"]["release"] == "2"
+    events = hub.store.list_events("turns")
+    second = next(e.id for e in events if e.kind == "deploy_succeeded"
+                  and (e.data or {}).get("release") == 2)
+    assert second < next(e.id for e in events if e.kind == "backup_restored")
