@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bindrop.api.bodies import only, query_flag, read_json
 from bindrop.api.keys import HUB
-from bindrop.care.config import CareSettings, load_care_settings
+from bindrop.care.config import CareSettings, load_care_settings, parse_threshold
 from bindrop.care.disk import samples_path
 from bindrop.care.manifest import parse_backup_id
 from bindrop.care.restore import fetched, list_backups
@@ -127,10 +127,11 @@ async def disk_check(request: web.Request) -> dict[str, Any]:
     body = await read_json(request, required=False)
     only(body, {"threshold"}, "a disk check")
     threshold = body.get("threshold")
-    if threshold is not None and not isinstance(threshold, (str, int, float)):
-        raise InvalidInput("threshold must be a percentage")
-    return await request.app[HUB].care.disk_check(
-        None if threshold is None else str(threshold))
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, (str, int, float)):
+            raise InvalidInput("threshold must be a percentage from 1 to 100")
+        threshold = f"{parse_threshold(str(threshold)):g}"
+    return await request.app[HUB].care.disk_check(threshold)
 
 
 def _samples(hub: Hub) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from bindrop.errors import BindropError
+from bindrop.errors import BindropError, Conflict, DeliveryFailed
 from bindrop.hub.state import AppRunState, AppStateChanged, Change
 from bindrop.store.events import Event
 
@@ -174,16 +174,16 @@ class Alerts:
                     session.post(url, json=alert.to_dict(),
                                  headers={"User-Agent": "bindrop-alerts"}) as response:
                 if not 200 <= response.status < 300:
-                    raise BindropError(f"the webhook answered {response.status}")
+                    raise DeliveryFailed(f"the webhook answered {response.status}")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise BindropError(f"the webhook could not be reached: "
+            raise DeliveryFailed(f"the webhook could not be reached: "
                                f"{exc.__class__.__name__} {exc}") from None
 
     async def test(self) -> Alert:
         """Send a test alert now, once; ``BindropError`` if no webhook is set or it fails."""
         url = self.hub.store.alert_webhook()
         if url is None:
-            raise BindropError("no webhook is set; `bindrop alerts set --webhook URL`")
+            raise Conflict("no webhook is set; `bindrop alerts set --webhook URL`")
         alert = Alert("test", self.server, None, "a test alert from bindrop", self.link(None),
                       datetime.now(UTC).isoformat(timespec="seconds"))
         await self.send(alert, url)

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEEP = 100
+#: How long a stopping hub waits for care runs in progress.
+CLOSE_WAIT_S = 20.0
 #: Where DynamicUser apps' StateDirectory= lands, whatever bindrop's root.
 APPS_DATA = "/var/lib/private/bindrop/apps"
 #: Kinds of runs that only read: never exclusive.
@@ -209,8 +211,13 @@ class CareRuns:
         await run.done.wait()
         return run
 
-    def close(self) -> None:
-        for task in list(self._tasks):
+    async def close(self, wait: float = CLOSE_WAIT_S) -> None:
+        """Let runs in progress end (up to ``wait`` seconds), so their outcome is recorded;
+        then stop waiting. A unit still running then goes on in systemd to its end."""
+        tasks = list(self._tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=wait)
+        for task in tasks:
             task.cancel()
 
     # -- steps -----------------------------------------------------------------------------

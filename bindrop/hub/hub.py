@@ -109,7 +109,7 @@ class Hub:
     async def close(self) -> None:
         """Stop actors (queued commands fail with Cancelled) and disconnect. Apps keep running."""
         self.cron.close()
-        self.care_runs.close()
+        await self.care_runs.close()
         await self.alerts.close()
         actors, self._actors = list(self._actors.values()), {}
         await asyncio.gather(*(a.stop() for a in actors), return_exceptions=True)

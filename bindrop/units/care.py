@@ -42,6 +42,9 @@ def build_care_unit(kind: str, run: str, python: str, args: Sequence[str],
     (which says where bindrop's files are and how to reach the hub)."""
     if not python.startswith("/"):
         raise InvalidInput(f"the Python running bindrop must be an absolute path, not {python!r}")
+    for arg in args:
+        if not arg.isprintable():
+            raise InvalidInput(f"a care run's argument must be printable text, not {arg!r}")
     argv = [python, "-m", "bindrop", "care-run", kind, *args]
     marks = {"BINDROP_CARE": kind, "BINDROP_CARE_RUN": run}
     env = {**environment, **marks, "PYTHONUNBUFFERED": "1"}
