@@ -138,3 +138,30 @@ async def test_a_restore_asked_for_during_a_deploy_waits_its_turn(
     second = next(e.id for e in events if e.kind == "deploy_succeeded"
                   and (e.data or {}).get("release") == 2)
     assert second < next(e.id for e in events if e.kind == "backup_restored")
+
+
+async def test_a_full_disk_during_a_backup_leaves_nothing_and_is_reported(
+    machine: Machine, settings: Settings, hub: Hub, api: ApiServer
+) -> None:
+    import os
+
+    await deploy_writer(hub, "big", "serve", "--until", "2")
+    data = apps_data(machine) / "big"
+    await wait_for(lambda: (data / "app.db").exists())
+    (data / "noise.bin").write_bytes(os.urandom(2 * 1024 * 1024))  # does not compress
+    tiny = settings.root / "tiny-backups"
+    tiny.mkdir()
+    # Mounted inside the machine, where the care unit runs: a 512 KiB backup disk.
+    machine.exec("mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(tiny))
+    hub.care_runs.environ["BINDROP_BACKUP_DIR"] = str(tiny)
+    try:
+        env = {"BINDROP_SERVER": f"unix:{api.socket_path}", "BINDROP_TOKEN": ""}
+        failed = await bindrop(env, "backup", "run", "big")
+        assert failed.exit_code == 1 and "is full" in failed.output
+        assert ok_json(await bindrop(env, "backup", "list", "--json")) == []
+        left = machine.exec("ls", "-A", str(tiny)).stdout.split()
+        assert left == [".lock"]
+    finally:
+        machine.exec("umount", str(tiny))
+    event = hub.store.last_event_of(["backup_failed"])
+    assert event is not None and event.app == "big" and "is full" in event.message
