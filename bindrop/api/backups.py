@@ -107,6 +107,20 @@ async def restore_app(request: web.Request) -> dict[str, Any]:
     return await _answer(request, run)
 
 
+async def restore_server(request: web.Request) -> dict[str, Any]:
+    body = await read_json(request, required=False)
+    only(body, {"from"}, "a restore of the server's database")
+    backup_id = body.get("from")
+    if backup_id is not None:
+        if not isinstance(backup_id, str):
+            raise InvalidInput("from must be a backup id, or null for the newest")
+        if parse_backup_id(backup_id)[1] is not None:
+            raise InvalidInput(f"backup {backup_id} is of one app and holds no database of "
+                               "bindrop; choose a server backup")
+    run = await request.app[HUB].care.start_server_restore(backup_id, queue=_queue(request))
+    return run.to_dict()
+
+
 async def gc(request: web.Request) -> dict[str, Any]:
     body = await read_json(request, required=False)
     only(body, {"dry_run"}, "a gc")

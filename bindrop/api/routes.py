@@ -205,6 +205,11 @@ ROUTES: tuple[Route, ...] = (
           "Restore an app's data from a backup (from: an id, or the newest), in its turn "
           "after the app's other actions; the run", admin=True, body=RESTORE, status=202,
           query=(_QUEUE, _CARE_WAIT)),
+    Route("POST", "/v1/server/restore", backups.restore_server,
+          "Restore bindrop's own database from a server backup (from: an id, or the newest): "
+          "checked, then the hub stops, the database is swapped, the hub starts again and "
+          "records server_restored; the run (this hub never reports its end)", admin=True,
+          body=RESTORE, status=202, query=(_QUEUE,)),
     Route("POST", "/v1/gc", backups.gc,
           "Free unused blobs and backups beyond retention (dry_run: only say what); the run",
           admin=True, body=GC, status=202, query=(_QUEUE, _CARE_WAIT)),

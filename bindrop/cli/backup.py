@@ -7,6 +7,8 @@ backup and failure.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,9 +16,12 @@ import click
 
 from bindrop.cli.care_common import follow, wait_option
 from bindrop.cli.remote import emit_json, json_option, remote, size_text, table
+from bindrop.client.client import Client, RemoteError
 from bindrop.units import validate_app_name
 
 Run = Callable[..., Any]
+#: How long a restore of the server's database may take, hub restart included.
+SERVER_RESTORE_S = 300.0
 
 
 @click.group()
@@ -145,3 +150,62 @@ def restore_cmd(app: str, backup_id: str | None, queue: bool, as_json: bool,
                    "started": bool(result.get("started"))})
     else:
         click.echo(str(result.get("message")))
+
+
+@backup.command("restore-server")
+@click.option("--from", "backup_id", metavar="ID",
+              help="The server backup to restore (default: the newest).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (--json implies it).")
+@json_option
+@remote
+def restore_server_cmd(backup_id: str | None, yes: bool, as_json: bool, run: Run) -> None:
+    """Restore bindrop's own database on the server from a server backup: the backup is
+    checked (sha256, integrity_check, schema), then the hub stops (apps keep running), the
+    database is swapped in (this server's tokens kept), and the hub starts again and
+    re-attaches to the running apps. Apps, releases, env and events become the backup's.
+
+    Example: bindrop backup restore-server --from 20261128T031500.000Z-server --yes
+    """
+    if not yes and not as_json:
+        click.confirm("Replace bindrop's database (apps, releases, env, events) on the server "
+                      f"with {backup_id or 'the newest server backup'}'s?", abort=True)
+    result = run(lambda c: _restore_server(c, backup_id, as_json))
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(result["message"])
+
+
+async def _restore_server(client: Client, backup_id: str | None,
+                          quiet: bool) -> dict[str, Any]:
+    """Start the restore, follow it while this hub answers, then wait for the restarted hub
+    to record ``server_restored``."""
+    started = await client.restore_server(backup_id)
+    shown = ""
+    deadline = time.monotonic() + SERVER_RESTORE_S
+    while time.monotonic() < deadline:
+        try:
+            run = await client.care_run(str(started["id"]))
+        except RemoteError:
+            break  # the hub is restarting: the run is gone with it
+        if not quiet and run.get("progress") and run["progress"] != shown:
+            shown = run["progress"]
+            click.echo(f"server-restore {run['id']}: {shown}", err=True)
+        if run["state"] == "failed":
+            error = run.get("error") or {}
+            raise RemoteError(str(error.get("message")), status=500,
+                              code=str(error.get("code", "failed")))
+        await asyncio.sleep(0.5)
+    while time.monotonic() < deadline:
+        try:
+            events = await client.history(limit=20)
+        except RemoteError:
+            events = []
+        # Event ids start again from the restored database's: match the run instead.
+        done = [e for e in events if e["kind"] == "server_restored"
+                and (e.get("data") or {}).get("run") == started["id"]]
+        if done:
+            return {"backup": done[-1]["data"]["backup"], "message": done[-1]["message"]}
+        await asyncio.sleep(0.5)
+    raise RemoteError("the server did not say the restore ended; see `journalctl "
+                      "BINDROP_CARE=server-restore` on the server", status=504, code="timeout")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,8 +19,11 @@ import click
 from bindrop.care import worker
 from bindrop.care.config import load_care_settings
 from bindrop.cli.remote import call
-from bindrop.errors import BindropError
+from bindrop.errors import BindropError, NotFound
 from bindrop.settings import Settings
+
+#: How long a server restore waits for the restarted hub to record its outcome.
+HUB_BACK_S = 60.0
 
 
 def _reporter(run: str | None) -> Callable[[dict[str, Any]], None]:
@@ -128,6 +132,53 @@ def restore_discard(app: str) -> None:
         return {"app": app}
 
     _run(work)
+
+
+@care_run.command("server-restore")
+@click.argument("backup_id", required=False)
+@click.option("--run", "run_id", default=None, help="The hub's run, named in the event.")
+def server_restore(backup_id: str | None, run_id: str | None) -> None:
+    """Restore bindrop's database from a server backup (stops and starts bindrop.service).
+
+    Example: bindrop care-run server-restore 20261128T031500.000Z-server
+    """
+    from bindrop.care.restore import list_backups
+    from bindrop.moving.dbrestore import restore_database
+    from bindrop.moving.importer import SystemctlHub
+
+    settings, care = _settings()
+
+    def work(progress: worker.Progress) -> dict[str, Any]:
+        chosen = backup_id
+        if chosen is None:
+            servers = [b for b in list_backups(care) if b.manifest.app is None]
+            if not servers:
+                raise NotFound("there is no server backup; make one with `bindrop backup run`")
+            chosen = servers[-1].manifest.id
+        result = restore_database(settings, care, chosen, SystemctlHub(), progress)
+        _record_when_back("server_restored", f"bindrop's database was restored from {chosen}; "
+                          "the hub started again", {"backup": chosen, "run": run_id})
+        return result
+
+    _run(work)
+
+
+def _record_when_back(kind: str, message: str, data: dict[str, Any]) -> None:
+    """Record an event with the hub once it answers again (after its restart)."""
+    server = os.environ.get("BINDROP_SERVER")
+    if not server:
+        return
+    deadline = time.monotonic() + HUB_BACK_S
+    while True:
+        try:
+            call(server, None, lambda c: c.record_event(kind, message, data=data))
+            return
+        except BindropError as exc:
+            if time.monotonic() > deadline:
+                click.echo(f"warning: the hub did not come back to record {kind}: "
+                           f"{exc.message}", err=True)
+                return
+            time.sleep(0.5)
 
 
 @care_run.command("gc")

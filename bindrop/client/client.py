@@ -271,6 +271,11 @@ class Client:
         return await self.request("POST", f"/v1/apps/{_seg(app)}/restore",
                                   body={"from": backup_id}, params=_care_params(queue, wait))
 
+    async def restore_server(self, backup_id: str | None = None, *,
+                             queue: bool = False) -> Any:
+        return await self.request("POST", "/v1/server/restore", body={"from": backup_id},
+                                  params={"queue": "1" if queue else "0"})
+
     async def gc(self, *, dry_run: bool = False, queue: bool = False,
                  wait: bool = False) -> Any:
         return await self.request("POST", "/v1/gc", body={"dry_run": dry_run},

@@ -45,6 +45,8 @@ KEEP = 100
 CLOSE_WAIT_S = 20.0
 #: Where DynamicUser apps' StateDirectory= lands, whatever bindrop's root.
 APPS_DATA = "/var/lib/private/bindrop/apps"
+#: Kinds of runs that stop the hub themselves: not waited for when it stops.
+OUTLIVE_HUB = frozenset({"server-restore"})
 #: Kinds of runs that only read: never exclusive.
 SHARED = frozenset({"disk", "disk-check"})
 _ERRORS: Mapping[str, type[BindropError]] = {
@@ -108,7 +110,7 @@ class CareRuns:
         # Unit names stay unique across hub restarts: a step of an earlier hub may still run.
         self._ids = itertools.count(int(time.time() * 10) % 10**11)
         self._current: CareRun | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: dict[asyncio.Task[Any], CareRun] = {}
         self._finished: list[Finished] = []
 
     # -- runs ------------------------------------------------------------------------------
@@ -203,8 +205,8 @@ class CareRuns:
                         log.exception("a care-run listener failed")
 
         task = asyncio.ensure_future(go())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = run
+        task.add_done_callback(lambda t: self._tasks.pop(t, None))
         return task
 
     async def wait(self, run: CareRun) -> CareRun:
@@ -214,10 +216,11 @@ class CareRuns:
     async def close(self, wait: float = CLOSE_WAIT_S) -> None:
         """Let runs in progress end (up to ``wait`` seconds), so their outcome is recorded;
         then stop waiting. A unit still running then goes on in systemd to its end."""
-        tasks = list(self._tasks)
+        # A server restore is what stops this hub: it goes on without it.
+        tasks = [t for t, run in self._tasks.items() if run.kind not in OUTLIVE_HUB]
         if tasks:
             await asyncio.wait(tasks, timeout=wait)
-        for task in tasks:
+        for task in list(self._tasks):
             task.cancel()
 
     # -- steps -----------------------------------------------------------------------------

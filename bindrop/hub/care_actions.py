@@ -61,6 +61,16 @@ class CareActions:
         self.runs.execute(run, body)
         return run
 
+    async def start_server_restore(self, backup_id: str | None, *,
+                                   queue: bool = False) -> CareRun:
+        """Restore bindrop's own database (the newest server backup's, or ``backup_id``'s):
+        a unit checks it, stops this hub, swaps the database in and starts the hub again,
+        which records ``server_restored``. This hub's run never sees its end."""
+        run = await self.runs.begin("server-restore", backup=backup_id, queue=queue)
+        self.runs.execute(run, lambda r: self.runs.step(
+            r, "server-restore", ["--run", r.id, *([backup_id] if backup_id else [])]))
+        return run
+
     async def disk(self) -> dict[str, Any]:
         """Measure now (a unit on the server); the report."""
         run = await self.runs.begin("disk")

@@ -20,7 +20,7 @@ from bindrop.units.properties import UnitSpec, prop
 CARE_UNIT_PREFIX = "bindrop-care-"
 #: What a care unit may do; each is a subcommand of ``bindrop care-run``.
 CARE_KINDS = ("backup", "verify", "restore-prepare", "restore-swap", "restore-discard", "gc",
-              "disk", "disk-check")
+              "disk", "disk-check", "server-restore")
 #: A stuck upload must not hold the next day's run.
 TIMEOUT_START_USEC = 2 * 3600 * 1_000_000
 #: Apps keep the CPU and the disk first.
