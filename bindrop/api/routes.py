@@ -15,7 +15,9 @@ from aiohttp import web
 
 from bindrop.api import (
     actions,
+    alerts,
     apps,
+    backups,
     care,
     cron,
     env,
@@ -79,6 +81,20 @@ CARE_EVENT = {"type": "object", "required": ["kind"], "additionalProperties": Fa
               "properties": {"kind": {"type": "string", "enum": sorted(care.CARE_KINDS)},
                              "app": {"type": ["string", "null"]}, "message": _STR,
                              "data": {"type": ["object", "null"]}}}
+_QUEUE: Param = ("queue", _FLAG, "1: wait for a care run in progress instead of a 409")
+_CARE_WAIT: Param = ("wait", _FLAG, "1: answer once the run has ended (default: at once)")
+NEW_BACKUP = {"type": "object", "additionalProperties": False,
+              "properties": {"app": {"type": ["string", "null"]}}}
+RESTORE = {"type": "object", "additionalProperties": False,
+           "properties": {"from": {"type": ["string", "null"]}}}
+GC = {"type": "object", "additionalProperties": False, "properties": {"dry_run": _BOOL}}
+DISK_CHECK = {"type": "object", "additionalProperties": False,
+              "properties": {"threshold": {"type": ["string", "number", "null"]}}}
+ALERTS = {"type": "object", "required": ["webhook"], "additionalProperties": False,
+          "properties": {"webhook": {"type": ["string", "null"]}}}
+CARE_REPORT = {"type": "object", "additionalProperties": False,
+               "properties": {"progress": _STR, "result": {"type": "object"},
+                              "error": {"type": "object"}}}
 
 
 @dataclass(frozen=True)
@@ -174,6 +190,44 @@ ROUTES: tuple[Route, ...] = (
           admin=True, body=NEW_JOB, status=201),
     Route("DELETE", "/v1/apps/{app}/cron/{name}", cron.remove_job,
           "Remove a scheduled job (stops a run in progress)", admin=True),
+    Route("POST", "/v1/backups", backups.start_backup,
+          "Start a backup of the server (or of one app) as a care unit; the run",
+          admin=True, body=NEW_BACKUP, status=202, query=(_QUEUE, _CARE_WAIT)),
+    Route("GET", "/v1/backups", backups.list_all,
+          "Complete backups, local and in the bucket, oldest first",
+          query=(("app", _STR, "only those holding this app's data"),)),
+    Route("GET", "/v1/backups/{backup}", backups.show_backup,
+          "A backup's manifest: its parts, sizes, sha256 and where it is stored"),
+    Route("POST", "/v1/backups/{backup}/verify", backups.verify_backup,
+          "Check a backup (sizes, sha256, integrity_check) in a care unit; the run",
+          admin=True, status=202, query=(_QUEUE, _CARE_WAIT)),
+    Route("POST", "/v1/apps/{app}/restore", backups.restore_app,
+          "Restore an app's data from a backup (from: an id, or the newest), in its turn "
+          "after the app's other actions; the run", admin=True, body=RESTORE, status=202,
+          query=(_QUEUE, _CARE_WAIT)),
+    Route("POST", "/v1/server/restore", backups.restore_server,
+          "Restore bindrop's own database from a server backup (from: an id, or the newest): "
+          "checked, then the hub stops, the database is swapped, the hub starts again and "
+          "records server_restored; the run (this hub never reports its end)", admin=True,
+          body=RESTORE, status=202, query=(_QUEUE,)),
+    Route("POST", "/v1/gc", backups.gc,
+          "Free unused blobs and backups beyond retention (dry_run: only say what); the run",
+          admin=True, body=GC, status=202, query=(_QUEUE, _CARE_WAIT)),
+    Route("GET", "/v1/disk", backups.disk,
+          "Filesystems holding bindrop's data, its parts' sizes, and the last checks"),
+    Route("POST", "/v1/disk/check", backups.disk_check,
+          "Record a disk usage sample (bindrop-disk.timer); events on a change over or under "
+          "the threshold", admin=True, body=DISK_CHECK),
+    Route("GET", "/v1/care/runs", backups.list_runs,
+          "The care run in progress and the newest ones"),
+    Route("GET", "/v1/care/runs/{run}", backups.show_run,
+          "A care run: state, progress, units, result or error"),
+    Route("GET", "/v1/alerts", alerts.show,
+          "Where alerts go (the webhook) and how delivery goes", admin=True),
+    Route("PUT", "/v1/alerts", alerts.set_channel,
+          "Set the webhook alerts are POSTed to (null: no alerts)", admin=True, body=ALERTS),
+    Route("POST", "/v1/alerts/test", alerts.test,
+          "Send a test alert to the webhook now", admin=True),
     Route("POST", "/v1/events", care.record_event,
           "Record the outcome of a backup, disk check or gc (bindrop's timers)", admin=True,
           body=CARE_EVENT, status=201),
@@ -184,4 +238,10 @@ ROUTES: tuple[Route, ...] = (
           status=201, returns="new_token"),
     Route("DELETE", "/v1/tokens/{name}", tokens.revoke_token, "Revoke a token", admin=True,
           returns="token"),
+)
+
+#: Routes of the unix socket only (not in the OpenAPI document): what care units tell the hub.
+LOCAL_ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/care/steps/{step}/report", backups.report_step,
+          "A care unit's progress, result or error", admin=True, body=CARE_REPORT),
 )

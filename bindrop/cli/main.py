@@ -73,6 +73,8 @@ COMMANDS = {
     "disk": "bindrop.cli.disk:disk",
     "gc": "bindrop.cli.disk:gc",
     "cron": "bindrop.cli.cron:cron",
+    "care-run": "bindrop.cli.care_run:care_run",
+    "alerts": "bindrop.cli.alerts:alerts",
 }
 
 

@@ -248,6 +248,60 @@ class Client:
             "kind": kind, "app": app, "message": message,
             "data": dict(data) if data is not None else None})
 
+    async def start_backup(self, app: str | None = None, *, queue: bool = False,
+                           wait: bool = False) -> Any:
+        """Start a backup run (the server, or one app); the run (``state``, ``progress``…)."""
+        return await self.request("POST", "/v1/backups", body={"app": app},
+                                  params=_care_params(queue, wait))
+
+    async def backups(self, app: str | None = None) -> Any:
+        params = {"app": app} if app else None
+        return (await self.request("GET", "/v1/backups", params=params))["backups"]
+
+    async def backup(self, backup_id: str) -> Any:
+        return await self.request("GET", f"/v1/backups/{_seg(backup_id)}")
+
+    async def verify_backup(self, backup_id: str, *, queue: bool = False,
+                            wait: bool = False) -> Any:
+        return await self.request("POST", f"/v1/backups/{_seg(backup_id)}/verify",
+                                  params=_care_params(queue, wait))
+
+    async def restore(self, app: str, backup_id: str | None = None, *, queue: bool = False,
+                      wait: bool = False) -> Any:
+        return await self.request("POST", f"/v1/apps/{_seg(app)}/restore",
+                                  body={"from": backup_id}, params=_care_params(queue, wait))
+
+    async def restore_server(self, backup_id: str | None = None, *,
+                             queue: bool = False) -> Any:
+        return await self.request("POST", "/v1/server/restore", body={"from": backup_id},
+                                  params={"queue": "1" if queue else "0"})
+
+    async def gc(self, *, dry_run: bool = False, queue: bool = False,
+                 wait: bool = False) -> Any:
+        return await self.request("POST", "/v1/gc", body={"dry_run": dry_run},
+                                  params=_care_params(queue, wait))
+
+    async def disk(self) -> Any:
+        return await self.request("GET", "/v1/disk")
+
+    async def disk_check(self, threshold: str | None = None) -> Any:
+        return await self.request("POST", "/v1/disk/check", body={"threshold": threshold})
+
+    async def care_run(self, run_id: str) -> Any:
+        return await self.request("GET", f"/v1/care/runs/{_seg(run_id)}")
+
+    async def care_runs(self) -> Any:
+        return await self.request("GET", "/v1/care/runs")
+
+    async def alerts(self) -> Any:
+        return await self.request("GET", "/v1/alerts")
+
+    async def set_alerts(self, webhook: str | None) -> Any:
+        return await self.request("PUT", "/v1/alerts", body={"webhook": webhook})
+
+    async def test_alert(self) -> Any:
+        return await self.request("POST", "/v1/alerts/test")
+
     async def cron_jobs(self, app: str) -> Any:
         return (await self.request("GET", f"/v1/apps/{_seg(app)}/cron"))["jobs"]
 
@@ -304,6 +358,10 @@ async def _answer(response: aiohttp.ClientResponse) -> Any:
                           code=str(error.get("code", "error")))
     raise RemoteError(f"the server answered {response.status} {response.reason}",
                       status=response.status, code=f"http_{response.status}")
+
+
+def _care_params(queue: bool, wait: bool) -> dict[str, str]:
+    return {"queue": "1" if queue else "0", "wait": "1" if wait else "0"}
 
 
 def _seg(value: str) -> str:

@@ -6,7 +6,8 @@ over every pair of kinds (tests/unit/test_supersede.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,25 @@ class Check:
     """Run the app's health check once; a failing liveness check asks for a Restart."""
 
 
-Command = Start | Stop | Restart | Deploy | Rollback | Check
+class RestoreSteps(Protocol):
+    """How a restore touches files: the hub's care units (``bindrop.hub.care_actions``)."""
+
+    async def prepare(self) -> dict[str, Any]: ...
+    async def swap(self, prepared: dict[str, Any]) -> dict[str, Any]: ...
+    async def discard(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Restore:
+    """Put a backup's data in place of the app's: check and extract it (nothing touched),
+    stop the app, swap the data in, start it again if it ran. Waits its turn like any
+    command, so a restore asked for during a deploy runs after it."""
+
+    backup: str | None
+    steps: RestoreSteps = field(compare=False, repr=False)
+
+
+Command = Start | Stop | Restart | Deploy | Rollback | Check | Restore
 
 #: For each new command kind, the queued kinds it makes pointless.
 #: - Stop: whatever was queued to start, restart or check would be undone at once.
@@ -53,6 +72,7 @@ Command = Start | Stop | Restart | Deploy | Rollback | Check
 #: - Deploy/Rollback: the newest requested build wins; it also starts the app, so queued
 #:   starts, restarts and checks are moot.
 #: - Check: only one pending check is useful.
+#: - Restore: replaces data the user asked for; nothing drops it, and it drops nothing.
 _SUPERSEDES: dict[type[Command], frozenset[type[Command]]] = {
     Stop: frozenset({Start, Restart, Check, Stop}),
     Start: frozenset({Start, Stop, Check}),
@@ -60,6 +80,7 @@ _SUPERSEDES: dict[type[Command], frozenset[type[Command]]] = {
     Deploy: frozenset({Deploy, Rollback, Start, Restart, Check}),
     Rollback: frozenset({Deploy, Rollback, Start, Restart, Check}),
     Check: frozenset({Check}),
+    Restore: frozenset(),
 }
 
 #: In-flight commands whose readiness wait a new command may cancel. Only a Stop does: waiting
@@ -85,4 +106,6 @@ def describe(command: Command) -> str:
         return f"{name} of release {command.release}"
     if isinstance(command, Rollback) and command.to:
         return f"{name} to release {command.to}"
+    if isinstance(command, Restore) and command.backup:
+        return f"{name} from {command.backup}"
     return name

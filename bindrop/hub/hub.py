@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bindrop.errors import BindropError, Cancelled
 from bindrop.hub.actor import Actor
+from bindrop.hub.alerts import Alerts
+from bindrop.hub.care import CareRuns
+from bindrop.hub.care_actions import CareActions
 from bindrop.hub.commands import Command, Deploy, Restart, Start, describe
 from bindrop.hub.config import Config
 from bindrop.hub.cron import CronJobs
@@ -58,9 +61,11 @@ class Hub:
 
     def __init__(self, settings: Settings, store: Store, blobs: BlobStore, *,
                  journal: JournalReader | None = None, router: Router | None = None,
-                 state: StateStore | None = None) -> None:
+                 state: StateStore | None = None,
+                 care_environ: Mapping[str, str] | None = None) -> None:
         """``state`` and ``router`` may be given together when the router needs the store
-        (``ProxyLink(state, store)``)."""
+        (``ProxyLink(state, store)``). ``care_environ``: the ``BINDROP_*`` care settings
+        (backup folder, S3, …) that care units get."""
         self.settings = settings
         self.store = store
         self.blobs = blobs
@@ -77,6 +82,9 @@ class Hub:
         self._unsubscribe: list[Any] = []
         self.config = Config(self)
         self.cron = CronJobs(self)
+        self.care_runs = CareRuns(self, care_environ)
+        self.care = CareActions(self, self.care_runs)
+        self.alerts = Alerts(self)
 
     # -- life ----------------------------------------------------------------------------
 
@@ -89,6 +97,7 @@ class Hub:
         # Subscribe the store before the watcher starts: its first snapshot is an event too.
         self._unsubscribe.append(self.watcher.subscribe(self.state.apply))
         self._unsubscribe.append(self.state.subscribe(self._on_change))
+        self.alerts.start()
         await self.bus.open()
         await self.watcher.start()
         await self.watcher.wait_synced()
@@ -100,6 +109,8 @@ class Hub:
     async def close(self) -> None:
         """Stop actors (queued commands fail with Cancelled) and disconnect. Apps keep running."""
         self.cron.close()
+        await self.care_runs.close()
+        await self.alerts.close()
         actors, self._actors = list(self._actors.values()), {}
         await asyncio.gather(*(a.stop() for a in actors), return_exceptions=True)
         for fut in list(self._background):

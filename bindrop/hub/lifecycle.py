@@ -15,7 +15,16 @@ from typing import Any
 
 from bindrop.errors import BindropError, InvalidInput, JobFailed, NotFound, NotReady
 from bindrop.hub.actor import Actor
-from bindrop.hub.commands import Check, Command, Deploy, Restart, Rollback, Start, Stop
+from bindrop.hub.commands import (
+    Check,
+    Command,
+    Deploy,
+    Restart,
+    Restore,
+    Rollback,
+    Start,
+    Stop,
+)
 from bindrop.hub.health import HealthCheck, probe, wait_until_ready
 from bindrop.hub.logs import JournalReader
 from bindrop.hub.plan import next_instance
@@ -95,6 +104,8 @@ class AppLifecycle:
             return await self._stop()
         if isinstance(command, Check):
             return await self._check()
+        if isinstance(command, Restore):
+            return await self._restore(command)
         raise InvalidInput(f"unknown command {command!r}")
 
     # -- commands ------------------------------------------------------------------------
@@ -121,6 +132,24 @@ class AppLifecycle:
         self.store.add_event("app_stopped", self.app, f"{self.app} stopped")
         return Outcome(self.app, "stop", stopped=tuple(stopped),
                        message=f"{self.app} is stopped")
+
+    async def _restore(self, command: Restore) -> Outcome:
+        """Check the backup before anything of the app is touched, then stop, swap, start
+        (only if it was running). A swap whose databases fail their check leaves it stopped."""
+        was_running = self.store.get_app(self.app).desired_state == "running"
+        prepared = await command.steps.prepare()
+        try:
+            await self._stop()
+        except BaseException:
+            await command.steps.discard()
+            raise
+        await command.steps.swap(prepared)
+        started = await self._start() if was_running else None
+        backup = prepared.get("backup", command.backup)
+        return Outcome(self.app, "restore", started.release if started else None,
+                       started.unit if started else None, started.port if started else None,
+                       message=f"{self.app} restored from backup {backup}"
+                       + ("" if was_running else " (left stopped)"))
 
     async def _check(self) -> Outcome:
         view = self.state.app(self.app)

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from bindrop.settings import Settings
-from bindrop.store import apps, cron, env, events, releases, tokens
+from bindrop.store import alerts, apps, cron, env, events, releases, tokens
 from bindrop.store.apps import AppConfig
 from bindrop.store.connection import connect
 from bindrop.store.events import Event
@@ -183,6 +183,15 @@ class Store:
     def remove_cron_job(self, app: str, name: str) -> cron.CronJob:
         """``NotFound`` if there is no such job."""
         return cron.remove_cron_job(self.db, app, name)
+
+    # alerts
+
+    def alert_webhook(self) -> str | None:
+        return alerts.get_webhook(self.db)
+
+    def set_alert_webhook(self, url: str | None) -> str | None:
+        """``InvalidInput`` for anything but an http(s) URL; None removes it."""
+        return alerts.set_webhook(self.db, url)
 
     # tokens
 

@@ -172,6 +172,19 @@ def _create_cron_jobs(db: Database) -> None:
     db.execute("CREATE INDEX events_by_kind ON events (kind, id)")
 
 
+def _create_alert_channels(db: Database) -> None:
+    # Where alerts go (desired config): one webhook today, a row per kind of channel.
+    db.execute(
+        """
+        CREATE TABLE alert_channels (
+            kind TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        ) WITHOUT ROWID
+        """
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_create_apps_and_releases", _create_apps_and_releases),
     Migration("0002_create_env", _create_env),
@@ -180,6 +193,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0005_add_liveness", _add_liveness),
     Migration("0006_add_https_redirect", _add_https_redirect),
     Migration("0008_create_cron_jobs", _create_cron_jobs),
+    Migration("0009_create_alert_channels", _create_alert_channels),
 )
 
 

@@ -28,6 +28,7 @@ PROPERTY_SIGNATURES: Mapping[str, str] = MappingProxyType(
         "Restart": "s",
         "RestartUSec": "t",
         "TimeoutStopUSec": "t",
+        "TimeoutStartUSec": "t",
         "SuccessExitStatus": "(aiai)",
         "KillSignal": "i",
         # exec context
@@ -43,6 +44,8 @@ PROPERTY_SIGNATURES: Mapping[str, str] = MappingProxyType(
         "BindReadOnlyPaths": "a(ssbt)",
         "PrivateTmp": "b",
         "NoNewPrivileges": "b",
+        "Nice": "i",
+        "IOSchedulingClass": "i",
         # a bit mask of the namespace types still allowed, not a boolean
         "RestrictNamespaces": "t",
         # cgroup context

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -12,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -19,6 +21,7 @@ from click.testing import CliRunner
 from bindrop.api import ApiServer
 from bindrop.cli.main import cli
 from bindrop.client.client import Client, RemoteError
+from bindrop.settings import Settings
 
 from .hubkit import HANG, HELLO, http_get
 
@@ -112,3 +115,20 @@ async def test_an_ssh_login_that_fails_is_a_one_line_unreachable(
         with pytest.raises(RemoteError) as refused:
             await client.apps()
     assert refused.value.code == "unreachable"
+
+
+async def test_a_backup_runs_and_lists_on_the_server_over_ssh(
+    sshd: Sshd, settings: Settings, api: ApiServer
+) -> None:
+    env = {"BINDROP_SERVER": ssh_url(sshd, api), "BINDROP_SSH": " ".join(sshd.ssh),
+           "BINDROP_REMOTE_COMMAND": " ".join(REMOTE), "BINDROP_ROOT": "/nonexistent"}
+
+    def run(*args: str) -> Any:
+        result = CliRunner().invoke(cli, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    made = await asyncio.to_thread(run, "backup", "run", "--json")
+    assert (settings.backups_dir / made["id"] / "manifest.json").is_file()
+    listed = await asyncio.to_thread(run, "backup", "list", "--json")
+    assert [b["id"] for b in listed] == [made["id"]]

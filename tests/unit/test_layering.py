@@ -68,7 +68,9 @@ RULES = (
     Rule("systemd", (*BASE, "systemd"), forbidden=(*DB, "aiohttp", "click")),
     Rule("hub", (*PURE, "hub", "systemd", "store"), forbidden=(*DB, "dbus_fast", "click")),
     Rule("store", (*PURE, "store"), forbidden=("dbus_fast", "aiohttp", "click")),
-    Rule("api", (*PURE, "api", "hub", "store", "version"), forbidden=(*DB, "dbus_fast", "click")),
+    # api reads backup listings and manifests through care/ (the work itself runs in units).
+    Rule("api", (*PURE, "api", "hub", "store", "care", "version"),
+         forbidden=(*DB, "dbus_fast", "click")),
     # client: where the readers of the API's stream protocol find it.
     Rule("proxy", (*BASE, "proxy", "client"), forbidden=(*DB, "dbus_fast", "click")),
     Rule("client", (*BASE, "client"), forbidden=(*DB, "dbus_fast", "click")),
