@@ -39,11 +39,17 @@ class Rollback:
 
 
 @dataclass(frozen=True)
+class Scale:
+    """Bring the number of live instances of each process in line with the stored scale:
+    start what is missing (ready first), drain and stop what is too many."""
+
+
+@dataclass(frozen=True)
 class Check:
     """Run the app's health check once; a failing liveness check asks for a Restart."""
 
 
-Command = Start | Stop | Restart | Deploy | Rollback | Check
+Command = Start | Stop | Restart | Deploy | Rollback | Check | Scale
 
 #: For each new command kind, the queued kinds it makes pointless.
 #: - Stop: whatever was queued to start, restart or check would be undone at once.
@@ -53,19 +59,22 @@ Command = Start | Stop | Restart | Deploy | Rollback | Check
 #: - Deploy/Rollback: the newest requested build wins; it also starts the app, so queued
 #:   starts, restarts and checks are moot.
 #: - Check: only one pending check is useful.
+#: - Scale applies the stored counts, which every command that starts instances applies too:
+#:   those (and Stop) make a queued Scale moot, and one queued Scale is enough.
 _SUPERSEDES: dict[type[Command], frozenset[type[Command]]] = {
-    Stop: frozenset({Start, Restart, Check, Stop}),
-    Start: frozenset({Start, Stop, Check}),
-    Restart: frozenset({Start, Stop, Restart, Check}),
-    Deploy: frozenset({Deploy, Rollback, Start, Restart, Check}),
-    Rollback: frozenset({Deploy, Rollback, Start, Restart, Check}),
+    Stop: frozenset({Start, Restart, Check, Stop, Scale}),
+    Start: frozenset({Start, Stop, Check, Scale}),
+    Restart: frozenset({Start, Stop, Restart, Check, Scale}),
+    Deploy: frozenset({Deploy, Rollback, Start, Restart, Check, Scale}),
+    Rollback: frozenset({Deploy, Rollback, Start, Restart, Check, Scale}),
     Check: frozenset({Check}),
+    Scale: frozenset({Scale, Check}),
 }
 
 #: In-flight commands whose readiness wait a new command may cancel. Only a Stop does: waiting
 #: for a release to get ready is pointless once the user wants the app stopped.
 _CANCELS_WAIT: dict[type[Command], frozenset[type[Command]]] = {
-    Stop: frozenset({Start, Restart, Deploy, Rollback, Check}),
+    Stop: frozenset({Start, Restart, Deploy, Rollback, Check, Scale}),
 }
 
 

@@ -8,6 +8,7 @@ running. Each operation validates before it writes and writes all or nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import platform
@@ -21,10 +22,12 @@ from bindrop.hub.commands import Restart, Stop
 from bindrop.hub.lifecycle import Outcome
 from bindrop.hub.routetable import check_hosts_free
 from bindrop.hub.state import is_up
-from bindrop.store import AppConfig, Release, check_executable_content
+from bindrop.store import AppConfig, Release, bundles_dir, check_executable_content, unpack_bundle
+from bindrop.store.bundles import read_procfile
 from bindrop.store.content import HEAD_SIZE
 from bindrop.store.releases import ReleaseKind, validate_command
 from bindrop.store.tokens import Scope, Token
+from bindrop.units.processes import WEB, parse_procfile, validate_process_name
 from bindrop.units.purge import build_purge_unit
 
 if TYPE_CHECKING:
@@ -185,21 +188,35 @@ class Config:
 
     async def upload_release(self, app: str, chunks: AsyncIterable[bytes], *,
                              kind: ReleaseKind, command: Sequence[str], created_by: str,
-                             max_size: int | None = None) -> Release:
+                             max_size: int | None = None,
+                             processes: Mapping[str, Sequence[str]] | None = None,
+                             release_command: Sequence[str] | None = None) -> Release:
         """Stream an upload into the blob store and record a ``pending`` release.
 
         Checks the app and the command before reading a byte and the content from its first
         bytes; ``TooLarge`` past ``max_size`` (the settings' upload limit by default). A
         failed upload leaves no blob and no release behind.
+
+        Process types: a bundle's ``Procfile`` declares them (and ``release:``); ``processes``
+        and ``release_command`` (from ``--process`` and ``--release-cmd``) add to it or
+        replace its lines; ``command``, when given, is ``web``'s. A bundle with a Procfile
+        needs no ``command``.
         """
         self.hub.store.get_app(app)
-        command = validate_command(kind, command)
+        command = validate_command("binary" if kind == "bundle" and not command else kind,
+                                   command)
+        extra = {validate_process_name(k): validate_command(kind, v)
+                 for k, v in (processes or {}).items()}
+        release_cmd = (None if release_command is None
+                       else validate_command(kind, release_command))
         limit = max_size if max_size is not None else self.hub.settings.upload_limit
         blob = await self.hub.blobs.put_stream(_checked(chunks, kind == "bundle"),
                                                max_size=limit)
         try:
+            procs, release_cmd = await self._processes(kind, blob.sha256, command, extra,
+                                                       release_cmd)
             release = self.hub.store.add_release(app, blob.sha256, blob.size, kind, command,
-                                                 created_by)
+                                                 created_by, procs, release_cmd)
         except BaseException:
             if blob.sha256 not in self.hub.store.referenced_blobs():
                 self.hub.blobs.remove(blob.sha256)
@@ -209,6 +226,37 @@ class Config:
                                  {"release": release.number, "sha256": blob.sha256,
                                   "size": blob.size})
         return release
+
+    async def _processes(self, kind: ReleaseKind, sha256: str, command: tuple[str, ...],
+                         extra: Mapping[str, tuple[str, ...]],
+                         release_cmd: tuple[str, ...] | None
+                         ) -> tuple[dict[str, tuple[str, ...]] | None, tuple[str, ...] | None]:
+        """The release's process table (None: ``web`` = ``command`` alone) and release
+        command, from the bundle's Procfile and the upload's own options."""
+        declared: dict[str, tuple[str, ...]] = {}
+        if kind == "bundle":
+            root = await asyncio.to_thread(unpack_bundle, self.hub.blobs.path(sha256), sha256,
+                                           bundles_dir(self.hub.settings))
+            text = read_procfile(root)
+            if text is not None:
+                procfile = parse_procfile(text)
+                declared = dict(procfile.processes)
+                if release_cmd is None:
+                    release_cmd = procfile.release
+        if command:
+            declared[WEB] = command
+        elif WEB not in declared and not extra and not declared:
+            if kind == "bundle":
+                raise InvalidInput(
+                    "a bundle needs a command: add a Procfile ('web: ./server') at its root, "
+                    "or pass --cmd with the program to run inside the bundle")
+            declared[WEB] = command
+        elif kind == "binary" and WEB not in declared:
+            declared[WEB] = command  # a binary's processes are arguments to the same file
+        declared.update(extra)
+        if declared == {WEB: command} and release_cmd is None:
+            return None, None
+        return declared, release_cmd
 
     # -- tokens --------------------------------------------------------------------------
 

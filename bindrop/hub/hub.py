@@ -14,7 +14,7 @@ from typing import Any
 
 from bindrop.errors import BindropError, Cancelled
 from bindrop.hub.actor import Actor
-from bindrop.hub.commands import Command, Deploy, Restart, Start, describe
+from bindrop.hub.commands import Command, Deploy, Restart, Scale, Start, describe
 from bindrop.hub.config import Config
 from bindrop.hub.cron import CronJobs
 from bindrop.hub.health import HealthCheck
@@ -49,6 +49,7 @@ from bindrop.systemd import Bus, Manager, Watcher
 from bindrop.systemd.bus import SERVICE_IFACE
 from bindrop.units import parse_app_unit_name
 from bindrop.units.names import APP_UNIT_PREFIX
+from bindrop.units.processes import parse_instance_token
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,12 @@ class Hub:
         for step in steps:
             log.info("reconcile: %s", describe_step(step))
         # Adoptions only read from systemd: all at once (the bus bounds calls in flight).
-        await asyncio.gather(*(self._adopt(s) for s in steps if isinstance(s, Adopt)))
+        adopt: dict[str, list[Adopt]] = {}
+        for step in steps:
+            if isinstance(step, Adopt):
+                adopt.setdefault(step.app, []).append(step)
+        await asyncio.gather(*(self._adopt(app, found) for app, found in adopt.items()))
+        redeploying = {s.app for s in steps if isinstance(s, Redeploy)}
         for step in steps:
             if isinstance(step, StopUnit):
                 log.info("stopping %s: %s", step.unit, step.reason)
@@ -180,19 +186,33 @@ class Hub:
                 self._in_background(step.app, Start())
             elif isinstance(step, Redeploy):
                 self._in_background(step.app, Deploy(step.release))
+        # Instances that ended while the hub was away (or a scale it did not finish):
+        # bring the adopted generation back to the stored counts.
+        for app in sorted(set(adopt) - redeploying):
+            self._in_background(app, Scale())
 
-    async def _adopt(self, step: Adopt) -> None:
+    async def _adopt(self, app: str, steps: list[Adopt]) -> None:
+        routes = [r for r in await asyncio.gather(*(self._adopt_one(s) for s in steps))
+                  if r is not None]
+        if routes:
+            await self.router.publish(app, tuple(routes))
+
+    async def _adopt_one(self, step: Adopt) -> Route | None:
+        inst = parse_instance_token(step.instance)
+        process = inst.process if inst is not None else "web"
+        if process != "web":
+            return Route(step.unit, step.instance, 0, process)
         try:
             props = await self.manager.get_unit_properties(step.unit, SERVICE_IFACE)
         except BindropError as exc:
             log.warning("could not read %s to adopt it: %s", step.unit, exc.message)
-            return
+            return None
         port = port_from_environment(list(props.get("Environment") or []))
         if port is None:
             log.warning("%s has no PORT in its environment; not routing to it", step.unit)
-            return
+            return None
         self.ports.claim(step.unit, port)
-        await self.router.publish(step.app, Route(step.unit, step.instance, port))
+        return Route(step.unit, step.instance, port)
 
     def _in_background(self, app: str, command: Command) -> None:
         future = self.actor(app).submit(command)

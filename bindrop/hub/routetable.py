@@ -87,13 +87,18 @@ def build_route_table(apps: Sequence[AppConfig], views: Mapping[str, AppView],
 def build_entry(config: AppConfig, hosts: tuple[str, ...], view: AppView | None
                 ) -> dict[str, Any]:
     state = view.state if view is not None else AppRunState.STOPPED
-    route = view.route if view is not None else None
+    serving = view.serving if view is not None else ()
+    # "upstream" is the first serving web instance (proxies before balancing read only it);
+    # "upstreams" all of them, which the proxy balances across.
+    route = serving[0] if serving else (view.route if view is not None else None)
     return {
         "app": config.name,
         "hosts": list(hosts),
         "status": str(state),
         "upstream": None if route is None else {
             "unit": route.unit, "release": route.instance, "port": route.port},
+        "upstreams": [{"unit": r.unit, "release": r.instance, "port": r.port}
+                      for r in serving],
         "maintenance_message": config.maintenance_message,
         "body_limit": config.body_limit,
         "on_demand": config.on_demand,

@@ -30,6 +30,7 @@ PROPERTY_SIGNATURES: Mapping[str, str] = MappingProxyType(
         "TimeoutStopUSec": "t",
         "SuccessExitStatus": "(aiai)",
         "KillSignal": "i",
+        "RemainAfterExit": "b",
         # exec context
         "WorkingDirectory": "s",
         "Environment": "as",

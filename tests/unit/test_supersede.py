@@ -12,6 +12,7 @@ from bindrop.hub.commands import (
     Deploy,
     Restart,
     Rollback,
+    Scale,
     Start,
     Stop,
     cancels_wait,
@@ -20,28 +21,30 @@ from bindrop.hub.commands import (
 
 KINDS: dict[str, Command] = {
     "start": Start(), "stop": Stop(), "restart": Restart(), "deploy": Deploy("2"),
-    "rollback": Rollback(), "check": Check(),
+    "rollback": Rollback(), "check": Check(), "scale": Scale(),
 }
 
 # Row: the new command. Columns: the queued one, in KINDS order:
-#            start stop restart deploy rollback check
+#            start stop restart deploy rollback check scale
 SUPERSEDES = {
-    "start":    (1,    1,   0,      0,     0,       1),
-    "stop":     (1,    1,   1,      0,     0,       1),
-    "restart":  (1,    1,   1,      0,     0,       1),
-    "deploy":   (1,    0,   1,      1,     1,       1),
-    "rollback": (1,    0,   1,      1,     1,       1),
-    "check":    (0,    0,   0,      0,     0,       1),
+    "start":    (1,    1,   0,      0,     0,       1,    1),
+    "stop":     (1,    1,   1,      0,     0,       1,    1),
+    "restart":  (1,    1,   1,      0,     0,       1,    1),
+    "deploy":   (1,    0,   1,      1,     1,       1,    1),
+    "rollback": (1,    0,   1,      1,     1,       1,    1),
+    "check":    (0,    0,   0,      0,     0,       1,    0),
+    "scale":    (0,    0,   0,      0,     0,       1,    1),
 }
 
 # Row: the new command. Columns: the in-flight one whose readiness wait it cancels.
 CANCELS_WAIT = {
-    "start":    (0, 0, 0, 0, 0, 0),
-    "stop":     (1, 0, 1, 1, 1, 1),
-    "restart":  (0, 0, 0, 0, 0, 0),
-    "deploy":   (0, 0, 0, 0, 0, 0),
-    "rollback": (0, 0, 0, 0, 0, 0),
-    "check":    (0, 0, 0, 0, 0, 0),
+    "start":    (0, 0, 0, 0, 0, 0, 0),
+    "stop":     (1, 0, 1, 1, 1, 1, 1),
+    "restart":  (0, 0, 0, 0, 0, 0, 0),
+    "deploy":   (0, 0, 0, 0, 0, 0, 0),
+    "rollback": (0, 0, 0, 0, 0, 0, 0),
+    "check":    (0, 0, 0, 0, 0, 0, 0),
+    "scale":    (0, 0, 0, 0, 0, 0, 0),
 }
 
 PAIRS = list(itertools.product(KINDS, KINDS))
