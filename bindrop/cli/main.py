@@ -56,6 +56,7 @@ COMMANDS = {
     "stop": "bindrop.cli.apps:stop",
     "restart": "bindrop.cli.apps:restart",
     "logs": "bindrop.cli.apps:logs",
+    "scale": "bindrop.cli.apps:scale",
     "env": "bindrop.cli.env:env",
     "limits": "bindrop.cli.env:limits",
     "token": "bindrop.cli.tokens:token",

@@ -193,8 +193,14 @@ class Client:
 
     async def upload_release(self, app: str, file: Path, *, command: list[str] | None = None,
                              bundle: bool = False,
-                             progress: Callable[[int], None] | None = None) -> Any:
+                             progress: Callable[[int], None] | None = None,
+                             processes: Mapping[str, list[str]] | None = None,
+                             release_command: list[str] | None = None) -> Any:
         params = {"kind": "bundle" if bundle else "binary", "cmd": json.dumps(command or [])}
+        if processes:
+            params["processes"] = json.dumps(dict(processes))
+        if release_command is not None:
+            params["release_cmd"] = json.dumps(release_command)
         return await self.upload(f"/v1/apps/{_seg(app)}/releases", file, params=params,
                                  progress=progress)
 
@@ -206,6 +212,19 @@ class Client:
 
     async def deploy(self, app: str, release: int, *, wait: bool = True) -> Any:
         return await self.action(app, "deploy", {"release": release}, wait=wait)
+
+    async def scale(self, app: str, counts: Mapping[str, int], *,
+                    memory_max: Mapping[str, str | None] | None = None,
+                    health_path: Mapping[str, str | None] | None = None) -> Any:
+        body: dict[str, Any] = {"counts": dict(counts)}
+        if memory_max:
+            body["memory_max"] = dict(memory_max)
+        if health_path:
+            body["health_path"] = dict(health_path)
+        return await self.request("PUT", f"/v1/apps/{_seg(app)}/scale", body=body)
+
+    async def processes(self, app: str) -> Any:
+        return await self.request("GET", f"/v1/apps/{_seg(app)}/processes")
 
     async def job(self, job_id: str) -> Any:
         return await self.request("GET", f"/v1/jobs/{_seg(job_id)}")
@@ -262,8 +281,11 @@ class Client:
     # -- streams -------------------------------------------------------------------------
 
     async def logs(self, app: str, *, lines: int = 100, follow: bool = False,
-                   cursor: str | None = None) -> AsyncIterator[dict[str, Any]]:
+                   cursor: str | None = None, process: str | None = None
+                   ) -> AsyncIterator[dict[str, Any]]:
         params = {"lines": str(lines), "follow": "1" if follow else "0"}
+        if process:
+            params["process"] = process
         if cursor:
             params["cursor"] = cursor
         async for line in self.lines(f"/v1/apps/{_seg(app)}/logs", params=params):

@@ -13,21 +13,22 @@ import contextlib
 import logging
 import platform
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from bindrop.errors import Cancelled, Conflict, InvalidInput, JobFailed, NotFound, NotReady
-from bindrop.hub.commands import Restart, Stop
+from bindrop.hub.commands import Restart, Scale, Stop
 from bindrop.hub.lifecycle import Outcome
 from bindrop.hub.routetable import check_hosts_free
 from bindrop.hub.state import is_up
 from bindrop.store import AppConfig, Release, bundles_dir, check_executable_content, unpack_bundle
 from bindrop.store.bundles import read_procfile
 from bindrop.store.content import HEAD_SIZE
+from bindrop.store.processes import ProcessConfig
 from bindrop.store.releases import ReleaseKind, validate_command
 from bindrop.store.tokens import Scope, Token
-from bindrop.units.processes import WEB, parse_procfile, validate_process_name
+from bindrop.units.processes import WEB, parse_procfile, parse_scale, validate_process_name
 from bindrop.units.purge import build_purge_unit
 
 if TYPE_CHECKING:
@@ -183,6 +184,68 @@ class Config:
                                      f"{app}: the change was undone, the restart failed")
             raise NotReady(f"{exc.message}\nthe change was undone: {app} keeps running with "
                            "its previous settings") from None
+
+    # -- process types -------------------------------------------------------------------
+
+    async def scale(self, app: str, counts: Mapping[str, object], *,
+                    memory_max: Mapping[str, int | None] | None = None,
+                    health_path: Mapping[str, str | None] | None = None) -> Outcome:
+        """Store how many instances of each process should run (and optionally a process's
+        own memory limit or health path), then have the app's actor apply it.
+
+        Checked before anything is written: process names (those of the current release,
+        once there is one), counts from 0 to the server's ``max_instances``.
+        """
+        config = self.hub.store.get_app(app)
+        known = None
+        if config.current_release is not None:
+            release = self.hub.store.get_release(app, config.current_release)
+            known = frozenset(release.process_commands())
+        names = {**dict.fromkeys(memory_max or {}, 0), **dict.fromkeys(health_path or {}, 0)}
+        stored = self.hub.store.get_processes(app)
+        parsed = parse_scale(counts, known=known, max_instances=self.hub.settings.max_instances
+                             ) if counts else {}
+        if not parsed and not names:
+            raise InvalidInput("name at least one process and its count, e.g. web=3 worker=1")
+        if known is not None and names:
+            parse_scale(names, known=known)  # a setting of an unknown process
+        changed: dict[str, ProcessConfig] = {}
+        for name in {*parsed, *names}:
+            current = stored.get(name, ProcessConfig())
+            changes: dict[str, Any] = {}
+            if name in parsed:
+                changes["count"] = parsed[name]
+            if memory_max is not None and name in memory_max:
+                changes["memory_max"] = memory_max[name]
+            if health_path is not None and name in health_path:
+                changes["health_path"] = health_path[name]
+            changed[name] = replace(current, **changes)
+        self.hub.store.set_processes(app, changed)
+        self.hub.store.add_event(
+            "scale_changed", app, f"{app}: " + " ".join(
+                f"{k}={v.count}" for k, v in sorted(changed.items())),
+            {"counts": {k: v.count for k, v in changed.items()}})
+        return await self.hub.call(app, Scale())
+
+    def processes(self, app: str) -> dict[str, Any]:
+        """The app's process types: declared by the current release, with their count."""
+        config = self.hub.store.get_app(app)
+        stored = self.hub.store.get_processes(app)
+        declared: dict[str, tuple[str, ...]] = {}
+        release_cmd = None
+        if config.current_release is not None:
+            release = self.hub.store.get_release(app, config.current_release)
+            declared = release.process_commands()
+            release_cmd = release.release_command
+        return {"processes": [
+            {"name": name, "command": list(declared.get(name, ())),
+             "count": stored.get(name, ProcessConfig()).count,
+             "memory_max": stored.get(name, ProcessConfig()).memory_max,
+             "health_path": stored.get(name, ProcessConfig()).health_path,
+             "declared": name in declared}
+            for name in sorted({*declared, *stored}, key=lambda n: (n != "web", n))],
+            "release_command": None if release_cmd is None else list(release_cmd),
+            "max_instances": self.hub.settings.max_instances}
 
     # -- releases ------------------------------------------------------------------------
 
