@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -285,8 +286,10 @@ class AppLifecycle:
             for inst in instances:
                 started.append(await self._start_one(config, release, inst,
                                                      wanted.get(inst.process, ProcessConfig())))
+            # Factories, not coroutines: a wait cancelled before it begins creates none.
             await self._actor().wait(_all(
-                [self._wait_ready(config, release, r, wanted.get(r.process, ProcessConfig()))
+                [functools.partial(self._wait_ready, config, release, r,
+                                   wanted.get(r.process, ProcessConfig()))
                  for r in started]))
         except BaseException:  # not ready, or cancelled by a stop, or the hub is stopping
             await self._stop_units([r.unit for r in started])
@@ -486,16 +489,17 @@ def _describe_counts(routes: tuple[Route, ...]) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "no instance"
 
 
-async def _all(waits: list[Any]) -> None:
-    """Await every wait; on the first failure cancel the rest and raise it."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
+async def _all(waits: list[Callable[[], Awaitable[None]]]) -> None:
+    """Run every wait; on the first failure cancel the rest and raise it."""
+    tasks = [asyncio.ensure_future(w()) for w in waits]
     if not tasks:
         return
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
-            if task.exception() is not None:
-                raise task.exception()
+            error = task.exception()
+            if error is not None:
+                raise error
     finally:
         for task in tasks:
             if not task.done():
