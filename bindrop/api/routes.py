@@ -23,6 +23,7 @@ from bindrop.api import (
     logs,
     openapi,
     releases,
+    runs,
     server,
     system,
     tokens,
@@ -71,6 +72,9 @@ SCALE = {"type": "object", "additionalProperties": False,
                         "memory_max": {"type": "object", "additionalProperties": _LIMIT},
                         "health_path": {"type": "object",
                                         "additionalProperties": {"type": ["string", "null"]}}}}
+RUN = {"type": "object", "required": ["args"], "additionalProperties": False,
+       "properties": {"args": {"type": "array", "items": _STR, "minItems": 1},
+                      "detach": _BOOL}}
 DASHBOARD = {"type": "object", "required": ["host"], "additionalProperties": False,
              "properties": {"host": _STR}}
 NEW_TOKEN = {"type": "object", "required": ["name"], "additionalProperties": False,
@@ -157,6 +161,10 @@ ROUTES: tuple[Route, ...] = (
           returns="outcome_or_job"),
     Route("GET", "/v1/apps/{app}/processes", actions.processes,
           "The app's process types: command and instance count"),
+    Route("POST", "/v1/apps/{app}/run", runs.run,
+          "Run a one-off command with the current release (its env, user, data, sandbox) "
+          "as a transient unit; streams its output and exit status as JSON lines",
+          admin=True, body=RUN, produces="application/x-ndjson"),
     Route("GET", "/v1/jobs/{job}", actions.show_job, "How an action started with wait=0 ended"),
     Route("GET", "/v1/apps/{app}/env", env.show_env,
           "An app's environment (secret-looking values masked)",

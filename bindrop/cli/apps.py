@@ -378,3 +378,44 @@ def _pairs(items: tuple[str, ...], option: str) -> dict[str, str | None]:
             raise click.BadParameter(f"{item!r} is not PROCESS=VALUE", param_hint=option)
         out[name] = None if value.lower() == "none" else value
     return out
+
+
+@click.command("run", context_settings={"ignore_unknown_options": True})
+@click.argument("app")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("--detach", "-d", is_flag=True,
+              help="Leave it running and print its unit's name (its output is in "
+                   "`bindrop logs APP --process run`).")
+@json_option
+@remote
+def run_command(app: str, command: tuple[str, ...], detach: bool, as_json: bool,
+                run: Run) -> None:
+    """Run COMMAND once with APP's current release: its env, user, data dir and sandbox.
+
+    Prints the command's output as it comes and exits with its exit status.
+
+    Example: bindrop run blog -- sh -c 'echo $DATABASE_URL'
+    """
+    args = list(command)
+    if detach:
+        started = run(lambda c: c.run_detached(app, args))
+        if as_json:
+            emit_json(started)
+        else:
+            click.echo(started["unit"])
+        return
+
+    async def follow(client: Client) -> int:
+        status = 1
+        async for item in client.run(app, args):
+            if as_json:
+                click.echo(json.dumps(item, ensure_ascii=False))
+            elif "message" in item:
+                click.echo(item["message"])
+            elif "unit" in item:
+                click.echo(f"running as {item['unit']}", err=True)
+            if "exit_status" in item:
+                status = int(item["exit_status"])
+        return status
+
+    sys.exit(run(follow))

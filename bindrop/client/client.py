@@ -118,6 +118,29 @@ class Client:
         except aiohttp.ClientError as exc:
             raise _unreachable(self.endpoint, exc) from None
 
+    async def post_lines(self, path: str, body: Any) -> AsyncIterator[bytes]:
+        """The lines of a streamed answer to a POST (a one-off run), as they arrive."""
+        session = self._open()
+        try:
+            async with session.post(self.endpoint.base + path, json=body) as response:
+                if response.status >= 400:
+                    await _answer(response)
+                async for line in response.content:
+                    yield line
+        except aiohttp.ClientError as exc:
+            raise _unreachable(self.endpoint, exc) from None
+
+    async def run(self, app: str, args: list[str]) -> AsyncIterator[dict[str, Any]]:
+        """Run ``args`` with the app's release: ``{"unit"}``, ``{"message"}``...,
+        ``{"exit_status"}``."""
+        async for line in self.post_lines(f"/v1/apps/{_seg(app)}/run", {"args": args}):
+            if line.strip():
+                yield json.loads(line)
+
+    async def run_detached(self, app: str, args: list[str]) -> Any:
+        return await self.request("POST", f"/v1/apps/{_seg(app)}/run",
+                                  body={"args": args, "detach": True})
+
     async def upload(self, path: str, file: Path, *, params: Mapping[str, str],
                      progress: Callable[[int], None] | None = None) -> Any:
         """Stream ``file`` as the body; a file over the server's upload limit is refused

@@ -33,6 +33,7 @@ from bindrop.hub.plan import (
 )
 from bindrop.hub.ports import PortPool, port_from_environment
 from bindrop.hub.router import Router, StateRouter
+from bindrop.hub.runs import Runs
 from bindrop.hub.state import (
     AppRunState,
     AppStateChanged,
@@ -78,6 +79,7 @@ class Hub:
         self._unsubscribe: list[Any] = []
         self.config = Config(self)
         self.cron = CronJobs(self)
+        self.runs = Runs(self)
 
     # -- life ----------------------------------------------------------------------------
 

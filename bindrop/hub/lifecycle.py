@@ -462,17 +462,22 @@ class AppLifecycle:
 
     def _resolve(self, release: Release, command: tuple[str, ...]
                  ) -> tuple[str, tuple[str, ...]]:
-        """The program and arguments of ``command`` of ``release`` (a bundle's program is
-        relative to its root; a binary's command is arguments to the binary)."""
-        blob = self.blobs.path(release.sha256)
-        if not blob.exists():
-            raise NotFound(f"the file of release {release.number} of {self.app} is missing "
-                           "from the blob store; deploy it again")
-        if release.kind == "bundle":
-            root = unpack_bundle(blob, release.sha256, bundles_dir(self.settings))
-            program = root / command[0]
-            return str(program), tuple(command[1:])
-        return str(blob), tuple(command)
+        return resolve_command(self.blobs, self.settings, release, command)
+
+
+def resolve_command(blobs: BlobStore, settings: Settings, release: Release,
+                    command: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """The program and arguments of ``command`` of ``release`` (a bundle's program is
+    relative to its root; a binary's command is arguments to the binary)."""
+    blob = blobs.path(release.sha256)
+    if not blob.exists():
+        raise NotFound(f"the file of release {release.number} of {release.app} is missing "
+                       "from the blob store; deploy it again")
+    if release.kind == "bundle":
+        root = unpack_bundle(blob, release.sha256, bundles_dir(settings))
+        program = root / command[0]
+        return str(program), tuple(command[1:])
+    return str(blob), tuple(command)
 
 
 def int_release(release: str) -> int:

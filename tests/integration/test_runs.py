@@ -1,0 +1,67 @@
+"""One-off runs and process scaling from the CLI (issue 17), against a real API and systemd:
+over the unix socket and over TCP with a token."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bindrop.api import ApiServer
+from bindrop.hub.hub import Hub
+
+from .hubkit import HELLO
+from .test_cli import bindrop, parsed
+
+pytestmark = pytest.mark.integration
+
+
+async def test_run_prints_the_output_and_exits_with_the_command_s_status(
+        api: ApiServer, hub: Hub) -> None:
+    assert (await bindrop(api, "create", "tool", "--host", "tool.test")).exit_code == 0
+    none = await bindrop(api, "run", "tool", "--", "true")
+    assert none.exit_code != 0 and "no release" in none.output  # nothing to run with yet
+    assert (await bindrop(api, "deploy", "tool", str(HELLO))).exit_code == 0
+    assert (await bindrop(api, "env", "set", "tool", "X=forty two")).exit_code == 0
+    result = await bindrop(api, "run", "tool", "--", "sh", "-c",
+                           'echo "x is $X"; echo "in $PWD as $(id -un)"; exit 3')
+    assert result.exit_code == 3, result.output
+    assert "x is forty two" in result.stdout
+    assert "/bindrop/apps/tool as bindrop-tool" in result.stdout
+    token = (await bindrop(api, "token", "create", "ci")).stdout.strip()
+    over_tcp = await bindrop(api, "run", "tool", "--json", "--", "sh", "-c", "echo over tcp",
+                             tcp_token=token)
+    lines = [json.loads(line) for line in over_tcp.stdout.splitlines()]
+    assert over_tcp.exit_code == 0
+    assert {"message": "over tcp"} in lines and lines[-1] == {"exit_status": 0}
+    detached = await bindrop(api, "run", "tool", "--detach", "--", "sleep", "30")
+    unit = detached.stdout.strip()
+    assert detached.exit_code == 0 and unit.startswith("bindrop-app-tool-1_run.")
+    assert any(u == unit for u in hub.state.snapshot().units)
+    await hub.runs.finish(unit)
+    # No run is left loaded, and none counts as an instance of the app.
+    view = hub.state.app("tool")
+    assert view is not None and [r.unit for r in view.instances] == [
+        "bindrop-app-tool-1.1.service"]  # the env change restarted it
+
+
+async def test_scale_from_the_cli_shows_and_changes_processes(api: ApiServer) -> None:
+    assert (await bindrop(api, "create", "duo", "--host", "duo.test")).exit_code == 0
+    deployed = await bindrop(api, "deploy", "duo", str(HELLO), "--process",
+                             "worker=--label worker", "--json")
+    assert deployed.exit_code == 0, deployed.output
+    shown = parsed(await bindrop(api, "scale", "duo", "--json"))
+    assert isinstance(shown, dict)
+    assert [(p["name"], p["count"]) for p in shown["processes"]] == [("web", 1),
+                                                                     ("worker", 1)]
+    too_many = await bindrop(api, "scale", "duo", "web=17")
+    assert too_many.exit_code != 0 and "above the limit of 16" in too_many.output
+    scaled = parsed(await bindrop(api, "scale", "duo", "web=2", "worker=0", "--json"))
+    assert isinstance(scaled, dict) and "web=2" in scaled["message"]
+    status = parsed(await bindrop(api, "status", "duo", "--json"))
+    assert isinstance(status, dict)
+    assert sorted(i["unit"] for i in status["live"]["instances"]) == [
+        "bindrop-app-duo-1.service", "bindrop-app-duo-1_web_2.service"]
+    logs = await bindrop(api, "logs", "duo", "--process", "web", "-n", "50", "--json")
+    assert logs.exit_code == 0
+    assert {json.loads(x)["process"] for x in logs.stdout.splitlines()} <= {"web"}
