@@ -64,7 +64,8 @@ class _Result:
 
 
 class _Refused(Exception):
-    """The instance refused the connection before anything was sent."""
+    """The instance refused the connection before anything was sent, or (a request safe to
+    repeat, without a body) closed it before any byte of an answer: try another one."""
 
 
 def describe_unavailable(route: AppRoute) -> str:
@@ -279,10 +280,18 @@ class Forwarder:
                     conn.close()
                     if attempt + 1 < attempts:
                         continue
+                    if retry_refused and attempts > 1:
+                        raise _Refused from None
                     return await self._page(request, response, result, 502, f"{route.app} "
                                             "closed the connection without answering.",
                                             request_id, route.app)
                 except UpstreamError:
+                    # An instance that died with the request (no byte of an answer yet): a
+                    # request safe to repeat goes to another one, as nginx's default
+                    # proxy_next_upstream (error) does for idempotent methods.
+                    if retry_refused and attempts > 1:
+                        conn.close()
+                        raise _Refused from None
                     return await self._page(request, response, result, 502, f"{route.app} "
                                             "closed the connection without answering.",
                                             request_id, route.app)

@@ -78,6 +78,7 @@ class Visitors:
         self.port, self.host, self.n = port, host, n
         self.results: Counter[str] = Counter()
         self.instances: Counter[str] = Counter()
+        self.failures: list[str] = []
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Future[None]] = []
 
@@ -85,8 +86,10 @@ class Visitors:
         while not self._stop.is_set():
             try:
                 async with asyncio.timeout(HANG):
-                    status, _, instance = await get(self.port, self.host)
+                    status, body, instance = await get(self.port, self.host)
                 self.results[str(status)] += 1
+                if status != 200:
+                    self.failures.append(body[:200])
                 self.instances[instance] += 1
             except (OSError, TimeoutError) as exc:
                 self.results[type(exc).__name__] += 1
@@ -140,14 +143,14 @@ async def test_a_procfile_bundle_runs_web_and_worker_scales_balances_and_survive
         await asyncio.sleep(1.5)
         await wait_for_app(hub, "shop", lambda v: v is not None and len(v.serving) == 3)
         await asyncio.sleep(0.5)
-    assert set(visitors.results) == {"200"}, visitors.results
+    assert set(visitors.results) == {"200"}, (visitors.results, visitors.failures)
     assert visitors.instances["web-2"] > 0  # it came back into rotation
 
     # a new release under load: no request fails, every old unit is stopped
     await upload(hub, "shop", bundle(tmp_path, "two"))
     async with Visitors(port, "shop.test") as visitors:
         outcome = await hub.call("shop", Deploy("2"))
-    assert set(visitors.results) == {"200"}, visitors.results
+    assert set(visitors.results) == {"200"}, (visitors.results, visitors.failures)
     assert len(outcome.stopped) == 4
     assert active_units(machine, "shop") == [
         "bindrop-app-shop-2.service", "bindrop-app-shop-2_web_2.service",
@@ -182,6 +185,22 @@ async def test_a_procfile_bundle_runs_web_and_worker_scales_balances_and_survive
     status, body, _ = await get(port, "shop.test")
     assert status == 503 and "scaled to 0" in body
     assert active_units(machine, "shop") == ["bindrop-app-shop-2_worker_1.service"]
+
+    # after a reboot (every transient unit gone) a starting hub brings back every instance
+    await hub.config.scale("shop", {"web": 3})
+    assert len(active_units(machine, "shop")) == 4
+    machine.exec("systemctl", "stop", "bindrop-app-shop-*")
+    await wait_for_app(hub, "shop", lambda v: v is None or not v.instances)
+    booted = Hub(hub.settings, store, blobs, journal=hub.journal)
+    await booted.start()
+    try:
+        view = await wait_for_app(booted, "shop", lambda v: v is not None
+                                  and v.state == AppRunState.RUNNING and len(v.serving) == 3
+                                  and len(v.instances) == 4)
+        assert view is not None
+        assert len(active_units(machine, "shop")) == 4
+    finally:
+        await booted.close()
 
 
 async def test_bad_scale_requests_change_nothing(
