@@ -35,8 +35,12 @@ async def _act(request: web.Request, command: Command) -> dict[str, Any]:
 
 async def deploy(request: web.Request) -> dict[str, Any]:
     body = await read_json(request)
-    only(body, {"release"}, "a deploy")
-    return await _act(request, Deploy(str(parse_release_number(body.get("release")))))
+    only(body, {"release", "rolling"}, "a deploy")
+    rolling = body.get("rolling", False)
+    if not isinstance(rolling, bool):
+        raise InvalidInput("rolling must be true or false")
+    return await _act(request, Deploy(str(parse_release_number(body.get("release"))),
+                                      rolling=rolling))
 
 
 async def rollback(request: web.Request) -> dict[str, Any]:

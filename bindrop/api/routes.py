@@ -64,7 +64,7 @@ LIMITS = {"type": "object", "additionalProperties": False,
           "properties": {k: _LIMIT for k in ("memory_max", "cpu_quota", "tasks_max")}}
 ENV = {"type": "object", "additionalProperties": _STR}
 DEPLOY = {"type": "object", "required": ["release"], "additionalProperties": False,
-          "properties": {"release": {"type": "integer", "minimum": 1}}}
+          "properties": {"release": {"type": "integer", "minimum": 1}, "rolling": _BOOL}}
 ROLLBACK = {"type": "object", "additionalProperties": False,
             "properties": {"to": {"type": ["integer", "null"], "minimum": 1}}}
 SCALE = {"type": "object", "additionalProperties": False,

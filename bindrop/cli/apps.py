@@ -195,13 +195,16 @@ def _server_status(info: dict[str, Any], as_json: bool) -> None:
               help="A process type besides web: for a program, its arguments to the same "
                    "program (worker=\"--worker\"); for a bundle, a command (adds to or "
                    "replaces a Procfile line). Repeat for more.")
+@click.option("--rolling", is_flag=True,
+              help="Replace instances one at a time (start, ready, swap, drain, stop the "
+                   "old one) instead of starting a whole new set first.")
 @click.option("--release-cmd", metavar="ARGS",
               help="Run this once before the new release starts (migrations); a failure "
                    "stops the deploy. For a program: its arguments.")
 @json_option
 @remote
 def deploy(app: str, path: Path, cmd: str | None, no_wait: bool, process: tuple[str, ...],
-           release_cmd: str | None, as_json: bool, run: Run) -> None:
+           rolling: bool, release_cmd: str | None, as_json: bool, run: Run) -> None:
     """Upload PATH as a new release of APP and put it live with no downtime.
 
     PATH is an executable (ELF, or a script with #!) or a .tar.gz bundle with a Procfile at
@@ -227,7 +230,8 @@ def deploy(app: str, path: Path, cmd: str | None, no_wait: bool, process: tuple[
             release = await client.upload_release(app, path, command=command, bundle=bundle,
                                                   progress=bar.update, processes=processes,
                                                   release_command=release_command)
-        outcome = await client.deploy(app, int(release["number"]), wait=not no_wait)
+        outcome = await client.deploy(app, int(release["number"]), wait=not no_wait,
+                                      rolling=rolling)
         return release, outcome
 
     release, outcome = run(upload_and_deploy)

@@ -233,8 +233,12 @@ class Client:
         return await self.request("POST", f"/v1/apps/{_seg(app)}/{action}",
                                   body=dict(body or {}), params={"wait": "1" if wait else "0"})
 
-    async def deploy(self, app: str, release: int, *, wait: bool = True) -> Any:
-        return await self.action(app, "deploy", {"release": release}, wait=wait)
+    async def deploy(self, app: str, release: int, *, wait: bool = True,
+                     rolling: bool = False) -> Any:
+        body: dict[str, Any] = {"release": release}
+        if rolling:
+            body["rolling"] = True
+        return await self.action(app, "deploy", body, wait=wait)
 
     async def scale(self, app: str, counts: Mapping[str, int], *,
                     memory_max: Mapping[str, str | None] | None = None,

@@ -26,9 +26,11 @@ class Restart:
 
 @dataclass(frozen=True)
 class Deploy:
-    """Put ``release`` live: start it, wait until ready, flip the route, drain, stop the old."""
+    """Put ``release`` live: start it, wait until ready, flip the route, drain, stop the old.
+    ``rolling``: one instance at a time (start, ready, swap, drain, stop its old one)."""
 
     release: str
+    rolling: bool = False
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,8 @@ class AppLifecycle:
 
     async def handle(self, command: Command) -> Outcome:
         if isinstance(command, Deploy):
-            return await self._deploy(self._release(int_release(command.release)), "deploy")
+            return await self._deploy(self._release(int_release(command.release)), "deploy",
+                                      rolling=command.rolling)
         if isinstance(command, Rollback):
             return await self._deploy(self._rollback_target(command.to), "rollback")
         if isinstance(command, Restart):
@@ -142,7 +143,8 @@ class AppLifecycle:
         return Outcome(self.app, "check", view.live_release, view.route.unit, view.route.port,
                        message=result.detail)
 
-    async def _deploy(self, release: Release, action: str) -> Outcome:
+    async def _deploy(self, release: Release, action: str, *, rolling: bool = False
+                      ) -> Outcome:
         config = self.store.get_app(self.app)
         wanted = self._wanted(release)
         old_units = [u.name for u in self.state.units_of(self.app) if is_up(u)]
@@ -152,6 +154,7 @@ class AppLifecycle:
             # Before any new instance starts, and before a no-overlap deploy stops the old:
             # a failing release command leaves the old release serving.
             await self._release_command(config, release)
+        rolled: list[str] = []  # old units a rolling deploy stopped on its way
         holding = config.no_overlap
         if holding:
             # The app cannot run two copies: stop the old one first. Proxies hold new requests
@@ -163,7 +166,10 @@ class AppLifecycle:
                 await self._stop_units(old_units)
                 old_units, old_routes = [], ()
             try:
-                routes = await self._bring_up(config, release, wanted)
+                if rolling and old_routes:
+                    routes = await self._roll(config, release, wanted, old_routes, rolled)
+                else:
+                    routes = await self._bring_up(config, release, wanted)
             except (NotReady, JobFailed) as exc:
                 reason = exc.message
                 # A failed restart of the release that still serves says nothing bad about
@@ -190,7 +196,8 @@ class AppLifecycle:
         # Drain, then stop whatever ran before; deploy returns only when the old is gone.
         new_units = {r.unit for r in routes}
         await self._drain([r for r in old_routes if r.web and r.unit not in new_units])
-        stopped = await self._stop_units([u for u in old_units if u not in new_units])
+        stopped = rolled + await self._stop_units(
+            [u for u in old_units if u not in new_units and u not in rolled])
         self._collect_old_releases()
         first = next((r for r in routes if r.web), routes[0] if routes else None)
         self.store.add_event(f"{action}_succeeded", self.app,
@@ -202,6 +209,40 @@ class AppLifecycle:
                        first.port if first and first.web else None, tuple(stopped),
                        f"release {release.number} of {self.app} is live "
                        f"({_describe_counts(routes)})")
+
+    async def _roll(self, config: AppConfig, release: Release,
+                    wanted: dict[str, ProcessConfig], old_routes: tuple[Route, ...],
+                    stopped: list[str]) -> tuple[Route, ...]:
+        """A rolling deploy: for each new instance in turn, start it, wait until ready, put
+        it in place of the old instance of the same process and number, drain and stop that
+        one. Never more than one extra instance runs (servers without memory for two full
+        sets). A failure stops there: the instances replaced so far keep the new release
+        (deploy again, or roll back, to finish); the rest keep the old one."""
+        existing = [p[1] for u in self.state.units_of(self.app)
+                    if (p := parse_app_unit_name(u.name))]
+        generation = next_instance(release.release_id, existing)
+        old_by_key: dict[tuple[str, int], Route] = {}
+        for route in old_routes:
+            inst = parse_instance_token(route.instance)
+            if inst is not None:
+                old_by_key[(inst.process, inst.number)] = route
+        live = list(old_routes)
+        started: list[Route] = []
+        for name, pc in wanted.items():
+            for number in range(1, pc.count + 1):
+                inst = build_instance_id(generation, name, number)
+                (route,) = await self._start_instances(config, release, [inst], wanted)
+                started.append(route)
+                old = old_by_key.pop((name, number), None)
+                live = [r for r in live if r is not old] + [route]
+                await self.router.publish(self.app, tuple(live))
+                if old is not None:
+                    await self._drain([old] if old.web else [])
+                    stopped += await self._stop_units([old.unit])
+        if not started:
+            raise NotReady(f"every process of {self.app} is scaled to 0; scale one up with "
+                           f"`bindrop scale {self.app} web=1`")
+        return tuple(started)
 
     async def _scale(self) -> Outcome:
         """Start missing instances of the live generation (ready first), then drain and

@@ -216,3 +216,33 @@ async def test_bad_scale_requests_change_nothing(
         await hub.config.scale("calm", {"wrker": 1})
     assert store.get_processes("calm") == {}
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+async def test_a_rolling_deploy_replaces_one_instance_at_a_time_under_load(
+        linked_hub: tuple[Hub, HubEnd], proxy: ProxyServer, store: Store,  # noqa: F811
+        machine: Machine, tmp_path: Path) -> None:
+    hub, _ = linked_hub
+    store.create_app(AppConfig(name="roll", hosts=("roll.test",)))
+    await upload(hub, "roll", bundle(tmp_path, "one"))
+    await hub.call("roll", Deploy("1"))
+    await hub.config.scale("roll", {"web": 2, "worker": 1})
+    await upload(hub, "roll", bundle(tmp_path, "two"))
+    most = 0
+
+    def count(_change: object) -> None:
+        nonlocal most
+        most = max(most, sum(1 for u in hub.state.units_of("roll") if is_up(u)))
+
+    unsubscribe = hub.state.subscribe(count)
+    try:
+        async with Visitors(proxy.ports[0], "roll.test") as visitors:
+            outcome = await hub.call("roll", Deploy("2", rolling=True))
+    finally:
+        unsubscribe()
+    assert set(visitors.results) == {"200"}, (visitors.results, visitors.failures)
+    assert most == 4  # three instances, and never more than one extra
+    assert len(outcome.stopped) == 3  # each old one stopped as its successor came
+    assert active_units(machine, "roll") == [
+        "bindrop-app-roll-2.service", "bindrop-app-roll-2_web_2.service",
+        "bindrop-app-roll-2_worker_1.service"]
+    assert store.get_release("roll", 2).status == "live"
