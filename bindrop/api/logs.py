@@ -72,7 +72,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
                                or not cursor.isprintable()):
         raise InvalidInput("cursor is not valid: send the cursor of the last line you received")
     process = request.query.get("process")
-    if process is not None and process not in ("release", "run"):
+    if process is not None and process not in ("release", "run", "cron"):
         validate_process_name(process)
     argv = journal_argv(hub.journal.prefix, app, lines=lines, follow=follow, cursor=cursor,
                         process=process)

@@ -114,10 +114,12 @@ class AppLifecycle:
         if config.desired_state != "running":
             config = self.store.update_app(self.app, desired_state="running")
         view = self.state.app(self.app)
-        if view is not None and view.route is not None and view.state in (
+        if view is not None and view.instances and view.state in (
                 AppRunState.RUNNING, AppRunState.RESTARTING):
-            return Outcome(self.app, "start", view.live_release, view.route.unit,
-                           view.route.port, message=f"{self.app} is already running")
+            return Outcome(self.app, "start", view.live_release,
+                           view.route.unit if view.route else None,
+                           view.route.port if view.route else None,
+                           message=f"{self.app} is already running")
         self.state.clear_problem(self.app)
         return await self._deploy(self._current_release(config), "start")
 

@@ -215,6 +215,19 @@ async def test_bad_scale_requests_change_nothing(
     with pytest.raises(InvalidInput, match="no process 'wrker'"):
         await hub.config.scale("calm", {"wrker": 1})
     assert store.get_processes("calm") == {}
+    # a Procfile with a process twice (or a bad name) refuses the upload: no release, no blob
+    for procfile, message in (("web: ./a\nweb: ./b\n", "declared twice"),
+                              ("Web: ./a\n", "not valid")):
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w:gz") as tar:
+            info = tarfile.TarInfo("Procfile")
+            info.size = len(procfile)
+            tar.addfile(info, io.BytesIO(procfile.encode()))
+        with pytest.raises(InvalidInput, match=message):
+            await upload(hub, "calm", out.getvalue())
+    assert [r.number for r in store.list_releases("calm")] == [1]
+    assert store.referenced_blobs() == {r.sha256 for r in store.list_releases("calm")}
+    assert len(list(hub.blobs.root.iterdir())) == 1
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 

@@ -112,3 +112,18 @@ async def test_an_ssh_login_that_fails_is_a_one_line_unreachable(
         with pytest.raises(RemoteError) as refused:
             await client.apps()
     assert refused.value.code == "unreachable"
+
+
+async def test_a_one_off_run_streams_its_output_and_exit_status_over_ssh(
+        sshd: Sshd, api: ApiServer) -> None:
+    async with Client(ssh_url(sshd, api), ssh=sshd.ssh, remote=REMOTE) as client:
+        await client.create_app({"name": "remote", "hosts": ["remote.test"]})
+        release = await client.upload_release("remote", HELLO)
+        await client.deploy("remote", release["number"])
+        await client.set_env("remote", {"X": "over ssh"})
+        items = [item async for item in client.run(
+            "remote", ["sh", "-c", 'echo "one $X"; sleep 0.3; echo two; exit 5'])]
+        await client.action("remote", "stop")
+    assert items[0]["unit"].startswith("bindrop-app-remote-1")
+    assert [i["message"] for i in items if "message" in i] == ["one over ssh", "two"]
+    assert items[-1] == {"exit_status": 5}
