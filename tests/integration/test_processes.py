@@ -259,3 +259,42 @@ async def test_a_rolling_deploy_replaces_one_instance_at_a_time_under_load(
         "bindrop-app-roll-2.service", "bindrop-app-roll-2_web_2.service",
         "bindrop-app-roll-2_worker_1.service"]
     assert store.get_release("roll", 2).status == "live"
+
+
+async def test_a_worker_systemd_gives_up_on_is_reported_while_web_serves_on(
+        linked_hub: tuple[Hub, HubEnd], proxy: ProxyServer, store: Store,  # noqa: F811
+        tmp_path: Path) -> None:
+    hub, _ = linked_hub
+    store.create_app(AppConfig(name="flaky", hosts=("flaky.test",)))
+    data = bundle(tmp_path, "steady")
+    # the worker starts fine, then keeps crashing until systemd stops restarting it
+    crashy = "#!/bin/sh\necho 'worker: cannot reach the queue'\nsleep 0.3\nexit 2\n"
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as src, \
+            tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for member in src.getmembers():
+            body = src.extractfile(member)
+            assert body is not None
+            content = crashy.encode() if member.name == "worker.sh" else body.read()
+            member.size = len(content)
+            tar.addfile(member, io.BytesIO(content))
+    await upload(hub, "flaky", out.getvalue())
+    await hub.call("flaky", Deploy("1"))
+    worker = "bindrop-app-flaky-1_worker_1.service"
+    view = await wait_for_app(hub, "flaky", lambda v: v is not None
+                              and [u for u, _ in v.gave_up] == [worker], timeout=60)
+    assert view is not None and view.state == AppRunState.RUNNING
+    assert [r.process for r in view.instances] == ["web"]
+    status, body, _ = await get(proxy.ports[0], "flaky.test")
+    assert status == 200 and body.startswith("steady from flaky")
+
+    async def reported() -> None:
+        while not any(e.kind == "instance_gave_up" for e in store.list_events(app="flaky")):
+            await asyncio.sleep(0.1)
+
+    await asyncio.wait_for(reported(), HANG)
+    event = next(e for e in store.list_events(app="flaky") if e.kind == "instance_gave_up")
+    assert worker in event.message and "exited with status 2" in event.message
+    assert "worker: cannot reach the queue" in (event.data or {}).get("log", [])
+    # scale brings a fresh worker back (the stored count still says 1)
+    await hub.config.scale("flaky", {"worker": 1})
