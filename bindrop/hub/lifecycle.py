@@ -209,8 +209,9 @@ class AppLifecycle:
                               "units": sorted(new_units)})
         return Outcome(self.app, action, release.release_id, first.unit if first else None,
                        first.port if first and first.web else None, tuple(stopped),
-                       f"release {release.number} of {self.app} is live "
-                       f"({_describe_counts(routes)})")
+                       f"release {release.number} of {self.app} is live"
+                       + ("" if _describe_counts(routes) == "web=1"
+                          else f" ({_describe_counts(routes)})"))
 
     async def _roll(self, config: AppConfig, release: Release,
                     wanted: dict[str, ProcessConfig], old_routes: tuple[Route, ...],
