@@ -90,7 +90,13 @@ def build_entry(config: AppConfig, hosts: tuple[str, ...], view: AppView | None
     serving = view.serving if view is not None else ()
     # "upstream" is the first serving web instance (proxies before balancing read only it);
     # "upstreams" all of them, which the proxy balances across.
-    route = serving[0] if serving else (view.route if view is not None else None)
+    route = serving[0] if serving else None
+    if view is not None and not view.instances:  # a view the hub built before instances
+        route = view.route
+    elif view is not None and not serving and any(r.web for r in view.instances):
+        # web instances exist, none runs right now (workers may): they are restarting
+        if state == AppRunState.RUNNING:
+            state = AppRunState.RESTARTING
     return {
         "app": config.name,
         "hosts": list(hosts),

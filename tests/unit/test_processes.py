@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from bindrop.client.protocol import Upstream
+from bindrop.client.protocol import Upstream, parse_table
 from bindrop.errors import InvalidInput
 from bindrop.hub.plan import Adopt, DesiredApp, ObservedUnit, next_instance, plan_reconcile
+from bindrop.hub.routetable import build_route_table
+from bindrop.hub.state import AppRunState, Route, derive_view
 from bindrop.proxy.balance import pick_upstream
 from bindrop.settings import Settings
+from bindrop.store import AppConfig
+from bindrop.systemd.types import ActiveState, SubState, UnitState
 from bindrop.units import AppSpec, ReleaseSpec, build_app_unit, parse_app_unit_name
 from bindrop.units.processes import (
     InstanceId,
@@ -136,3 +140,45 @@ def test_the_instance_with_fewest_requests_in_flight_is_picked_and_refused_ones_
     assert pick_upstream(ups, {}, turn=2) == ups[2]
     assert pick_upstream(ups, {}, turn=1, exclude={"u1"}) == ups[2]
     assert pick_upstream(ups, {}, exclude={"u0", "u1", "u2"}) is None
+
+
+def _unit(name: str, active: bool = True) -> UnitState:
+    return UnitState(name, active_state=ActiveState.ACTIVE if active else ActiveState.ACTIVATING,
+                     sub_state=SubState.RUNNING if active else SubState.AUTO_RESTART,
+                     main_pid=7)
+
+
+def test_the_view_serves_only_active_web_instances_and_runs_while_any_runs() -> None:
+    routes = (Route("w1", "3", 2001), Route("w2", "3_web_2", 2002),
+              Route("k1", "3_worker_1", 0, "worker"))
+    view = derive_view("blog", routes, [_unit("w1", False), _unit("w2"), _unit("k1")],
+                       None, None)
+    assert view.state == AppRunState.RUNNING
+    assert [r.unit for r in view.serving] == ["w2"]
+    assert view.route == routes[1]  # the first serving web instance
+    assert [r.unit for r in view.instances] == ["w1", "w2", "k1"]
+    workers_only = derive_view("blog", (routes[2],), [_unit("k1")], None, None)
+    assert workers_only.state == AppRunState.RUNNING and workers_only.route is None
+
+
+def test_the_route_table_lists_every_serving_instance_and_the_proxy_reads_them() -> None:
+    routes = (Route("w1", "3", 2001), Route("w2", "3_web_2", 2002))
+    view = derive_view("blog", routes, [_unit("w1"), _unit("w2")], None, None)
+    entries, _ = build_route_table([AppConfig(name="blog", hosts=("blog.test",))],
+                                   {"blog": view})
+    assert entries[0]["upstream"]["port"] == 2001
+    assert [u["port"] for u in entries[0]["upstreams"]] == [2001, 2002]
+    table = parse_table({"version": 1, "apps": entries})
+    assert [u.port for u in table.apps[0].upstreams] == [2001, 2002]
+    # a hub before process types sends only "upstream": one instance
+    del entries[0]["upstreams"]
+    assert [u.port for u in parse_table({"version": 1, "apps": entries}).apps[0].upstreams
+            ] == [2001]
+
+
+def test_web_instances_all_restarting_beside_a_running_worker_read_as_restarting() -> None:
+    routes = (Route("w1", "3", 2001), Route("k1", "3_worker_1", 0, "worker"))
+    view = derive_view("blog", routes, [_unit("w1", False), _unit("k1")], None, None)
+    entries, _ = build_route_table([AppConfig(name="blog", hosts=("blog.test",))],
+                                   {"blog": view})
+    assert entries[0]["status"] == "restarting" and entries[0]["upstream"] is None
