@@ -93,10 +93,10 @@ def build_entry(config: AppConfig, hosts: tuple[str, ...], view: AppView | None
     route = serving[0] if serving else None
     if view is not None and not view.instances:  # a view the hub built before instances
         route = view.route
-    elif view is not None and not serving and any(r.web for r in view.instances):
+    elif (view is not None and not serving and state == AppRunState.RUNNING
+          and any(r.web for r in view.instances)):
         # web instances exist, none runs right now (workers may): they are restarting
-        if state == AppRunState.RUNNING:
-            state = AppRunState.RESTARTING
+        state = AppRunState.RESTARTING
     return {
         "app": config.name,
         "hosts": list(hosts),
