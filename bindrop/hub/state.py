@@ -300,9 +300,12 @@ def derive_view(app: str, routes: tuple[Route, ...] | Route | None, units: list[
     by_name = {u.name: u for u in units}
     live_units = [by_name[r.unit] for r in routes if r.unit in by_name]
     live_names = {u.name for u in live_units}
-    serving = tuple(r for r in routes if r.web and r.unit in by_name
-                    and by_name[r.unit].active_state == ActiveState.ACTIVE
-                    and by_name[r.unit].sub_state != SubState.AUTO_RESTART)
+    # A web instance serves unless systemd says it is down: one the watcher has not reported
+    # yet was just found ready by the hub; one restarting after a crash is out until it runs
+    # again (a refused connection then goes to another instance).
+    serving = tuple(r for r in routes if r.web and (
+        r.unit not in by_name or (is_up(by_name[r.unit])
+                                  and by_name[r.unit].sub_state != SubState.AUTO_RESTART)))
     webs = [r for r in routes if r.web]
     route = serving[0] if serving else (webs[0] if webs else None)
     primary = route or (routes[0] if routes else None)
