@@ -74,7 +74,7 @@ SCALE = {"type": "object", "additionalProperties": False,
                                         "additionalProperties": {"type": ["string", "null"]}}}}
 RUN = {"type": "object", "required": ["args"], "additionalProperties": False,
        "properties": {"args": {"type": "array", "items": _STR, "minItems": 1},
-                      "detach": _BOOL}}
+                      "detach": _BOOL, "plan": _BOOL}}
 DASHBOARD = {"type": "object", "required": ["host"], "additionalProperties": False,
              "properties": {"host": _STR}}
 NEW_TOKEN = {"type": "object", "required": ["name"], "additionalProperties": False,

@@ -6,7 +6,9 @@ and streams its output as JSON lines, then its exit status:
     {"exit_status": 3}
 
 With ``"detach": true`` it answers ``{"unit": ...}`` at once and the run goes on. A caller
-that goes away before the end stops the run.
+that goes away before the end stops the run. With ``"plan": true`` nothing starts: the answer
+is what ``systemd-run --pty`` on the server needs to run it on a terminal (``bindrop run
+--tty``).
 """
 
 from __future__ import annotations
@@ -38,13 +40,16 @@ async def run(request: web.Request) -> dict[str, Any] | web.StreamResponse:
     hub = request.app[HUB]
     app = request.match_info["app"]
     body = await read_json(request)
-    only(body, {"args", "detach"}, "a run")
+    only(body, {"args", "detach", "plan"}, "a run")
     args = body.get("args")
     if not isinstance(args, list):
         raise InvalidInput('args must be a list of strings, e.g. ["sh", "-c", "echo hi"]')
     detach = body.get("detach", False)
-    if not isinstance(detach, bool):
-        raise InvalidInput("detach must be true or false")
+    plan = body.get("plan", False)
+    if not isinstance(detach, bool) or not isinstance(plan, bool):
+        raise InvalidInput("detach and plan must be true or false")
+    if plan:  # for `bindrop run --tty` on the server: its systemd-run starts the unit
+        return hub.runs.plan(app, args)
     unit = await hub.runs.start(app, args)
     if detach:
         return {"unit": unit}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -13,8 +14,18 @@ from typing import Any
 
 import click
 
-from bindrop.cli.remote import emit_json, json_option, remote, size_text, table
+from bindrop.cli.remote import (
+    call,
+    emit_json,
+    json_option,
+    remote,
+    server_options,
+    size_text,
+    table,
+)
 from bindrop.client.client import Client
+from bindrop.client.servers import resolve_server
+from bindrop.client.ssh import ssh_tty_argv
 
 Run = Callable[..., Any]
 GZIP_MAGIC = b"\x1f\x8b"
@@ -390,10 +401,13 @@ def _pairs(items: tuple[str, ...], option: str) -> dict[str, str | None]:
 @click.option("--detach", "-d", is_flag=True,
               help="Leave it running and print its unit's name (its output is in "
                    "`bindrop logs APP --process run`).")
+@click.option("--tty", "-t", is_flag=True,
+              help="Interactive, on a terminal (stdin too): over ssh://, or on the server "
+                   "itself (runs systemd-run --pty).")
 @json_option
-@remote
-def run_command(app: str, command: tuple[str, ...], detach: bool, as_json: bool,
-                run: Run) -> None:
+@server_options
+def run_command(app: str, command: tuple[str, ...], detach: bool, tty: bool, as_json: bool,
+                server: str | None, token: str | None) -> None:
     """Run COMMAND once with APP's current release: its env, user, data dir and sandbox.
 
     Prints the command's output as it comes and exits with its exit status.
@@ -401,6 +415,13 @@ def run_command(app: str, command: tuple[str, ...], detach: bool, as_json: bool,
     Example: bindrop run blog -- sh -c 'echo $DATABASE_URL'
     """
     args = list(command)
+
+    def run(action: Callable[[Client], Any]) -> Any:
+        return call(server, token, action)
+
+    if tty:
+        _run_on_a_terminal(app, args, server, token)
+        return
     if detach:
         started = run(lambda c: c.run_detached(app, args))
         if as_json:
@@ -423,3 +444,25 @@ def run_command(app: str, command: tuple[str, ...], detach: bool, as_json: bool,
         return status
 
     sys.exit(run(follow))
+
+
+def _run_on_a_terminal(app: str, args: list[str], server: str | None,
+                       token: str | None) -> None:
+    """Replace this process: over ssh:// by ``ssh -t`` running ``bindrop run --tty`` on the
+    server; on the server by ``systemd-run --pty`` with the unit the hub planned."""
+    endpoint, _ = resolve_server(server, token, os.environ)
+    if endpoint.transport == "ssh":
+        ssh = shlex.split(os.environ.get("BINDROP_SSH") or "ssh")
+        remote_cmd = shlex.split(os.environ.get("BINDROP_REMOTE_COMMAND") or "bindrop")
+        argv = ssh_tty_argv(endpoint, app, args, ssh=ssh, remote=remote_cmd)
+        os.execvp(argv[0], argv)
+    if endpoint.transport != "unix":
+        raise click.UsageError("--tty needs the server itself (unix:) or ssh://: an HTTP "
+                               "API cannot carry a terminal")
+    plan = call(server, token, lambda c: c.run_plan(app, args))
+    # "prefix" runs systemd's tools where the hub's systemd is (nsenter into a bindrop
+    # machine); empty on a server. Only the server's own root reaches the unix socket.
+    argv = [*plan.get("prefix", []), "systemd-run", "--pty", "--quiet", "--wait", "--collect",
+            "--service-type=exec", f"--unit={plan['unit']}",
+            *(f"--property={p}" for p in plan["properties"]), "--", *plan["argv"]]
+    os.execvp(argv[0], argv)

@@ -137,6 +137,10 @@ class Client:
             if line.strip():
                 yield json.loads(line)
 
+    async def run_plan(self, app: str, args: list[str]) -> Any:
+        return await self.request("POST", f"/v1/apps/{_seg(app)}/run",
+                                  body={"args": args, "plan": True})
+
     async def run_detached(self, app: str, args: list[str]) -> Any:
         return await self.request("POST", f"/v1/apps/{_seg(app)}/run",
                                   body={"args": args, "detach": True})

@@ -13,14 +13,15 @@ import contextlib
 import logging
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bindrop.errors import BindropError, InvalidInput, NotFound
 from bindrop.hub.lifecycle import resolve_command
 from bindrop.hub.system import system_read_only_paths
 from bindrop.systemd import ActiveState, SubState
 from bindrop.systemd.types import UnitState
-from bindrop.units import AppSpec
+from bindrop.units import AppSpec, UnitSpec
+from bindrop.units.render import render_property
 from bindrop.units.tasks import build_run_task
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Set by systemd-run itself (the command, --service-type, --collect, --pty).
+TTY_SKIPPED = frozenset({"ExecStart", "Type", "RemainAfterExit", "CollectMode"})
 #: Where a bare program name (``sh``, ``python3``) is looked up: inside the unit, on its PATH.
 ENV_PROGRAM = "/usr/bin/env"
 ARGS_MAX = 256
@@ -73,6 +76,32 @@ class Runs:
     async def start(self, app: str, argv: Sequence[str]) -> str:
         """Start ``argv`` with the app's current release; return the unit's name.
         ``NotFound`` for an app without a release (nothing started)."""
+        spec, number = self._spec(app, argv)
+        await self.hub.manager.start_transient_unit(spec.name, spec.properties)
+        log.info("%s: run %s started", app, spec.name)  # never the arguments: secrets
+        self.hub.store.add_event("run_started", app, f"{app}: one-off run {spec.name} started",
+                                 {"unit": spec.name, "release": number})
+        return spec.name
+
+    def plan(self, app: str, argv: Sequence[str]) -> dict[str, Any]:
+        """What ``systemd-run --pty`` on the server needs to run ``argv`` as ``start`` would,
+        on a terminal: the unit name, the program and arguments, and every other property as
+        a unit-file assignment (``-p``). Starts nothing; the caller's systemd-run does."""
+        spec, number = self._spec(app, argv)
+        execs = [p.value for p in spec.properties if p.name == "ExecStart"]
+        path, args, _ = execs[0][0]  # type: ignore[index]
+        properties = [line for p in spec.properties if p.name not in TTY_SKIPPED
+                      for line in render_property(p)]
+        self.hub.store.add_event("run_started", app, f"{app}: one-off run {spec.name} "
+                                 "started on a terminal", {"unit": spec.name,
+                                                           "release": number})
+        # The arguments keep their "$$" escapes: systemd (252) expands what systemd-run sends.
+        # "prefix" is how the server runs systemd's tools: nothing on a server, nsenter into
+        # a private systemd (bindrop machine), as the hub's journal reader does.
+        return {"prefix": list(self.hub.journal.prefix), "unit": spec.name,
+                "argv": [path, *args[1:]], "properties": properties}
+
+    def _spec(self, app: str, argv: Sequence[str]) -> tuple[UnitSpec, int]:
         store = self.hub.store
         config = store.get_app(app)
         if config.current_release is None:
@@ -89,11 +118,7 @@ class Runs:
             AppSpec(app, store.get_env(app), config.limits, config.system,
                     system_read_only_paths() if config.system else ()),
             release.release_id, os.urandom(6).hex(), exec_path, args, self.hub.settings)
-        await self.hub.manager.start_transient_unit(spec.name, spec.properties)
-        log.info("%s: run %s started", app, spec.name)  # never the arguments: secrets
-        store.add_event("run_started", app, f"{app}: one-off run {spec.name} started",
-                        {"unit": spec.name, "release": release.number})
-        return spec.name
+        return spec, release.number
 
     async def wait(self, unit: str) -> int:
         """Wait (on the state stream) until the run's main process ended; its exit status."""

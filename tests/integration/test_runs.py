@@ -3,7 +3,11 @@ over the unix socket and over TCP with a token."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import pty
+import sys
 
 import pytest
 
@@ -65,3 +69,63 @@ async def test_scale_from_the_cli_shows_and_changes_processes(api: ApiServer) ->
     logs = await bindrop(api, "logs", "duo", "--process", "web", "-n", "50", "--json")
     assert logs.exit_code == 0
     assert {json.loads(x)["process"] for x in logs.stdout.splitlines()} <= {"web"}
+
+
+async def _on_a_terminal(argv: list[str], env: dict[str, str], typed: bytes,
+                         timeout: float = 60.0) -> tuple[int, str]:
+    """Run ``argv`` on a new pseudo-terminal, type ``typed`` once it shows "ready"; its exit
+    status and everything it showed."""
+    master, slave = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(*argv, stdin=slave, stdout=slave,
+                                                stderr=slave, env=env,
+                                                start_new_session=True)
+    os.close(slave)
+    loop = asyncio.get_running_loop()
+    shown = bytearray()
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(master)
+        got.put_nowait(data)
+
+    loop.add_reader(master, readable)
+    try:
+        async with asyncio.timeout(timeout):
+            while b"ready" not in shown:
+                chunk = await got.get()
+                if not chunk:
+                    break
+                shown += chunk
+            os.write(master, typed)
+            while chunk := await got.get():  # b"": the terminal's last user closed it
+                shown += chunk
+            await proc.wait()
+    except TimeoutError:
+        pass  # what it showed tells why
+    finally:
+        loop.remove_reader(master)
+        os.close(master)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode if proc.returncode is not None else -1, shown.decode(
+        errors="replace")
+
+
+async def test_run_tty_on_the_server_reads_the_terminal_and_exits_with_the_status(
+        api: ApiServer, hub: Hub) -> None:
+    assert (await bindrop(api, "create", "term", "--host", "term.test")).exit_code == 0
+    assert (await bindrop(api, "deploy", "term", str(HELLO))).exit_code == 0
+    assert (await bindrop(api, "env", "set", "term", "X=$HOME stays")).exit_code == 0
+    status, shown = await _on_a_terminal(
+        [sys.executable, "-m", "bindrop", "run", "--tty", "--server",
+         f"unix:{api.socket_path}", "term", "--", "sh", "-c",
+         'test -t 0 && echo ready; read line; echo "got $line with $X"; echo bye; exit 4'],
+        {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"}, b"typed words\n")
+    assert "got typed words with $HOME stays" in shown, shown
+    assert status == 4, shown

@@ -182,3 +182,16 @@ def test_web_instances_all_restarting_beside_a_running_worker_read_as_restarting
     entries, _ = build_route_table([AppConfig(name="blog", hosts=("blog.test",))],
                                    {"blog": view})
     assert entries[0]["status"] == "restarting" and entries[0]["upstream"] is None
+
+
+def test_an_interactive_run_over_ssh_asks_for_a_terminal_and_runs_bindrop_there() -> None:
+    from bindrop.client.servers import parse_server
+    from bindrop.client.ssh import ssh_tty_argv
+
+    argv = ssh_tty_argv(parse_server("ssh://root@host:2222/run/b.sock"), "blog",
+                        ["sh", "-c", "echo $X; exit 3"], ssh=["ssh", "-i", "k"],
+                        remote=["bindrop"])
+    assert argv[:2] == ["ssh", "-i"] and "-T" not in argv and "-t" in argv
+    assert argv[argv.index("-p") + 1] == "2222"
+    assert argv[-2:] == ["root@host", "bindrop run --tty --server unix:/run/b.sock blog -- "
+                                      "sh -c 'echo $X; exit 3'"]
