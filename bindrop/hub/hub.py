@@ -253,7 +253,7 @@ class Hub:
 
     def _keep_liveness(self, app: str, view: AppView | None) -> None:
         """Run one liveness monitor per serving web instance while the app is RUNNING, if
-        it asks for liveness checks (each instance may have its own health path)."""
+        it asks for liveness checks (with the web process's own health path if it has one)."""
         serving = view.serving if view is not None and view.state == AppRunState.RUNNING else ()
         config = None
         if serving:

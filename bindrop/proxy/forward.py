@@ -225,8 +225,9 @@ class Forwarder:
     async def _forward(self, request: Request, response: Response, route: AppRoute,
                        upstream: Upstream, request_id: str, result: _Result, *,
                        retry_refused: bool = False) -> None:
-        """Forward to ``upstream``; with ``retry_refused``, a refused connect raises
-        ``_Refused`` (nothing was sent) so the caller may try another instance."""
+        """Forward to ``upstream``. With ``retry_refused`` (the app has other instances), a
+        refused connect, or a request safe to repeat whose connection closed before any byte
+        of an answer, raises ``_Refused`` so the caller tries another instance."""
         upgrade = request.upgrade and is_websocket_upgrade(request.headers)
         headers = build_upstream_headers(request.headers, client=request.remote,
                                          scheme=self._scheme(request), request_id=request_id)
