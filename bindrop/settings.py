@@ -22,6 +22,8 @@ DEFAULT_API_PORT = 7300
 #: The host at which the proxy exposes the TCP control API; no app may claim it.
 DEFAULT_CONTROL_HOST = "bindrop.localhost"
 DEFAULT_UPLOAD_LIMIT = 1024**3
+#: The most instances one process type of an app may be scaled to (BINDROP_MAX_INSTANCES).
+DEFAULT_MAX_INSTANCES = 16
 #: The host at which the proxy serves the dashboard (a system app); "off" for none.
 DEFAULT_DASHBOARD_HOST = "dashboard.localhost"
 
@@ -55,7 +57,7 @@ class Settings:
     #: Where the proxy serves the dashboard; None: no dashboard.
     dashboard_host: str | None = DEFAULT_DASHBOARD_HOST
     #: Most instances a process type of an app may be scaled to (BINDROP_MAX_INSTANCES).
-    max_instances: int = 16
+    max_instances: int = DEFAULT_MAX_INSTANCES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -79,7 +81,7 @@ class Settings:
             or SYSTEM_BUS_DEFAULT,
             machines_dir=Path(machines) if machines else _default_machines_dir(environ),
             max_instances=_count("BINDROP_MAX_INSTANCES", environ.get("BINDROP_MAX_INSTANCES"),
-                                 16),
+                                 DEFAULT_MAX_INSTANCES),
         )
 
     def _under(self, path: str) -> Path:

@@ -195,3 +195,14 @@ def test_an_interactive_run_over_ssh_asks_for_a_terminal_and_runs_bindrop_there(
     assert argv[argv.index("-p") + 1] == "2222"
     assert argv[-2:] == ["root@host", "bindrop run --tty --server unix:/run/b.sock blog -- "
                                       "sh -c 'echo $X; exit 3'"]
+
+
+def test_install_gives_the_hub_its_max_instances() -> None:
+    from bindrop.cli.install import deploy_dir, render_installed_unit
+
+    text = render_installed_unit((deploy_dir() / "bindrop.service").read_text(), "b",
+                                 max_instances=4)
+    assert "\nEnvironment=BINDROP_MAX_INSTANCES=4\n" in text
+    assert Settings.from_env({"BINDROP_MAX_INSTANCES": "4"}).max_instances == 4
+    with pytest.raises(InvalidInput, match="BINDROP_MAX_INSTANCES"):
+        Settings.from_env({"BINDROP_MAX_INSTANCES": "0"})
