@@ -56,6 +56,7 @@ RELEASE = _object({
 OUTCOME = _object({
     "app": _S, "action": _S, "release": _S0, "unit": _S0, "port": _I0,
     "stopped": {"type": "array", "items": _S}, "message": _S,
+    "release_log": {"type": "array", "items": _S},
 })
 TOKEN = _object({
     "name": _S, "scope": {"type": "string", "enum": ["admin", "read-only"]},

@@ -249,6 +249,8 @@ def deploy(app: str, path: Path, cmd: str | None, no_wait: bool, process: tuple[
     if as_json:
         emit_json({"release": release, "outcome": outcome})
     else:
+        for line in outcome.get("release_log") or []:
+            click.echo(f"release command: {line}")
         click.echo(_outcome_line(outcome))
 
 

@@ -65,11 +65,13 @@ class Outcome:
     port: int | None = None
     stopped: tuple[str, ...] = ()
     message: str = ""
+    #: what the release command wrote (its last lines), when the deploy ran one
+    release_log: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"app": self.app, "action": self.action, "release": self.release,
                 "unit": self.unit, "port": self.port, "stopped": list(self.stopped),
-                "message": self.message}
+                "message": self.message, "release_log": list(self.release_log)}
 
 
 class AppLifecycle:
@@ -152,10 +154,11 @@ class AppLifecycle:
         old_units = [u.name for u in self.state.units_of(self.app) if is_up(u)]
         view = self.state.app(self.app)
         old_routes = view.instances if view is not None else ()
+        release_log: list[str] = []
         if action == "deploy" and release.release_command:
             # Before any new instance starts, and before a no-overlap deploy stops the old:
             # a failing release command leaves the old release serving.
-            await self._release_command(config, release)
+            release_log = await self._release_command(config, release)
         rolled: list[str] = []  # old units a rolling deploy stopped on its way
         holding = config.no_overlap
         if holding:
@@ -211,7 +214,7 @@ class AppLifecycle:
                        first.port if first and first.web else None, tuple(stopped),
                        f"release {release.number} of {self.app} is live"
                        + ("" if _describe_counts(routes) == "web=1"
-                          else f" ({_describe_counts(routes)})"))
+                          else f" ({_describe_counts(routes)})"), tuple(release_log))
 
     async def _roll(self, config: AppConfig, release: Release,
                     wanted: dict[str, ProcessConfig], old_routes: tuple[Route, ...],
@@ -387,9 +390,9 @@ class AppLifecycle:
                 route.unit, f"release {release.number} of {self.app} did not get ready: "
                             f"{exc.message}")) from None
 
-    async def _release_command(self, config: AppConfig, release: Release) -> None:
-        """Run the release command once as a oneshot unit; ``NotReady`` with its last log
-        lines if it fails (nothing else has changed then)."""
+    async def _release_command(self, config: AppConfig, release: Release) -> list[str]:
+        """Run the release command once as a oneshot unit; its last log lines. ``NotReady``
+        with them if it fails (nothing else has changed then)."""
         assert release.release_command is not None
         exec_path, args = self._resolve(release, release.release_command)
         spec = build_release_task(
@@ -418,6 +421,7 @@ class AppLifecycle:
                              f"the release command of release {release.number} of "
                              f"{self.app} succeeded in {time.monotonic() - started:.1f} s",
                              {"release": release.number, "log": lines})
+        return lines
 
     async def manager_reset(self, unit: str) -> None:
         """Unload a finished task unit (a failed one needs a reset first). Never raises."""

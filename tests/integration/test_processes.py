@@ -122,6 +122,7 @@ async def test_a_procfile_bundle_runs_web_and_worker_scales_balances_and_survive
     assert first.release_command == ("./migrate.sh",)
     outcome = await hub.call("shop", Deploy("1"))
     assert outcome.unit == "bindrop-app-shop-1.service"
+    assert "migrating to release 1" in outcome.release_log  # the deploy's own output
     assert active_units(machine, "shop") == ["bindrop-app-shop-1.service",
                                              "bindrop-app-shop-1_worker_1.service"]
     kinds = [e.kind for e in store.list_events(app="shop")]
