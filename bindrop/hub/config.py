@@ -30,6 +30,7 @@ from bindrop.store.releases import ReleaseKind, validate_command
 from bindrop.store.tokens import Scope, Token
 from bindrop.units.processes import WEB, parse_procfile, parse_scale, validate_process_name
 from bindrop.units.purge import build_purge_unit
+from bindrop.units.tasks import parse_run_unit_name
 
 if TYPE_CHECKING:
     from bindrop.hub.hub import Hub
@@ -124,6 +125,11 @@ class Config:
                     await self.hub.manager.stop_unit(unit.name)
                     stopped.append(unit.name)
             self.hub.ports.release(unit.name)
+        # One-off runs of the app are no instances (not in units_of): stop those too.
+        for name in sorted(self.hub.state.snapshot().units):
+            if parse_run_unit_name(name, app):
+                await self.hub.runs.finish(name)
+                stopped.append(name)
         self.hub.state.forget(app)
         still_used = self.hub.store.referenced_blobs()
         removed = sum(self.hub.blobs.remove(sha) for sha in sorted(unused - still_used))

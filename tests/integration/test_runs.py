@@ -42,11 +42,15 @@ async def test_run_prints_the_output_and_exits_with_the_command_s_status(
     unit = detached.stdout.strip()
     assert detached.exit_code == 0 and unit.startswith("bindrop-app-tool-1_run.")
     assert any(u == unit for u in hub.state.snapshot().units)
+    second = (await bindrop(api, "run", "tool", "--detach", "--", "sleep", "30")).stdout.strip()
     await hub.runs.finish(unit)
     # No run is left loaded, and none counts as an instance of the app.
     view = hub.state.app("tool")
     assert view is not None and [r.unit for r in view.instances] == [
         "bindrop-app-tool-1.1.service"]  # the env change restarted it
+    # destroying the app stops its runs too
+    destroyed = parsed(await bindrop(api, "destroy", "tool", "--yes", "--json"))
+    assert isinstance(destroyed, dict) and second in destroyed["stopped"]
 
 
 async def test_scale_from_the_cli_shows_and_changes_processes(api: ApiServer) -> None:
