@@ -25,6 +25,7 @@ from bindrop.api import (
     logs,
     openapi,
     releases,
+    runs,
     server,
     system,
     tokens,
@@ -65,9 +66,17 @@ LIMITS = {"type": "object", "additionalProperties": False,
           "properties": {k: _LIMIT for k in ("memory_max", "cpu_quota", "tasks_max")}}
 ENV = {"type": "object", "additionalProperties": _STR}
 DEPLOY = {"type": "object", "required": ["release"], "additionalProperties": False,
-          "properties": {"release": {"type": "integer", "minimum": 1}}}
+          "properties": {"release": {"type": "integer", "minimum": 1}, "rolling": _BOOL}}
 ROLLBACK = {"type": "object", "additionalProperties": False,
             "properties": {"to": {"type": ["integer", "null"], "minimum": 1}}}
+SCALE = {"type": "object", "additionalProperties": False,
+         "properties": {"counts": {"type": "object", "additionalProperties": _INT},
+                        "memory_max": {"type": "object", "additionalProperties": _LIMIT},
+                        "health_path": {"type": "object",
+                                        "additionalProperties": {"type": ["string", "null"]}}}}
+RUN = {"type": "object", "required": ["args"], "additionalProperties": False,
+       "properties": {"args": {"type": "array", "items": _STR, "minItems": 1},
+                      "detach": _BOOL, "plan": _BOOL}}
 DASHBOARD = {"type": "object", "required": ["host"], "additionalProperties": False,
              "properties": {"host": _STR}}
 NEW_TOKEN = {"type": "object", "required": ["name"], "additionalProperties": False,
@@ -146,7 +155,10 @@ ROUTES: tuple[Route, ...] = (
           body="binary", status=201, expect=releases.check_upload_size, returns="release",
           query=(("kind", {"type": "string", "enum": ["binary", "bundle"]},
                   "binary (default): an executable; bundle: a .tar.gz"),
-                 ("cmd", _STR, 'the command as a JSON list, e.g. ["./server"]'))),
+                 ("cmd", _STR, 'the command as a JSON list, e.g. ["./server"]'),
+                 ("processes", _STR, 'process types as a JSON object, e.g. '
+                                     '{"worker": ["--worker"]} (added to a Procfile)'),
+                 ("release_cmd", _STR, 'the release command as a JSON list'))),
     Route("POST", "/v1/apps/{app}/deploy", actions.deploy, "Deploy a release (zero downtime)",
           admin=True, body=DEPLOY, query=(WAIT,), returns="outcome_or_job"),
     Route("POST", "/v1/apps/{app}/rollback", actions.rollback,
@@ -159,6 +171,16 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/apps/{app}/restart", actions.restart,
           "Restart the current release (zero downtime)", admin=True, query=(WAIT,),
           returns="outcome_or_job"),
+    Route("PUT", "/v1/apps/{app}/scale", actions.scale,
+          "Set how many instances of each process run (and a process's memory limit or "
+          "health path); applies at once to a running app", admin=True, body=SCALE,
+          returns="outcome_or_job"),
+    Route("GET", "/v1/apps/{app}/processes", actions.processes,
+          "The app's process types: command and instance count"),
+    Route("POST", "/v1/apps/{app}/run", runs.run,
+          "Run a one-off command with the current release (its env, user, data, sandbox) "
+          "as a transient unit; streams its output and exit status as JSON lines",
+          admin=True, body=RUN, produces="application/x-ndjson"),
     Route("GET", "/v1/jobs/{job}", actions.show_job, "How an action started with wait=0 ended"),
     Route("GET", "/v1/apps/{app}/env", env.show_env,
           "An app's environment (secret-looking values masked)",
@@ -177,7 +199,8 @@ ROUTES: tuple[Route, ...] = (
           produces="application/x-ndjson",
           query=(("lines", _INT, "how many past lines (default 100)"),
                  ("follow", _FLAG, "1: keep streaming new lines"),
-                 ("cursor", _STR, "resume after this cursor"))),
+                 ("cursor", _STR, "resume after this cursor"),
+                 ("process", _STR, "only this process type (web, worker, release, run)"))),
     Route("GET", "/v1/events", events.events,
           "Server-sent events of live state and recorded events (resumable)",
           produces="text/event-stream",

@@ -19,6 +19,7 @@ from bindrop.settings import (
     DEFAULT_API_PORT,
     DEFAULT_CONTROL_HOST,
     DEFAULT_DASHBOARD_HOST,
+    DEFAULT_MAX_INSTANCES,
     Settings,
     parse_api_port,
     parse_control_host,
@@ -58,12 +59,14 @@ def render_installed_unit(template: str, command: str, http_port: int = DEFAULT_
                           https_port: int | None = DEFAULT_HTTPS_PORT, *,
                           backup_schedule: str = DEFAULT_BACKUP_SCHEDULE,
                           backup_delay: str = BACKUP_DELAY, disk_interval: str = DISK_INTERVAL,
-                          timer_accuracy: str = TIMER_ACCURACY) -> str:
+                          timer_accuracy: str = TIMER_ACCURACY,
+                          max_instances: int = DEFAULT_MAX_INSTANCES) -> str:
     """A unit template from deploy/ with ``@BINDROP@`` replaced by how to run bindrop, the
     proxy's ``ListenStream=80`` by ``http_port`` and ``=443`` by ``https_port``,
     ``@PROXY_SOCKETS@`` by the proxy's sockets, ``@API_PORT@`` by ``api_port`` ("off" for
     None) and ``@CONTROL_HOST@`` by ``control_host``; the timers' ``@BACKUP_SCHEDULE@``,
-    ``@BACKUP_DELAY@``, ``@DISK_INTERVAL@`` and ``@TIMER_ACCURACY@`` likewise. Pure."""
+    ``@BACKUP_DELAY@``, ``@DISK_INTERVAL@``, ``@TIMER_ACCURACY@`` and the hub's
+    ``@MAX_INSTANCES@`` likewise. Pure."""
     sockets = " ".join(u for u in installed_units(https_port) if u.endswith(".socket"))
     text = (template.replace("@BINDROP@", command)
             .replace("@API_PORT@", str(api_port) if api_port else "off")
@@ -72,7 +75,8 @@ def render_installed_unit(template: str, command: str, http_port: int = DEFAULT_
             .replace("@BACKUP_SCHEDULE@", backup_schedule)
             .replace("@BACKUP_DELAY@", backup_delay)
             .replace("@DISK_INTERVAL@", disk_interval)
-            .replace("@TIMER_ACCURACY@", timer_accuracy))
+            .replace("@TIMER_ACCURACY@", timer_accuracy)
+            .replace("@MAX_INSTANCES@", str(max_instances)))
     text = text.replace("\nListenStream=80\n", f"\nListenStream={http_port}\n")
     return text.replace("\nListenStream=443\n", f"\nListenStream={https_port}\n")
 
@@ -124,8 +128,13 @@ def bindrop_command() -> str:
               envvar="BINDROP_BACKUP_SCHEDULE",
               help="When bindrop-backup.timer runs the backup (a systemd calendar spec, "
                    "e.g. '*-*-* 03:00'). [env: BINDROP_BACKUP_SCHEDULE]")
+@click.option("--max-instances", type=click.IntRange(1, 10_000),
+              default=DEFAULT_MAX_INSTANCES, show_default=True, envvar="BINDROP_MAX_INSTANCES",
+              help="The most instances `bindrop scale` gives one process type of an app. "
+                   "[env: BINDROP_MAX_INSTANCES]")
 def install(no_start: bool, http_port: int, https_port: int | None, api_port: int | None,
-            control_host: str, dashboard_host: str | None, backup_schedule: str) -> None:
+            control_host: str, dashboard_host: str | None, backup_schedule: str,
+            max_instances: int) -> None:
     """Install bindrop's services on this server (as root): units, directories, then start.
 
     Writes bindrop.service (the hub, with the control API on 127.0.0.1:--api-port) and
@@ -160,7 +169,8 @@ def install(no_start: bool, http_port: int, https_port: int | None, api_port: in
         template = (deploy_dir() / name).read_text()
         text = render_installed_unit(template, bindrop_command(), http_port, api_port,
                                      control_host, https_port,
-                                     backup_schedule=backup_schedule)
+                                     backup_schedule=backup_schedule,
+                                     max_instances=max_instances)
         target = settings.unit_dir / name
         if not target.exists() or target.read_text() != text:
             target.write_text(text)

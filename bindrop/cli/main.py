@@ -63,6 +63,8 @@ COMMANDS = {
     "stop": "bindrop.cli.apps:stop",
     "restart": "bindrop.cli.apps:restart",
     "logs": "bindrop.cli.apps:logs",
+    "scale": "bindrop.cli.apps:scale",
+    "run": "bindrop.cli.apps:run_command",
     "env": "bindrop.cli.env:env",
     "limits": "bindrop.cli.env:limits",
     "token": "bindrop.cli.tokens:token",

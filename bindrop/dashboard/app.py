@@ -165,6 +165,7 @@ def make_dashboard_app(api_url: str, *, sessions: SessionStore | None = None
     add("POST", "/apps/{app}/env", page(pages.set_env))
     add("POST", "/apps/{app}/env/unset", page(pages.unset_env))
     add("POST", "/apps/{app}/limits", page(pages.set_limits))
+    add("POST", "/apps/{app}/scale", page(pages.scale))
     add("GET", "/metrics.json", page(pages.metrics))
     add("GET", "/server", page(pages.server))
     add("GET", "/tokens", page(pages.tokens))

@@ -27,9 +27,11 @@ class Restart:
 
 @dataclass(frozen=True)
 class Deploy:
-    """Put ``release`` live: start it, wait until ready, flip the route, drain, stop the old."""
+    """Put ``release`` live: start it, wait until ready, flip the route, drain, stop the old.
+    ``rolling``: one instance at a time (start, ready, swap, drain, stop its old one)."""
 
     release: str
+    rolling: bool = False
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,12 @@ class Rollback:
     """Deploy an earlier release (``to``, or the one before the current) the same way."""
 
     to: str | None = None
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Bring the number of live instances of each process in line with the stored scale:
+    start what is missing (ready first), drain and stop what is too many."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,7 @@ class Restore:
     steps: RestoreSteps = field(compare=False, repr=False)
 
 
-Command = Start | Stop | Restart | Deploy | Rollback | Check | Restore
+Command = Start | Stop | Restart | Deploy | Rollback | Check | Restore | Scale
 
 #: For each new command kind, the queued kinds it makes pointless.
 #: - Stop: whatever was queued to start, restart or check would be undone at once.
@@ -73,20 +81,23 @@ Command = Start | Stop | Restart | Deploy | Rollback | Check | Restore
 #:   starts, restarts and checks are moot.
 #: - Check: only one pending check is useful.
 #: - Restore: replaces data the user asked for; nothing drops it, and it drops nothing.
+#: - Scale applies the stored counts, which every command that starts instances applies too:
+#:   those (and Stop) make a queued Scale moot, and one queued Scale is enough.
 _SUPERSEDES: dict[type[Command], frozenset[type[Command]]] = {
-    Stop: frozenset({Start, Restart, Check, Stop}),
-    Start: frozenset({Start, Stop, Check}),
-    Restart: frozenset({Start, Stop, Restart, Check}),
-    Deploy: frozenset({Deploy, Rollback, Start, Restart, Check}),
-    Rollback: frozenset({Deploy, Rollback, Start, Restart, Check}),
+    Stop: frozenset({Start, Restart, Check, Stop, Scale}),
+    Start: frozenset({Start, Stop, Check, Scale}),
+    Restart: frozenset({Start, Stop, Restart, Check, Scale}),
+    Deploy: frozenset({Deploy, Rollback, Start, Restart, Check, Scale}),
+    Rollback: frozenset({Deploy, Rollback, Start, Restart, Check, Scale}),
     Check: frozenset({Check}),
     Restore: frozenset(),
+    Scale: frozenset({Scale, Check}),
 }
 
 #: In-flight commands whose readiness wait a new command may cancel. Only a Stop does: waiting
 #: for a release to get ready is pointless once the user wants the app stopped.
 _CANCELS_WAIT: dict[type[Command], frozenset[type[Command]]] = {
-    Stop: frozenset({Start, Restart, Deploy, Rollback, Check}),
+    Stop: frozenset({Start, Restart, Deploy, Rollback, Check, Scale}),
 }
 
 

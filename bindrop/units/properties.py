@@ -31,6 +31,7 @@ PROPERTY_SIGNATURES: Mapping[str, str] = MappingProxyType(
         "TimeoutStartUSec": "t",
         "SuccessExitStatus": "(aiai)",
         "KillSignal": "i",
+        "RemainAfterExit": "b",
         # exec context
         "WorkingDirectory": "s",
         "Environment": "as",
