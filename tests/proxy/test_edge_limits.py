@@ -206,7 +206,7 @@ async def test_a_visitor_that_reads_nothing_of_a_large_answer_is_cut_off(
         async with running_proxy(proxy_options(hub_end, tmp_path, limits=SMALL),
                                  access_out=io.StringIO()) as p:
             async with asyncio.timeout(HANG):
-                reader, writer = await asyncio.open_connection(
+                _reader, writer = await asyncio.open_connection(
                     "127.0.0.1", p.ports[0], limit=1024)
                 transport = writer.transport
                 transport.pause_reading()
