@@ -281,7 +281,47 @@ Handler = Callable[[Request, Response], Awaitable[None]]
 
 
 class HttpConnection(asyncio.Protocol):
-    """One visitor's connection."""
+    """One visitor's connection. Slotted: thousands of idle keep-alive connections are
+    each one of these, so no per-instance dict."""
+
+    __slots__ = (
+        "__weakref__",
+        "_current",
+        "_drain",
+        "_early",
+        "_fields_size",
+        "_head_size",
+        "_headers",
+        "_in_head",
+        "_more",
+        "_parser",
+        "_queue",
+        "_read_paused",
+        "_refused",
+        "_task",
+        "_trailer_size",
+        "_tunnel",
+        "_upgraded",
+        "_url",
+        "_write_paused",
+        "closed",
+        "closing",
+        "handler",
+        "head_started",
+        "last_active",
+        "limits",
+        "loop",
+        "max_field_size",
+        "max_line_size",
+        "over_capacity",
+        "registry",
+        "remote",
+        "requests_seen",
+        "secure",
+        "transport",
+        "tunnel_closed",
+        "write_paused_since",
+    )
 
     def __init__(self, handler: Handler, *, loop: asyncio.AbstractEventLoop,
                  max_line_size: int = 8190, max_field_size: int = 8190,
@@ -307,15 +347,19 @@ class HttpConnection(asyncio.Protocol):
         self.head_started = self.last_active
         #: Since when the visitor's socket would take no more of its answer (0: it does).
         self.write_paused_since = 0.0
-        self._parser = httptools.HttpRequestParser(self)
+        #: None between requests of an idle connection (made again by its next bytes).
+        self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self._url = b""
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._headers: list[tuple[bytes, bytes]] = _NO_HEADERS
         self._head_size = 0
+        self._fields_size = 0
         self._trailer_size = 0
         self._in_head = False
         self._refused = False
         self._current: Request | None = None  # being received
-        self._queue: collections.deque[Request] = collections.deque()  # to answer, in order
+        # To answer, in order: a list, not a deque (whose first block alone is 600 bytes per
+        # idle connection; more than one request waits only when a visitor pipelines).
+        self._queue: list[Request] = []
         #: Answers the requests in turn; waits on ``_more`` between them (one task for
         #: all of a keep-alive connection's requests, not one per request).
         self._task: asyncio.Task[None] | None = None
@@ -351,8 +395,11 @@ class HttpConnection(asyncio.Protocol):
             return
         if self._refused:
             return
+        parser = self._parser
+        if parser is None:
+            parser = self._parser = httptools.HttpRequestParser(self)
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self._upgraded = True
             rest = data[exc.args[0]:] if exc.args else b""
@@ -413,6 +460,7 @@ class HttpConnection(asyncio.Protocol):
         if self.requests_seen:  # the first head's clock started with the connection
             self.head_started = self.loop.time()
         self._head_size = 0
+        self._fields_size = 0
         self._url = b""
         self._headers = []
 
@@ -433,6 +481,7 @@ class HttpConnection(asyncio.Protocol):
                 raise _Refused
             return
         headers = self._headers
+        self._fields_size += size + 2
         if size > self.max_field_size or len(headers) >= self.limits.max_headers:
             self._refuse(431, "Request Header Fields Too Large")
             raise _Refused
@@ -440,14 +489,14 @@ class HttpConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self._parser
+        assert parser is not None
         self._in_head = False
         self._trailer_size = 0
         method = parser.get_method().decode("ascii", "replace")
         version = parser.get_http_version()
         headers = self._headers
         # The size of the head in this read too (data_received counts whole reads).
-        size = len(self._url) + sum(len(name) + len(value) + 4 for name, value in headers)
-        if size > self.limits.max_head_size:
+        if len(self._url) + self._fields_size > self.limits.max_head_size:
             self._refuse(431, "Request Header Fields Too Large")
             raise _Refused
         try:
@@ -461,6 +510,8 @@ class HttpConnection(asyncio.Protocol):
             raise _Refused from None
         request = Request(self, method, self._url, headers, version,
                           parser.should_keep_alive(), upgrade, framing)
+        self._headers = _NO_HEADERS  # the request has them; a new head gets a new list
+        self._url = b""
         self._current = request
         self._enqueue(request)
 
@@ -493,11 +544,12 @@ class HttpConnection(asyncio.Protocol):
         try:
             while not self.closed:
                 if not self._queue:
-                    # Keep-alive: wait for the next request's head (the visitor going
-                    # away cancels this task).
-                    self._more = self.loop.create_future()
-                    await self._more
-                    continue
+                    # Keep-alive: the next request's head starts a new task, and its
+                    # bytes a new parser (an idle connection holds no task, frame, future
+                    # or parser: memory per connection).
+                    if not self._in_head and self._current is None and not self._upgraded:
+                        self._parser = None
+                    return
                 request = self._queue[0]
                 response = Response(self, request)
                 refusal = request.refusal
@@ -528,7 +580,7 @@ class HttpConnection(asyncio.Protocol):
                     await response.send(500, b"Internal Server Error",
                                         [(b"Content-Type", b"text/plain")],
                                         b"500 Internal Server Error\n")
-                self._queue.popleft()
+                del self._queue[0]
                 self.last_active = self.loop.time()
                 if self._upgraded:
                     # The tunnel ended, or the app refused the upgrade (after an upgrade
@@ -677,6 +729,8 @@ def plain_address(address: str) -> str:
 
 
 _DEFAULT_LIMITS = Limits()
+#: What ``_headers`` is between heads (never appended to: a head starts a new list).
+_NO_HEADERS: list[tuple[bytes, bytes]] = []
 
 
 class _Refused(Exception):

@@ -183,13 +183,12 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- httptools callbacks -----------------------------------------------------------
 
-    def on_message_begin(self) -> None:
+    def on_status(self, status: bytes) -> None:
         if self._complete:
             # A second answer to one request (bytes past a Content-Length, a body on a
-            # 204): never parsed into the current one.
+            # 204): never parsed into the current one. (Bytes that are no answer at all
+            # fail the parser, which ``data_received`` treats the same way.)
             raise _ExtraData
-
-    def on_status(self, status: bytes) -> None:
         self.reason = status
 
     def on_header(self, name: bytes, value: bytes) -> None:
