@@ -58,6 +58,9 @@ class Settings:
     dashboard_host: str | None = DEFAULT_DASHBOARD_HOST
     #: Most instances a process type of an app may be scaled to (BINDROP_MAX_INSTANCES).
     max_instances: int = DEFAULT_MAX_INSTANCES
+    #: Networks of the load balancers / CDNs in front of the proxy (CIDR, as given), whose
+    #: X-Forwarded-* headers the proxy keeps; none: the proxy is the edge.
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -82,6 +85,9 @@ class Settings:
             machines_dir=Path(machines) if machines else _default_machines_dir(environ),
             max_instances=_count("BINDROP_MAX_INSTANCES", environ.get("BINDROP_MAX_INSTANCES"),
                                  DEFAULT_MAX_INSTANCES),
+            trusted_proxies=tuple(item.strip() for item in
+                                  environ.get("BINDROP_TRUSTED_PROXIES", "").split(",")
+                                  if item.strip()),
         )
 
     def _under(self, path: str) -> Path:
