@@ -152,6 +152,7 @@ def import_cmd(file: str, replace: bool, server: str | None, as_json: bool) -> N
             sys.exit(proc.returncode)
         return
     from bindrop.moving.importer import SystemctlHub, import_bundle
+    from bindrop.moving.install_options import carry_install_options, describe_install
 
     settings = _settings()
     with contextlib.ExitStack() as stack:
@@ -161,12 +162,17 @@ def import_cmd(file: str, replace: bool, server: str | None, as_json: bool) -> N
             raise InvalidInput(f"cannot read {file}: {exc.strerror}") from None
         result = import_bundle(settings, source, SystemctlHub(), replace=replace,
                                log=lambda m: click.echo(m, err=True), environ=os.environ)
+    install = carry_install_options(settings, result.manifest.install)
     if as_json:
-        emit_json(result.to_dict())
+        emit_json(result.to_dict() | {"install": install})
         return
     click.echo(f"imported {len(result.manifest.apps)} apps from {result.manifest.source} "
                f"({result.files} files, {size_text(result.bytes)}); the hub starts: "
                f"{', '.join(result.started) or 'none'}")
+    click.echo(describe_install(install))
+    kept = result.system_apps.kept
+    click.echo(f"system apps are this server's own: {', '.join(kept) or 'none'} (the bundle's "
+               f"{', '.join(result.system_apps.dropped) or 'none'} left behind)")
 
 
 @click.command()
@@ -289,6 +295,10 @@ def _print_report(report: Any, source: str) -> None:
                  else "answers" if app.served else "NOT ANSWERING")
         click.echo(f"  {app.name:<20} release {app.release or '-':<4} {state:<14} "
                    f"{' '.join(app.hosts)}")
+    if report.install is not None:
+        from bindrop.moving.install_options import describe_install
+
+        click.echo(describe_install(report.install))
     if report.dns:
         click.echo(f"point these DNS records at the new server ({report.target_address}):")
         for r in report.dns:

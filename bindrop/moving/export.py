@@ -28,6 +28,7 @@ from bindrop import __version__
 from bindrop.care.sqlite_copy import SIDE_SUFFIXES, copy_database, is_sqlite_file
 from bindrop.errors import NotFound
 from bindrop.moving.bucket import BlobBucket, describe_bucket
+from bindrop.moving.install_options import read_install_options
 from bindrop.moving.manifest import (
     DATABASE,
     MANIFEST,
@@ -161,9 +162,15 @@ def export_bundle(settings: Settings, out: IO[bytes], *, warn: Warn = lambda _m:
             files=tuple(w.files), apps=tuple(apps), missing_blobs=tuple(missing),
             skipped=tuple(skipped),
             bucket=describe_bucket(bucket.config) if bucket is not None else None,
+            install=_install_options(settings, apps),
         )
         w.add_bytes(MANIFEST, render_manifest(manifest))
     return manifest
+
+
+def _install_options(settings: Settings, apps: list[BundleApp]) -> dict[str, object] | None:
+    options = read_install_options(settings, [h for a in apps if a.system for h in a.hosts])
+    return options.to_dict() if options is not None else None
 
 
 def _add_tree(w: _Writer, root: Path, prefix: str, scratch: Path, skipped: list[str],
