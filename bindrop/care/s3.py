@@ -44,6 +44,15 @@ class S3Backups:
         except BotoCoreError as exc:
             raise BackupFailed(f"{what} on {self.where} failed: {exc}") from None
 
+    def blob_size(self, sha256: str) -> int | None:
+        """The size of the release blob ``sha256`` in the bucket; None when it is not there."""
+        try:
+            head = self._call(f"asking for blob {sha256[:12]}", self._client.head_object,
+                              Bucket=self.config.bucket, Key=self.config.blob_key(sha256))
+        except NotFound:
+            return None
+        return int(head["ContentLength"])
+
     def upload(self, folder: Path, manifest: Manifest) -> None:
         """Upload a complete local backup: its parts, then its manifest."""
         for part in manifest.parts:
