@@ -53,6 +53,20 @@ class S3Backups:
             return None
         return int(head["ContentLength"])
 
+    def ensure_blob(self, sha256: str, path: Path) -> bool:
+        """Upload the release blob at ``path`` unless the bucket has it whole; check it is
+        there after the write. True if sent; ``BackupFailed`` on failure."""
+        size = path.stat().st_size
+        if self.blob_size(sha256) == size:
+            return False
+        self._call(f"uploading blob {sha256[:12]}", self._client.upload_file,
+                   Filename=str(path), Bucket=self.config.bucket,
+                   Key=self.config.blob_key(sha256))
+        if self.blob_size(sha256) != size:
+            raise BackupFailed(f"blob {sha256[:12]} is not whole in {self.where} after the "
+                               "upload")
+        return True
+
     def upload(self, folder: Path, manifest: Manifest) -> None:
         """Upload a complete local backup: its parts, then its manifest."""
         for part in manifest.parts:

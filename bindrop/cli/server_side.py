@@ -10,6 +10,7 @@ import signal
 import click
 
 from bindrop.api import serve_api
+from bindrop.errors import BindropError
 from bindrop.hub.hub import Hub
 from bindrop.hub.notify import sd_notify
 from bindrop.hub.proxylink import ProxyLink
@@ -18,6 +19,7 @@ from bindrop.hub.routetable import ControlRoute
 from bindrop.hub.state import StateStore
 from bindrop.settings import Settings
 from bindrop.store import BlobStore, Store
+from bindrop.store.blobs import BlobRemote
 
 
 @click.command()
@@ -47,7 +49,8 @@ async def _run_hub(settings: Settings) -> None:
     # Connected proxies confirm each route swap and report when an old release is drained.
     link = ProxyLink(state, store)
     try:
-        async with Hub(settings, store, BlobStore.open(settings), state=state,
+        async with Hub(settings, store, BlobStore(settings.blobs_dir, _blob_remote(settings)),
+                       state=state,
                        router=link) as the_hub, \
                 serve_api(the_hub, settings, local_only=lambda app: add_proxy_routes(
                     app, link, hub=the_hub)) as api:
@@ -67,3 +70,18 @@ async def _run_hub(settings: Settings) -> None:
     finally:
         link.close()
         store.close()
+
+
+def _blob_remote(settings: Settings) -> BlobRemote | None:
+    """The bucket of /etc/bindrop/care.env (BINDROP_S3_*), of which the blob store is then
+    a cache: every upload is written there too. None without one (or with broken settings,
+    said in the log: the hub serves on without)."""
+    from bindrop.care.config import load_care_settings
+    from bindrop.moving.bucket import BlobBucket
+
+    try:
+        s3 = load_care_settings(settings, os.environ).s3
+    except BindropError as exc:
+        logging.getLogger("bindrop.hub").warning("no bucket for release blobs: %s", exc.message)
+        return None
+    return BlobBucket(s3) if s3 is not None else None

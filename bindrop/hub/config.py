@@ -198,6 +198,8 @@ class Config:
         blob = await self.hub.blobs.put_stream(_checked(chunks, kind == "bundle"),
                                                max_size=limit)
         try:
+            # With a bucket, a release exists off the server before it exists at all.
+            await self.hub.blobs.mirror(blob.sha256)
             release = self.hub.store.add_release(app, blob.sha256, blob.size, kind, command,
                                                  created_by)
         except BaseException:

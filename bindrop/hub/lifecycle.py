@@ -194,6 +194,9 @@ class AppLifecycle:
         instances = [p[1] for u in self.state.units_of(self.app)
                      if (p := parse_app_unit_name(u.name))]
         instance = next_instance(release.release_id, instances)
+        if self.blobs.remote is not None and not self.blobs.exists(release.sha256):
+            # Evicted by gc (the bucket has it): fetched back, its sha256 checked, first.
+            await self.blobs.fetch(release.sha256)
         exec_path, args = self._executable(release)
         unit = app_unit_name(self.app, instance)
         port = self.ports.allocate(unit)

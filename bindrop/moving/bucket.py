@@ -97,8 +97,7 @@ class BlobBucket:
 
 def describe_bucket(config: S3Config) -> dict[str, str | None]:
     """What a manifest records of the bucket: where, never the keys. Pure."""
-    return {"bucket": config.bucket, "prefix": config.prefix, "endpoint": config.endpoint,
-            "region": config.region}
+    return config.describe()
 
 
 def bucket_config(recorded: Mapping[str, Any], own: S3Config | None,
