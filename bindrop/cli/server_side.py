@@ -17,6 +17,7 @@ from bindrop.hub.proxylink import ProxyLink
 from bindrop.hub.proxylink_http import add_proxy_routes
 from bindrop.hub.routetable import ControlRoute
 from bindrop.hub.state import StateStore
+from bindrop.moving.bucket_settings import BucketSettings
 from bindrop.settings import Settings
 from bindrop.store import BlobStore, Store
 from bindrop.store.blobs import BlobRemote
@@ -49,11 +50,10 @@ async def _run_hub(settings: Settings) -> None:
     # Connected proxies confirm each route swap and report when an old release is drained.
     link = ProxyLink(state, store)
     try:
-        async with Hub(settings, store, BlobStore(settings.blobs_dir, _blob_remote(settings)),
-                       state=state,
-                       router=link) as the_hub, \
+        blobs = BlobStore(settings.blobs_dir, _blob_remote(settings))
+        async with Hub(settings, store, blobs, state=state, router=link) as the_hub, \
                 serve_api(the_hub, settings, local_only=lambda app: add_proxy_routes(
-                    app, link, hub=the_hub)) as api:
+                    app, link, hub=the_hub), bucket=BucketSettings(settings, blobs)) as api:
             if api.tcp_port is not None:
                 # Known only now (port 0 picks one): proxies get the table again with it.
                 link.route_control(ControlRoute(settings.control_host, api.tcp_port,
