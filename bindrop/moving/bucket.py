@@ -52,6 +52,10 @@ class BlobBucket:
         except BotoCoreError as exc:
             raise BindropError(f"{what} on {self.where} failed: {exc}") from None
 
+    def check(self) -> None:
+        """``BindropError`` unless the bucket exists and these keys may use it."""
+        self._call("reaching the bucket", self._client.head_bucket, Bucket=self.config.bucket)
+
     def size(self, sha256: str, *, key: str | None = None) -> int | None:
         """The stored blob's size, or None when the bucket does not have it."""
         from botocore.exceptions import ClientError

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bindrop.care.config import CARE_FILE, S3Config, load_care_settings
-from bindrop.errors import InvalidInput
+from bindrop.errors import BindropError, InvalidInput
 from bindrop.moving.bucket import BlobBucket
 from bindrop.settings import Settings
 from bindrop.store.blobs import BlobStore
@@ -80,7 +80,11 @@ class BucketSettings:
     def set(self, values: Mapping[str, Any]) -> dict[str, Any]:
         config = parse_bucket_settings(values)
         remote = BlobBucket(config)
-        remote.size("0" * 64)  # reachable, with these keys: BindropError saying why not
+        try:
+            remote.check()
+        except BindropError as exc:
+            raise InvalidInput(f"that bucket cannot be used, nothing was changed: "
+                               f"{exc.message}") from None
         self._write(config)
         self.blobs.remote = remote
         sent = 0
