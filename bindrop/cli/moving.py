@@ -183,9 +183,13 @@ def import_cmd(file: str, replace: bool, server: str | None, as_json: bool) -> N
               help="A directory of wheels (bindrop's dependencies) to copy along.")
 @click.option("--offline", is_flag=True,
               help="The server installs only from the wheels sent (no package index).")
+@click.option("--restore-from-bucket", "restore_env", metavar="BUCKET-ENV",
+              help="Then rebuild a dead server on it from the newest complete server backup "
+                   "in the bucket named in this file (BINDROP_S3_* lines; see `bindrop server "
+                   "restore`).")
 @json_option
 def setup(url: str, install_args: tuple[str, ...], name: str | None, wheelhouse: Path | None,
-          offline: bool, as_json: bool) -> None:
+          offline: bool, restore_env: str | None, as_json: bool) -> None:
     """Install bindrop on a fresh server over SSH and save it by name.
 
     Copies a wheel of this very bindrop and deploy/bootstrap.sh to the server, runs the
@@ -195,6 +199,15 @@ def setup(url: str, install_args: tuple[str, ...], name: str | None, wheelhouse:
     Example: bindrop server setup ssh://root@203.0.113.7 --name prod
     """
     result, saved = _set_up(url, name, wheelhouse, offline, install_args)
+    if restore_env is not None:
+        click.echo(f"bindrop runs on {url}; saved as {saved.name!r}" + (
+            f"; first admin token (saved; shown only now): {result.token}" if result.token
+            else ""), err=True)
+        argv = [sys.executable, "-m", "bindrop", "server", "restore", "--from-bucket",
+                "--bucket-env", restore_env, "--server", saved.url,
+                *(["--json"] if as_json else [])]
+        # Its own report (or JSON) is the answer: the server is set up and restored.
+        sys.exit(subprocess.run(argv, check=False).returncode)
     if as_json:
         emit_json({"name": saved.name, "url": saved.url, "token": result.token,
                    "existing_token": result.existing_token})
