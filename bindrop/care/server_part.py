@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
 import tarfile
 from collections.abc import Iterable, Mapping
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 from bindrop.care.archive import COMPRESS_LEVEL
 from bindrop.errors import InvalidInput
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 SERVER_PART = "server.tar.gz"
 BLOBS_LIST = "blobs.json"
 #: Where a blob is kept: in the bucket, or in this part.
@@ -70,7 +72,8 @@ def parse_blobs_list(raw: bytes) -> tuple[list[NeededBlob], dict[str, Any] | Non
         bucket = data.get("bucket")
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidInput(f"the backup's {BLOBS_LIST} is not valid ({exc})") from None
-    if any(b.where not in (IN_BUCKET, IN_PART) for b in blobs) or (
+    if any(b.where not in (IN_BUCKET, IN_PART) or not _SHA256.fullmatch(b.sha256)
+           or b.size < 0 for b in blobs) or (
             bucket is not None and not isinstance(bucket, dict)):
         raise InvalidInput(f"the backup's {BLOBS_LIST} is not valid")
     return blobs, bucket

@@ -12,7 +12,7 @@ import pytest
 
 from bindrop.care.backup import run_backup
 from bindrop.care.config import CareSettings
-from bindrop.care.manifest import MANIFEST, parse_manifest
+from bindrop.care.manifest import MANIFEST, file_digest, parse_manifest
 from bindrop.care.server_part import BLOBS_LIST, SERVER_PART, parse_blobs_list
 from bindrop.errors import InvalidInput, NotFound
 from bindrop.moving.places import apps_data_root
@@ -105,3 +105,40 @@ def test_a_backup_missing_its_server_part_is_not_a_complete_server_backup(
         restore_from_folder(target, folder, RecordingHub())
     with pytest.raises(NotFound, match="no complete server backup"):
         restore_from_folder(target, backups, RecordingHub())
+
+
+def test_a_blobs_list_naming_a_path_instead_of_a_sha256_is_refused() -> None:
+    for bad in ({"sha256": "../../../etc/shadow", "size": 1, "where": "part"},
+                {"sha256": "a" * 64, "size": -1, "where": "part"},
+                {"sha256": "a" * 64, "size": 1, "where": "elsewhere"}):
+        with pytest.raises(InvalidInput, match="not valid"):
+            parse_blobs_list(json.dumps({"bucket": None, "blobs": [bad]}).encode())
+
+
+def test_a_backup_whose_blobs_list_points_outside_is_refused_and_nothing_changes(
+    tmp_path: Path,
+) -> None:
+    """A backup someone else wrote: its blobs.json names a file of the restoring server."""
+    _source, backups, backup_id = backed_up(tmp_path)
+    folder = backups / backup_id
+    part = folder / SERVER_PART
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(part) as tar:
+        tar.extractall(unpacked, filter="data")
+    (unpacked / BLOBS_LIST).write_text(json.dumps({"bucket": None, "blobs": [
+        {"sha256": "../../../../etc/hostname", "size": 1, "where": "part"}]}))
+    with tarfile.open(part, "w:gz") as tar:
+        for path in sorted(unpacked.iterdir()):
+            tar.add(path, arcname=path.name)
+    data = json.loads((folder / MANIFEST).read_text())
+    size, digest = file_digest(part)
+    for p in data["parts"]:
+        if p["name"] == SERVER_PART:
+            p["size"], p["sha256"] = size, digest
+    (folder / MANIFEST).write_text(json.dumps(data))
+    target = fresh_server(tmp_path / "new")
+    before = snapshot(target.root)
+    hub = RecordingHub()
+    with pytest.raises(InvalidInput, match=REFUSED):
+        restore_from_folder(target, folder, hub)
+    assert hub.calls == [] and snapshot(target.root) == before
