@@ -152,7 +152,7 @@ def export_bundle(settings: Settings, out: IO[bytes], *, warn: Warn = lambda _m:
         skipped: list[str] = []
         for app in apps:
             root = app_data_dir(settings, app.name)
-            if root.is_dir():
+            if root.is_dir() and not app.system:  # a system app's data stays its server's
                 _add_tree(w, root, f"apps/{app.name}", scratch, skipped, warn)
         if settings.etc_dir.is_dir():
             _add_tree(w, settings.etc_dir, "etc", scratch, skipped, warn, sqlite=False)

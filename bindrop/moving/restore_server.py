@@ -180,9 +180,10 @@ def write_bundle(folder: Path, manifest: Manifest, scratch: Path, out: Any,
                 w.add_file(f"blobs/{blob.sha256}",
                            unpacked / "server" / "blobs" / blob.sha256, "blob", 0o555)
         skipped: list[str] = []
+        system = {a.name for a in apps if a.system}
         for part in manifest.parts:
-            if part.app is None:
-                continue
+            if part.app is None or part.app in system:
+                continue  # a system app's data is the restoring server's own
             data = unpacked / "apps" / part.app
             extract_archive(folder / part.name, data)
             # Already snapshots: copied as they are, and checked by the import.
