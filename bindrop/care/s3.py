@@ -32,6 +32,7 @@ class S3Backups:
         return f"s3://{self.config.bucket}/{self.config.prefix}"
 
     def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -41,7 +42,7 @@ class S3Backups:
             if code in ("NoSuchKey", "404"):
                 raise NotFound(f"{what}: not in {self.where}") from None
             raise BackupFailed(f"{what} on {self.where} failed: {code or exc}") from None
-        except BotoCoreError as exc:
+        except (BotoCoreError, Boto3Error) as exc:  # Boto3Error: upload_file's own
             raise BackupFailed(f"{what} on {self.where} failed: {exc}") from None
 
     def blob_size(self, sha256: str) -> int | None:

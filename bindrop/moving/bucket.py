@@ -42,6 +42,7 @@ class BlobBucket:
         return self.config.key("blobs", sha256)
 
     def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -49,7 +50,7 @@ class BlobBucket:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             raise BindropError(f"{what} on {self.where} failed: {code or exc}") from None
-        except BotoCoreError as exc:
+        except (BotoCoreError, Boto3Error) as exc:  # Boto3Error: upload_file's own
             raise BindropError(f"{what} on {self.where} failed: {exc}") from None
 
     def check(self) -> None:

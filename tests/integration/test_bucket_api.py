@@ -83,3 +83,21 @@ async def test_a_bucket_that_cannot_be_reached_is_refused_and_nothing_is_kept(
             await client.set_bucket(bad)
     assert (care.read_text() if care.exists() else None) == before
     assert hub.blobs.remote is None
+
+
+async def test_an_upload_the_bucket_does_not_take_is_refused_and_leaves_no_release(
+    client: Client, hub: Hub, settings: Settings, s3: Any,
+) -> None:
+    s3.create_bucket(Bucket="goes-away")
+    await client.set_bucket({"bucket": "goes-away", "endpoint": s3.meta.endpoint_url,
+                             "access_key_id": "testing", "secret_access_key": "x"})
+    s3.delete_bucket(Bucket="goes-away")
+    await client.create_app({"name": "nb", "hosts": ["nb.test"]})
+    program = Path(settings.root) / "lost.py"
+    program.write_text(HELLO.read_text() + "\n# never off the server\n")
+    with pytest.raises(RemoteError, match="goes-away"):
+        await client.upload_release("nb", program)
+    assert hub.store.list_releases("nb") == []
+    assert not [p for p in hub.blobs.root.iterdir()
+                if p.read_bytes() == program.read_bytes()]
+    await client.bucket_off()
