@@ -9,6 +9,7 @@ Any failure (a full disk included) removes the partial folder and raises ``Backu
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import tarfile
@@ -39,6 +40,7 @@ from bindrop.settings import Settings
 from bindrop.units import validate_app_name
 
 BINDROP_DB = "bindrop.db"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -137,10 +139,12 @@ def _build(settings: Settings, care: CareSettings, backup_id: str, app: str | No
 def _server_part(settings: Settings, care: CareSettings, snapshot: Path, partial: Path) -> Part:
     """``server.tar.gz``: /etc/bindrop and the blobs the releases need (``server_part``)."""
     s3 = s3_of(care)
-    files, _problems = write_server_part(
+    files, problems = write_server_part(
         partial / SERVER_PART, etc_dir=settings.etc_dir, blobs_dir=settings.blobs_dir,
         db_snapshot=snapshot, mirror=s3,
         bucket=care.s3.describe() if care.s3 is not None else None)
+    for problem in problems:
+        log.warning("backup: %s", problem)
     return _part(partial / SERVER_PART, None, (), files)
 
 

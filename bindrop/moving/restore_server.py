@@ -42,7 +42,7 @@ from bindrop.care.manifest import (
 from bindrop.care.s3 import S3Backups
 from bindrop.care.server_part import BLOBS_LIST, IN_BUCKET, SERVER_PART, parse_blobs_list
 from bindrop.errors import BindropError, InvalidInput, NotFound
-from bindrop.moving.export import _add_tree, _Writer, read_bundle_apps
+from bindrop.moving.export import BundleWriter, add_tree, read_bundle_apps
 from bindrop.moving.importer import HubControl, ImportResult, import_bundle
 from bindrop.moving.manifest import DATABASE, BundleFile, render_manifest
 from bindrop.moving.manifest import MANIFEST as BUNDLE_MANIFEST
@@ -170,7 +170,7 @@ def write_bundle(folder: Path, manifest: Manifest, scratch: Path, out: Any,
     blobs, bucket = parse_blobs_list(blobs_list.read_bytes())
     apps, _names = read_bundle_apps(db)
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        w = _Writer(tar)
+        w = BundleWriter(tar)
         w.add_file(DATABASE, db, "database", 0o644)
         for blob in blobs:
             if blob.where == IN_BUCKET:
@@ -187,9 +187,9 @@ def write_bundle(folder: Path, manifest: Manifest, scratch: Path, out: Any,
             data = unpacked / "apps" / part.app
             extract_archive(folder / part.name, data)
             # Already snapshots: copied as they are, and checked by the import.
-            _add_tree(w, data, f"apps/{part.app}", scratch, skipped, _ignore)
+            add_tree(w, data, f"apps/{part.app}", scratch, skipped, _ignore)
         if (unpacked / "server" / "etc").is_dir():
-            _add_tree(w, unpacked / "server" / "etc", "etc", scratch, skipped, _ignore,
+            add_tree(w, unpacked / "server" / "etc", "etc", scratch, skipped, _ignore,
                       sqlite=False)
         if bucket is not None and s3 is not None and bucket.get("bucket") == s3.bucket:
             bucket = s3.describe()
