@@ -239,7 +239,8 @@ def _set_up(url: str, name: str | None, wheelhouse: Path | None, offline: bool,
 @click.option("--finish", "--stop-source", "finish", is_flag=True,
               help="After DNS points at the new server: stop the moved apps on the source.")
 @click.option("--http-port", type=click.IntRange(1, 65535), default=80, show_default=True,
-              help="The new server's proxy port, where each app is checked by hostname.")
+              help="The new server's proxy port, where each app is checked by hostname "
+                   "(the old server's, when the move carried its install options).")
 @click.option("--timeout", type=float, default=180.0, show_default=True,
               help="Seconds to wait for every app to answer on the new server.")
 @click.option("--replace", is_flag=True, help="Overwrite apps the new server has already.")

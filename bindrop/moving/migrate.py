@@ -125,6 +125,10 @@ def migrate(source: Remote, target: Remote, *, environ: Mapping[str, str],
     imported = stream_export_into_import(source, target, replace=replace,
                                          blobs_in_bucket=blobs_in_bucket)
     address = resolve(target.host)
+    install = imported.get("install") or {}
+    if install.get("applied") and (install.get("source") or {}).get("http_port"):
+        # The new server's proxy now listens where the old one did.
+        http_port = int(install["source"]["http_port"])
     apps = imported.get("app_details", [])
     # System apps (the dashboard) are the new server's own business: not waited for, and
     # their *.localhost names need no DNS.
