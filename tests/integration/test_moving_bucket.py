@@ -3,6 +3,7 @@ and checks them there (#9). Against a real S3-compatible server (moto's server m
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import tarfile
@@ -143,3 +144,58 @@ async def test_the_blob_store_is_a_cache_of_the_bucket_an_evicted_blob_comes_bac
     with pytest.raises(NotFound):
         await blobs.fetch("0" * 64)
     assert await BlobStore(tmp_path / "nobucket").mirror(blob.sha256) is False
+
+
+def backup_to_bucket(settings: Settings) -> str:
+    from bindrop.care.backup import run_backup
+    from bindrop.moving.places import apps_data_root
+
+    care = dataclasses.replace(load_care_settings(settings, {}),
+                               apps_data_dir=apps_data_root(settings))
+    result = run_backup(settings, care)
+    assert result.uploaded
+    return result.manifest.id
+
+
+def test_a_server_backup_with_a_bucket_lists_the_blobs_there_and_restores_from_it_alone(
+    s3: Any, tmp_path: Path,
+) -> None:
+    from bindrop.moving.restore_server import restore_from_bucket
+
+    source = with_bucket(make_server(tmp_path / "old"), s3.meta.endpoint_url)
+    backup_id = backup_to_bucket(source)
+    with Store.open(source) as store:
+        sha = store.list_releases("blog")[0].sha256
+    part = s3.get_object(Bucket="moving", Key=f"srv/{backup_id}/server.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(part)) as tar:
+        assert f"blobs/{sha}" not in tar.getnames()  # the bucket has it: only listed
+    s3.head_object(Bucket="moving", Key=f"srv/blobs/sha256/{sha}")
+    target = fresh_server(tmp_path / "new")
+    config = load_care_settings(source, {}).s3
+    assert config is not None
+    restored = restore_from_bucket(target, config, RecordingHub())
+    assert restored.backup_id >= backup_id
+    assert BlobStore.open(target).path(sha).read_bytes() == \
+        BlobStore.open(source).path(sha).read_bytes()
+    assert (target.etc_dir / CARE_FILE).read_text() == (source.etc_dir / CARE_FILE).read_text()
+
+
+def test_a_restore_whose_blob_is_gone_from_the_bucket_is_refused_and_nothing_changes(
+    s3: Any, tmp_path: Path,
+) -> None:
+    from bindrop.moving.restore_server import restore_from_bucket
+
+    source = with_bucket(make_server(tmp_path / "old"), s3.meta.endpoint_url)
+    backup_id = backup_to_bucket(source)
+    with Store.open(source) as store:
+        sha = store.list_releases("blog")[0].sha256
+    for key in (f"srv/blobs/sha256/{sha}", f"srv/blobs/{sha}"):  # and the older layout's
+        s3.delete_object(Bucket="moving", Key=key)
+    target = fresh_server(tmp_path / "new")
+    before = snapshot(target.root)
+    hub = RecordingHub()
+    config = load_care_settings(source, {}).s3
+    assert config is not None
+    with pytest.raises(InvalidInput, match=REFUSED):
+        restore_from_bucket(target, config, hub, backup_id=backup_id)
+    assert hub.calls == [] and snapshot(target.root) == before
