@@ -31,13 +31,15 @@ from bindrop.errors import InvalidInput
                    "_ENDPOINT, _REGION, _PREFIX, _ACCESS_KEY_ID, _SECRET_ACCESS_KEY), as in "
                    "care.env; read here and sent along with --server.")
 @click.option("--replace", is_flag=True, help="Restore even though this server has apps.")
+@click.option("--address", metavar="IP",
+              help="The address the DNS records should name (with --server: that server's).")
 @click.option("--timeout", type=float, default=120.0, show_default=True,
               help="Seconds to wait for every app to answer through this server's proxy.")
 @_ssh_server
 @json_option
 def restore_cmd(from_bucket: bool, from_path: str | None, backup_id: str | None,
-                bucket_env: str | None, replace: bool, timeout: float, server: str | None,
-                as_json: bool) -> None:
+                bucket_env: str | None, replace: bool, address: str | None, timeout: float,
+                server: str | None, as_json: bool) -> None:
     """Rebuild a server from a server backup: database, /etc/bindrop, apps' data, blobs.
 
     Every part and every blob a release needs is checked (sha256) before anything changes;
@@ -57,15 +59,20 @@ def restore_cmd(from_bucket: bool, from_path: str | None, backup_id: str | None,
         except OSError as exc:
             raise InvalidInput(f"cannot read {bucket_env}: {exc.strerror}") from None
     if server:
+        from bindrop.moving.migrate import resolve
+
+        target = _remote(server)
         flags = (["--from-bucket"] if from_bucket else ["--from", str(from_path)]) + [
             *(["--backup", backup_id] if backup_id else []),
             *(["--bucket-env", "-"] if env_text is not None else []),
             *(["--replace"] if replace else []), "--timeout", str(timeout),
+            "--address", address or resolve(target.host),
             *(["--json"] if as_json else [])]
-        proc = subprocess.run(_remote(server).bindrop_argv("server", "restore", *flags),
+        proc = subprocess.run(target.bindrop_argv("server", "restore", *flags),
                               input=(env_text or "").encode(), check=False)
         sys.exit(proc.returncode)
-    report = _restore_here(from_bucket, from_path, backup_id, env_text, replace, timeout)
+    report = _restore_here(from_bucket, from_path, backup_id, env_text, replace, timeout,
+                           address)
     if as_json:
         emit_json(report)
         return
@@ -75,7 +82,8 @@ def restore_cmd(from_bucket: bool, from_path: str | None, backup_id: str | None,
 
 
 def _restore_here(from_bucket: bool, from_path: str | None, backup_id: str | None,
-                  env_text: str | None, replace: bool, timeout: float) -> dict[str, Any]:
+                  env_text: str | None, replace: bool, timeout: float,
+                  address: str | None) -> dict[str, Any]:
     from bindrop.care.config import load_care_settings, parse_env_file
     from bindrop.moving.importer import SystemctlHub
     from bindrop.moving.install_options import read_install_options
@@ -115,7 +123,8 @@ def _restore_here(from_bucket: bool, from_path: str | None, backup_id: str | Non
              "served": served.get(a["name"]) if a["should_run"] else None} for a in details]
     return {**restored.to_dict(), "apps": apps, "http_port": port,
             "dns": [{"name": r.name, "type": r.type, "value": r.value} for r in
-                    dns_records([h for a in details for h in a["hosts"]], "THIS-SERVER")],
+                    dns_records([h for a in details for h in a["hosts"]],
+                                            address or "THIS-SERVER")],
             "ok": all(a["served"] is not False for a in apps)}
 
 
@@ -130,9 +139,9 @@ def _print(report: dict[str, Any]) -> None:
     if report["missing_blobs"]:
         click.echo(f"releases whose blob was lost: {len(report['missing_blobs'])}")
     if report["dns"]:
-        click.echo("point these DNS records at this server's address:")
+        click.echo("point these DNS records at this server:")
         for r in report["dns"]:
-            click.echo(f"  {r['name']}.  {r['type']}  <this server>")
+            click.echo(f"  {r['name']}.  {r['type']}  {r['value']}")
     click.echo("restored: bindrop's database (apps, releases, env, routes, cron jobs, "
                "tokens), /etc/bindrop (settings, TLS, care and alert settings), the apps' "
                "data, every release's blob; not restored: this server's install options "

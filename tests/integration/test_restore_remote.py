@@ -102,6 +102,7 @@ def test_setup_with_restore_from_bucket_rebuilds_the_dead_server_on_a_bare_one(
     assert "laptop-secret" not in proc.stderr
     report = json.loads(proc.stdout)
     assert report["ok"] and {a["name"]: a["served"] for a in report["apps"]} == {"site": True}
+    assert report["dns"] == [{"name": "site.test", "type": "A", "value": w.new_addr}]
     status, body = get(w.new_addr, "site.test")
     assert status == 200 and body.startswith(b"laptop from site release 1")
     assert json.loads(w.bindrop("env", "list", "site", "--json", "--server",
