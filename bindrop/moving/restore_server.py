@@ -41,9 +41,9 @@ from bindrop.care.manifest import (
 )
 from bindrop.care.s3 import S3Backups
 from bindrop.care.server_part import BLOBS_LIST, IN_BUCKET, SERVER_PART, parse_blobs_list
-from bindrop.errors import BindropError, InvalidInput, NotFound
+from bindrop.errors import BindropError, Conflict, InvalidInput, NotFound
 from bindrop.moving.export import BundleWriter, add_tree, read_bundle_apps
-from bindrop.moving.importer import HubControl, ImportResult, import_bundle
+from bindrop.moving.importer import HubControl, ImportResult, existing_apps, import_bundle
 from bindrop.moving.manifest import DATABASE, BundleFile, render_manifest
 from bindrop.moving.manifest import MANIFEST as BUNDLE_MANIFEST
 from bindrop.moving.manifest import Manifest as BundleManifest
@@ -95,6 +95,7 @@ def restore_from_bucket(settings: Settings, s3: S3Config, hub: HubControl, *,
                         environ: Mapping[str, str] | None = None,
                         log: Log = lambda _m: None) -> Restored:
     """Restore the chosen (or newest complete) server backup of the bucket ``s3``."""
+    _check_fresh(settings, replace)
     bucket = S3Backups(s3)
     manifest = choose_server_backup(bucket.list(), backup_id)
     log(f"restoring {manifest.id} from {bucket.where}")
@@ -102,7 +103,8 @@ def restore_from_bucket(settings: Settings, s3: S3Config, hub: HubControl, *,
         folder = staging / "backup"
         bucket.download(manifest.id, folder)
         return _restore(settings, folder, manifest, hub, replace=replace,
-                        environ=environ, s3=s3, log=log, source=bucket.where)
+                        environ=environ, s3=s3, log=log, source=bucket.where,
+                        downloaded=True)
 
 
 def restore_from_folder(settings: Settings, folder: Path, hub: HubControl, *,
@@ -111,6 +113,7 @@ def restore_from_folder(settings: Settings, folder: Path, hub: HubControl, *,
                         log: Log = lambda _m: None) -> Restored:
     """Restore from a local backup: the folder of one backup (holding its manifest.json),
     or a folder of backups (the newest complete one, or ``backup_id``)."""
+    _check_fresh(settings, replace)
     if (folder / MANIFEST).is_file():
         manifest = parse_manifest((folder / MANIFEST).read_text())
         choose_server_backup([manifest], manifest.id)
@@ -133,9 +136,18 @@ def _staging(settings: Settings) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _check_fresh(settings: Settings, replace: bool) -> None:
+    """``Conflict`` before anything is downloaded when this server has apps (the import
+    would refuse them only after)."""
+    present = existing_apps(settings)
+    if present and not replace:
+        raise Conflict(f"this server has apps already ({', '.join(sorted(present))}); "
+                       "restore onto a fresh server, or pass --replace to overwrite them")
+
+
 def _restore(settings: Settings, folder: Path, manifest: Manifest, hub: HubControl, *,
              replace: bool, environ: Mapping[str, str] | None, s3: S3Config | None, log: Log,
-             source: str) -> Restored:
+             source: str, downloaded: bool = False) -> Restored:
     problems = check_parts(manifest, folder)
     if problems:
         raise InvalidInput(f"{REFUSED}: {'; '.join(problems[:5])}")
@@ -147,6 +159,10 @@ def _restore(settings: Settings, folder: Path, manifest: Manifest, hub: HubContr
         except (OSError, EOFError, tarfile.TarError, InvalidInput) as exc:
             reason = exc.message if isinstance(exc, BindropError) else str(exc)
             raise InvalidInput(f"{REFUSED}: {reason}") from None
+        # Only the bundle is needed now: less disk for the import's own staging copy.
+        shutil.rmtree(staging / "unpacked", ignore_errors=True)
+        if downloaded:
+            shutil.rmtree(folder, ignore_errors=True)
         log(f"{manifest.id}: every part matches its sha256; verifying its contents")
         with bundle.open("rb") as source_stream:
             imported = import_bundle(settings, source_stream, hub, replace=replace, log=log,
