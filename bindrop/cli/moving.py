@@ -128,9 +128,13 @@ def export_cmd(file: str, blobs_in_bucket: bool, server: str | None, as_json: bo
 @click.argument("file")
 @click.option("--replace", is_flag=True,
               help="Import even though this server has apps (theirs are overwritten).")
+@click.option("--keep-install-options", is_flag=True,
+              help="Keep this server's install options (ports, hosts, backup schedule) "
+                   "rather than take the bundle's; the report says how they differ.")
 @_ssh_server
 @json_option
-def import_cmd(file: str, replace: bool, server: str | None, as_json: bool) -> None:
+def import_cmd(file: str, replace: bool, keep_install_options: bool, server: str | None,
+               as_json: bool) -> None:
     """Restore a bundle from FILE ("-": stdin) onto this server.
 
     The whole bundle is read and checked first (every sha256 in its manifest, each SQLite
@@ -144,6 +148,8 @@ def import_cmd(file: str, replace: bool, server: str | None, as_json: bool) -> N
     if server:
         argv = _remote(server).bindrop_argv("server", "import", "-",
                                             *(["--replace"] if replace else []),
+                                            *(["--keep-install-options"]
+                                              if keep_install_options else []),
                                             *(["--json"] if as_json else []))
         with contextlib.ExitStack() as stack:
             source = sys.stdin.buffer if file == "-" else stack.enter_context(open(file, "rb"))
@@ -162,7 +168,8 @@ def import_cmd(file: str, replace: bool, server: str | None, as_json: bool) -> N
             raise InvalidInput(f"cannot read {file}: {exc.strerror}") from None
         result = import_bundle(settings, source, SystemctlHub(), replace=replace,
                                log=lambda m: click.echo(m, err=True), environ=os.environ)
-    install = carry_install_options(settings, result.manifest.install)
+    install = carry_install_options(settings, result.manifest.install,
+                                    apply=not keep_install_options)
     if as_json:
         emit_json(result.to_dict() | {"install": install})
         return

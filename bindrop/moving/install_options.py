@@ -157,7 +157,7 @@ def carry_install_options(settings: Settings, source: Mapping[str, Any] | None, 
     if not report["differing"]:
         return report | {"applied": True, "reason": None}
     if not apply:
-        return report | {"applied": False, "reason": "not asked to"}
+        return report | {"applied": False, "reason": "kept this server's (asked to)"}
     proc = subprocess.run([sys.executable, "-m", "bindrop", "install", *theirs.install_args()],
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
