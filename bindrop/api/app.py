@@ -19,6 +19,7 @@ from aiohttp.typedefs import Middleware
 
 from bindrop.api.auth import Caller, local_caller, parse_bearer, peer_uid, require_admin
 from bindrop.api.bodies import JSON_BODY_MAX
+from bindrop.api.bucket import BUCKET, BucketControl
 from bindrop.api.jobs import Jobs
 from bindrop.api.keys import CALLER, CLOSING, HUB, JOBS, SETTINGS, STREAMING
 from bindrop.api.openapi import OPENAPI, build_openapi
@@ -109,7 +110,8 @@ def _dumps(value: Any) -> str:
 
 
 def make_api_app(hub: Hub, settings: Settings, *, require_token: bool,
-                 jobs: Jobs | None = None) -> web.Application:
+                 jobs: Jobs | None = None, bucket: BucketControl | None = None
+                 ) -> web.Application:
     """The control API over ``hub``; ``require_token`` for TCP, not for the unix socket.
     Apps serving one hub on several listeners share ``jobs``, so a job id works on each."""
     app = web.Application(middlewares=[render_errors, authenticate(require_token)],
@@ -118,6 +120,8 @@ def make_api_app(hub: Hub, settings: Settings, *, require_token: bool,
     app[SETTINGS] = settings
     app[JOBS] = jobs if jobs is not None else Jobs()
     app[CLOSING] = asyncio.Event()
+    if bucket is not None:
+        app[BUCKET] = bucket
     app[OPENAPI] = build_openapi(ROUTES)
     for route in (*ROUTES, *(LOCAL_ROUTES if not require_token else ())):
         app.router.add_route(route.method, route.path, _endpoint(route),

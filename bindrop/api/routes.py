@@ -18,6 +18,7 @@ from bindrop.api import (
     alerts,
     apps,
     backups,
+    bucket,
     care,
     cron,
     env,
@@ -79,6 +80,9 @@ RUN = {"type": "object", "required": ["args"], "additionalProperties": False,
                       "detach": _BOOL, "plan": _BOOL}}
 DASHBOARD = {"type": "object", "required": ["host"], "additionalProperties": False,
              "properties": {"host": _STR}}
+BUCKET_SETTINGS = {"type": "object", "required": ["bucket"], "additionalProperties": False,
+                   "properties": {k: _STR for k in ("bucket", "prefix", "endpoint", "region",
+                                                   "access_key_id", "secret_access_key")}}
 NEW_TOKEN = {"type": "object", "required": ["name"], "additionalProperties": False,
              "properties": {"name": _STR,
                             "scope": {"type": "string", "enum": ["admin", "read-only"]},
@@ -134,6 +138,13 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", "/v1/dashboard", system.setup_dashboard,
           "Set up the dashboard (a system app) at a host; changes only what differs",
           admin=True, body=DASHBOARD, returns="system_app"),
+    Route("GET", "/v1/bucket", bucket.show_bucket,
+          "The bucket release blobs and backups go to (never its secret)", admin=True),
+    Route("PUT", "/v1/bucket", bucket.set_bucket,
+          "Send release blobs and backups to this bucket (checked first); every blob here "
+          "is written there", admin=True, body=BUCKET_SETTINGS),
+    Route("DELETE", "/v1/bucket", bucket.bucket_off,
+          "No bucket: blobs and backups stay on this server", admin=True),
     Route("GET", "/v1/apps", apps.list_apps, "List apps with their live state",
           query=(("all", _FLAG, "1: include bindrop's own (system) apps"),), returns="apps"),
     Route("POST", "/v1/apps", apps.create_app, "Create an app", admin=True, body=NEW_APP,

@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bindrop.api.app import make_api_app
+from bindrop.api.bucket import BucketControl
 from bindrop.api.jobs import Jobs
 from bindrop.errors import Conflict
 from bindrop.hub.hub import Hub
@@ -62,8 +63,8 @@ def _clear_stale_socket(path: Path) -> None:
 
 @contextlib.asynccontextmanager
 async def serve_api(hub: Hub, settings: Settings, *,
-                    local_only: Callable[[web.Application], None] | None = None
-                    ) -> AsyncIterator[ApiServer]:
+                    local_only: Callable[[web.Application], None] | None = None,
+                    bucket: BucketControl | None = None) -> AsyncIterator[ApiServer]:
     """Listen on ``settings.control_socket`` (mode 0600) and, when ``settings.api_port`` is
     set, on 127.0.0.1 (port 0 picks a free one). Stops both on exit; ongoing streams end.
 
@@ -74,12 +75,13 @@ async def serve_api(hub: Hub, settings: Settings, *,
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
     _clear_stale_socket(path)
     jobs = Jobs()
-    local = make_api_app(hub, settings, require_token=False, jobs=jobs)
+    local = make_api_app(hub, settings, require_token=False, jobs=jobs, bucket=bucket)
     if local_only is not None:
         local_only(local)
     runners = [_runner(local)]
     if settings.api_port is not None:
-        runners.append(_runner(make_api_app(hub, settings, require_token=True, jobs=jobs)))
+        runners.append(_runner(make_api_app(hub, settings, require_token=True, jobs=jobs,
+                                            bucket=bucket)))
     try:
         for runner in runners:
             await runner.setup()

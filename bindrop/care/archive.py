@@ -101,4 +101,12 @@ def extract_archive(archive: Path, target: Path) -> None:
                 # Symlinks are restored as they were, but only within the data directory.
                 raise InvalidInput(f"the archive {archive.name} holds a symlink {name!r} "
                                    "leaving its directory: not restoring it")
-        tar.extractall(target, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(target, filter="data")
+            return
+        # Python before 3.11.4 (Debian 12's 3.11.2) has no extraction filters: the members
+        # were checked above; what the "data" filter also does is drop special mode bits.
+        members = tar.getmembers()
+        for member in members:
+            member.mode &= 0o777
+        tar.extractall(target, members=members)

@@ -9,6 +9,7 @@ Any failure (a full disk included) removes the partial folder and raises ``Backu
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import tarfile
@@ -32,12 +33,14 @@ from bindrop.care.manifest import (
 )
 from bindrop.care.retention import Dated, plan_retention
 from bindrop.care.s3 import S3Backups
+from bindrop.care.server_part import SERVER_PART, write_server_part
 from bindrop.care.sqlite_copy import copy_database, fsync
 from bindrop.errors import BackupFailed, BindropError, CopyFailed, NotFound
 from bindrop.settings import Settings
 from bindrop.units import validate_app_name
 
 BINDROP_DB = "bindrop.db"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -117,8 +120,9 @@ def _build(settings: Settings, care: CareSettings, backup_id: str, app: str | No
         copy_database(settings.db_path, snapshot)
         with tarfile.open(partial / BINDROP_PART, "w:gz") as tar:
             tar.add(snapshot, arcname=BINDROP_DB)
-        snapshot.unlink()
         parts.append(_part(partial / BINDROP_PART, None, (BINDROP_DB,), 1))
+        parts.append(_server_part(settings, care, snapshot, partial))
+        snapshot.unlink()
     for name in [app] if app is not None else app_names_on_disk(care):
         archive = partial / f"app-{name}.tar.gz"
         archived = write_archive(care.app_data_dir(name), archive, staging)
@@ -130,6 +134,18 @@ def _build(settings: Settings, care: CareSettings, backup_id: str, app: str | No
     for entry in partial.iterdir():
         fsync(entry)
     return manifest
+
+
+def _server_part(settings: Settings, care: CareSettings, snapshot: Path, partial: Path) -> Part:
+    """``server.tar.gz``: /etc/bindrop and the blobs the releases need (``server_part``)."""
+    s3 = s3_of(care)
+    files, problems = write_server_part(
+        partial / SERVER_PART, etc_dir=settings.etc_dir, blobs_dir=settings.blobs_dir,
+        db_snapshot=snapshot, mirror=s3,
+        bucket=care.s3.describe() if care.s3 is not None else None)
+    for problem in problems:
+        log.warning("backup: %s", problem)
+    return _part(partial / SERVER_PART, None, (), files)
 
 
 def _part(path: Path, app: str | None, databases: tuple[str, ...], files: int) -> Part:

@@ -36,6 +36,15 @@ class S3Config:
     def key(self, *parts: str) -> str:
         return "/".join(p.strip("/") for p in (self.prefix, *parts) if p.strip("/"))
 
+    def describe(self) -> dict[str, str | None]:
+        """Where the bucket is, never the keys (for manifests and reports). Pure."""
+        return {"bucket": self.bucket, "prefix": self.prefix, "endpoint": self.endpoint,
+                "region": self.region}
+
+    def blob_key(self, sha256: str) -> str:
+        """Where a release blob lives in the bucket: ``<prefix>/blobs/sha256/<sha256>``."""
+        return self.key("blobs", "sha256", sha256)
+
 
 @dataclass(frozen=True)
 class CareSettings:

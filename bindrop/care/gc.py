@@ -3,7 +3,9 @@ what failed backup runs left. (Unpacked bundles are the hub's to collect: it alo
 
 Blobs are judged by bindrop's database, read-only (the hub stays its only writer); a blob
 younger than ``BLOB_GRACE_S`` is kept even when unreferenced, since an upload writes its blob
-before the hub records the release.
+before the hub records the release. With a bucket, the blob store is a cache of it: a blob
+of a release that is no app's current one is evicted when the bucket holds it whole (a
+deploy or rollback fetches it back); the current releases' blobs always stay.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +60,42 @@ def referenced_blobs(settings: Settings) -> set[str]:
         conn.close()
 
 
+def current_blobs(settings: Settings) -> set[str]:
+    """The blobs of every app's current release (what runs, or runs after a reboot)."""
+    if not settings.db_path.exists():
+        return set()
+    conn = sqlite3.connect(f"file:{settings.db_path}?mode=ro", uri=True, timeout=10)
+    try:
+        return {row[0] for row in conn.execute(
+            "SELECT releases.sha256 FROM apps JOIN releases ON releases.app = apps.name "
+            "AND releases.number = apps.current_release")}
+    except sqlite3.Error as exc:
+        raise BindropError(f"cannot read the releases from {settings.db_path}: {exc}") from None
+    finally:
+        conn.close()
+
+
+def evict_cached_blobs(settings: Settings, bucket_size: Callable[[str], int | None],
+                       keep: set[str], *, dry_run: bool = False) -> tuple[int, int]:
+    """Remove the local blobs not in ``keep`` that the bucket holds whole (same size);
+    with ``dry_run`` only count them. Returns ``(removed_count, freed_bytes)``."""
+    removed = freed = 0
+    root = settings.blobs_dir
+    for entry in os.scandir(root) if root.is_dir() else []:
+        if (not entry.is_file(follow_symlinks=False) or entry.name in keep
+                or len(entry.name) != 64):
+            continue
+        size = entry.stat(follow_symlinks=False).st_size
+        if bucket_size(entry.name) != size:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if not dry_run:
+                os.unlink(entry.path)
+            removed += 1
+            freed += size
+    return removed, freed
+
+
 def collect(settings: Settings, care: CareSettings, *, now: float | None = None,
             dry_run: bool = False) -> Freed:
     """Free what can be freed; with ``dry_run``, only say what would be (deletes nothing)."""
@@ -76,6 +115,12 @@ def collect(settings: Settings, care: CareSettings, *, now: float | None = None,
                 os.unlink(entry.path)
             removed += 1
             blob_bytes += st.st_size
+    bucket = s3_of(care)
+    if bucket is not None:
+        evicted, evicted_bytes = evict_cached_blobs(settings, bucket.blob_size,
+                                                    current_blobs(settings), dry_run=dry_run)
+        removed += evicted
+        blob_bytes += evicted_bytes
     local = LocalBackups(care.backup_dir)
     deleted: list[str] = []
     backup_bytes = 0

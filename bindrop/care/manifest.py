@@ -27,7 +27,7 @@ FORMAT = 1
 SERVER_SCOPE = "server"
 ID = re.compile(r"(?P<at>\d{8}T\d{6}\.\d{3}Z)-(?:server|app-(?P<app>[a-z0-9][a-z0-9-]*))")
 TIME_FORMAT = "%Y%m%dT%H%M%S.%f"
-PART_NAME = re.compile(r"(bindrop|app-[a-z0-9][a-z0-9-]*)\.tar\.gz")
+PART_NAME = re.compile(r"(bindrop|server|app-[a-z0-9][a-z0-9-]*)\.tar\.gz")
 BINDROP_PART = "bindrop.tar.gz"
 
 

@@ -32,6 +32,7 @@ class S3Backups:
         return f"s3://{self.config.bucket}/{self.config.prefix}"
 
     def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -41,8 +42,31 @@ class S3Backups:
             if code in ("NoSuchKey", "404"):
                 raise NotFound(f"{what}: not in {self.where}") from None
             raise BackupFailed(f"{what} on {self.where} failed: {code or exc}") from None
-        except BotoCoreError as exc:
+        except (BotoCoreError, Boto3Error) as exc:  # Boto3Error: upload_file's own
             raise BackupFailed(f"{what} on {self.where} failed: {exc}") from None
+
+    def blob_size(self, sha256: str) -> int | None:
+        """The size of the release blob ``sha256`` in the bucket; None when it is not there."""
+        try:
+            head = self._call(f"asking for blob {sha256[:12]}", self._client.head_object,
+                              Bucket=self.config.bucket, Key=self.config.blob_key(sha256))
+        except NotFound:
+            return None
+        return int(head["ContentLength"])
+
+    def ensure_blob(self, sha256: str, path: Path) -> bool:
+        """Upload the release blob at ``path`` unless the bucket has it whole; check it is
+        there after the write. True if sent; ``BackupFailed`` on failure."""
+        size = path.stat().st_size
+        if self.blob_size(sha256) == size:
+            return False
+        self._call(f"uploading blob {sha256[:12]}", self._client.upload_file,
+                   Filename=str(path), Bucket=self.config.bucket,
+                   Key=self.config.blob_key(sha256))
+        if self.blob_size(sha256) != size:
+            raise BackupFailed(f"blob {sha256[:12]} is not whole in {self.where} after the "
+                               "upload")
+        return True
 
     def upload(self, folder: Path, manifest: Manifest) -> None:
         """Upload a complete local backup: its parts, then its manifest."""

@@ -77,6 +77,7 @@ COMMANDS = {
     "cron": "bindrop.cli.cron:cron",
     "care-run": "bindrop.cli.care_run:care_run",
     "alerts": "bindrop.cli.alerts:alerts",
+    "bucket": "bindrop.cli.bucket:bucket",
 }
 
 

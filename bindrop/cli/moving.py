@@ -128,9 +128,13 @@ def export_cmd(file: str, blobs_in_bucket: bool, server: str | None, as_json: bo
 @click.argument("file")
 @click.option("--replace", is_flag=True,
               help="Import even though this server has apps (theirs are overwritten).")
+@click.option("--keep-install-options", is_flag=True,
+              help="Keep this server's install options (ports, hosts, backup schedule) "
+                   "rather than take the bundle's; the report says how they differ.")
 @_ssh_server
 @json_option
-def import_cmd(file: str, replace: bool, server: str | None, as_json: bool) -> None:
+def import_cmd(file: str, replace: bool, keep_install_options: bool, server: str | None,
+               as_json: bool) -> None:
     """Restore a bundle from FILE ("-": stdin) onto this server.
 
     The whole bundle is read and checked first (every sha256 in its manifest, each SQLite
@@ -144,6 +148,8 @@ def import_cmd(file: str, replace: bool, server: str | None, as_json: bool) -> N
     if server:
         argv = _remote(server).bindrop_argv("server", "import", "-",
                                             *(["--replace"] if replace else []),
+                                            *(["--keep-install-options"]
+                                              if keep_install_options else []),
                                             *(["--json"] if as_json else []))
         with contextlib.ExitStack() as stack:
             source = sys.stdin.buffer if file == "-" else stack.enter_context(open(file, "rb"))
@@ -152,6 +158,7 @@ def import_cmd(file: str, replace: bool, server: str | None, as_json: bool) -> N
             sys.exit(proc.returncode)
         return
     from bindrop.moving.importer import SystemctlHub, import_bundle
+    from bindrop.moving.install_options import carry_install_options, describe_install
 
     settings = _settings()
     with contextlib.ExitStack() as stack:
@@ -161,12 +168,18 @@ def import_cmd(file: str, replace: bool, server: str | None, as_json: bool) -> N
             raise InvalidInput(f"cannot read {file}: {exc.strerror}") from None
         result = import_bundle(settings, source, SystemctlHub(), replace=replace,
                                log=lambda m: click.echo(m, err=True), environ=os.environ)
+    install = carry_install_options(settings, result.manifest.install,
+                                    apply=not keep_install_options)
     if as_json:
-        emit_json(result.to_dict())
+        emit_json(result.to_dict() | {"install": install})
         return
     click.echo(f"imported {len(result.manifest.apps)} apps from {result.manifest.source} "
                f"({result.files} files, {size_text(result.bytes)}); the hub starts: "
                f"{', '.join(result.started) or 'none'}")
+    click.echo(describe_install(install))
+    kept = result.system_apps.kept
+    click.echo(f"system apps are this server's own: {', '.join(kept) or 'none'} (the bundle's "
+               f"{', '.join(result.system_apps.dropped) or 'none'} left behind)")
 
 
 @click.command()
@@ -177,9 +190,13 @@ def import_cmd(file: str, replace: bool, server: str | None, as_json: bool) -> N
               help="A directory of wheels (bindrop's dependencies) to copy along.")
 @click.option("--offline", is_flag=True,
               help="The server installs only from the wheels sent (no package index).")
+@click.option("--restore-from-bucket", "restore_env", metavar="BUCKET-ENV",
+              help="Then rebuild a dead server on it from the newest complete server backup "
+                   "in the bucket named in this file (BINDROP_S3_* lines; see `bindrop server "
+                   "restore`).")
 @json_option
 def setup(url: str, install_args: tuple[str, ...], name: str | None, wheelhouse: Path | None,
-          offline: bool, as_json: bool) -> None:
+          offline: bool, restore_env: str | None, as_json: bool) -> None:
     """Install bindrop on a fresh server over SSH and save it by name.
 
     Copies a wheel of this very bindrop and deploy/bootstrap.sh to the server, runs the
@@ -189,6 +206,15 @@ def setup(url: str, install_args: tuple[str, ...], name: str | None, wheelhouse:
     Example: bindrop server setup ssh://root@203.0.113.7 --name prod
     """
     result, saved = _set_up(url, name, wheelhouse, offline, install_args)
+    if restore_env is not None:
+        click.echo(f"bindrop runs on {url}; saved as {saved.name!r}" + (
+            f"; first admin token (saved; shown only now): {result.token}" if result.token
+            else ""), err=True)
+        argv = [sys.executable, "-m", "bindrop", "server", "restore", "--from-bucket",
+                "--bucket-env", restore_env, "--server", saved.url,
+                *(["--json"] if as_json else [])]
+        # Its own report (or JSON) is the answer: the server is set up and restored.
+        sys.exit(subprocess.run(argv, check=False).returncode)
     if as_json:
         emit_json({"name": saved.name, "url": saved.url, "token": result.token,
                    "existing_token": result.existing_token})
@@ -220,7 +246,8 @@ def _set_up(url: str, name: str | None, wheelhouse: Path | None, offline: bool,
 @click.option("--finish", "--stop-source", "finish", is_flag=True,
               help="After DNS points at the new server: stop the moved apps on the source.")
 @click.option("--http-port", type=click.IntRange(1, 65535), default=80, show_default=True,
-              help="The new server's proxy port, where each app is checked by hostname.")
+              help="The new server's proxy port, where each app is checked by hostname "
+                   "(the old server's, when the move carried its install options).")
 @click.option("--timeout", type=float, default=180.0, show_default=True,
               help="Seconds to wait for every app to answer on the new server.")
 @click.option("--replace", is_flag=True, help="Overwrite apps the new server has already.")
@@ -289,6 +316,10 @@ def _print_report(report: Any, source: str) -> None:
                  else "answers" if app.served else "NOT ANSWERING")
         click.echo(f"  {app.name:<20} release {app.release or '-':<4} {state:<14} "
                    f"{' '.join(app.hosts)}")
+    if report.install is not None:
+        from bindrop.moving.install_options import describe_install
+
+        click.echo(describe_install(report.install))
     if report.dns:
         click.echo(f"point these DNS records at the new server ({report.target_address}):")
         for r in report.dns:

@@ -10,14 +10,17 @@ import signal
 import click
 
 from bindrop.api import serve_api
+from bindrop.errors import BindropError
 from bindrop.hub.hub import Hub
 from bindrop.hub.notify import sd_notify
 from bindrop.hub.proxylink import ProxyLink
 from bindrop.hub.proxylink_http import add_proxy_routes
 from bindrop.hub.routetable import ControlRoute
 from bindrop.hub.state import StateStore
+from bindrop.moving.bucket_settings import BucketSettings
 from bindrop.settings import Settings
 from bindrop.store import BlobStore, Store
+from bindrop.store.blobs import BlobRemote
 
 
 @click.command()
@@ -49,10 +52,11 @@ async def _run_hub(settings: Settings) -> None:
     try:
         care_environ = {k: v for k, v in os.environ.items()
                         if k.startswith("BINDROP_") and k != "BINDROP_TOKEN"}
-        async with Hub(settings, store, BlobStore.open(settings), state=state,
-                       router=link, care_environ=care_environ) as the_hub, \
+        blobs = BlobStore(settings.blobs_dir, _blob_remote(settings))
+        async with Hub(settings, store, blobs, state=state, router=link,
+                       care_environ=care_environ) as the_hub, \
                 serve_api(the_hub, settings, local_only=lambda app: add_proxy_routes(
-                    app, link, hub=the_hub)) as api:
+                    app, link, hub=the_hub), bucket=BucketSettings(settings, blobs)) as api:
             if api.tcp_port is not None:
                 # Known only now (port 0 picks one): proxies get the table again with it.
                 link.route_control(ControlRoute(settings.control_host, api.tcp_port,
@@ -69,3 +73,18 @@ async def _run_hub(settings: Settings) -> None:
     finally:
         link.close()
         store.close()
+
+
+def _blob_remote(settings: Settings) -> BlobRemote | None:
+    """The bucket of /etc/bindrop/care.env (BINDROP_S3_*), of which the blob store is then
+    a cache: every upload is written there too. None without one (or with broken settings,
+    said in the log: the hub serves on without)."""
+    from bindrop.care.config import load_care_settings
+    from bindrop.moving.bucket import BlobBucket
+
+    try:
+        s3 = load_care_settings(settings, os.environ).s3
+    except BindropError as exc:
+        logging.getLogger("bindrop.hub").warning("no bucket for release blobs: %s", exc.message)
+        return None
+    return BlobBucket(s3) if s3 is not None else None

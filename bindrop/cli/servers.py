@@ -8,6 +8,7 @@ import click
 
 from bindrop.cli.moving import export_cmd, import_cmd, setup
 from bindrop.cli.remote import emit_json, json_option, table
+from bindrop.cli.restore import restore_cmd
 from bindrop.client.servers import SavedServer, load_servers, remove_server, save_server
 
 
@@ -22,6 +23,7 @@ def server() -> None:
 server.add_command(setup)
 server.add_command(export_cmd)
 server.add_command(import_cmd)
+server.add_command(restore_cmd)
 
 
 @server.command()

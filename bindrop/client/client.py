@@ -194,6 +194,15 @@ class Client:
         params = {"limit": str(limit)} | ({"app": app} if app else {})
         return (await self.request("GET", "/v1/history", params=params))["events"]
 
+    async def bucket(self) -> Any:
+        return await self.request("GET", "/v1/bucket")
+
+    async def set_bucket(self, settings: Mapping[str, Any]) -> Any:
+        return await self.request("PUT", "/v1/bucket", body=dict(settings))
+
+    async def bucket_off(self) -> Any:
+        return await self.request("DELETE", "/v1/bucket")
+
     async def setup_dashboard(self, host: str) -> Any:
         return await self.request("PUT", "/v1/dashboard", body={"host": host})
 

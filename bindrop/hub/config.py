@@ -284,6 +284,8 @@ class Config:
         try:
             procs, release_cmd = await self._processes(kind, blob.sha256, command, extra,
                                                        release_cmd)
+            # With a bucket, a release exists off the server before it exists at all.
+            await self.hub.blobs.mirror(blob.sha256)
             release = self.hub.store.add_release(app, blob.sha256, blob.size, kind, command,
                                                  created_by, procs, release_cmd)
         except BaseException:

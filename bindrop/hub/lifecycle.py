@@ -354,9 +354,16 @@ class AppLifecycle:
                            f"`bindrop scale {self.app} web=1`")
         return await self._start_instances(config, release, wanted_instances, wanted)
 
+    async def _fetch_blob(self, release: Release) -> None:
+        """Evicted by gc (the bucket has it): fetch the release's blob back, its sha256
+        checked, before anything runs it."""
+        if self.blobs.remote is not None and not self.blobs.exists(release.sha256):
+            await self.blobs.fetch(release.sha256)
+
     async def _start_instances(self, config: AppConfig, release: Release,
                                instances: list[InstanceId], wanted: dict[str, ProcessConfig]
                                ) -> tuple[Route, ...]:
+        await self._fetch_blob(release)
         started: list[Route] = []
         began = time.monotonic()
         try:
@@ -424,6 +431,7 @@ class AppLifecycle:
         """Run the release command once as a oneshot unit; its last log lines. ``NotReady``
         with them if it fails (nothing else has changed then)."""
         assert release.release_command is not None
+        await self._fetch_blob(release)
         exec_path, args = self._resolve(release, release.release_command)
         spec = build_release_task(
             AppSpec(self.app, self.store.get_env(self.app), config.limits, config.system,

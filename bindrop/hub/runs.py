@@ -76,12 +76,22 @@ class Runs:
     async def start(self, app: str, argv: Sequence[str]) -> str:
         """Start ``argv`` with the app's current release; return the unit's name.
         ``NotFound`` for an app without a release (nothing started)."""
+        await self._fetch_blob(app)
         spec, number = self._spec(app, argv)
         await self.hub.manager.start_transient_unit(spec.name, spec.properties)
         log.info("%s: run %s started", app, spec.name)  # never the arguments: secrets
         self.hub.store.add_event("run_started", app, f"{app}: one-off run {spec.name} started",
                                  {"unit": spec.name, "release": number})
         return spec.name
+
+    async def _fetch_blob(self, app: str) -> None:
+        """The current release's blob back from the bucket when gc evicted it."""
+        config, blobs = self.hub.store.get_app(app), self.hub.blobs
+        if config.current_release is None or blobs.remote is None:
+            return
+        release = self.hub.store.get_release(app, config.current_release)
+        if not blobs.exists(release.sha256):
+            await blobs.fetch(release.sha256)
 
     def plan(self, app: str, argv: Sequence[str]) -> dict[str, Any]:
         """What ``systemd-run --pty`` on the server needs to run ``argv`` as ``start`` would,

@@ -1,8 +1,10 @@
 """Release blobs in an S3-compatible bucket, for bundles that do not carry them.
 
 The bucket is the one backups use (``BINDROP_S3_*`` in /etc/bindrop/care.env); blobs go to
-``<prefix>/blobs/<sha256>``. Blobs are content-addressed, so one already there is not sent
-again, and a download is checked against its name before anything trusts it. botocore's
+``<prefix>/blobs/sha256/<sha256>`` (bindrop before #16 wrote ``<prefix>/blobs/<sha256>``:
+still read). Blobs are content-addressed, so one already there is not sent again, one sent
+is checked after the write, and a download is checked against its name before anything
+trusts it. botocore's
 errors become ``BindropError`` here, and only here; messages never hold the keys.
 """
 
@@ -33,9 +35,14 @@ class BlobBucket:
         return f"s3://{self.config.bucket}/{self.config.key('blobs')}"
 
     def key(self, sha256: str) -> str:
+        return self.config.blob_key(sha256)
+
+    def legacy_key(self, sha256: str) -> str:
+        """Where ``--blobs-in-bucket`` put blobs before the ``sha256/`` level."""
         return self.config.key("blobs", sha256)
 
     def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -43,15 +50,20 @@ class BlobBucket:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             raise BindropError(f"{what} on {self.where} failed: {code or exc}") from None
-        except BotoCoreError as exc:
+        except (BotoCoreError, Boto3Error) as exc:  # Boto3Error: upload_file's own
             raise BindropError(f"{what} on {self.where} failed: {exc}") from None
 
-    def size(self, sha256: str) -> int | None:
+    def check(self) -> None:
+        """``BindropError`` unless the bucket exists and these keys may use it."""
+        self._call("reaching the bucket", self._client.head_bucket, Bucket=self.config.bucket)
+
+    def size(self, sha256: str, *, key: str | None = None) -> int | None:
         """The stored blob's size, or None when the bucket does not have it."""
         from botocore.exceptions import ClientError
 
         try:
-            head = self._client.head_object(Bucket=self.config.bucket, Key=self.key(sha256))
+            head = self._client.head_object(Bucket=self.config.bucket,
+                                            Key=key or self.key(sha256))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code", "") in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -63,15 +75,22 @@ class BlobBucket:
         """Upload the blob at ``path`` unless the bucket has it (same size); True if sent."""
         if self.size(sha256) == path.stat().st_size:
             return False
+        size = path.stat().st_size
         self._call(f"uploading blob {sha256[:12]}", self._client.upload_file,
                    Filename=str(path), Bucket=self.config.bucket, Key=self.key(sha256))
+        if self.size(sha256) != size:
+            raise BindropError(f"blob {sha256[:12]} is not whole in {self.where} after "
+                               "the upload; try again")
         return True
 
     def download(self, sha256: str, dest: Path) -> tuple[int, str]:
         """Write the blob to ``dest`` (new file); return its size and the sha256 of the bytes
         received, for the caller to compare."""
+        key = self.key(sha256)
+        if self.size(sha256) is None and self.size(sha256, key=self.legacy_key(sha256)):
+            key = self.legacy_key(sha256)
         body = self._call(f"downloading blob {sha256[:12]}", self._client.get_object,
-                          Bucket=self.config.bucket, Key=self.key(sha256))["Body"]
+                          Bucket=self.config.bucket, Key=key)["Body"]
         digest, size = hashlib.sha256(), 0
         with open(dest, "xb") as out:
             while chunk := body.read(CHUNK):
@@ -83,8 +102,7 @@ class BlobBucket:
 
 def describe_bucket(config: S3Config) -> dict[str, str | None]:
     """What a manifest records of the bucket: where, never the keys. Pure."""
-    return {"bucket": config.bucket, "prefix": config.prefix, "endpoint": config.endpoint,
-            "region": config.region}
+    return config.describe()
 
 
 def bucket_config(recorded: Mapping[str, Any], own: S3Config | None,

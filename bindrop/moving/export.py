@@ -28,6 +28,7 @@ from bindrop import __version__
 from bindrop.care.sqlite_copy import SIDE_SUFFIXES, copy_database, is_sqlite_file
 from bindrop.errors import NotFound
 from bindrop.moving.bucket import BlobBucket, describe_bucket
+from bindrop.moving.install_options import read_install_options
 from bindrop.moving.manifest import (
     DATABASE,
     MANIFEST,
@@ -45,7 +46,7 @@ Warn = Callable[[str], None]
 
 
 @dataclass
-class _Writer:
+class BundleWriter:
     tar: tarfile.TarFile
     files: list[BundleFile] = field(default_factory=list)
     total: int = 0
@@ -129,7 +130,7 @@ def export_bundle(settings: Settings, out: IO[bytes], *, warn: Warn = lambda _m:
     with tempfile.TemporaryDirectory(prefix=".export-", dir=settings.state_dir) as tmp, \
             tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         scratch = Path(tmp)
-        w = _Writer(tar)
+        w = BundleWriter(tar)
         snapshot = scratch / DATABASE
         copy_database(settings.db_path, snapshot)
         apps, blob_names = read_bundle_apps(snapshot)
@@ -151,22 +152,28 @@ def export_bundle(settings: Settings, out: IO[bytes], *, warn: Warn = lambda _m:
         skipped: list[str] = []
         for app in apps:
             root = app_data_dir(settings, app.name)
-            if root.is_dir():
-                _add_tree(w, root, f"apps/{app.name}", scratch, skipped, warn)
+            if root.is_dir() and not app.system:  # a system app's data stays its server's
+                add_tree(w, root, f"apps/{app.name}", scratch, skipped, warn)
         if settings.etc_dir.is_dir():
-            _add_tree(w, settings.etc_dir, "etc", scratch, skipped, warn, sqlite=False)
+            add_tree(w, settings.etc_dir, "etc", scratch, skipped, warn, sqlite=False)
         manifest = Manifest(
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             source=socket.gethostname(), bindrop_version=__version__,
             files=tuple(w.files), apps=tuple(apps), missing_blobs=tuple(missing),
             skipped=tuple(skipped),
             bucket=describe_bucket(bucket.config) if bucket is not None else None,
+            install=_install_options(settings, apps),
         )
         w.add_bytes(MANIFEST, render_manifest(manifest))
     return manifest
 
 
-def _add_tree(w: _Writer, root: Path, prefix: str, scratch: Path, skipped: list[str],
+def _install_options(settings: Settings, apps: list[BundleApp]) -> dict[str, object] | None:
+    options = read_install_options(settings, [h for a in apps if a.system for h in a.hosts])
+    return options.to_dict() if options is not None else None
+
+
+def add_tree(w: BundleWriter, root: Path, prefix: str, scratch: Path, skipped: list[str],
               warn: Warn, *, sqlite: bool = True) -> None:
     """Every directory and regular file under ``root`` as ``prefix/<relative path>``; SQLite
     databases as snapshots (their -wal/-shm/-journal files are then left out)."""

@@ -26,7 +26,7 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Protocol
 
@@ -43,6 +43,7 @@ from bindrop.moving.manifest import (
     compare_files,
     parse_manifest,
 )
+from bindrop.moving.own_apps import OwnSystemApps, keep_own_system_apps
 from bindrop.moving.places import HUB_UNIT, app_data_dir, apps_data_root
 from bindrop.settings import Settings
 from bindrop.store.migrations import MIGRATIONS
@@ -91,12 +92,16 @@ class ImportResult:
     bytes: int
     #: Apps that should run; the hub starts them.
     started: tuple[str, ...]
+    #: The bundle's system apps, dropped, and this server's own, kept.
+    system_apps: OwnSystemApps = field(default_factory=lambda: OwnSystemApps((), ()))
 
     def to_dict(self) -> dict[str, object]:
         m = self.manifest
         return {"source": m.source, "created_at": m.created_at, "files": self.files,
                 "bytes": self.bytes, "apps": [a.name for a in m.apps],
                 "started": list(self.started), "missing_blobs": list(m.missing_blobs),
+                "system_apps": {"dropped": list(self.system_apps.dropped),
+                                "kept": list(self.system_apps.kept)},
                 "app_details": [{"name": a.name, "hosts": list(a.hosts),
                                  "current_release": a.current_release,
                                  "should_run": a.should_run, "health_path": a.health_path,
@@ -136,11 +141,22 @@ def import_bundle(settings: Settings, source: IO[bytes], hub: HubControl, *,
         manifest, size = _receive(source, staging, lambda m: _bucket(settings, m, staging,
                                                                      environ or {}))
         log(f"verified {len(manifest.files)} files ({size} bytes) from {manifest.source}")
+        own = _own_system_apps(settings, staging)
         _apply(settings, staging, manifest, hub, log)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    started = tuple(a.name for a in manifest.apps if a.should_run)
-    return ImportResult(manifest, len(manifest.files), size, started)
+    started = tuple(a.name for a in manifest.apps if a.should_run and not a.system)
+    return ImportResult(manifest, len(manifest.files), size, started, own)
+
+
+def _own_system_apps(settings: Settings, staging: Path) -> OwnSystemApps:
+    """The staged database with this server's system apps instead of the bundle's (see
+    ``bindrop.moving.own_apps``); before anything outside the staging directory changes."""
+    try:
+        return keep_own_system_apps(settings.db_path, staging / DATABASE)
+    except sqlite3.Error as exc:
+        raise BindropError(f"cannot put this server's own system apps into the imported "
+                           f"database ({exc}); nothing was changed") from None
 
 
 # -- phase 1: verify -----------------------------------------------------------------------

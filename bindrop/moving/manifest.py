@@ -78,6 +78,8 @@ class Manifest:
     skipped: tuple[str, ...] = ()
     #: Where the "bucket-blob" files are (bucket, prefix, endpoint, region; no keys).
     bucket: Mapping[str, Any] | None = None
+    #: The source's ``bindrop install`` options (``InstallOptions.to_dict``); None: unknown.
+    install: Mapping[str, Any] | None = None
     format: str = FORMAT
     version: int = VERSION
 
@@ -85,6 +87,7 @@ class Manifest:
 def render_manifest(manifest: Manifest) -> bytes:
     data = asdict(manifest)
     data["bucket"] = dict(manifest.bucket) if manifest.bucket is not None else None
+    data["install"] = dict(manifest.install) if manifest.install is not None else None
     return (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
 
 
@@ -109,6 +112,7 @@ def parse_manifest(raw: bytes) -> Manifest:
             missing_blobs=tuple(data.get("missing_blobs", ())),
             skipped=tuple(data.get("skipped", ())),
             bucket=data.get("bucket"),
+            install=data.get("install") if isinstance(data.get("install"), dict) else None,
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise InvalidInput(f"the bundle's manifest is not complete ({exc!r})") from None

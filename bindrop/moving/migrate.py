@@ -53,13 +53,17 @@ class MigrationReport:
     bytes: int
     apps: tuple[MovedApp, ...]
     dns: tuple[DnsRecord, ...]
+    #: The source's `bindrop install` options, and whether the target took them
+    #: (``bindrop.moving.install_options.carry_install_options``).
+    install: Mapping[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
         return all(a.served is not False for a in self.apps)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
+        return {**asdict(self), "install": dict(self.install) if self.install else None,
+                "ok": self.ok}
 
 
 def stream_export_into_import(source: Remote, target: Remote, *, replace: bool = False,
@@ -121,6 +125,10 @@ def migrate(source: Remote, target: Remote, *, environ: Mapping[str, str],
     imported = stream_export_into_import(source, target, replace=replace,
                                          blobs_in_bucket=blobs_in_bucket)
     address = resolve(target.host)
+    install = imported.get("install") or {}
+    if install.get("applied") and (install.get("source") or {}).get("http_port"):
+        # The new server's proxy now listens where the old one did.
+        http_port = int(install["source"]["http_port"])
     apps = imported.get("app_details", [])
     # System apps (the dashboard) are the new server's own business: not waited for, and
     # their *.localhost names need no DNS.
@@ -135,6 +143,7 @@ def migrate(source: Remote, target: Remote, *, environ: Mapping[str, str],
         source=source.url, target=target.url, target_address=address, set_up=did_setup,
         bytes=int(imported.get("bytes", 0)), apps=moved,
         dns=tuple(dns_records([h for a in moved for h in a.hosts], address)),
+        install=imported.get("install"),
     )
     save_record(environ, report)
     return report

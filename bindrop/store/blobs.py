@@ -4,6 +4,10 @@
 and nothing can change them in place. A blob appears whole or not at all: bytes stream into a
 temp file beside it (``.upload-*``), are hashed while written, fsynced, and renamed into
 place. The same bytes uploaded twice are stored once.
+
+With a bucket (a ``BlobRemote``), the store is a cache of it: every uploaded blob is written
+there too (``mirror``), and a blob missing here (evicted by ``bindrop gc``) is fetched back
+and checked against its name before anything runs it (``fetch``).
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import time
 from collections.abc import AsyncIterable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from bindrop.errors import InvalidInput, NotFound, TooLarge
+from bindrop.errors import BindropError, InvalidInput, NotFound, TooLarge
 from bindrop.settings import Settings
 from bindrop.store.bundles import unpack_bundle
 from bindrop.store.releases import validate_sha256
@@ -110,12 +115,75 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class BlobStore:
-    """Content-addressed, read-only files under ``root`` (``Settings.blobs_dir``)."""
+class BlobRemote(Protocol):
+    """Where blobs are kept off the server (an S3 bucket: ``bindrop.moving.bucket``)."""
 
-    def __init__(self, root: Path) -> None:
+    @property
+    def where(self) -> str: ...
+
+    def ensure(self, sha256: str, path: Path) -> bool:
+        """Upload the file unless the remote has it; check it is there whole after the
+        write; True if sent. ``BindropError`` on failure."""
+        ...
+
+    def size(self, sha256: str) -> int | None: ...
+
+    def download(self, sha256: str, dest: Path) -> tuple[int, str]:
+        """Write the blob to the new file ``dest``; return its size and the sha256 of the
+        bytes received (the caller compares)."""
+        ...
+
+
+class BlobStore:
+    """Content-addressed, read-only files under ``root`` (``Settings.blobs_dir``), a cache
+    of ``remote`` when there is one."""
+
+    def __init__(self, root: Path, remote: BlobRemote | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        #: Replaced whole when the bucket settings change (``bindrop bucket set|off``).
+        self.remote = remote
+
+    async def mirror(self, sha256: str) -> bool:
+        """Write the local blob ``sha256`` to the remote (unless it has it); True if sent,
+        False also when there is no remote. ``BindropError`` when the write fails."""
+        remote = self.remote
+        if remote is None:
+            return False
+        return await asyncio.to_thread(remote.ensure, sha256, self.path(sha256))
+
+    async def fetch(self, sha256: str) -> bool:
+        """Bring the blob back from the remote when it is not here; True if fetched. Its
+        bytes must hash to its name, or nothing is kept (``InvalidInput``); ``NotFound``
+        when neither here nor a remote has it."""
+        if self.exists(sha256):
+            return False
+        remote = self.remote
+        if remote is None:
+            raise NotFound(f"no uploaded file with sha256 {sha256} here (and no bucket is "
+                           "set up to fetch it from); deploy it again")
+        return await asyncio.to_thread(self._fetch, remote, sha256)
+
+    def _fetch(self, remote: BlobRemote, sha256: str) -> bool:
+        fd, name = tempfile.mkstemp(dir=self.root, prefix=TEMP_PREFIX)
+        os.close(fd)
+        temp = Path(name)
+        try:
+            temp.unlink()
+            try:
+                _size, got = remote.download(validate_sha256(sha256), temp)
+            except BindropError as exc:
+                raise NotFound(f"blob {sha256[:12]} is neither here nor in {remote.where}: "
+                               f"{exc.message}") from None
+            if got != sha256:
+                raise InvalidInput(f"the copy of blob {sha256[:12]} in {remote.where} is "
+                                   f"damaged (its bytes hash to {got[:12]}); not used")
+            os.chmod(temp, BLOB_MODE)
+            os.replace(temp, self.root / sha256)
+            _fsync_dir(self.root)
+            return True
+        finally:
+            temp.unlink(missing_ok=True)
 
     @classmethod
     def open(cls, settings: Settings) -> BlobStore:

@@ -205,6 +205,12 @@ def test_migrate_sets_up_the_new_server_and_moves_every_app_with_its_releases_an
     report = json.loads(proc.stdout)
     assert report["ok"] and report["set_up"]
     assert {a["name"]: a["served"] for a in report["apps"]} == dict.fromkeys(APPS, True)
+    # The old server's install options came along (it had no HTTPS socket; the new one,
+    # set up with the defaults, had one until the import re-ran `bindrop install`).
+    assert report["install"]["differing"] == ["https_port"], report["install"]
+    assert report["install"]["applied"], report["install"]
+    assert w.new.exec("systemctl", "is-enabled", "bindrop-proxy-https.socket",
+                      check=False).returncode != 0
     assert {(r["name"], r["value"]) for r in report["dns"]} == {
         (h, w.new_addr) for h in ("counter.test", "notes.test", "site.test", "www.site.test")}
     # The same releases, by number, bytes and command.
@@ -240,8 +246,9 @@ def test_bootstrap_a_second_time_changes_nothing_and_mints_no_token(world: World
     w = world
     stamp = w.new.exec("cat", "/opt/bindrop/.bindrop-wheel.sha256").stdout
     hub = w.new.exec("systemctl", "show", "-P", "InvocationID", "bindrop.service").stdout
+    # With the install options the migration carried from the old server (no HTTPS socket).
     again = w.new.exec("sh", "-c", f"cd {REMOTE_DIR} && bash bootstrap.sh --wheel bindrop-*.whl "
-                       "--find-links wheels --offline", timeout=HANG * 4)
+                       "--find-links wheels --offline -- --https-port off", timeout=HANG * 4)
     assert again.stdout.strip() == "BINDROP_TOKEN_EXISTS=admin"
     assert "(unchanged)" in again.stderr and "is installed already" in again.stderr
     assert "creating the virtualenv" not in again.stderr
@@ -293,3 +300,45 @@ def test_finish_stops_the_apps_on_the_old_server_and_the_new_one_serves_on(
     for host in ("counter.test", "notes.test", "site.test"):
         assert get(w.old_addr, host)[0] == 503, host
         assert get(w.new_addr, host)[0] == 200, host
+
+
+def dashboard_launcher(w: World) -> str:
+    """The script the new server's dashboard runs (its current release's blob)."""
+    releases = json.loads(w.bindrop("releases", "bindrop-dashboard", "--json", "--server",
+                                    w.new_url).stdout)
+    live = next(r for r in releases if r["status"] == "live")
+    return w.new.exec("cat", f"/var/lib/bindrop/blobs/sha256/{live['sha256']}").stdout
+
+
+def wait_for(check: object, what: str, timeout: float = HANG * 3) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"{what} did not happen"
+        time.sleep(0.3)
+
+
+def test_the_new_server_runs_its_own_dashboard_which_restarts_and_survives_a_reboot(
+    world: World,
+) -> None:
+    """#16: the moved server's dashboard is its own (its Python, its API port), not the old
+    server's launcher: `bindrop restart` works, and so does a reboot."""
+    w = world
+    launcher = dashboard_launcher(w)
+    assert "/opt/bindrop/" in launcher, launcher  # the new server's bindrop (bootstrap's)
+    assert sys.executable not in launcher  # not the old server's
+    w.bindrop("restart", "bindrop-dashboard", "--server", w.new_url)
+    assert get(w.new_addr, "dashboard.localhost", "/healthz")[0] == 200
+    w.new.down()
+    w.new.up(bare=True, net=f"{w.new_addr}/24")  # bindrop is installed; it starts at boot
+    start_sshd(w.new, w.scratch / "keys")
+    wait_for_ssh(w, w.new_addr)
+    wait_for(lambda: get(w.new_addr, "dashboard.localhost", "/healthz")[0] == 200,
+             "the dashboard answering after a reboot")
+    for host in ("counter.test", "notes.test", "site.test"):
+        wait_for(lambda h=host: get(w.new_addr, h)[0] == 200, f"{host} answering")
+    assert dashboard_launcher(w) == launcher

@@ -3,6 +3,7 @@ and checks them there (#9). Against a real S3-compatible server (moto's server m
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import tarfile
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from bindrop.care.config import CARE_FILE, load_care_settings
-from bindrop.errors import InvalidInput
+from bindrop.errors import InvalidInput, NotFound
 from bindrop.moving.bucket import BlobBucket
 from bindrop.moving.export import export_bundle
 from bindrop.moving.importer import REFUSED, import_bundle
@@ -68,7 +69,7 @@ def test_blobs_travel_through_the_bucket_and_the_bundle_carries_the_rest(
     assert '"kind": "bucket-blob"' in manifest and "testing-secret" not in manifest
     with Store.open(source) as store:
         sha = store.list_releases("blog")[0].sha256
-    assert s3.head_object(Bucket="moving", Key=f"srv/blobs/{sha}")["ContentLength"] > 0
+    assert s3.head_object(Bucket="moving", Key=f"srv/blobs/sha256/{sha}")["ContentLength"] > 0
     # The new server has no bucket settings of its own: the bundle's care.env has the keys.
     target = fresh_server(tmp_path / "new")
     import_bundle(target, io.BytesIO(bundle), RecordingHub())
@@ -84,10 +85,117 @@ def test_a_blob_changed_in_the_bucket_is_refused_and_nothing_changes(
     bundle = export_to_bucket(source)
     with Store.open(source) as store:
         sha = store.list_releases("blog")[0].sha256
-    s3.put_object(Bucket="moving", Key=f"srv/blobs/{sha}", Body=b"not the release")
+    s3.put_object(Bucket="moving", Key=f"srv/blobs/sha256/{sha}", Body=b"not the release")
     target = fresh_server(tmp_path / "new")
     before = snapshot(target.root)
     hub = RecordingHub()
     with pytest.raises(InvalidInput, match=REFUSED):
         import_bundle(target, io.BytesIO(bundle), hub)
+    assert hub.calls == [] and snapshot(target.root) == before
+
+
+def test_a_blob_where_bindrop_put_it_before_the_sha256_level_is_still_read(
+    s3: Any, tmp_path: Path,
+) -> None:
+    source = with_bucket(make_server(tmp_path / "old"), s3.meta.endpoint_url)
+    bundle = export_to_bucket(source)
+    with Store.open(source) as store:
+        sha = store.list_releases("blog")[0].sha256
+    data = BlobStore.open(source).path(sha).read_bytes()
+    s3.delete_object(Bucket="moving", Key=f"srv/blobs/sha256/{sha}")
+    s3.put_object(Bucket="moving", Key=f"srv/blobs/{sha}", Body=data)  # the old layout
+    target = fresh_server(tmp_path / "new")
+    import_bundle(target, io.BytesIO(bundle), RecordingHub())
+    assert BlobStore.open(target).path(sha).read_bytes() == data
+
+
+def bucket_of(settings: Settings) -> BlobBucket:
+    config = load_care_settings(settings, {}).s3
+    assert config is not None
+    return BlobBucket(config)
+
+
+async def test_the_blob_store_is_a_cache_of_the_bucket_an_evicted_blob_comes_back_checked(
+    s3: Any, tmp_path: Path,
+) -> None:
+    """#16: every upload is written to the bucket; a blob gc evicted is fetched back (and
+    its sha256 checked) before it is used; a damaged copy is never used."""
+    settings = Settings(root=tmp_path / "srv")
+    settings.etc_dir.mkdir(parents=True)
+    with_bucket(settings, s3.meta.endpoint_url)
+    blobs = BlobStore(settings.blobs_dir, bucket_of(settings))
+    data = b"#!/bin/sh\necho cached\n" * 50
+    blob = await blobs.put_stream([data], max_size=1 << 20)
+    assert await blobs.mirror(blob.sha256) is True
+    assert await blobs.mirror(blob.sha256) is False  # there already: not sent again
+    key = f"srv/blobs/sha256/{blob.sha256}"
+    assert s3.get_object(Bucket="moving", Key=key)["Body"].read() == data
+    blobs.remove(blob.sha256)  # what gc does to a blob the bucket holds
+    assert await blobs.fetch(blob.sha256) is True
+    assert blobs.path(blob.sha256).read_bytes() == data
+    assert blobs.path(blob.sha256).stat().st_mode & 0o777 == 0o555
+    assert await blobs.fetch(blob.sha256) is False
+    blobs.remove(blob.sha256)
+    s3.put_object(Bucket="moving", Key=key, Body=b"#!/bin/sh\necho evil\n")
+    with pytest.raises(InvalidInput, match="damaged"):
+        await blobs.fetch(blob.sha256)
+    assert not blobs.exists(blob.sha256)
+    assert not [p for p in settings.blobs_dir.iterdir()]  # no temp file left behind
+    with pytest.raises(NotFound):
+        await blobs.fetch("0" * 64)
+    assert await BlobStore(tmp_path / "nobucket").mirror(blob.sha256) is False
+
+
+def backup_to_bucket(settings: Settings) -> str:
+    from bindrop.care.backup import run_backup
+    from bindrop.moving.places import apps_data_root
+
+    care = dataclasses.replace(load_care_settings(settings, {}),
+                               apps_data_dir=apps_data_root(settings))
+    result = run_backup(settings, care)
+    assert result.uploaded
+    return result.manifest.id
+
+
+def test_a_server_backup_with_a_bucket_lists_the_blobs_there_and_restores_from_it_alone(
+    s3: Any, tmp_path: Path,
+) -> None:
+    from bindrop.moving.restore_server import restore_from_bucket
+
+    source = with_bucket(make_server(tmp_path / "old"), s3.meta.endpoint_url)
+    backup_id = backup_to_bucket(source)
+    with Store.open(source) as store:
+        sha = store.list_releases("blog")[0].sha256
+    part = s3.get_object(Bucket="moving", Key=f"srv/{backup_id}/server.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(part)) as tar:
+        assert f"blobs/{sha}" not in tar.getnames()  # the bucket has it: only listed
+    s3.head_object(Bucket="moving", Key=f"srv/blobs/sha256/{sha}")
+    target = fresh_server(tmp_path / "new")
+    config = load_care_settings(source, {}).s3
+    assert config is not None
+    restored = restore_from_bucket(target, config, RecordingHub())
+    assert restored.backup_id >= backup_id
+    assert BlobStore.open(target).path(sha).read_bytes() == \
+        BlobStore.open(source).path(sha).read_bytes()
+    assert (target.etc_dir / CARE_FILE).read_text() == (source.etc_dir / CARE_FILE).read_text()
+
+
+def test_a_restore_whose_blob_is_gone_from_the_bucket_is_refused_and_nothing_changes(
+    s3: Any, tmp_path: Path,
+) -> None:
+    from bindrop.moving.restore_server import restore_from_bucket
+
+    source = with_bucket(make_server(tmp_path / "old"), s3.meta.endpoint_url)
+    backup_id = backup_to_bucket(source)
+    with Store.open(source) as store:
+        sha = store.list_releases("blog")[0].sha256
+    for key in (f"srv/blobs/sha256/{sha}", f"srv/blobs/{sha}"):  # and the older layout's
+        s3.delete_object(Bucket="moving", Key=key)
+    target = fresh_server(tmp_path / "new")
+    before = snapshot(target.root)
+    hub = RecordingHub()
+    config = load_care_settings(source, {}).s3
+    assert config is not None
+    with pytest.raises(InvalidInput, match=REFUSED):
+        restore_from_bucket(target, config, hub, backup_id=backup_id)
     assert hub.calls == [] and snapshot(target.root) == before

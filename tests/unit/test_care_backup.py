@@ -59,8 +59,8 @@ def test_server_backup_holds_bindrop_db_and_every_app_with_a_manifest(
     result = run_backup(settings, care)
     folder = care.backup_dir / result.manifest.id
     manifest = parse_manifest((folder / MANIFEST).read_text(), result.manifest.id)
-    assert [p.name for p in manifest.parts] == ["bindrop.tar.gz", "app-blog.tar.gz",
-                                                 "app-shop.tar.gz"]
+    assert [p.name for p in manifest.parts] == ["bindrop.tar.gz", "server.tar.gz",
+                                                 "app-blog.tar.gz", "app-shop.tar.gz"]
     assert manifest.part_for("blog") is not None
     assert manifest.part_for("blog").databases == ("app.sqlite3",)  # type: ignore[union-attr]
     assert all(len(p.sha256) == 64 and p.size > 0 for p in manifest.parts)
