@@ -54,6 +54,9 @@ APP_SETTINGS: dict[str, Any] = {
     "maintenance_message": {"type": ["string", "null"]},
     "body_limit": _INT,
     "https_redirect": _BOOL,
+    "no_tls": _BOOL,
+    "allow_http": _BOOL,
+    "hsts": _BOOL,
 }
 NEW_APP = {"type": "object", "required": ["name", "hosts"], "additionalProperties": False,
            "properties": {"name": _STR} | {k: v for k, v in APP_SETTINGS.items()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bindrop.errors import BindropError, Cancelled
 from bindrop.hub.actor import Actor
@@ -50,6 +50,9 @@ from bindrop.systemd.bus import SERVICE_IFACE
 from bindrop.units import parse_app_unit_name
 from bindrop.units.names import APP_UNIT_PREFIX
 
+if TYPE_CHECKING:
+    from bindrop.hub.tls import TlsManager
+
 log = logging.getLogger(__name__)
 
 
@@ -77,6 +80,8 @@ class Hub:
         self._unsubscribe: list[Any] = []
         self.config = Config(self)
         self.cron = CronJobs(self)
+        #: Automatic HTTPS, where the hub runs with proxies (``bindrop hub`` sets it).
+        self.tls: TlsManager | None = None
 
     # -- life ----------------------------------------------------------------------------
 
