@@ -66,6 +66,7 @@ COMMANDS = {
     "disk": "bindrop.cli.disk:disk",
     "gc": "bindrop.cli.disk:gc",
     "cron": "bindrop.cli.cron:cron",
+    "tls": "bindrop.cli.tls:tls",
 }
 
 
