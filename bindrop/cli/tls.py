@@ -83,13 +83,21 @@ def _short(text: str | None, width: int) -> str | None:
 @click.argument("name", required=False)
 @click.option("--force", is_flag=True, help="Even a certificate far from expiry, and past "
                                             "a failure's backoff.")
+@click.option("--when-enabled", is_flag=True, help="Do nothing when automatic HTTPS is off "
+                                                   "(what bindrop-tls.service runs).")
 @json_option
 @remote
-def renew(name: str | None, force: bool, as_json: bool, run: Run) -> None:
+def renew(name: str | None, force: bool, when_enabled: bool, as_json: bool, run: Run) -> None:
     """Ask the CA now for every name that is due (or NAME only); what bindrop-tls.timer runs.
 
     Example: bindrop tls renew blog.example.com --force
     """
+    if when_enabled and not run(lambda c: c.tls())["enabled"]:
+        if as_json:
+            emit_json([])
+        else:
+            click.echo("automatic HTTPS is off: nothing to renew")
+        return
     names = run(lambda c: c.renew_tls(name, force=force))
     if as_json:
         emit_json(names)
