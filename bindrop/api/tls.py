@@ -14,8 +14,10 @@ from aiohttp import web
 
 from bindrop.api.bodies import only, read_json
 from bindrop.api.keys import HUB
+from bindrop.api.views import event_dict
 from bindrop.errors import Conflict, InvalidInput
-from bindrop.hub.tls import TlsManager
+from bindrop.hub.hub import Hub
+from bindrop.hub.tls import TLS_EVENTS, TlsManager
 
 #: Largest CA bundle accepted for --directory-ca.
 CA_BUNDLE_MAX = 256 * 1024
@@ -27,6 +29,20 @@ def _manager(request: web.Request) -> TlsManager:
         raise Conflict("this hub runs without proxies, so it has no automatic HTTPS; "
                        "use bindrop hub (bindrop.service)")
     return manager
+
+
+def tls_summary(hub: Hub) -> dict[str, Any] | None:
+    """For ``bindrop status``: on or off, how many names in each state, the newest TLS event
+    and the newest failure (with the CA's reason). None on a hub without automatic HTTPS."""
+    if hub.tls is None:
+        return None
+    counts: dict[str, int] = {}
+    for name in hub.tls.list_names():
+        counts[name["state"]] = counts.get(name["state"], 0) + 1
+    last, failure = hub.store.last_event_of(TLS_EVENTS), hub.store.last_event_of(["tls_failed"])
+    return {"enabled": hub.store.get_tls_settings().enabled, "states": counts,
+            "last_event": event_dict(last) if last else None,
+            "last_failure": event_dict(failure) if failure else None}
 
 
 async def show_tls(request: web.Request) -> dict[str, Any]:

@@ -181,6 +181,13 @@ def _server_status(info: dict[str, Any], as_json: bool) -> None:
         ("restore", event("last_restore")),
         ("disk check", event("disk")),
     ]
+    tls = info.get("tls")
+    if tls:
+        states = ", ".join(f"{n} {s}" for s, n in sorted(tls["states"].items())) or "no names"
+        rows.append(("https", f"{'on' if tls['enabled'] else 'off'}: {states}"))
+        for key, found in (("tls", tls["last_event"]), ("tls failed", tls["last_failure"])):
+            if found and (key == "tls" or found != tls["last_event"]):
+                rows.append((key, f"{found['at']}  {found['message']}"))
     for key, value in rows:
         click.echo(f"{key + ':':<11} {value}")
 

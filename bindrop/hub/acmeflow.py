@@ -60,13 +60,17 @@ def _account_key(pem: bytes) -> JWKEC:
     return JWKEC(key=key)
 
 
-def connect(account: Account) -> client.ClientV2:
-    """A client logged in to the CA with ``account`` (registered on first use)."""
+def network(account: Account) -> client.ClientNetwork:
+    """The signed HTTP channel to the CA (close its ``session`` when done)."""
     # verify_ssl goes to requests' ``verify``, which also takes a CA bundle's path.
     verify: Any = str(account.ca_bundle) if account.ca_bundle else True
-    net = client.ClientNetwork(_account_key(account.key_pem), alg=ES256,
-                               user_agent=USER_AGENT, verify_ssl=verify,
-                               timeout=int(REQUEST_TIMEOUT))
+    return client.ClientNetwork(_account_key(account.key_pem), alg=ES256,
+                                user_agent=USER_AGENT, verify_ssl=verify,
+                                timeout=int(REQUEST_TIMEOUT))
+
+
+def connect(account: Account, net: client.ClientNetwork) -> client.ClientV2:
+    """A client logged in to the CA with ``account`` (registered on first use)."""
     directory = client.ClientV2.get_directory(account.directory, net)
     acme = client.ClientV2(directory, net=net)
     registration = messages.NewRegistration.from_data(email=account.email,
@@ -81,8 +85,9 @@ def connect(account: Account) -> client.ClientV2:
 
 def issue(account: Account, name: str, publish: Publish) -> Issued:
     """A certificate for ``name`` (ECDSA P-256 key). ``AcmeFailed`` with the CA's reason."""
+    net = network(account)
     try:
-        return _issue(account, name, publish)
+        return _issue(account, net, name, publish)
     except AcmeFailed:
         raise
     except errors.ValidationError as exc:
@@ -97,10 +102,13 @@ def issue(account: Account, name: str, publish: Publish) -> Issued:
                          f"{_short(exc)}") from None
     except errors.Error as exc:
         raise AcmeFailed(f"the CA's answer was not understood: {_short(exc)}") from None
+    finally:
+        net.session.close()
 
 
-def _issue(account: Account, name: str, publish: Publish) -> Issued:
-    acme = connect(account)
+def _issue(account: Account, net: client.ClientNetwork, name: str,
+           publish: Publish) -> Issued:
+    acme = connect(account, net)
     key_pem = new_private_key_pem()
     csr_pem = crypto_util.make_csr(key_pem, [name])
     order = acme.new_order(csr_pem)

@@ -67,6 +67,7 @@ class TlsManager:
         self._challenges: dict[str, str] = {}
         self._certs_version = 0
         self._announced: dict[str, Any] | None = None
+        self._closing = False
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -78,6 +79,8 @@ class TlsManager:
         self._task = asyncio.ensure_future(self._run())
 
     async def close(self) -> None:
+        """Stop the background task; an order in its thread ends at its next step."""
+        self._closing = True
         self._unsubscribe()
         task, self._task = self._task, None
         if task is not None:
@@ -105,8 +108,6 @@ class TlsManager:
             try:
                 async with self._lock:
                     await self._round(None, force=())
-                    # Hosts, allow_http or hsts may have changed without a new certificate.
-                    await self._announce(if_changed=True)
             except Exception:  # one bad round must not end automatic HTTPS
                 log.exception("automatic HTTPS: a round of certificate checks failed")
 
@@ -190,6 +191,8 @@ class TlsManager:
         for name in plan_due(names, certs, next_attempts, now_utc(), force=force):
             await self._obtain(name, wanted[name], certs.get(name),
                                attempts[name].failures if name in attempts else 0)
+        # Hosts, allow_http or hsts may have changed without a new certificate.
+        await self._announce(if_changed=True)
 
     async def _obtain(self, name: str, app: str | None, cert: CertInfo | None,
                       failures: int) -> None:
@@ -199,6 +202,8 @@ class TlsManager:
         loop = asyncio.get_running_loop()
 
         def publish(answers: Mapping[str, str]) -> None:  # called from the ACME thread
+            if self._closing:
+                raise AcmeFailed("the hub is stopping; the order is left for its next start")
             future = asyncio.run_coroutine_threadsafe(self._publish(answers), loop)
             future.result(PUBLISH_TIMEOUT + 5)
 

@@ -11,16 +11,19 @@ table and for any host:
   https (the hub leaves out hosts whose app says ``allow_http``).
 
 and hands every other request to ``handler``. HTTPS answers to a host listed for HSTS get
-``Strict-Transport-Security`` from the forwarder's response hook (``hsts_header``).
+``Strict-Transport-Security`` (the app's own, if it sent one, is replaced): the response is
+made an ``HstsResponse``, which adds it to whatever head the forwarder starts.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
+from typing import ClassVar
 
 from bindrop.client.protocol import TlsState
-from bindrop.proxy.headers import build_https_location, request_host
+from bindrop.proxy.headers import RawHeaders, build_https_location, request_host
 from bindrop.proxy.http1 import Request, Response
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,25 @@ log = logging.getLogger(__name__)
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
 
 Handler = Callable[[Request, Response], Awaitable[None]]
+STS = b"strict-transport-security"
+
+
+class HstsResponse(Response):
+    """A ``Response`` whose head carries Strict-Transport-Security (no state of its own: an
+    answering ``Response`` becomes one by a change of class)."""
+
+    __slots__ = ()
+    value: ClassVar[bytes] = b"max-age=31536000"
+
+    def start(self, status: int, reason: bytes, headers: RawHeaders) -> None:
+        kept = [(n, v) for n, v in headers if n.lower() != STS]
+        super().start(status, reason, [*kept, (b"Strict-Transport-Security", self.value)])
+
+
+@functools.cache
+def hsts_response_class(max_age: int) -> type[HstsResponse]:
+    return type(f"HstsResponse{max_age}", (HstsResponse,),
+                {"__slots__": (), "value": b"max-age=%d" % max_age})
 
 
 class TlsEdge:
@@ -46,12 +68,6 @@ class TlsEdge:
             except Exception:  # a bad reload keeps the old certificates serving
                 log.exception("reloading certificates after the hub's notice failed")
 
-    def hsts_header(self, host: str) -> bytes | None:
-        """The Strict-Transport-Security value for an HTTPS answer on ``host``, or None."""
-        if request_host(host) in self.state.hsts:
-            return b"max-age=%d" % self.state.hsts_max_age
-        return None
-
     def wrap(self, handler: Handler) -> Handler:
         async def handle(request: Request, response: Response) -> None:
             if not request.secure:
@@ -61,6 +77,8 @@ class TlsEdge:
                                                  path[len(CHALLENGE_PREFIX):])
                 if request_host(request.host) in self.state.redirect:
                     return await self._redirect(request, response)
+            elif self.state.hsts and request_host(request.host) in self.state.hsts:
+                response.__class__ = hsts_response_class(self.state.hsts_max_age)
             await handler(request, response)
 
         return handle

@@ -118,6 +118,9 @@ async def test_setup_create_and_deploy_are_enough_for_https_that_verifies(
     assert plain.stdout == f"308 https://secure.example.com:{port}/x?y=1", plain
     human = await bindrop(api, "tls", "list")
     assert "secure.example.com" in human.output and "valid" in human.output
+    status = await bindrop(api, "status")
+    assert "https:      on: 1 valid" in status.output, status.output
+    assert "certificate for secure.example.com issued" in status.output
     renewed = parsed(await bindrop(api, "tls", "renew", "secure.example.com", "--force",
                                    "--json"))
     assert isinstance(renewed, list) and renewed[0]["serial"] != name["serial"]

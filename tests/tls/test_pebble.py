@@ -19,6 +19,7 @@ import pytest
 from bindrop.hub.proxylink import ProxyLink
 from bindrop.hub.state import StateStore
 from bindrop.hub.tls import TlsManager
+from bindrop.proxy.certs import new_server_context
 from bindrop.proxy.listen import bind_socket
 from bindrop.proxy.server import ProxyServer
 from bindrop.settings import Settings
@@ -210,3 +211,53 @@ async def test_a_new_host_gets_its_certificate_without_being_asked(site: Site) -
 async def test_the_challenge_path_answers_only_published_tokens(site: Site) -> None:
     raw = await http_get(site, "anything.example.com", "/.well-known/acme-challenge/nope")
     assert raw.startswith(b"HTTP/1.1 404")
+
+
+async def test_https_is_tls_1_2_or_newer_and_a_returning_visitor_resumes_its_session(
+        site: Site) -> None:
+    await site.tls.renew("secure.example.com")
+    assert new_server_context().minimum_version == ssl.TLSVersion.TLSv1_2
+    context = ssl.create_default_context(cafile=str(site.root))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2  # a 1.2 session is known at once
+
+    async def visit(session: ssl.SSLSession | None) -> tuple[ssl.SSLSession | None, bool]:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", site.https_port, ssl=context, server_hostname="secure.example.com",
+            ssl_handshake_timeout=HANG)
+        ssl_object = writer.get_extra_info("ssl_object")
+        assert ssl_object.version() in ("TLSv1.2", "TLSv1.3")
+        writer.write(b"GET / HTTP/1.1\r\nHost: secure.example.com\r\nConnection: close\r\n\r\n")
+        await reader.read()
+        writer.close()
+        return ssl_object.session, ssl_object.session_reused
+
+    session, reused = await visit(None)
+    assert not reused
+    # asyncio cannot hand a session to open_connection: resume with a plain socket.
+    reused = await asyncio.to_thread(_resume, site.https_port, context, session)
+    assert reused
+
+
+def _resume(port: int, context: ssl.SSLContext, session: ssl.SSLSession | None) -> bool:
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=HANG) as raw, \
+            context.wrap_socket(raw, server_hostname="secure.example.com",
+                                session=session) as tls:
+        return tls.session_reused
+
+
+async def test_hsts_is_added_over_https_and_allow_http_keeps_plain_http_answering(
+        site: Site) -> None:
+    await site.tls.renew("secure.example.com")
+    _, raw = await https_get(site, "secure.example.com")
+    assert b"strict-transport-security" not in raw.lower()
+    site.store.update_app("secure", hsts=True, allow_http=True)
+    await site.tls.renew("secure.example.com")
+    _, raw = await https_get(site, "secure.example.com")
+    head = raw.partition(b"\r\n\r\n")[0].lower()
+    assert head.count(b"strict-transport-security: max-age=31536000") == 1
+    plain = await http_get(site, "secure.example.com", "/")
+    assert plain.startswith(b"HTTP/1.1 200")
+    assert b"strict-transport-security" not in plain.lower()
+    chain = (site.settings.etc_dir / "tls" / "secure.example.com.crt").read_text()
+    assert chain.count("BEGIN CERTIFICATE") >= 2  # the leaf and its intermediate
