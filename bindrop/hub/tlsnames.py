@@ -20,6 +20,9 @@ from bindrop.store import AppConfig
 RENEW_BEFORE = timedelta(days=30)
 BACKOFF_MIN_S = 60.0
 BACKOFF_MAX_S = 86400.0
+#: Let's Encrypt allows 5 failed validations per name per hour: from the 5th failure in a
+#: row on, attempts are at least an hour apart, so a name never runs into that limit.
+FAILURES_PER_HOUR = 5
 
 PENDING, VALID, RENEWING, FAILED = "pending", "valid", "renewing", "failed"
 
@@ -67,10 +70,11 @@ def build_wanted_names(apps: Iterable[AppConfig], extra: Iterable[str | None] = 
 
 def backoff_delay(failures: int) -> float:
     """Seconds before the next attempt after ``failures`` failures in a row: 1 min,
-    doubling, at most a day."""
+    doubling, at most a day (and at least an hour from the ``FAILURES_PER_HOUR``th on)."""
     if failures <= 0:
         return 0.0
-    return min(BACKOFF_MIN_S * float(2 ** min(failures - 1, 20)), BACKOFF_MAX_S)
+    delay = min(BACKOFF_MIN_S * float(2 ** min(failures - 1, 20)), BACKOFF_MAX_S)
+    return max(delay, 3600.0) if failures >= FAILURES_PER_HOUR else delay
 
 
 def needs_certificate(cert: CertInfo | None, now: datetime) -> bool:

@@ -38,10 +38,19 @@ def test_wanted_names_share_a_host_across_path_prefixes_and_skip_no_tls_apps() -
 
 
 @pytest.mark.parametrize(("failures", "seconds"), [
-    (0, 0), (1, 60), (2, 120), (3, 240), (10, 30720), (11, 61440), (12, 86400), (500, 86400),
+    (0, 0), (1, 60), (2, 120), (3, 240), (4, 480), (5, 3600), (6, 3600), (7, 3840),
+    (10, 30720), (11, 61440), (12, 86400), (500, 86400),
 ])
 def test_failures_back_off_from_a_minute_doubling_to_a_day(failures: int, seconds: float) -> None:
     assert backoff_delay(failures) == seconds
+
+
+def test_backoff_never_allows_more_than_five_failures_of_a_name_in_an_hour() -> None:
+    times, now = [], 0.0
+    for failures in range(1, 30):
+        times.append(now)
+        now += backoff_delay(failures)
+    assert max(sum(1 for t in times if start <= t < start + 3600) for start in times) <= 5
 
 
 def cert(days: float) -> CertInfo:
