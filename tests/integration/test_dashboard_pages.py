@@ -264,3 +264,25 @@ async def test_the_server_page_shows_the_last_backup_and_its_failure(
     shown = dict(re.findall(r'<dd data-care="(\w+)">(.*?)</dd>', page, re.S))
     assert "backup 20261128-0300 done" in shown["last_backup"]
     assert "no space left on /var/backups (dash-care)" in shown["last_backup_failure"]
+
+
+async def test_the_server_page_shows_https_names_and_the_cas_reason_for_a_failure(
+    dashboard: Dash, hub: Hub
+) -> None:
+    from bindrop.hub.tls import TlsManager
+
+    await log_in(dashboard, await token(hub, "dash-tls"))
+    hub.tls = TlsManager(hub.settings, hub.store, None)
+    try:
+        hub.store.set_tls_settings("ops@example.com", "https://ca.example.com/dir")
+        hub.store.add_event("tls_failed", None, "no certificate for dash.example.com: DNS "
+                            "problem: NXDOMAIN looking up A for dash.example.com <script>",
+                            {"name": "dash.example.com"})
+        page = await (await dashboard.get("/server")).text()
+    finally:
+        await hub.tls.close()
+        hub.tls = None
+        hub.store.disable_tls()
+    shown = dict(re.findall(r'<dd data-tls="(\w+)">(.*?)</dd>', page, re.S))
+    assert shown["enabled"] == "on"
+    assert "NXDOMAIN looking up A for dash.example.com &lt;script&gt;" in shown["last_failure"]
