@@ -87,3 +87,18 @@ def test_https_port_tls_setup_create_and_deploy_serve_a_verified_certificate(
     assert plain.stdout == f"308 https://secure.example.com:{https}/p", plain
     key = m.layout.private_dir("/etc/bindrop") / "tls" / "secure.example.com.key"
     assert key.stat().st_mode & 0o777 == 0o600
+
+
+def test_install_adds_the_renewal_timer_and_its_service_renews_through_the_hub(
+        secure_machine: tuple[Machine, Pebble, Path]) -> None:
+    m, _, _ = secure_machine
+    enabled = m.exec("systemctl", "is-enabled", "bindrop-tls.timer", check=False)
+    assert enabled.stdout.strip() == "enabled"
+    timer = m.exec("systemctl", "show", "bindrop-tls.timer", "-p", "Persistent",
+                   "-p", "RandomizedDelayUSec").stdout
+    assert "Persistent=yes" in timer and "RandomizedDelayUSec=12h" in timer
+    ran = m.exec("systemctl", "start", "bindrop-tls.service", check=False)
+    assert ran.returncode == 0, m.exec("journalctl", "-u", "bindrop-tls.service", "-o",
+                                       "cat", check=False).stdout
+    log = m.exec("journalctl", "-u", "bindrop-tls.service", "-o", "cat").stdout
+    assert "secure.example.com" in log or "nothing to renew" in log, log
