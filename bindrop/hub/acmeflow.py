@@ -91,9 +91,9 @@ def issue(account: Account, name: str, publish: Publish) -> Issued:
     except AcmeFailed:
         raise
     except errors.ValidationError as exc:
-        raise AcmeFailed(describe_validation(exc)) from None
+        raise AcmeFailed(describe_validation(exc, name)) from None
     except messages.Error as exc:
-        raise AcmeFailed(describe_error(exc)) from None
+        raise AcmeFailed(describe_error(exc, name)) from None
     except errors.TimeoutError:
         raise AcmeFailed(f"the CA did not finish the order for {name} within "
                          f"{ORDER_TIMEOUT:g} s") from None
@@ -136,18 +136,36 @@ def _issue(account: Account, net: client.ClientNetwork, name: str,
     return Issued(done.fullchain_pem.encode(), key_pem)
 
 
-def describe_error(error: messages.Error) -> str:
+#: What to do, by the CA's error code (RFC 8555 section 6.7), ahead of the CA's own words.
+HINTS = {
+    "dns": "DNS for {name} does not resolve for the CA: add an A or AAAA record pointing "
+           "to this server",
+    "connection": "the CA could not connect to {name} on port 80: check that its DNS points "
+                  "to this server and that port 80 is open",
+    "unauthorized": "{name} answered the CA with something else: its DNS may point elsewhere",
+    "incorrectResponse": "{name} answered the CA with something else: its DNS may point "
+                         "elsewhere",
+    "caa": "a CAA record of {name} forbids this CA",
+    "rateLimited": "the CA's rate limit for {name} was reached; bindrop tries again later",
+}
+
+
+def describe_error(error: messages.Error, name: str) -> str:
+    """The CA's reason, after what to do about it when its code is a known one. Pure."""
     detail = error.detail or error.description or str(error.typ)
-    return f"{detail} ({error.code or error.typ})" if error.typ else str(detail)
+    code = error.code or ""
+    hint = HINTS.get(code)
+    said = f"{detail} ({code or error.typ})"
+    return f"{hint.format(name=name)} (the CA says: {said})" if hint else said
 
 
-def describe_validation(exc: errors.ValidationError) -> str:
+def describe_validation(exc: errors.ValidationError, name: str) -> str:
     reasons = []
     for authz in exc.failed_authzrs:
         for challenge in authz.body.challenges:
             if challenge.error is not None:
-                reasons.append(describe_error(challenge.error))
-    return "; ".join(reasons) or "the CA could not validate the name"
+                reasons.append(describe_error(challenge.error, name))
+    return "; ".join(reasons) or f"the CA could not validate {name}"
 
 
 def _short(exc: BaseException) -> str:
