@@ -76,6 +76,8 @@ class TlsManager:
     # -- life ----------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Look at every name now (what is due after a restart), then whenever woken."""
+        self._wake.set()
         self._task = asyncio.ensure_future(self._run())
 
     async def close(self) -> None:
@@ -97,7 +99,6 @@ class TlsManager:
             self.wake()
 
     async def _run(self) -> None:
-        await self._announce()
         while True:
             try:
                 async with asyncio.timeout(self.check_interval):
@@ -180,7 +181,8 @@ class TlsManager:
 
     async def _round(self, only: Collection[str] | None, *, force: Collection[str]) -> None:
         settings = self.store.get_tls_settings()
-        if not settings.enabled:
+        if not settings.enabled:  # issued certificates still serve, and still redirect
+            await self._announce(if_changed=True)
             return
         wanted = self._wanted()
         names = [n for n in wanted if only is None or n in only]
