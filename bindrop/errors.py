@@ -21,10 +21,11 @@ match on. Messages are written for a person and say what to do next.
     ├── BackupFailed        500 backup_failed      a backup, upload or restore step failed
     ├── DamagedBackup       422 damaged_backup     a backup fails its checks: not restored
     ├── DeliveryFailed      502 delivery_failed    an alert's webhook failed or was unreachable
+    ├── AcmeFailed          502 acme_failed        the ACME CA refused or could not be reached
     └── Cancelled           409 cancelled          superseded or shut down before it ran
 
 Foreign errors (dbus-fast, sqlite, aiohttp) are translated into these at exactly one
-boundary each: ``bindrop.systemd.errors`` for D-Bus.
+boundary each: ``bindrop.systemd.errors`` for D-Bus, ``bindrop.hub.acmeflow`` for ACME.
 """
 
 from __future__ import annotations
@@ -120,6 +121,11 @@ class DamagedBackup(BindropError):
 class DeliveryFailed(BindropError):
     status = 502
     code = "delivery_failed"
+class AcmeFailed(BindropError):
+    """The ACME CA could not be reached or refused; the message is the CA's own reason."""
+
+    status = 502
+    code = "acme_failed"
 
 
 class Cancelled(BindropError):

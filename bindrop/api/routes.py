@@ -29,6 +29,7 @@ from bindrop.api import (
     runs,
     server,
     system,
+    tls,
     tokens,
 )
 
@@ -58,6 +59,9 @@ APP_SETTINGS: dict[str, Any] = {
     "maintenance_message": {"type": ["string", "null"]},
     "body_limit": _INT,
     "https_redirect": _BOOL,
+    "no_tls": _BOOL,
+    "allow_http": _BOOL,
+    "hsts": _BOOL,
 }
 NEW_APP = {"type": "object", "required": ["name", "hosts"], "additionalProperties": False,
            "properties": {"name": _STR} | {k: v for k, v in APP_SETTINGS.items()
@@ -90,6 +94,11 @@ NEW_TOKEN = {"type": "object", "required": ["name"], "additionalProperties": Fal
 NEW_JOB = {"type": "object", "required": ["schedule", "args"], "additionalProperties": False,
            "properties": {"name": {"type": ["string", "null"]}, "schedule": _STR,
                           "args": {"type": "array", "items": _STR, "minItems": 1}}}
+TLS_SETUP = {"type": "object", "required": ["email"], "additionalProperties": False,
+             "properties": {"email": _STR, "directory": {"type": ["string", "null"]},
+                            "directory_ca": {"type": ["string", "null"]}, "staging": _BOOL}}
+TLS_RENEW = {"type": "object", "additionalProperties": False,
+             "properties": {"name": {"type": ["string", "null"]}, "force": _BOOL}}
 CARE_EVENT = {"type": "object", "required": ["kind"], "additionalProperties": False,
               "properties": {"kind": {"type": "string", "enum": sorted(care.CARE_KINDS)},
                              "app": {"type": ["string", "null"]}, "message": _STR,
@@ -265,6 +274,17 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/events", care.record_event,
           "Record the outcome of a backup, disk check or gc (bindrop's timers)", admin=True,
           body=CARE_EVENT, status=201),
+    Route("GET", "/v1/tls", tls.show_tls,
+          "Automatic HTTPS: the CA, and each name's certificate state, expiry and last error"),
+    Route("PUT", "/v1/tls", tls.setup_tls,
+          "Turn automatic HTTPS on: the account email and the ACME directory (Let's Encrypt "
+          "by default; directory_ca: a CA bundle to trust for it)", admin=True,
+          body=TLS_SETUP),
+    Route("DELETE", "/v1/tls", tls.disable_tls,
+          "Turn automatic HTTPS off (certificates already issued keep serving)", admin=True),
+    Route("POST", "/v1/tls/renew", tls.renew_tls,
+          "Ask the CA now for what is due (one name; force: even far from expiry)",
+          admin=True, body=TLS_RENEW),
     Route("GET", "/v1/tokens", tokens.list_tokens, "List tokens (never their secrets)",
           admin=True, returns="tokens"),
     Route("POST", "/v1/tokens", tokens.create_token,

@@ -40,7 +40,7 @@ APP = _object({
     "on_demand": _B, "idle_timeout_s": _N, "liveness_interval_s": _N0, "no_overlap": _B,
     "desired_state": {"type": "string", "enum": ["running", "stopped"]},
     "current_release": _I0, "system": _B, "maintenance_message": _S0, "body_limit": _I,
-    "https_redirect": _B,
+    "https_redirect": _B, "no_tls": _B, "allow_http": _B, "hsts": _B,
     "created_at": _S0, "updated_at": _S0,
 })
 RELEASE = _object({

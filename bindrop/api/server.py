@@ -14,6 +14,7 @@ from aiohttp import web
 from bindrop import __version__
 from bindrop.api.care import care_summary
 from bindrop.api.keys import HUB, SETTINGS
+from bindrop.api.tls import tls_summary
 from bindrop.version import build_commit
 
 
@@ -42,4 +43,6 @@ async def server_info(request: web.Request) -> dict[str, Any]:
                  "free": disk.free, "blobs": _blob_bytes(settings.blobs_dir)},
         # The newest backup, failure and disk check (events recorded by bindrop's timers).
         "care": care_summary(hub.store),
+        # Automatic HTTPS: names by state, the newest certificate event and failure.
+        "tls": tls_summary(hub),
     }

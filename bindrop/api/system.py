@@ -19,7 +19,8 @@ from bindrop.hub.system import DASHBOARD_APP, ensure_dashboard
 from bindrop.units import validate_app_name
 
 #: bindrop's own installed units (those not installed on this server are left out).
-SERVICE_PATTERNS = ("bindrop.service", "bindrop-proxy*", "bindrop-backup*", "bindrop-disk*")
+SERVICE_PATTERNS = ("bindrop.service", "bindrop-proxy*", "bindrop-backup*", "bindrop-disk*",
+                    "bindrop-tls*")
 
 
 async def whoami(request: web.Request) -> dict[str, Any]:

@@ -50,6 +50,9 @@ def app_dict(config: AppConfig) -> dict[str, Any]:
         "maintenance_message": config.maintenance_message,
         "body_limit": config.body_limit,
         "https_redirect": config.https_redirect,
+        "no_tls": config.no_tls,
+        "allow_http": config.allow_http,
+        "hsts": config.hsts,
         "created_at": _time(config.created_at),
         "updated_at": _time(config.updated_at),
     }

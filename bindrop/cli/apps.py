@@ -55,19 +55,29 @@ def _outcome_line(outcome: dict[str, Any]) -> str:
                    "3 failures in a row restart it.")
 @click.option("--https-redirect", is_flag=True,
               help="Answer plain-HTTP requests with a 308 to the same https:// URL.")
+@click.option("--no-tls", is_flag=True,
+              help="No certificate for the app's hosts (automatic HTTPS leaves them alone).")
+@click.option("--allow-http", is_flag=True,
+              help="Keep answering plain HTTP once a certificate is valid (no 308).")
+@click.option("--hsts", is_flag=True,
+              help="HTTPS answers carry Strict-Transport-Security (browsers then refuse "
+                   "plain HTTP for a year).")
 @json_option
 @remote
 def create(app: str, hosts: tuple[str, ...], health: str | None, memory: str | None,
            cpu: str | None, tasks: int | None, on_demand: bool, no_overlap: bool,
-           liveness: float | None, https_redirect: bool, as_json: bool, run: Run) -> None:
+           liveness: float | None, https_redirect: bool, no_tls: bool, allow_http: bool,
+           hsts: bool, as_json: bool, run: Run) -> None:
     """Create APP; it runs once you deploy a release to it.
 
     Example: bindrop create blog --host blog.example.com --memory 256M
     """
     settings: dict[str, Any] = {"name": app, "hosts": list(hosts), "on_demand": on_demand,
                                 "no_overlap": no_overlap}
-    if https_redirect:
-        settings["https_redirect"] = True
+    for key, flag in (("https_redirect", https_redirect), ("no_tls", no_tls),
+                      ("allow_http", allow_http), ("hsts", hsts)):
+        if flag:
+            settings[key] = True
     for key, value in (("health_path", health), ("memory_max", memory), ("cpu_quota", cpu),
                        ("tasks_max", tasks), ("liveness_interval_s", liveness)):
         if value is not None:
@@ -190,6 +200,13 @@ def _server_status(info: dict[str, Any], as_json: bool) -> None:
         ("restore", event("last_restore")),
         ("disk check", event("disk")),
     ]
+    tls = info.get("tls")
+    if tls:
+        states = ", ".join(f"{n} {s}" for s, n in sorted(tls["states"].items())) or "no names"
+        rows.append(("https", f"{'on' if tls['enabled'] else 'off'}: {states}"))
+        for key, found in (("tls", tls["last_event"]), ("tls failed", tls["last_failure"])):
+            if found and (key == "tls" or found != tls["last_event"]):
+                rows.append((key, f"{found['at']}  {found['message']}"))
     for key, value in rows:
         click.echo(f"{key + ':':<11} {value}")
 

@@ -31,10 +31,11 @@ from bindrop.version import version_text
 
 #: Units bindrop installs, from the package's deploy/ folder, in start order.
 UNITS = ("bindrop.service", "bindrop-backup.service", "bindrop-backup.timer",
-         "bindrop-disk.service", "bindrop-disk.timer", "bindrop-proxy.socket",
-         "bindrop-proxy-https.socket", "bindrop-proxy.service")
+         "bindrop-disk.service", "bindrop-disk.timer", "bindrop-tls.service",
+         "bindrop-tls.timer", "bindrop-proxy.socket", "bindrop-proxy-https.socket",
+         "bindrop-proxy.service")
 #: Oneshots their timers start: written, never enabled or started by install itself.
-TIMER_SERVICES = ("bindrop-backup.service", "bindrop-disk.service")
+TIMER_SERVICES = ("bindrop-backup.service", "bindrop-disk.service", "bindrop-tls.service")
 DEFAULT_BACKUP_SCHEDULE = "daily"
 BACKUP_DELAY = "1h"
 DISK_INTERVAL = "15min"
@@ -148,8 +149,9 @@ def install(no_start: bool, http_port: int, https_port: int | None, api_port: in
 
     Writes bindrop.service (the hub, with the control API on 127.0.0.1:--api-port) and
     bindrop-proxy.socket + .service (the proxy, on --http-port, which also routes
-    --control-host to the control API), and the timers bindrop-backup.timer (daily backup)
-    and bindrop-disk.timer (disk check every 15 min) into /etc/systemd/system, creates
+    --control-host to the control API), and the timers bindrop-backup.timer (daily backup),
+    bindrop-disk.timer (disk check every 15 min) and bindrop-tls.timer (certificate
+    renewal twice a day) into /etc/systemd/system, creates
     /etc/bindrop, /var/lib/bindrop and /var/backups/bindrop, enables the units and starts
     them. Running
     it again changes only what differs.

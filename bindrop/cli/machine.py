@@ -50,14 +50,17 @@ def machine() -> None:
 @_dir_option
 @click.option("--http-port", type=click.IntRange(1, 65535), envvar="BINDROP_HTTP_PORT",
               help="Port the machine's proxy listens on for HTTP. [env: BINDROP_HTTP_PORT]")
+@click.option("--https-port", type=click.IntRange(1, 65535), envvar="BINDROP_HTTPS_PORT",
+              help="Port the machine's proxy listens on for HTTPS (default: none). "
+                   "[env: BINDROP_HTTPS_PORT]")
 @click.option("--bare", is_flag=True, help="Only systemd, D-Bus and journald; no bindrop services.")
 @click.option("--net", metavar="ADDR[/PREFIX]", envvar="BINDROP_MACHINE_NET",
               help="A network namespace of its own with this address (e.g. 10.77.0.2/24) on a "
                    "host bridge; its proxy then listens on port 80 there. [env: "
                    "BINDROP_MACHINE_NET]")
 @_json_option
-def up(name: str, machines_dir: Path | None, http_port: int | None, bare: bool,
-       net: str | None, as_json: bool) -> None:
+def up(name: str, machines_dir: Path | None, http_port: int | None, https_port: int | None,
+       bare: bool, net: str | None, as_json: bool) -> None:
     """Boot a machine and wait until its systemd is running.
 
     Running it again on a machine that is up changes nothing. After `down`, `up` is a reboot:
@@ -66,14 +69,16 @@ def up(name: str, machines_dir: Path | None, http_port: int | None, bare: bool,
     Example: bindrop machine up --name demo --bare
     """
     m = _machine(name, machines_dir)
-    state = m.up(http_port=http_port, bare=bare, net=net)
+    state = m.up(http_port=http_port, bare=bare, net=net, https_port=https_port)
     if as_json:
         click.echo(json.dumps(asdict(state)))
         return
     click.echo(f"machine {name!r} is up (systemd pid {state.systemd_pid} on the host)")
     if not bare:
         click.echo("  bindrop runs inside: the hub (bindrop.service) and the proxy "
-                   f"(bindrop-proxy.socket) on http://{state.address}:{state.http_port}")
+                   f"(bindrop-proxy.socket) on http://{state.address}:{state.http_port}"
+                   + (f" and https://{state.address}:{state.https_port}"
+                      if state.https_port else ""))
         if state.api_port and state.http_port and not state.net:
             click.echo("  the control API (with a token) through the proxy at "
                        f"{remote_url(DEFAULT_CONTROL_HOST, state.http_port)}")

@@ -78,6 +78,7 @@ COMMANDS = {
     "care-run": "bindrop.cli.care_run:care_run",
     "alerts": "bindrop.cli.alerts:alerts",
     "bucket": "bindrop.cli.bucket:bucket",
+    "tls": "bindrop.cli.tls:tls",
 }
 
 

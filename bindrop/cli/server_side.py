@@ -17,6 +17,7 @@ from bindrop.hub.proxylink import ProxyLink
 from bindrop.hub.proxylink_http import add_proxy_routes
 from bindrop.hub.routetable import ControlRoute
 from bindrop.hub.state import StateStore
+from bindrop.hub.tls import TlsManager
 from bindrop.moving.bucket_settings import BucketSettings
 from bindrop.settings import Settings
 from bindrop.store import BlobStore, Store
@@ -49,6 +50,7 @@ async def _run_hub(settings: Settings) -> None:
     state = StateStore()
     # Connected proxies confirm each route swap and report when an old release is drained.
     link = ProxyLink(state, store)
+    tls: TlsManager | None = None
     try:
         care_environ = {k: v for k, v in os.environ.items()
                         if k.startswith("BINDROP_") and k != "BINDROP_TOKEN"}
@@ -61,6 +63,9 @@ async def _run_hub(settings: Settings) -> None:
                 # Known only now (port 0 picks one): proxies get the table again with it.
                 link.route_control(ControlRoute(settings.control_host, api.tcp_port,
                                                 settings.upload_limit))
+            # Automatic HTTPS works beside the actors; it answers ACME through the proxies.
+            tls = the_hub.tls = TlsManager(settings, store, link)
+            tls.start()
             apps = len(store.list_apps(include_system=True))
             logging.getLogger("bindrop.hub").info(
                 "hub ready: %d apps, %d units; API on %s%s", apps,
@@ -70,6 +75,7 @@ async def _run_hub(settings: Settings) -> None:
             sd_notify("READY=1\nSTATUS=running", os.environ)
             await stop.wait()
             sd_notify("STOPPING=1", os.environ)
+            await tls.close()
     finally:
         link.close()
         store.close()

@@ -298,6 +298,24 @@ class Client:
     async def revoke_token(self, name: str) -> Any:
         return await self.request("DELETE", f"/v1/tokens/{_seg(name)}")
 
+    # -- automatic HTTPS -----------------------------------------------------------------
+
+    async def tls(self) -> Any:
+        return await self.request("GET", "/v1/tls")
+
+    async def setup_tls(self, email: str, *, directory: str | None = None,
+                        directory_ca: str | None = None, staging: bool = False) -> Any:
+        return await self.request("PUT", "/v1/tls", body={
+            "email": email, "directory": directory, "directory_ca": directory_ca,
+            "staging": staging})
+
+    async def disable_tls(self) -> Any:
+        return await self.request("DELETE", "/v1/tls")
+
+    async def renew_tls(self, name: str | None = None, *, force: bool = False) -> Any:
+        return (await self.request("POST", "/v1/tls/renew",
+                                   body={"name": name, "force": force}))["names"]
+
     # -- server care ---------------------------------------------------------------------
 
     async def record_event(self, kind: str, message: str, *, app: str | None = None,

@@ -17,13 +17,20 @@ answers with ``POST /v1/proxy/ack {"proxy", "version"}`` once it serves a table,
 ``POST /v1/proxy/drained {"proxy", "unit"}`` once no request to that unit is in flight;
 it reports apps that had requests with ``POST /v1/proxy/activity {"proxy", "apps"}`` and
 wakes a stopped on-demand app with ``POST /v1/proxy/wake {"app"}`` (answered when ready).
+
+Automatic HTTPS adds ``{"type": "tls", "version": N, "challenges": {TOKEN: KEY_AUTH},
+"redirect": [HOST], "hsts": [HOST], "hsts_max_age": S, "certs": C}``: the ACME HTTP-01
+answers to serve, the hosts whose plain HTTP gets a 308 to https, those whose HTTPS answers
+carry Strict-Transport-Security, and a certificate version (reload the files when it
+changes). The proxy acknowledges its version as it does a table's.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bindrop.errors import InvalidInput
@@ -98,7 +105,23 @@ class Ping:
     pass
 
 
-Message = RouteTable | Drain | Ping
+@dataclass(frozen=True)
+class TlsState:
+    """What automatic HTTPS asks of the proxy (see the module's docstring)."""
+
+    version: int = 0
+    challenges: Mapping[str, str] = field(default_factory=dict)
+    redirect: frozenset[str] = frozenset()
+    hsts: frozenset[str] = frozenset()
+    hsts_max_age: int = 31536000
+    certs: int = 0
+
+
+Message = RouteTable | Drain | Ping | TlsState
+
+#: An ACME token and key authorization: base64url text (RFC 8555 section 8.3).
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_KEY_AUTH = re.compile(r"[A-Za-z0-9_-]{1,256}\.[A-Za-z0-9_-]{1,256}")
 
 
 def parse_message(line: bytes | str) -> Message | None:
@@ -119,7 +142,34 @@ def parse_message(line: bytes | str) -> Message | None:
         return Drain(_text(data, "unit"))
     if kind == "ping":
         return Ping()
+    if kind == "tls":
+        return parse_tls(data)
     return None
+
+
+def parse_tls(data: Mapping[str, Any]) -> TlsState:
+    """A ``tls`` message; ``InvalidInput`` for a token or answer that is not base64url."""
+    version, certs, max_age = data.get("version"), data.get("certs", 0), \
+        data.get("hsts_max_age", TlsState.hsts_max_age)
+    if not all(isinstance(v, int) and not isinstance(v, bool)
+               for v in (version, certs, max_age)):
+        raise InvalidInput("a tls message needs integer version, certs and hsts_max_age")
+    challenges = data.get("challenges") or {}
+    if not isinstance(challenges, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and _TOKEN.fullmatch(k)
+            and _KEY_AUTH.fullmatch(v) and v.startswith(k + ".")
+            for k, v in challenges.items()):
+        raise InvalidInput("a tls message's challenges must map tokens to key authorizations")
+    assert isinstance(version, int)
+    return TlsState(version, dict(challenges), _names(data, "redirect"), _names(data, "hsts"),
+                    max_age, certs)
+
+
+def _names(data: Mapping[str, Any], key: str) -> frozenset[str]:
+    names = data.get(key) or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise InvalidInput(f"a tls message's {key} must be a list of host names")
+    return frozenset(n.lower() for n in names)
 
 
 def parse_table(data: Mapping[str, Any]) -> RouteTable:

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 UPDATABLE = frozenset({
     "hosts", "health_path", "health_timeout_s", "memory_max", "cpu_quota", "tasks_max",
     "on_demand", "idle_timeout_s", "no_overlap", "maintenance_message", "body_limit",
-    "liveness_interval_s", "https_redirect",
+    "liveness_interval_s", "https_redirect", "no_tls", "allow_http", "hsts",
 })
 #: Settings that are part of the running unit: changing them needs a restart.
 IN_UNIT = frozenset({"memory_max", "cpu_quota", "tasks_max"})

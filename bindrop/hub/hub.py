@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bindrop.errors import BindropError, Cancelled
 from bindrop.hub.actor import Actor
@@ -55,6 +55,9 @@ from bindrop.units import parse_app_unit_name
 from bindrop.units.names import APP_UNIT_PREFIX
 from bindrop.units.processes import parse_instance_token
 
+if TYPE_CHECKING:
+    from bindrop.hub.tls import TlsManager
+
 log = logging.getLogger(__name__)
 
 
@@ -89,6 +92,8 @@ class Hub:
         self.care = CareActions(self, self.care_runs)
         self.alerts = Alerts(self)
         self.runs = Runs(self)
+        #: Automatic HTTPS, where the hub runs with proxies (``bindrop hub`` sets it).
+        self.tls: TlsManager | None = None
 
     # -- life ----------------------------------------------------------------------------
 

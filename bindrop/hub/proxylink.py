@@ -7,6 +7,9 @@ Proxies connect to the hub over the control socket (handlers in ``proxylink_http
                                                          connect, then after every change
          {"type": "drain", "unit": U}                    "tell me when nothing is in flight
                                                          to U"
+         {"type": "tls", "version": N, ...}              automatic HTTPS: ACME challenge
+                                                         answers, hosts to redirect, a
+                                                         certificate change (``announce``)
          {"type": "ping"}                                every ``ping_interval`` seconds
     POST /v1/proxy/ack      {"proxy": ID, "version": N}  "I now serve table N"
     POST /v1/proxy/drained  {"proxy": ID, "unit": U}     "no request to U is in flight"
@@ -92,6 +95,8 @@ class ProxyLink:
         self._apps: list[dict[str, Any]] | None = None
         self._conflicts: list[HostConflict] = []
         self._peers: dict[str, ProxyPeer] = {}
+        #: The last message ``announce``d of each type: a proxy that connects gets them too.
+        self._announced: dict[str, Message] = {}
         self._reported = asyncio.Event()
         self._refresh_queued = False
         #: When a proxy last reported a request to each app (loop time): for idle stops.
@@ -165,6 +170,23 @@ class ProxyLink:
         except Exception:  # a closed store while shutting down: the next change retries
             log.exception("could not rebuild the route table")
 
+    async def announce(self, message: Message) -> None:
+        """Send ``message`` (given a ``version``, the next of the table's) to every proxy and
+        to each that connects later; return once every connected proxy acknowledged it
+        (bounded by ``confirm_timeout``: a late proxy is logged, not waited for)."""
+        self.version += 1
+        message = {**message, "version": self.version}
+        self._announced[str(message["type"])] = message
+        for peer in self._peers.values():
+            peer.send(message)
+        version = self.version
+        late = await self._wait_for(
+            lambda: unconfirmed({p.id: p.acked for p in self._live()}, version),
+            self.confirm_timeout)
+        if late:
+            log.warning("proxies %s did not confirm %s message %d within %.1f s",
+                        ", ".join(sorted(late)), message["type"], version, self.confirm_timeout)
+
     # -- Router --------------------------------------------------------------------------
 
     async def publish(self, app: str, route: Routes) -> None:
@@ -205,6 +227,8 @@ class ProxyLink:
         table = self.table()  # built before the peer joins, so it is sent once
         peer = self._peers[proxy_id] = ProxyPeer(proxy_id, alive)
         peer.send(table)
+        for message in self._announced.values():
+            peer.send(message)
         self._report()
         return peer
 

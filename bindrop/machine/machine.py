@@ -55,6 +55,8 @@ class MachineState:
     api_port: int | None = None
     #: ``ADDR/PREFIX`` when the machine has a network namespace of its own (``--net``).
     net: str | None = None
+    #: The proxy's HTTPS port (``--https-port``); None: no HTTPS listener.
+    https_port: int | None = None
 
     @property
     def address(self) -> str:
@@ -129,14 +131,16 @@ class Machine:
     # -- up ------------------------------------------------------------------------------
 
     def up(self, *, http_port: int | None = None, bare: bool = True,
-           timeout: float = BOOT_TIMEOUT, net: str | None = None) -> MachineState:
+           timeout: float = BOOT_TIMEOUT, net: str | None = None,
+           https_port: int | None = None) -> MachineState:
         """Boot the machine and wait until its systemd is running. Idempotent when already up.
 
         The ports of an earlier boot are kept (an installed bindrop listens on them again
         after a reboot, ``bare`` or not); a first boot that installs bindrop picks free ones.
         ``net`` (``ADDR[/PREFIX]``) gives the machine a network namespace of its own with that
         address on a host bridge (``bindrop.machine.network``); it then uses a server's
-        ports (80, and 7300 for the API) since they clash with nobody.
+        ports (80, and 7300 for the API) since they clash with nobody. ``https_port`` opens
+        the proxy's HTTPS listener there (off by default: 443 is the host's).
         """
         existing = self.read_state()
         if existing is not None:
@@ -149,6 +153,7 @@ class Machine:
         http_port = http_port or self._previous_port("http-port") or (
             None if bare else free_port())
         api_port = self._previous_port("api-port")
+        https_port = https_port or self._previous_port("https-port")
         if machine_net is not None and not bare and api_port is None:
             api_port = DEFAULT_API_PORT
         while not bare and api_port in (None, http_port):
@@ -192,11 +197,13 @@ class Machine:
             name=self.name, boot_pid=boot_pid, systemd_pid=systemd_pid, http_port=http_port,
             bare=bare, cgroups=[str(c) for c in cgroups], started_at=time.time(),
             api_port=api_port, net=str(machine_net.interface) if machine_net else None,
+            https_port=https_port,
         )
         _wait_for(lambda: _is_machine_init(systemd_pid) or None, deadline, "systemd to exec",
                   alive=boot_pid, console=lay.console_log)
         lay.state_file.write_text(json.dumps(asdict(state), indent=2) + "\n")
-        for file, port in (("http-port", http_port), ("api-port", api_port)):
+        for file, port in (("http-port", http_port), ("api-port", api_port),
+                           ("https-port", https_port)):
             if port is not None:
                 (lay.dir / file).write_text(json.dumps(port))
         self._wait_running(state, deadline)
@@ -208,9 +215,9 @@ class Machine:
         """Install and start bindrop's services inside, with this very bindrop's Python."""
         state = state or self.running_state()
         port = state.http_port or 80
-        # No HTTPS socket: a machine shares the host's network and 443 is the host's.
+        # HTTPS only when asked for: a machine shares the host's network and 443 is the host's.
         proc = self.exec(sys.executable, "-m", "bindrop", "install", "--http-port", str(port),
-                         "--https-port", "off",
+                         "--https-port", str(state.https_port or "off"),
                          "--api-port", str(state.api_port or "off"),
                          "--control-host", DEFAULT_CONTROL_HOST, check=False, state=state)
         if proc.returncode != 0:

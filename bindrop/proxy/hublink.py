@@ -26,6 +26,7 @@ from bindrop.client.protocol import (
     WAKE_PATH,
     Drain,
     RouteTable,
+    TlsState,
     parse_message,
 )
 from bindrop.errors import InvalidInput
@@ -42,12 +43,14 @@ ACTIVITY_INTERVAL = 5.0
 class HubLink:
     def __init__(self, socket_path: Path, proxy_id: str, *,
                  on_table: Callable[[RouteTable], None], inflight: InFlight,
+                 on_tls: Callable[[TlsState], None] | None = None,
                  activity: Callable[[], Collection[str]] = list,
                  activity_interval: float = ACTIVITY_INTERVAL,
                  retry_min: float = 0.1, retry_max: float = 2.0) -> None:
         self.socket_path = socket_path
         self.proxy_id = proxy_id
         self.on_table = on_table
+        self.on_tls = on_tls
         self.inflight = inflight
         self.activity = activity
         self.activity_interval = activity_interval
@@ -140,6 +143,11 @@ class HubLink:
                     if isinstance(message, RouteTable):
                         self.on_table(message)
                         self.connected.set()
+                        spawn(self._post(ACK_PATH, {"proxy": self.proxy_id,
+                                                    "version": message.version}))
+                    elif isinstance(message, TlsState):
+                        if self.on_tls is not None:
+                            self.on_tls(message)
                         spawn(self._post(ACK_PATH, {"proxy": self.proxy_id,
                                                     "version": message.version}))
                     elif isinstance(message, Drain):

@@ -22,6 +22,7 @@ from typing import TextIO
 
 from bindrop.proxy.acceptor import Acceptor
 from bindrop.proxy.accesslog import AccessLog
+from bindrop.proxy.acme import TlsEdge
 from bindrop.proxy.cache import RouteCache
 from bindrop.proxy.certs import CHECK_INTERVAL, Certificates
 from bindrop.proxy.forward import Forwarder
@@ -93,7 +94,10 @@ class ProxyServer:
         self.routes = RouteCache(options.snapshot)
         self.inflight = InFlight()
         self.access = AccessLog(access_out)
+        #: ACME answers and the redirect to https, from the hub's ``tls`` messages.
+        self.tls = TlsEdge(None, on_certs=self._reload_certificates)
         self.hub = HubLink(options.hub_socket, self.proxy_id, on_table=self.routes.swap,
+                           on_tls=self.tls.update,
                            inflight=self.inflight, activity=self._activity,
                            activity_interval=options.activity_interval)
         self._forwarder: Forwarder | None = None
@@ -133,6 +137,8 @@ class ProxyServer:
         loop = asyncio.get_running_loop()
         options = self.options
         limits = options.limits
+        self.tls.https_port = https_sockets[0].getsockname()[1] if https_sockets else 443
+        handler = self.tls.wrap(forwarder.handle)
 
         def connection() -> HttpConnection:
             full = len(self.connections) >= limits.max_connections
@@ -140,7 +146,7 @@ class ProxyServer:
                 log_fired("max_connections", limits.max_connections, "this worker has as "
                           "many visitor connections as it takes; new ones get 503")
             self._full_logged = full
-            return HttpConnection(forwarder.handle, loop=loop,
+            return HttpConnection(handler, loop=loop,
                                   max_line_size=options.max_line_size,
                                   max_field_size=options.max_field_size,
                                   registry=self.connections, limits=limits,
@@ -162,6 +168,11 @@ class ProxyServer:
         self._sweep_task = asyncio.create_task(self._close_idle_connections())
         self.sockets = sockets + https_sockets
         self.https_sockets = https_sockets
+
+    def _reload_certificates(self) -> None:
+        """The hub wrote a new or renewed certificate: load it now (no restart)."""
+        if self.certificates is not None:
+            self.certificates.refresh(force=True)
 
     async def _watch_certificates(self, certificates: Certificates) -> None:
         while True:

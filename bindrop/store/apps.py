@@ -66,6 +66,12 @@ class AppConfig:
     maintenance_message: str | None = None
     body_limit: int = DEFAULT_BODY_LIMIT
     https_redirect: bool = False
+    #: No certificate for the app's hosts (automatic HTTPS leaves them alone).
+    no_tls: bool = False
+    #: Plain HTTP keeps answering once a certificate is valid (no 308 to https://).
+    allow_http: bool = False
+    #: HTTPS answers carry Strict-Transport-Security.
+    hsts: bool = False
     created_at: datetime | None = field(default=None, compare=False)
     updated_at: datetime | None = field(default=None, compare=False)
 
@@ -92,7 +98,8 @@ def validate_app(config: AppConfig) -> AppConfig:
     if liveness is not None:
         liveness = _seconds("liveness interval", liveness)
     Limits(config.memory_max, config.cpu_quota, config.tasks_max)  # raises InvalidInput
-    for flag in ("on_demand", "no_overlap", "system", "https_redirect"):
+    for flag in ("on_demand", "no_overlap", "system", "https_redirect", "no_tls",
+                 "allow_http", "hsts"):
         if not isinstance(getattr(config, flag), bool):
             raise InvalidInput(f"{flag} must be true or false, not {getattr(config, flag)!r}")
     if config.desired_state not in get_args(DesiredState):
@@ -180,6 +187,9 @@ def _row(config: AppConfig) -> dict[str, object]:
         "maintenance_message": config.maintenance_message,
         "body_limit": config.body_limit,
         "https_redirect": int(config.https_redirect),
+        "no_tls": int(config.no_tls),
+        "allow_http": int(config.allow_http),
+        "hsts": int(config.hsts),
     }
 
 
@@ -202,6 +212,9 @@ def _from_row(row: Mapping[str, Any], hosts: Sequence[str]) -> AppConfig:
         maintenance_message=row["maintenance_message"],
         body_limit=row["body_limit"],
         https_redirect=bool(row["https_redirect"]),
+        no_tls=bool(row["no_tls"]),
+        allow_http=bool(row["allow_http"]),
+        hsts=bool(row["hsts"]),
         created_at=parse_timestamp(row["created_at"]),
         updated_at=parse_timestamp(row["updated_at"]),
     )

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from bindrop.settings import Settings
-from bindrop.store import alerts, apps, cron, env, events, processes, releases, tokens
+from bindrop.store import alerts, apps, cron, env, events, processes, releases, tls, tokens
 from bindrop.store.apps import AppConfig
 from bindrop.store.connection import connect
 from bindrop.store.events import Event
@@ -204,6 +204,25 @@ class Store:
     def set_alert_webhook(self, url: str | None) -> str | None:
         """``InvalidInput`` for anything but an http(s) URL; None removes it."""
         return alerts.set_webhook(self.db, url)
+
+    # automatic HTTPS
+
+    def get_tls_settings(self) -> tls.TlsSettings:
+        return tls.get_tls_settings(self.db)
+
+    def set_tls_settings(self, email: str, directory: str) -> tls.TlsSettings:
+        """Turn ACME on with this CA and account email; ``InvalidInput`` for bad ones."""
+        return tls.set_tls_settings(self.db, email, directory, enabled=True)
+
+    def disable_tls(self) -> tls.TlsSettings:
+        return tls.disable_tls(self.db)
+
+    def list_tls_attempts(self) -> dict[str, tls.NameAttempts]:
+        return tls.list_name_attempts(self.db)
+
+    def record_tls_attempt(self, name: str, *, error: str | None,
+                           next_attempt: str | None) -> tls.NameAttempts:
+        return tls.record_attempt(self.db, name, error=error, next_attempt=next_attempt)
 
     # tokens
 

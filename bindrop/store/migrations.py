@@ -152,7 +152,6 @@ def _add_https_redirect(db: Database) -> None:
     db.execute("ALTER TABLE apps ADD COLUMN https_redirect INTEGER NOT NULL DEFAULT 0")
 
 
-
 def _create_cron_jobs(db: Database) -> None:
     # An app's scheduled jobs (desired config); the hub makes each a transient timer.
     # (Named for its table; it also indexes events by kind for the server page.)
@@ -206,6 +205,36 @@ def _add_processes(db: Database) -> None:
     )
 
 
+def _add_tls(db: Database) -> None:
+    # Automatic HTTPS. Per app: no_tls (no certificate for its hosts), allow_http (plain HTTP
+    # is not redirected once a certificate is valid), hsts (Strict-Transport-Security).
+    for column in ("no_tls", "allow_http", "hsts"):
+        db.execute(f"ALTER TABLE apps ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+    # The ACME CA and account email (one row), and each name's attempts (history, backoff).
+    db.execute(
+        """
+        CREATE TABLE tls_settings (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            email TEXT NOT NULL,
+            directory TEXT NOT NULL,
+            enabled INTEGER NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE tls_names (
+            name TEXT PRIMARY KEY,
+            failures INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            last_attempt TEXT,
+            next_attempt TEXT
+        ) WITHOUT ROWID
+        """
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_create_apps_and_releases", _create_apps_and_releases),
     Migration("0002_create_env", _create_env),
@@ -215,6 +244,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0006_add_https_redirect", _add_https_redirect),
     Migration("0008_create_cron_jobs", _create_cron_jobs),
     Migration("0009_create_alert_channels", _create_alert_channels),
+    Migration("0010_add_tls", _add_tls),
     Migration("0011_add_processes", _add_processes),
 )
 

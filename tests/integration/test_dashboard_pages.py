@@ -286,3 +286,25 @@ async def test_the_app_page_shows_processes_and_scales_them_with_the_form(
     assert (await scaled.json())["ok"] is True
     page = await (await dashboard.get("/apps/dash-s")).text()
     assert "1_web_2" in page
+
+
+async def test_the_server_page_shows_https_names_and_the_cas_reason_for_a_failure(
+    dashboard: Dash, hub: Hub
+) -> None:
+    from bindrop.hub.tls import TlsManager
+
+    await log_in(dashboard, await token(hub, "dash-tls"))
+    hub.tls = TlsManager(hub.settings, hub.store, None)
+    try:
+        hub.store.set_tls_settings("ops@example.com", "https://ca.example.com/dir")
+        hub.store.add_event("tls_failed", None, "no certificate for dash.example.com: DNS "
+                            "problem: NXDOMAIN looking up A for dash.example.com <script>",
+                            {"name": "dash.example.com"})
+        page = await (await dashboard.get("/server")).text()
+    finally:
+        await hub.tls.close()
+        hub.tls = None
+        hub.store.disable_tls()
+    shown = dict(re.findall(r'<dd data-tls="(\w+)">(.*?)</dd>', page, re.S))
+    assert shown["enabled"] == "on"
+    assert "NXDOMAIN looking up A for dash.example.com &lt;script&gt;" in shown["last_failure"]
