@@ -34,10 +34,13 @@ def get(host: str, path: str, method: str = "GET") -> bytes:
 async def test_a_published_token_is_answered_for_any_host_and_reaches_no_app(
         hub_end: HubEnd, proxy: ProxyServer, backend: Backend) -> None:
     await publish(hub_end, proxy, challenges={TOKEN: ANSWER})
-    for host in ("web.test", "nobody-routes-this.example.com", ""):
+    for host in ("web.test", "nobody-routes-this.example.com"):
         raw = await raw_request(proxy.ports[0], get(host, f"/.well-known/acme-challenge/{TOKEN}"))
         assert raw.startswith(b"HTTP/1.1 200"), raw
         assert raw.endswith(ANSWER.encode())
+    # HTTP/1.1 with an empty Host is refused before anything answers it (as nginx does).
+    raw = await raw_request(proxy.ports[0], get("", f"/.well-known/acme-challenge/{TOKEN}"))
+    assert raw.startswith(b"HTTP/1.1 400"), raw
     assert backend.seen == []
 
 
