@@ -21,6 +21,7 @@ from bindrop.hub.health import HealthCheck
 from bindrop.hub.lifecycle import AppLifecycle, Outcome
 from bindrop.hub.liveness import watch_liveness
 from bindrop.hub.logs import JournalReader
+from bindrop.hub.metrics import Metrics
 from bindrop.hub.plan import (
     Adopt,
     DesiredApp,
@@ -77,6 +78,8 @@ class Hub:
         self._unsubscribe: list[Any] = []
         self.config = Config(self)
         self.cron = CronJobs(self)
+        #: Traffic and resource history (proxies report, the hub samples systemd).
+        self.metrics = Metrics(self.state, store, self.manager)
 
     # -- life ----------------------------------------------------------------------------
 
@@ -95,11 +98,13 @@ class Hub:
         steps = await self.reconcile()
         # Apps' scheduled jobs: timers missing after a reboot are created again.
         await self.cron.start()
+        self.metrics.start()
         return steps
 
     async def close(self) -> None:
         """Stop actors (queued commands fail with Cancelled) and disconnect. Apps keep running."""
         self.cron.close()
+        await self.metrics.close()
         actors, self._actors = list(self._actors.values()), {}
         await asyncio.gather(*(a.stop() for a in actors), return_exceptions=True)
         for fut in list(self._background):

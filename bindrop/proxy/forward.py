@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from bindrop.client.protocol import AppRoute, Upstream
 from bindrop.proxy.accesslog import AccessLog, AccessRecord
 from bindrop.proxy.cache import RouteCache
+from bindrop.proxy.counters import Counters
 from bindrop.proxy.headers import (
     build_downstream_headers,
     build_https_location,
@@ -58,6 +59,7 @@ class BodyTooLarge(Exception):
 class _Result:
     status: int = 0
     sent: int = 0
+    received: int = 0  # request body bytes sent on to the app
     app: str | None = None
     release: str | None = None
 
@@ -79,7 +81,8 @@ class Forwarder:
     def __init__(self, routes: RouteCache, pool: UpstreamPool, *,
                  inflight: InFlight, pages: Pages, access: AccessLog,
                  upstream_timeout: float, scheme: str = "http", waker: Waker | None = None,
-                 wake_timeout: float = 30.0, https_port: int | None = None) -> None:
+                 wake_timeout: float = 30.0, https_port: int | None = None,
+                 counters: Counters | None = None) -> None:
         self.routes = routes
         self.pool = pool
         self.inflight = inflight
@@ -91,6 +94,8 @@ class Forwarder:
         self.wake_timeout = wake_timeout
         #: The port of this proxy's HTTPS listener (redirects point there); None: no HTTPS.
         self.https_port = https_port
+        #: Traffic per app and release, reported to the hub (``bindrop.proxy.counters``).
+        self.counters = counters if counters is not None else Counters()
         #: Apps that had a request since ``take_activity`` was last called.
         self._active: set[str] = set()
         self._busy: dict[str, int] = {}  # requests in flight per app
@@ -117,9 +122,12 @@ class Forwarder:
         try:
             await self._answer(request, response, host, request_id, result)
         finally:
+            elapsed = time.monotonic() - started
+            self.counters.count(result.app, result.release, result.status, result.received,
+                                result.sent, elapsed)
             self.access.write(AccessRecord(
                 request.method, host, request.raw_path[:2048], result.status, result.sent,
-                (time.monotonic() - started) * 1000, result.app, result.release, request_id))
+                elapsed * 1000, result.app, result.release, request_id))
 
     async def _answer(self, request: Request, response: Response, host: str,
                       request_id: str, result: _Result) -> None:
@@ -219,7 +227,7 @@ class Forwarder:
                 conn.send_head(head, head_only=request.method == "HEAD")
                 if has_body:
                     upload = asyncio.ensure_future(
-                        _upload(request, conn, route.body_limit, chunked))
+                        _upload(request, conn, route.body_limit, chunked, result))
                 try:
                     if upload is None:
                         await conn.head(self.upstream_timeout)
@@ -318,13 +326,14 @@ _REASONS = {404: b"Not Found", 413: b"Content Too Large", 502: b"Bad Gateway",
 
 
 async def _upload(request: Request, conn: UpstreamConnection, limit: int,
-                  chunked: bool) -> None:
+                  chunked: bool, result: _Result) -> None:
     """Send the request body to the app as it arrives; BodyTooLarge past ``limit``."""
     received = 0
     while data := await request.read():
         received += len(data)
         if received > limit:
             raise BodyTooLarge
+        result.received = received
         await conn.send_body(frame_chunk(data) if chunked else data)
     if chunked:
         await conn.send_body(frame_chunk(b""))

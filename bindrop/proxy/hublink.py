@@ -2,9 +2,9 @@
 
 Connects to the hub's control socket, swaps in every table it receives (and acknowledges
 its version), answers each drain request once nothing is in flight to that unit, reports
-which apps had requests (for idle stops), and reconnects (with a growing pause, at most
-``retry_max``) whenever the hub is away. While the hub is down the last table keeps serving.
-The protocol is in ``bindrop.client.protocol``.
+which apps had requests (for idle stops) and what it counted (``bindrop.proxy.counters``),
+and reconnects (with a growing pause, at most ``retry_max``) whenever the hub is away.
+While the hub is down the last table keeps serving. The protocol is in ``bindrop.client.protocol``.
 """
 
 from __future__ import annotations
@@ -22,13 +22,16 @@ from bindrop.client.protocol import (
     ACK_PATH,
     ACTIVITY_PATH,
     DRAINED_PATH,
+    LATENCY_BUCKETS,
     STREAM_PATH,
+    TRAFFIC_PATH,
     WAKE_PATH,
     Drain,
     RouteTable,
     parse_message,
 )
 from bindrop.errors import InvalidInput
+from bindrop.proxy.counters import Counters
 from bindrop.proxy.inflight import InFlight
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ class HubLink:
                  on_table: Callable[[RouteTable], None], inflight: InFlight,
                  activity: Callable[[], Collection[str]] = list,
                  activity_interval: float = ACTIVITY_INTERVAL,
+                 traffic: Counters | None = None,
                  retry_min: float = 0.1, retry_max: float = 2.0) -> None:
         self.socket_path = socket_path
         self.proxy_id = proxy_id
@@ -51,6 +55,7 @@ class HubLink:
         self.inflight = inflight
         self.activity = activity
         self.activity_interval = activity_interval
+        self.traffic = traffic
         self.retry_min, self.retry_max = retry_min, retry_max
         self.connected = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
@@ -158,12 +163,32 @@ class HubLink:
             apps = sorted(self.activity())
             if apps:
                 await self._post(ACTIVITY_PATH, {"proxy": self.proxy_id, "apps": apps})
+            await self.report_traffic()
 
-    async def _post(self, path: str, body: dict[str, Any]) -> None:
+    async def report_traffic(self) -> None:
+        """Send what was counted since the last report; kept for the next one if the hub
+        did not take it."""
+        if not self.traffic:
+            return
+        entries = self.traffic.take()
+        try:
+            sent = await self._post(TRAFFIC_PATH, {"proxy": self.proxy_id,
+                                                   "buckets": list(LATENCY_BUCKETS),
+                                                   "traffic": entries})
+        except asyncio.CancelledError:
+            self.traffic.give_back(entries)
+            raise
+        if not sent:
+            self.traffic.give_back(entries)
+
+    async def _post(self, path: str, body: dict[str, Any]) -> bool:
         assert self._session is not None
         try:
             async with self._session.post(f"{BASE}{path}", json=body) as response:
                 if response.status >= 400:
                     log.warning("hub link: %s answered %d", path, response.status)
+                    return False
+                return True
         except (aiohttp.ClientError, OSError) as exc:
             log.info("hub link: could not send %s: %s", path, exc)
+            return False

@@ -24,6 +24,7 @@ from bindrop.proxy.acceptor import Acceptor
 from bindrop.proxy.accesslog import AccessLog
 from bindrop.proxy.cache import RouteCache
 from bindrop.proxy.certs import CHECK_INTERVAL, Certificates
+from bindrop.proxy.counters import Counters
 from bindrop.proxy.forward import Forwarder
 from bindrop.proxy.http1 import HttpConnection
 from bindrop.proxy.hublink import HubLink
@@ -84,9 +85,11 @@ class ProxyServer:
         self.routes = RouteCache(options.snapshot)
         self.inflight = InFlight()
         self.access = AccessLog(access_out)
+        self.counters = Counters()
         self.hub = HubLink(options.hub_socket, self.proxy_id, on_table=self.routes.swap,
                            inflight=self.inflight, activity=self._activity,
-                           activity_interval=options.activity_interval)
+                           activity_interval=options.activity_interval,
+                           traffic=self.counters)
         self._forwarder: Forwarder | None = None
         #: Idle keep-alive connections to the apps (made at start).
         self.upstream_pool: UpstreamPool | None = None
@@ -116,7 +119,8 @@ class ProxyServer:
             access=self.access, upstream_timeout=self.options.upstream_timeout,
             scheme=self.options.scheme, waker=self.hub.wake,
             wake_timeout=self.options.wake_timeout,
-            https_port=https_sockets[0].getsockname()[1] if https_sockets else None)
+            https_port=https_sockets[0].getsockname()[1] if https_sockets else None,
+            counters=self.counters)
         loop = asyncio.get_running_loop()
         options = self.options
 

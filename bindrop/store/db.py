@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from bindrop.settings import Settings
-from bindrop.store import apps, cron, env, events, releases, tokens
+from bindrop.store import apps, cron, env, events, metrics, releases, tokens
 from bindrop.store.apps import AppConfig
 from bindrop.store.connection import connect
 from bindrop.store.events import Event
@@ -169,6 +169,17 @@ class Store:
     def last_event_of(self, kinds: Sequence[str]) -> Event | None:
         """The newest event of any of ``kinds`` (``backup_succeeded``, …), or None."""
         return events.last_event_of(self.db, kinds)
+
+    # traffic and resource history
+
+    def write_metric_minutes(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        metrics.write_minutes(self.db, rows)
+
+    def read_metric_minutes(self, app: str, since: int, until: int) -> list[dict[str, Any]]:
+        return metrics.read_minutes(self.db, app, since, until)
+
+    def prune_metric_minutes(self, before: int) -> int:
+        return metrics.prune_minutes(self.db, before)
 
     # cron jobs
 

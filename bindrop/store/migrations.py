@@ -172,6 +172,31 @@ def _create_cron_jobs(db: Database) -> None:
     db.execute("CREATE INDEX events_by_kind ON events (kind, id)")
 
 
+def _create_metrics(db: Database) -> None:
+    # History, not run-state: one row per app and minute (``bindrop.store.metrics``), kept for
+    # a week. No foreign key: an app's history may outlive the app until it is pruned.
+    db.execute(
+        """
+        CREATE TABLE metrics_minutes (
+            app TEXT NOT NULL,
+            t INTEGER NOT NULL,
+            requests INTEGER NOT NULL,
+            classes TEXT NOT NULL,
+            gateway TEXT NOT NULL,
+            bytes_in INTEGER NOT NULL,
+            bytes_out INTEGER NOT NULL,
+            latency_sum REAL NOT NULL,
+            latency TEXT NOT NULL,
+            memory INTEGER,
+            cpu_ns INTEGER NOT NULL,
+            tasks INTEGER,
+            PRIMARY KEY (app, t)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("CREATE INDEX metrics_minutes_by_t ON metrics_minutes (t)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_create_apps_and_releases", _create_apps_and_releases),
     Migration("0002_create_env", _create_env),
@@ -180,6 +205,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0005_add_liveness", _add_liveness),
     Migration("0006_add_https_redirect", _add_https_redirect),
     Migration("0008_create_cron_jobs", _create_cron_jobs),
+    Migration("0013_create_metrics", _create_metrics),
 )
 
 
