@@ -259,6 +259,24 @@ class Client:
     async def remove_cron_job(self, app: str, name: str) -> Any:
         return await self.request("DELETE", f"/v1/apps/{_seg(app)}/cron/{_seg(name)}")
 
+    # metrics
+
+    async def metrics(self, app: str, *, since: str | None = None,
+                      step: str | None = None) -> Any:
+        params = {k: v for k, v in (("since", since), ("step", step)) if v}
+        return await self.request("GET", f"/v1/apps/{_seg(app)}/metrics", params=params)
+
+    async def prometheus(self) -> str:
+        """``/metrics`` as text (the Prometheus format)."""
+        session = self._open()
+        try:
+            async with session.get(self.endpoint.base + "/metrics") as response:
+                if response.status >= 400:
+                    await _answer(response)
+                return await response.text()
+        except aiohttp.ClientError as exc:
+            raise _unreachable(self.endpoint, exc) from None
+
     # -- streams -------------------------------------------------------------------------
 
     async def logs(self, app: str, *, lines: int = 100, follow: bool = False,

@@ -1,0 +1,67 @@
+"""The hub's traffic history: 10 s points in memory, minutes in SQLite, pruned by age."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bindrop.hub.metrics import MINUTE, RETENTION, Metrics
+from bindrop.hub.state import StateStore
+from bindrop.hub.traffic import Traffic
+from bindrop.store import Store
+
+T0 = 1_800_000_000  # a whole hour
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "bindrop.db") as store:
+        yield store
+
+
+def history(store: Store) -> Metrics:
+    # No unit runs in this state store, so systemd (the manager) is never asked.
+    return Metrics(StateStore(), store, None)  # type: ignore[arg-type]
+
+
+def traffic(requests: int, status_class: str = "2xx") -> Traffic:
+    latency = [0] * 12
+    latency[0] = requests
+    return Traffic(requests=requests, classes={status_class: requests}, latency=latency)
+
+
+async def test_a_finished_minute_is_written_and_read_back_beyond_the_hour(
+        store: Store) -> None:
+    metrics = history(store)
+    for i in range(6):
+        metrics.record_traffic([("blog", "1", traffic(i + 1))])
+        metrics.record_traffic([("blog", "2", traffic(1, "5xx"))])
+        await metrics.sample(T0 + (i + 1) * 10)
+    assert metrics.totals[("blog", "1")].requests == 21
+    assert metrics.totals[("blog", "2")].classes == {"5xx": 6}
+    recent = metrics.series("blog", T0, T0 + MINUTE, 10)
+    assert [p.traffic.requests for p in recent] == [2, 3, 4, 5, 6, 7]
+    rows = store.read_metric_minutes("blog", T0, T0 + MINUTE)
+    assert len(rows) == 1 and rows[0]["requests"] == 27
+    assert rows[0]["classes"] == {"2xx": 21, "5xx": 6}
+    # A span beyond memory's hour reads the minute from SQLite.
+    day = metrics.series("blog", T0 - 86400 + MINUTE, T0 + MINUTE, 3600)
+    assert sum(p.traffic.requests for p in day) == 27
+
+
+async def test_an_app_without_traffic_or_units_gets_no_point(store: Store) -> None:
+    metrics = history(store)
+    await metrics.sample(T0 + 10)
+    assert metrics.apps() == []
+    assert [p.traffic.requests for p in metrics.series("blog", T0, T0 + 20, 10)] == [0, 0]
+
+
+def test_minutes_older_than_the_retention_are_pruned(store: Store) -> None:
+    row = {"app": "blog", "requests": 1, "classes": {}, "gateway": {}, "bytes_in": 0,
+           "bytes_out": 0, "latency_sum": 0.0, "latency": [0] * 12, "memory": None,
+           "cpu_ns": 0, "tasks": None}
+    store.write_metric_minutes([row | {"t": T0 - RETENTION - MINUTE}, row | {"t": T0}])
+    assert store.prune_metric_minutes(T0 - RETENTION) == 1
+    assert [r["t"] for r in store.read_metric_minutes("blog", 0, T0 + MINUTE)] == [T0]
