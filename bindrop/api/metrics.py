@@ -8,11 +8,13 @@ from typing import Any
 
 from aiohttp import web
 
+from bindrop.api.bodies import query_flag
 from bindrop.api.keys import HUB
 from bindrop.api.prometheus import CONTENT_TYPE, render_prometheus
+from bindrop.api.views import view_dict
 from bindrop.errors import InvalidInput
 from bindrop.hub.metrics import MEMORY_KEPT, MINUTE, RETENTION, STEP
-from bindrop.hub.traffic import LATENCY_BUCKETS, sum_traffic
+from bindrop.hub.traffic import LATENCY_BUCKETS, Point, merge_points, quantile, sum_traffic
 
 POINTS_MAX = 2000
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -69,6 +71,40 @@ async def app_metrics(request: web.Request) -> dict[str, Any]:
             "now": {"memory": resources.memory, "tasks": resources.tasks,
                     "cpu_seconds": resources.cpu_seconds},
             "marks": marks}
+
+
+def summarize(points: list[Point]) -> dict[str, Any]:
+    """Rates and quantiles over ``points`` (consecutive, of one step): requests/s, error
+    share, p50/p95 (seconds), the most memory and the CPU share of one core. Pure."""
+    if not points:
+        return {"requests": 0, "rate": 0.0, "errors": 0, "error_rate": None, "p50": None,
+                "p95": None, "memory": None, "cpu": 0.0}
+    span = len(points) * points[0].step
+    merged = merge_points(points, points[0].t, span)
+    traffic = merged.traffic
+    return {"requests": traffic.requests, "rate": traffic.requests / span,
+            "errors": traffic.errors(),
+            "error_rate": traffic.errors() / traffic.requests if traffic.requests else None,
+            "p50": quantile(traffic.latency, 0.5), "p95": quantile(traffic.latency, 0.95),
+            "memory": merged.memory, "cpu": merged.cpu_ns / 1e9 / span}
+
+
+async def overview(request: web.Request) -> dict[str, Any]:
+    """Every app over one span: its live state, a summary and the requests of each step
+    (a trend line). ``bindrop top`` and the dashboard's apps page read this."""
+    hub = request.app[HUB]
+    since, until, step = plan_span(request.query.get("since"), request.query.get("step"),
+                                   int(time.time()))
+    apps = []
+    for config in hub.store.list_apps(include_system=query_flag(request.query, "all")):
+        points = hub.metrics.series(config.name, since, until, step)
+        resources = hub.metrics.resources(config.name)
+        live = view_dict(hub.state.app(config.name))
+        apps.append({"app": config.name, "state": live["state"], "release": live["release"],
+                     **summarize(points), "memory_now": resources.memory,
+                     "tasks_now": resources.tasks,
+                     "trend": [p.traffic.requests for p in points]})
+    return {"since": since, "until": until, "step": step, "apps": apps}
 
 
 async def prometheus(request: web.Request) -> web.StreamResponse:

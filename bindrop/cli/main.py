@@ -66,6 +66,8 @@ COMMANDS = {
     "disk": "bindrop.cli.disk:disk",
     "gc": "bindrop.cli.disk:gc",
     "cron": "bindrop.cli.cron:cron",
+    "metrics": "bindrop.cli.metrics:metrics",
+    "top": "bindrop.cli.metrics:top",
 }
 
 

@@ -266,6 +266,13 @@ class Client:
         params = {k: v for k, v in (("since", since), ("step", step)) if v}
         return await self.request("GET", f"/v1/apps/{_seg(app)}/metrics", params=params)
 
+    async def metrics_overview(self, *, since: str | None = None, step: str | None = None,
+                               include_system: bool = False) -> Any:
+        params = {k: v for k, v in (("since", since), ("step", step)) if v}
+        if include_system:
+            params["all"] = "1"
+        return await self.request("GET", "/v1/metrics", params=params)
+
     async def prometheus(self) -> str:
         """``/metrics`` as text (the Prometheus format)."""
         session = self._open()

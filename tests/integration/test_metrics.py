@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from bindrop.api import ApiServer, serve_api
+from bindrop.cli.main import cli
 from bindrop.client.client import Client, RemoteError
 from bindrop.hub.commands import Deploy
 from bindrop.hub.hub import Hub
@@ -165,6 +168,24 @@ async def test_traffic_to_two_apps_is_counted_exactly_in_the_series_and_in_prome
                   labels(app="beta", release="1"))] >= 1.2
     # The hub sampled the apps' units: memory is there once a step has passed.
     await wait_until(lambda: _has_memory(stack), "no memory figure was sampled")
+
+    # The CLI shows the same: bindrop metrics --json and one frame of bindrop top.
+    env = {"BINDROP_SERVER": f"unix:{stack.api.socket_path}"}
+    runner = CliRunner()
+    shown = await asyncio.to_thread(runner.invoke, cli, ["metrics", "beta", "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["totals"]["all"]["classes"] == expected["beta"]
+    frame = await asyncio.to_thread(runner.invoke, cli, ["top", "--once", "--since", "15m"],
+                                    env=env)
+    assert frame.exit_code == 0, frame.output
+    rows = {line.split()[0]: line.split() for line in frame.stdout.splitlines()[3:]}
+    assert set(rows) == {"alpha", "beta"}
+    assert rows["alpha"][1] == "running" and rows["alpha"][3] == "3"
+    overview = await asyncio.to_thread(runner.invoke, cli, ["top", "--json", "--since", "15m"],
+                                       env=env)
+    apps = {a["app"]: a for a in json.loads(overview.stdout)["apps"]}
+    assert apps["beta"]["requests"] == 7 and apps["beta"]["errors"] == 0
+    assert apps["alpha"]["errors"] == 3 and apps["alpha"]["error_rate"] == 3 / 15
 
 
 async def _has_memory(stack: Stack) -> bool:

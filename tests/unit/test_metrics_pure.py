@@ -8,6 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bindrop.api.metrics import parse_duration, plan_span
 from bindrop.api.prometheus import render_prometheus
+from bindrop.cli.metrics import render_top, sparkline
 from bindrop.client.protocol import LATENCY_BUCKETS as PROXY_BUCKETS
 from bindrop.errors import InvalidInput
 from bindrop.hub.metrics import Resources
@@ -151,3 +152,23 @@ def test_a_span_uses_10_s_steps_within_the_hour_and_minutes_beyond() -> None:
         plan_span("8d", None, now)
     with pytest.raises(InvalidInput):
         plan_span("7d", "1m", now)
+
+
+def test_a_sparkline_scales_to_the_busiest_step_and_shows_quiet_steps_blank() -> None:
+    assert sparkline([0, 1, 4, 8]) == " ▁▄█"
+    assert sparkline([0, 0]) == "  "
+
+
+def test_a_top_frame_has_a_row_per_app_and_fits_the_terminal() -> None:
+    overview = {"since": 0, "until": 60, "step": 10, "apps": [
+        {"app": "blog", "state": "running", "rate": 2.5, "errors": 3, "error_rate": 0.02,
+         "p95": 0.123, "memory_now": 50 * 1024**2, "cpu": 0.05, "trend": [1, 2, 3, 4, 5, 6]},
+        {"app": "shop", "state": "stopped", "rate": 0.0, "errors": 0, "error_rate": None,
+         "p95": None, "memory_now": None, "cpu": 0.0, "trend": [0] * 6}]}
+    frame = render_top(overview, width=80, now=0).splitlines()
+    assert frame[2].split()[:7] == ["APP", "STATE", "REQ/S", "ERRORS", "P95", "MEMORY", "CPU"]
+    assert frame[3].split()[:8] == ["blog", "running", "2.50", "3", "(2.0%)", "123ms",
+                                    "50.0M", "5.0%"]
+    assert frame[4].split()[:2] == ["shop", "stopped"]
+    assert all(len(line) <= 80 for line in frame)
+    assert all(len(line) <= 30 for line in render_top(overview, width=30, now=0).splitlines())
