@@ -160,6 +160,7 @@ def make_dashboard_app(api_url: str, *, sessions: SessionStore | None = None
     add("POST", "/logout", page(login.log_out))
     add("GET", "/", page(pages.apps))
     add("GET", "/apps/{app}", page(pages.app))
+    add("GET", "/apps/{app}/charts", page(pages.charts))
     add("POST", "/apps/{app}/{action:start|stop|restart}", page(pages.action))
     add("POST", "/apps/{app}/rollback", page(pages.rollback))
     add("POST", "/apps/{app}/env", page(pages.set_env))

@@ -188,3 +188,62 @@ async def test_a_read_only_token_gets_a_dashboard_without_buttons(
     await page.goto(served.url + "/")
     await page.screenshot(path=str(artifacts / "apps-phone.png"), full_page=True)
     await page.context.close()
+
+
+async def _visit(served: Served, host: str, times: int) -> None:
+    port = int(served.url.rsplit(":", 1)[1])
+    for _ in range(times):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        await reader.read()
+        writer.close()
+
+
+async def _no_overflow(page: Any) -> None:
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= await page.evaluate("window.innerWidth"), "the page scrolls sideways"
+
+
+async def test_the_app_page_graphs_traffic_live_and_fits_a_phone(
+    served: Served, browser: Any, artifacts: Path, tmp_path: Path
+) -> None:
+    expect = playwright_api.expect
+    page = await _login(browser, served, served.admin, tmp_path)
+    await _visit(served, "hello.localhost", 20)
+    await page.goto(served.url + "/apps/hello")
+    requests = page.locator('svg.chart[aria-label="Requests"]')
+    await expect(requests).to_have_count(1)
+    for title in ("Errors (5xx and unanswered)", "Latency p50 / p95", "Memory",
+                  "CPU (share of one core)"):
+        await expect(page.locator(f'svg.chart[aria-label="{title}"]')).to_have_count(1)
+    # The hub closes a point every 10 s and the page fetches its graphs again as often.
+    await expect(requests).not_to_have_attribute("data-points", "0", timeout=60_000)
+    drawn = int(await requests.get_attribute("data-points") or 0)
+    await _visit(served, "hello.localhost", 5)
+    await expect(page.locator(f'svg.chart[aria-label="Requests"]:not([data-points="{drawn}"])'
+                              )).to_have_count(1, timeout=60_000)  # it gained points, live
+    assert int(await requests.get_attribute("data-points") or 0) > drawn
+    assert await page.locator('svg.chart[aria-label="Requests"] polyline, '
+                              'svg.chart[aria-label="Requests"] circle').count() > 0
+    # Deploys and rollbacks are marked on the time axis.
+    assert await page.locator("svg.chart .mark-deploy, svg.chart .mark-rollback").count() > 0
+    await page.click(".ranges >> text=1d")
+    await expect(page.locator(".ranges a[aria-current]")).to_have_text("1d")
+    await expect(requests).not_to_have_attribute("data-points", "0")
+    await page.click(".ranges >> text=1h")
+
+    for name, size in (("desktop", {"width": 1280, "height": 900}),
+                       ("phone", {"width": 390, "height": 844})):
+        await page.set_viewport_size(size)
+        await page.wait_for_timeout(200)
+        await _no_overflow(page)
+        box = await requests.bounding_box()
+        assert box is not None and 0 < box["width"] <= size["width"]
+        shot = artifacts / f"app-graphs-{name}.png"
+        await page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+    # The apps page draws a trend line per app, and fits a phone too.
+    await page.goto(served.url + "/")
+    await expect(_row(page, "hello").locator("svg.spark")).to_have_count(1)
+    await _no_overflow(page)
+    await page.context.close()

@@ -1,6 +1,7 @@
 // bindrop's dashboard: live state, log tail and actions without a reload. The pages work
 // without this file; it only keeps them current. Text from the server is set with
-// textContent, never as HTML.
+// textContent, never as HTML; the one exception is the graphs, swapped in whole as the
+// dashboard itself rendered them (escaped there, like every page).
 (function () {
   "use strict";
   var body = document.body;
@@ -140,6 +141,21 @@
       .catch(function () {});
   }
   if (body.dataset.metrics) setInterval(refreshMetrics, 5000);
+
+  // Graphs: the hub adds a point every 10 s; fetch them again as rendered by the dashboard.
+  function refreshCharts() {
+    var box = document.getElementById("charts");
+    if (!box || document.hidden) return;
+    fetch(box.dataset.src, {credentials: "same-origin"})
+      .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("charts");
+        if (fresh) box.replaceWith(fresh);
+      })
+      .catch(function () {});
+  }
+  if (document.getElementById("charts")) setInterval(refreshCharts, 10000);
 
   tickUptimes();
   setInterval(tickUptimes, 10000);
