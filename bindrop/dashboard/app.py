@@ -78,8 +78,9 @@ def login_redirect(request: web.Request) -> web.HTTPSeeOther:
     return web.HTTPSeeOther("/login")
 
 
-def page(handler: PageHandler) -> PageHandler:
-    """Needs a session (else to /login); a POST also needs the CSRF token of its session.
+def page(handler: PageHandler, *, form: bool = True) -> PageHandler:
+    """Needs a session (else to /login); a POST also needs the CSRF token of its session
+    (``form=False``: the handler checks it itself, e.g. in a streamed upload).
 
     An answer of 401 from the API (the token was revoked or expired) ends the session.
     """
@@ -92,9 +93,9 @@ def page(handler: PageHandler) -> PageHandler:
                 raise web.HTTPUnauthorized(text="log in again")
             raise login_redirect(request)
         request[SESSION] = session
-        if request.method == "POST":
-            form = await request.post()
-            if not same_secret(form.get("csrf"), session.csrf):
+        if request.method == "POST" and form:
+            posted = await request.post()
+            if not same_secret(posted.get("csrf"), session.csrf):
                 raise web.HTTPForbidden(text="the form is stale or not from this dashboard "
                                              "(CSRF check failed); reload the page and retry")
         try:
@@ -146,7 +147,7 @@ async def healthz(_request: web.Request) -> web.Response:
 def make_dashboard_app(api_url: str, *, sessions: SessionStore | None = None
                        ) -> web.Application:
     """The dashboard, talking to the control API at ``api_url`` (http(s)://host:port)."""
-    from bindrop.dashboard import login, pages, streams
+    from bindrop.dashboard import login, manage, pages, streams
 
     app = web.Application(middlewares=[security_headers, render_errors],
                           client_max_size=FORM_MAX)
@@ -161,6 +162,12 @@ def make_dashboard_app(api_url: str, *, sessions: SessionStore | None = None
     add("GET", "/", page(pages.apps))
     add("GET", "/apps/{app}", page(pages.app))
     add("GET", "/apps/{app}/charts", page(pages.charts))
+    add("POST", "/apps", page(manage.create_app))
+    add("POST", "/apps/{app}/settings", page(manage.update_app))
+    add("POST", "/apps/{app}/deploy", page(manage.deploy))
+    add("POST", "/apps/{app}/releases", page(manage.upload_release, form=False))
+    add("POST", "/apps/{app}/cron", page(manage.add_cron_job))
+    add("POST", "/apps/{app}/cron/{job}/remove", page(manage.remove_cron_job))
     add("POST", "/apps/{app}/{action:start|stop|restart}", page(pages.action))
     add("POST", "/apps/{app}/rollback", page(pages.rollback))
     add("POST", "/apps/{app}/env", page(pages.set_env))

@@ -88,15 +88,16 @@ async def app(request: web.Request) -> web.StreamResponse:
     name = _app_name(request)
     span = _range(request)
     async with api(request) as client:
-        status, releases, env, events, series = await asyncio.gather(
+        status, releases, env, events, series, jobs = await asyncio.gather(
             client.status(name), client.releases(name), client.env(name),
-            client.history(app=name, limit=30), _series(client, name, span))
+            client.history(app=name, limit=30), _series(client, name, span),
+            client.cron_jobs(name))
     checks = [e for e in events if e["kind"].startswith(SYSTEM_KINDS)][-10:]
     return render(request, "app.html", app=status["app"], live=status["live"],
                   metrics=status["metrics"] or {}, releases=releases, env=env["env"],
                   events=list(reversed(events)), checks=list(reversed(checks)),
                   link=_links(request), charts=_charts(series), span=span,
-                  ranges=list(RANGES))
+                  ranges=list(RANGES), jobs=jobs)
 
 
 async def charts(request: web.Request) -> web.StreamResponse:

@@ -68,13 +68,38 @@
     while (list.children.length > 100) list.removeChild(list.lastChild);
   }
 
+  // The apps page: an app created or destroyed elsewhere adds or removes its row (the list
+  // is fetched again as the dashboard renders it).
+  var appsList = document.getElementById("apps-list");
+  var listing = null;
+  function refreshAppsList() {
+    if (!appsList || listing) return;
+    listing = fetch("/", {credentials: "same-origin"})
+      .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
+      .then(function (html) {
+        var fresh = html && new DOMParser().parseFromString(html, "text/html")
+                                          .getElementById("apps-list");
+        if (fresh) { appsList.replaceWith(fresh); appsList = fresh; tickUptimes(); }
+      })
+      .catch(function () {})
+      .finally(function () { listing = null; });
+  }
+
   if (body.dataset.live && window.EventSource) {
     var events = new EventSource(body.dataset.live);
     events.addEventListener("state", function (e) {
       var data = JSON.parse(e.data);
+      body.dataset.synced = "1";  // the stream is live (it starts with every app's state)
+      if (appsList && !appsList.querySelector('[data-app="' + CSS.escape(data.app) + '"]')) {
+        refreshAppsList();
+      }
       applyState(data.app, data.live);
     });
-    events.addEventListener("event", function (e) { addEvent(JSON.parse(e.data)); });
+    events.addEventListener("event", function (e) {
+      var event = JSON.parse(e.data);
+      if (event.kind === "app_created" || event.kind === "app_destroyed") refreshAppsList();
+      addEvent(event);
+    });
   }
 
   var log = document.getElementById("log");
@@ -123,6 +148,39 @@
         .finally(function () { buttons.forEach(function (b) { b.disabled = false; }); });
     });
   });
+
+  // Uploads: sent by the page's script to show progress; the plain form works without it.
+  var upload = document.getElementById("upload");
+  if (upload && window.XMLHttpRequest && window.FormData) {
+    upload.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var bar = document.getElementById("upload-progress");
+      var status = document.getElementById("upload-status");
+      var button = upload.querySelector("button");
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", upload.action);
+      xhr.setRequestHeader("X-Requested-With", "fetch");
+      bar.hidden = false; bar.value = 0; button.disabled = true;
+      status.textContent = "uploading…"; status.className = "";
+      xhr.upload.addEventListener("progress", function (p) {
+        if (p.lengthComputable) bar.value = Math.round(p.loaded / p.total * 100);
+        if (p.loaded === p.total) status.textContent = "uploaded; the server is working…";
+      });
+      xhr.addEventListener("load", function () {
+        var answer = null;
+        try { answer = JSON.parse(xhr.responseText); } catch (err) { answer = null; }
+        button.disabled = false;
+        if (!answer) { window.location.reload(); return; }
+        status.textContent = answer.message;
+        status.className = answer.ok ? "ok" : "error";
+        if (answer.ok) setTimeout(function () { window.location.reload(); }, 1500);
+      });
+      xhr.addEventListener("error", function () {
+        button.disabled = false; status.textContent = "the upload failed"; status.className = "error";
+      });
+      xhr.send(new FormData(upload));
+    });
+  }
 
   // Memory and CPU: systemd never pushes them, so ask every few seconds while visible.
   function refreshMetrics() {
