@@ -197,4 +197,9 @@ ROUTES: tuple[Route, ...] = (
           status=201, returns="new_token"),
     Route("DELETE", "/v1/tokens/{name}", tokens.revoke_token, "Revoke a token", admin=True,
           returns="token"),
+    Route("POST", "/v1/sessions", tokens.create_session,
+          "Trade the caller's token for a dashboard session secret that expires (12 h)",
+          status=201),
+    Route("DELETE", "/v1/sessions/current", tokens.end_session,
+          "End the session this request came with"),
 )

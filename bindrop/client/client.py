@@ -236,6 +236,13 @@ class Client:
         return await self.request("POST", "/v1/tokens", body={
             "name": name, "scope": "read-only" if read_only else "admin", "expires": expires})
 
+    async def create_session(self) -> Any:
+        """A dashboard session secret standing for this client's token."""
+        return await self.request("POST", "/v1/sessions")
+
+    async def end_session(self) -> Any:
+        return await self.request("DELETE", "/v1/sessions/current")
+
     async def revoke_token(self, name: str) -> Any:
         return await self.request("DELETE", f"/v1/tokens/{_seg(name)}")
 

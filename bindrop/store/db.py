@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from bindrop.settings import Settings
-from bindrop.store import apps, cron, env, events, metrics, releases, tokens
+from bindrop.store import apps, cron, env, events, metrics, releases, sessions, tokens
 from bindrop.store.apps import AppConfig
 from bindrop.store.connection import connect
 from bindrop.store.events import Event
@@ -210,5 +210,13 @@ class Store:
         return tokens.revoke_token(self.db, name)
 
     def authenticate(self, text: str, now: datetime | None = None) -> Token:
-        """``Unauthorized`` for a wrong, revoked or expired token, with one message."""
-        return tokens.authenticate(self.db, text, now)
+        """``Unauthorized`` for a wrong, revoked or expired token, with one message. A
+        dashboard session's secret authenticates as its token (``bindrop.store.sessions``)."""
+        return sessions.authenticate_any(self.db, text, now)
+
+    def create_session(self, token: str) -> tuple[str, datetime]:
+        """A session secret standing for the token named ``token``, and its expiry."""
+        return sessions.create_session(self.db, token)
+
+    def end_session(self, text: str) -> None:
+        sessions.end_session(self.db, text)

@@ -172,7 +172,7 @@ def _create_cron_jobs(db: Database) -> None:
     db.execute("CREATE INDEX events_by_kind ON events (kind, id)")
 
 
-def _create_metrics(db: Database) -> None:
+def _create_metrics_and_sessions(db: Database) -> None:
     # History, not run-state: one row per app and minute (``bindrop.store.metrics``), kept for
     # a week. No foreign key: an app's history may outlive the app until it is pruned.
     db.execute(
@@ -195,6 +195,19 @@ def _create_metrics(db: Database) -> None:
         """
     )
     db.execute("CREATE INDEX metrics_minutes_by_t ON metrics_minutes (t)")
+    # The dashboard's login sessions (``bindrop.store.sessions``): the sha256 of a secret
+    # that stands for a token until it expires; gone with its token.
+    db.execute(
+        """
+        CREATE TABLE sessions (
+            hash TEXT PRIMARY KEY,
+            token TEXT NOT NULL REFERENCES tokens (name) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("CREATE INDEX sessions_by_token ON sessions (token, created_at)")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -205,7 +218,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0005_add_liveness", _add_liveness),
     Migration("0006_add_https_redirect", _add_https_redirect),
     Migration("0008_create_cron_jobs", _create_cron_jobs),
-    Migration("0013_create_metrics", _create_metrics),
+    Migration("0013_create_metrics_and_sessions", _create_metrics_and_sessions),
 )
 
 
