@@ -52,12 +52,17 @@ def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
               envvar="BINDROP_PROXY_WORKERS",
               help="Worker processes sharing the listening sockets (default: one per CPU; "
                    "1: a single process). [env: BINDROP_PROXY_WORKERS]")
+@click.option("--no-traffic-counts", "no_counts", is_flag=True,
+              envvar="BINDROP_PROXY_NO_TRAFFIC_COUNTS",
+              help="Do not count requests per app (what `bindrop metrics` and /metrics show); "
+                   "for measuring what counting costs (bench/proxy.sh). "
+                   "[env: BINDROP_PROXY_NO_TRAFFIC_COUNTS]")
 @click.option("--log-level", default="info", show_default=True, envvar="BINDROP_LOG_LEVEL",
               type=click.Choice(["debug", "info", "warning", "error"]),
               help="How much to log (access lines always go to stdout). "
                    "[env: BINDROP_LOG_LEVEL]")
 def proxy(listen: str, listen_https: str | None, hub_socket: Path | None, upstream_timeout: float,
-          workers: int | None, log_level: str) -> None:
+          workers: int | None, no_counts: bool, log_level: str) -> None:
     """Run the reverse proxy in the foreground (what bindrop-proxy.service runs).
 
     It serves the sockets systemd passes (bindrop-proxy.socket) or binds --listen, routes
@@ -77,7 +82,8 @@ def proxy(listen: str, listen_https: str | None, hub_socket: Path | None, upstre
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env(os.environ)
     options = dataclasses.replace(ProxyOptions.from_settings(settings),
-                                  upstream_timeout=upstream_timeout)
+                                  upstream_timeout=upstream_timeout,
+                                  count_traffic=not no_counts)
     if hub_socket is not None:
         options = dataclasses.replace(options, hub_socket=hub_socket)
     https = parse_listen(listen_https, "--listen-https") if listen_https else None

@@ -94,8 +94,9 @@ class Forwarder:
         self.wake_timeout = wake_timeout
         #: The port of this proxy's HTTPS listener (redirects point there); None: no HTTPS.
         self.https_port = https_port
-        #: Traffic per app and release, reported to the hub (``bindrop.proxy.counters``).
-        self.counters = counters if counters is not None else Counters()
+        #: Traffic per app and release, reported to the hub (``bindrop.proxy.counters``);
+        #: None counts nothing.
+        self.counters = counters
         #: Apps that had a request since ``take_activity`` was last called.
         self._active: set[str] = set()
         self._busy: dict[str, int] = {}  # requests in flight per app
@@ -123,8 +124,9 @@ class Forwarder:
             await self._answer(request, response, host, request_id, result)
         finally:
             elapsed = time.monotonic() - started
-            self.counters.count(result.app, result.release, result.status, result.received,
-                                result.sent, elapsed)
+            if self.counters is not None:
+                self.counters.count(result.app, result.release, result.status,
+                                    result.received, result.sent, elapsed)
             self.access.write(AccessRecord(
                 request.method, host, request.raw_path[:2048], result.status, result.sent,
                 elapsed * 1000, result.app, result.release, request_id))

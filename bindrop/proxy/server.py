@@ -63,6 +63,8 @@ class ProxyOptions:
     activity_interval: float = 5.0
     scheme: str = "http"
     proxy_id: str = ""
+    #: Count requests per app and release for the hub's metrics (``bindrop.proxy.counters``).
+    count_traffic: bool = True
     #: Certificates for the HTTPS listener, ``<hostname>.crt`` + ``.key`` (``bindrop.proxy.certs``).
     tls_dir: Path | None = None
     #: How often the certificate files are checked for changes.
@@ -120,7 +122,7 @@ class ProxyServer:
             scheme=self.options.scheme, waker=self.hub.wake,
             wake_timeout=self.options.wake_timeout,
             https_port=https_sockets[0].getsockname()[1] if https_sockets else None,
-            counters=self.counters)
+            counters=self.counters if self.options.count_traffic else None)
         loop = asyncio.get_running_loop()
         options = self.options
 
