@@ -22,7 +22,7 @@ from typing import Any
 from bindrop.errors import BindropError
 from bindrop.hub.state import StateStore, is_up
 from bindrop.hub.traffic import Point, Traffic, downsample, merge_points
-from bindrop.store import Store
+from bindrop.store import Event, Store
 from bindrop.systemd import Manager
 
 log = logging.getLogger(__name__)
@@ -57,15 +57,23 @@ class Metrics:
         self._cpu_seen: dict[str, int] = {}  # unit -> CPUUsageNSec at the last sample
         self._cpu_total: dict[str, int] = {}  # app -> ns since the hub started
         self._now: dict[str, Point] = {}  # app -> its last point (memory, tasks now)
-        self._written_until = 0
         self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
 
     # -- life ----------------------------------------------------------------------------
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
+        self._unsubscribe = self.store.subscribe_events(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if event.kind == "app_destroyed" and event.app:
+            self.forget(event.app)
 
     async def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -179,7 +187,8 @@ class Metrics:
         return sorted({a for a, _ in self.totals} | set(self._now))
 
     def forget(self, app: str) -> None:
-        """Drop what memory holds of ``app`` (it was destroyed); SQLite prunes by age."""
+        """Drop the history of ``app`` (it was destroyed), in memory and in SQLite."""
+        self.store.delete_metric_minutes(app)
         self._points.pop(app, None)
         self._pending.pop(app, None)
         self._now.pop(app, None)

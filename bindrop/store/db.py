@@ -178,6 +178,9 @@ class Store:
     def read_metric_minutes(self, app: str, since: int, until: int) -> list[dict[str, Any]]:
         return metrics.read_minutes(self.db, app, since, until)
 
+    def delete_metric_minutes(self, app: str) -> None:
+        metrics.delete_minutes(self.db, app)
+
     def prune_metric_minutes(self, before: int) -> int:
         return metrics.prune_minutes(self.db, before)
 

@@ -44,6 +44,11 @@ def read_minutes(db: Database, app: str, since: int, until: int) -> list[dict[st
     return rows
 
 
+def delete_minutes(db: Database, app: str) -> None:
+    """Forget an app's history (it was destroyed; a new app of that name starts afresh)."""
+    db.execute("DELETE FROM metrics_minutes WHERE app = ?", [app])
+
+
 def prune_minutes(db: Database, before: int) -> int:
     """Delete rows older than ``before`` (unix seconds); returns how many went."""
     with write_transaction(db):

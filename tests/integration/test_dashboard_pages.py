@@ -333,3 +333,31 @@ async def test_logins_from_one_address_stop_after_ten_failures(dashboard: Dash,
                                  headers={"X-Forwarded-For": "192.0.2.7"},
                                  allow_redirects=False)
     assert other.status == 303
+
+
+async def test_an_upload_without_the_sessions_csrf_first_is_refused_before_the_file(
+        dashboard: Dash, hub: Hub) -> None:
+    csrf = await log_in(dashboard, await token(hub, "dash-upload"))
+    await dashboard.post("/apps", data={"csrf": csrf, "name": "upl", "hosts": "upl.test"})
+
+    def form(*fields: tuple[str, str]) -> aiohttp.FormData:
+        data = aiohttp.FormData()
+        for name, value in fields:
+            if name == "file":
+                data.add_field("file", value.encode(), filename="app.bin")
+            else:
+                data.add_field(name, value)
+        return data
+
+    for fields in ((("csrf", "forged"), ("file", "x" * 100)),
+                   (("file", "x" * 100), ("csrf", csrf)),  # the file before the check
+                   (("file", "x" * 100),)):
+        answer = await dashboard.post("/apps/upl/releases", data=form(*fields),
+                                      allow_redirects=False)
+        assert answer.status == 403, fields
+    assert hub.store.list_releases("upl") == []
+    ok = await dashboard.post("/apps/upl/releases", data=form(
+        ("csrf", csrf), ("command", "--label a"), ("file", "#!/bin/sh\necho hi\n")),
+        headers={"X-Requested-With": "fetch"})
+    assert (await ok.json()) == {"ok": True, "message": "release 1 of upl uploaded"}
+    assert [r.number for r in hub.store.list_releases("upl")] == [1]

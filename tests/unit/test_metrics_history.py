@@ -65,3 +65,22 @@ def test_minutes_older_than_the_retention_are_pruned(store: Store) -> None:
     store.write_metric_minutes([row | {"t": T0 - RETENTION - MINUTE}, row | {"t": T0}])
     assert store.prune_metric_minutes(T0 - RETENTION) == 1
     assert [r["t"] for r in store.read_metric_minutes("blog", 0, T0 + MINUTE)] == [T0]
+
+
+async def test_a_destroyed_app_leaves_no_history_for_a_new_app_of_its_name(
+        store: Store) -> None:
+    from bindrop.store import AppConfig
+    store.create_app(AppConfig(name="blog", hosts=("blog.test",)))
+    metrics = history(store)
+    metrics.start()
+    try:
+        metrics.record_traffic([("blog", "1", traffic(5))])
+        for i in range(6):
+            await metrics.sample(T0 + (i + 1) * 10)
+        assert store.read_metric_minutes("blog", T0, T0 + MINUTE)
+        store.add_event("app_destroyed", "blog", "app blog destroyed")
+        assert metrics.apps() == []
+        assert not store.read_metric_minutes("blog", T0, T0 + MINUTE)
+        assert sum(p.traffic.requests for p in metrics.series("blog", T0, T0 + 60, 10)) == 0
+    finally:
+        await metrics.close()
