@@ -60,9 +60,12 @@ async def app_metrics(request: web.Request) -> dict[str, Any]:
     points = hub.metrics.series(app, since, until, step)
     totals = {release: traffic.to_dict() for (name, release), traffic
               in sorted(hub.metrics.totals.items()) if name == app}
-    marks = [{"t": int(e.at.timestamp()), "kind": e.kind, "message": e.message}
-             for e in hub.store.list_events(app, limit=500)
-             if e.kind in MARK_KINDS and since <= e.at.timestamp() < until + step]
+    marks: list[dict[str, Any]] = [
+        {"t": int(e.at.timestamp()), "kind": e.kind, "message": e.message}
+        for e in hub.store.list_events(app, limit=500)
+        if e.kind in MARK_KINDS and since <= e.at.timestamp() < until + step]
+    marks = sorted(marks + hub.metrics.crashes(app, since, until + step),
+                   key=lambda m: m["t"])
     resources = hub.metrics.resources(app)
     return {"app": app, "since": since, "until": until, "step": step,
             "buckets": list(LATENCY_BUCKETS), "points": [p.to_dict() for p in points],

@@ -57,6 +57,10 @@ class Metrics:
         self._cpu_seen: dict[str, int] = {}  # unit -> CPUUsageNSec at the last sample
         self._cpu_total: dict[str, int] = {}  # app -> ns since the hub started
         self._now: dict[str, Point] = {}  # app -> its last point (memory, tasks now)
+        # Restarts systemd made by itself (a crash and Restart=): no event records them, so
+        # the graphs' marks for them are kept here, for as long as the points are.
+        self._restarts_seen: dict[str, int] = {}
+        self._crashes: dict[str, deque[dict[str, Any]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -109,6 +113,9 @@ class Metrics:
         pending, self._pending = self._pending, {}
         apps = self.state.snapshot().apps
         for app in sorted(set(pending) | set(apps)):
+            view = apps.get(app)
+            if view is not None:
+                self._note_restarts(app, view.n_restarts, end)
             point = Point(start, self.step, pending.get(app) or Traffic())
             await self._read_resources(app, point)
             if app not in pending and point.memory is None and not point.cpu_ns:
@@ -120,6 +127,21 @@ class Metrics:
             points.append(point)
         if end % MINUTE == 0:
             self._write_minute(end - MINUTE)
+
+    def _note_restarts(self, app: str, n_restarts: int, t: int) -> None:
+        before = self._restarts_seen.get(app)
+        self._restarts_seen[app] = n_restarts
+        if before is not None and n_restarts > before:
+            crashes = self._crashes.get(app)
+            if crashes is None:
+                crashes = self._crashes[app] = deque(maxlen=100)
+            crashes.append({"t": t, "kind": "crash_restarted",
+                            "message": f"systemd restarted {app} after it exited "
+                                       f"({n_restarts} restarts of this unit)"})
+
+    def crashes(self, app: str, since: int, until: int) -> list[dict[str, Any]]:
+        """Restarts systemd made of ``app`` in [since, until) while this hub watched."""
+        return [c for c in self._crashes.get(app, ()) if since <= c["t"] < until]
 
     async def _read_resources(self, app: str, point: Point) -> None:
         for unit in self.state.units_of(app):
@@ -193,6 +215,8 @@ class Metrics:
         self._pending.pop(app, None)
         self._now.pop(app, None)
         self._cpu_total.pop(app, None)
+        self._restarts_seen.pop(app, None)
+        self._crashes.pop(app, None)
         for key in [k for k in self.totals if k[0] == app]:
             del self.totals[key]
 

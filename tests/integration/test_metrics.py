@@ -211,3 +211,16 @@ async def test_a_span_of_too_many_points_is_refused(stack: Stack, store: Store,
         week = await client.metrics("gamma", since="7d", step="1h")
     assert len(week["points"]) in (7 * 24, 7 * 24 + 1)  # since is rounded down to a step
     assert all(p["requests"] == 0 for p in week["points"])
+
+
+async def test_a_restart_systemd_made_after_a_crash_is_marked_on_the_graphs(
+        stack: Stack, store: Store, blobs: BlobStore) -> None:
+    add_app(store, blobs, "crashy", "--crash-after", "3")
+    await stack.hub.call("crashy", Deploy("1"))
+    async with Client(f"unix:{stack.api.socket_path}") as client:
+        async def marked() -> Any:
+            marks = (await client.metrics("crashy", since="15m"))["marks"]
+            return [m for m in marks if m["kind"] == "crash_restarted"]
+
+        crashes = await wait_until(marked, "no crash was marked")
+    assert "systemd restarted crashy" in crashes[0]["message"]
