@@ -22,7 +22,7 @@ from aiohttp.typedefs import Handler
 from bindrop import __version__
 from bindrop.client.client import Client, RemoteError
 from bindrop.dashboard import format as fmt
-from bindrop.dashboard.limiter import LoginLimiter
+from bindrop.dashboard.limiter import LoginLimiter, client_address
 from bindrop.dashboard.sessions import Session, SessionStore, same_secret
 
 log = logging.getLogger(__name__)
@@ -93,11 +93,17 @@ async def find_session(request: web.Request) -> Session | None:
     session = sessions.get(cookie)
     if session is not None or not cookie or not _SESSION_COOKIE.fullmatch(cookie):
         return session
+    # Guessing session secrets counts as failing to log in.
+    address = client_address(request.remote, request.headers)
+    if request.app[LIMITER].wait_for(address):
+        return None
     try:
         async with Client(request.app[API_URL], cookie) as client:
             who = await client.whoami()
     except RemoteError as exc:
-        if exc.status not in (401, 403):
+        if exc.status in (401, 403):
+            request.app[LIMITER].failed(address)
+        else:
             log.warning("could not check a session with the API: %s", exc.message)
         return None
     return sessions.create(cookie, str(who["name"]), bool(who["admin"]), session_id=cookie)

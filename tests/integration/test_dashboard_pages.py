@@ -361,3 +361,18 @@ async def test_an_upload_without_the_sessions_csrf_first_is_refused_before_the_f
         headers={"X-Requested-With": "fetch"})
     assert (await ok.json()) == {"ok": True, "message": "release 1 of upl uploaded"}
     assert [r.number for r in hub.store.list_releases("upl")] == [1]
+
+
+async def test_guessing_session_cookies_counts_as_failed_logins(dashboard: Dash,
+                                                                hub: Hub) -> None:
+    good = await token(hub, "dash-guessed")
+    for i in range(10):
+        dashboard.session.cookie_jar.update_cookies(
+            {"bindrop_session": f"bds_{i:02d}" + "x" * 41})
+        answer = await dashboard.get("/", allow_redirects=False)
+        assert answer.headers["Location"] == "/login"
+    form = await dashboard.get("/login")
+    refused = await dashboard.post("/login", data={"token": good,
+                                                   "csrf": csrf_of(await form.text())},
+                                   allow_redirects=False)
+    assert refused.status == 429
