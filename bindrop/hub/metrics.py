@@ -61,6 +61,7 @@ class Metrics:
         # the graphs' marks for them are kept here, for as long as the points are.
         self._restarts_seen: dict[str, int] = {}
         self._crashes: dict[str, deque[dict[str, Any]]] = {}
+        self._last_end: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -125,8 +126,11 @@ class Metrics:
             if points is None:
                 points = self._points[app] = deque(maxlen=MEMORY_KEPT // self.step)
             points.append(point)
-        if end % MINUTE == 0:
-            self._write_minute(end - MINUTE)
+        # Every minute that ended since the last sample (a busy hub may miss a step).
+        first = end if self._last_end is None else self._last_end + 1
+        self._last_end = end
+        for boundary in range(first + (-first) % MINUTE, end + 1, MINUTE):
+            self._write_minute(boundary - MINUTE)
 
     def _note_restarts(self, app: str, n_restarts: int, t: int) -> None:
         before = self._restarts_seen.get(app)

@@ -84,3 +84,12 @@ async def test_a_destroyed_app_leaves_no_history_for_a_new_app_of_its_name(
         assert sum(p.traffic.requests for p in metrics.series("blog", T0, T0 + 60, 10)) == 0
     finally:
         await metrics.close()
+
+
+async def test_a_minute_is_written_even_when_the_sample_at_its_end_was_missed(
+        store: Store) -> None:
+    metrics = history(store)
+    metrics.record_traffic([("blog", "1", traffic(4))])
+    await metrics.sample(T0 + 50)
+    await metrics.sample(T0 + 70)  # the sample at T0 + 60 never ran
+    assert [r["requests"] for r in store.read_metric_minutes("blog", T0, T0 + MINUTE)] == [4]
