@@ -58,6 +58,8 @@ async def app_metrics(request: web.Request) -> dict[str, Any]:
     since, until, step = plan_span(request.query.get("since"), request.query.get("step"),
                                    int(time.time()))
     points = hub.metrics.series(app, since, until, step)
+    if points:  # after a hub restart the last hour may come in whole minutes
+        since, step = points[0].t, points[0].step
     totals = {release: traffic.to_dict() for (name, release), traffic
               in sorted(hub.metrics.totals.items()) if name == app}
     marks: list[dict[str, Any]] = [

@@ -191,10 +191,20 @@ class Metrics:
     def series(self, app: str, since: int, until: int, step: int) -> list[Point]:
         """Points of ``app`` in steps of ``step`` seconds over [since, until): from memory
         when the span is within the last hour and the step finer than a minute, else from
-        the minutes in SQLite (with the minute in progress from memory)."""
+        the minutes in SQLite (with the minute in progress from memory).
+
+        When memory starts later than ``since`` (the hub restarted) but SQLite has minutes
+        before that, the answer is in whole minutes: the points' own ``t`` and ``step`` say
+        which span and step were used."""
         points: list[Point]
         kept = self._points.get(app, deque())
-        if step < MINUTE and since >= until - MEMORY_KEPT:
+        fine = step < MINUTE and since >= until - MEMORY_KEPT
+        if fine and (kept[0].t if kept else until) > since and self.store.read_metric_minutes(
+                app, since - since % MINUTE, kept[0].t if kept else until):
+            fine = False
+            step = max(MINUTE, step // MINUTE * MINUTE)
+            since -= since % step
+        if fine:
             points = list(kept)
         else:
             points = [_point_from_row(r) for r in

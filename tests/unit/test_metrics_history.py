@@ -93,3 +93,17 @@ async def test_a_minute_is_written_even_when_the_sample_at_its_end_was_missed(
     await metrics.sample(T0 + 50)
     await metrics.sample(T0 + 70)  # the sample at T0 + 60 never ran
     assert [r["requests"] for r in store.read_metric_minutes("blog", T0, T0 + MINUTE)] == [4]
+
+
+async def test_after_a_restart_the_last_hour_comes_from_the_minutes_in_whole_minutes(
+        store: Store) -> None:
+    before = history(store)
+    before.record_traffic([("blog", "1", traffic(7))])
+    for i in range(6):
+        await before.sample(T0 + (i + 1) * 10)
+    after = history(store)  # a new hub: nothing in memory
+    after.record_traffic([("blog", "1", traffic(2))])
+    await after.sample(T0 + 130)
+    points = after.series("blog", T0, T0 + 180, 10)
+    assert {p.step for p in points} == {MINUTE}
+    assert [p.traffic.requests for p in points] == [7, 0, 2]
