@@ -40,6 +40,8 @@ BASE = "http://bindrop"
 #: Without even a ping for this long, the hub is taken to be gone.
 SILENCE = 10.0
 ACTIVITY_INTERVAL = 5.0
+#: How long a closing proxy tries to send its last traffic report.
+FLUSH_TIMEOUT = 1.0
 
 
 class HubLink:
@@ -69,6 +71,10 @@ class HubLink:
         self._task = asyncio.ensure_future(self._run())
 
     async def close(self) -> None:
+        if self.connected.is_set() and self.traffic:
+            # What was counted since the last report, rather than lost with this process.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.report_traffic(), FLUSH_TIMEOUT)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
+from bindrop.hub.proxylink_http import TRAFFIC_PATH, add_proxy_routes
 from bindrop.proxy.server import ProxyServer
 
-from .kit import Backend, HubEnd
+from .kit import Backend, HubEnd, proxy_options, running_proxy
 
 
 async def send(proxy: ProxyServer, host: str, path: str = "/", body: bytes | None = None
@@ -51,3 +54,26 @@ async def test_answers_are_counted_by_class_and_gateway_code_with_bytes_and_late
     await hub_end.publish("web", port, release="2")
     assert (await send(proxy, "web.test"))[0] == 502
     assert counted(proxy)[("web", "2")]["gateway"] == {"502": 1}
+
+
+async def test_a_closing_proxy_sends_what_it_counted_since_its_last_report(
+        hub_end: HubEnd, backend: Backend, tmp_path: Path) -> None:
+    reports: list[dict[str, Any]] = []
+
+    async def traffic(request: web.Request) -> web.Response:
+        reports.append(await request.json())
+        return web.Response(status=204)
+
+    assert hub_end.runner is not None
+    await hub_end.stop()  # again, with a traffic route that records what arrives
+    app = web.Application()
+    add_proxy_routes(app, hub_end.link)
+    app.router.add_post(TRAFFIC_PATH, traffic)
+    hub_end.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
+    await hub_end.runner.setup()
+    await web.UnixSite(hub_end.runner, str(hub_end.socket_path)).start()
+    await hub_end.publish("web", backend.port)
+    # Reports every hour only: the last one is the flush at close.
+    async with running_proxy(proxy_options(hub_end, tmp_path, activity_interval=3600)) as p:
+        assert (await send(p, "web.test"))[0] == 200
+    assert [e["requests"] for r in reports for e in r["traffic"]] == [1]
