@@ -71,7 +71,8 @@ class HubLink:
         self._task = asyncio.ensure_future(self._run())
 
     async def close(self) -> None:
-        if self.connected.is_set() and self.traffic:
+        if (self.connected.is_set() and self.traffic and self._session is not None
+                and not self._session.closed):
             # What was counted since the last report, rather than lost with this process.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.report_traffic(), FLUSH_TIMEOUT)
