@@ -31,6 +31,9 @@ STEP = 10
 MINUTE = 60
 MEMORY_KEPT = 3600  # seconds of 10 s points kept in memory
 RETENTION = 7 * 24 * 3600
+#: A release that has had no request for this long leaves /metrics (else every release
+#: ever deployed would stay a series there).
+TOTALS_KEPT = 3600
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class Metrics:
         self._restarts_seen: dict[str, int] = {}
         self._crashes: dict[str, deque[dict[str, Any]]] = {}
         self._last_end: int | None = None
+        self._last_seen: dict[tuple[str, str], int] = {}  # (app, release) -> last traffic
+        self._fresh: set[tuple[str, str]] = set()  # with traffic since the last sample
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -102,6 +107,7 @@ class Metrics:
             if total is None:
                 total = self.totals[(app, release)] = Traffic()
             total.add(traffic)
+            self._fresh.add((app, release))
             pending = self._pending.get(app)
             if pending is None:
                 pending = self._pending[app] = Traffic()
@@ -112,6 +118,9 @@ class Metrics:
         or running units; write finished minutes to SQLite."""
         start = end - self.step
         pending, self._pending = self._pending, {}
+        fresh, self._fresh = self._fresh, set()
+        for key in fresh:
+            self._last_seen[key] = end
         apps = self.state.snapshot().apps
         for app in sorted(set(pending) | set(apps)):
             view = apps.get(app)
@@ -131,6 +140,13 @@ class Metrics:
         self._last_end = end
         for boundary in range(first + (-first) % MINUTE, end + 1, MINUTE):
             self._write_minute(boundary - MINUTE)
+            self._drop_quiet_releases(boundary, {a: v.live_release for a, v in apps.items()})
+
+    def _drop_quiet_releases(self, now: int, live: dict[str, str | None]) -> None:
+        for key, seen in list(self._last_seen.items()):
+            if now - seen >= TOTALS_KEPT and live.get(key[0]) != key[1]:
+                del self._last_seen[key]
+                self.totals.pop(key, None)
 
     def _note_restarts(self, app: str, n_restarts: int, t: int) -> None:
         before = self._restarts_seen.get(app)
@@ -233,6 +249,7 @@ class Metrics:
         self._crashes.pop(app, None)
         for key in [k for k in self.totals if k[0] == app]:
             del self.totals[key]
+            self._last_seen.pop(key, None)
 
 
 def _point_from_row(row: dict[str, Any]) -> Point:

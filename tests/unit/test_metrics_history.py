@@ -107,3 +107,16 @@ async def test_after_a_restart_the_last_hour_comes_from_the_minutes_in_whole_min
     points = after.series("blog", T0, T0 + 180, 10)
     assert {p.step for p in points} == {MINUTE}
     assert [p.traffic.requests for p in points] == [7, 0, 2]
+
+
+async def test_a_release_quiet_for_an_hour_and_not_live_leaves_the_totals(
+        store: Store) -> None:
+    metrics = history(store)
+    metrics.record_traffic([("blog", "1", traffic(1)), ("blog", "2", traffic(1))])
+    await metrics.sample(T0 + 10)
+    metrics.record_traffic([("blog", "2", traffic(1))])
+    await metrics.sample(T0 + 1800)
+    await metrics.sample(T0 + 3600)
+    assert set(metrics.totals) == {("blog", "1"), ("blog", "2")}
+    await metrics.sample(T0 + 3660)
+    assert set(metrics.totals) == {("blog", "2")}
