@@ -2,8 +2,10 @@
 # Benchmark of bindrop's proxy (a benchmark, not a test): wrk against a fast upstream (nginx
 # `return 200` on loopback), interleaving direct, nginx as proxy and bindrop's proxy, the latter
 # both as it runs by default (one worker per CPU: `bindrop`) and as a single process
-# (`--workers 1`: `bindrop-1`), and bindrop balancing over three web instances of the app
-# (three nginx ports: `bindrop-x3`). Caddy is measured too when `caddy` is on PATH. Prints one table;
+# (`--workers 1`: `bindrop-1`), that single process again without counting traffic per app
+# (`--no-traffic-counts`: `bindrop-1nc`, to show what the counting costs), and bindrop balancing
+# over three web instances of the app (three nginx ports: `bindrop-x3`). Caddy is measured too
+# when `caddy` is on PATH. Prints one table;
 # CPU per request counts every process of a target (bindrop's parent and workers).
 #
 #   bench/proxy.sh [SECONDS] [CONNECTIONS]        (needs wrk and nginx: apt-get install wrk nginx-light)
@@ -28,6 +30,7 @@ cleanup() {
 trap cleanup EXIT
 
 UP=18080 NGX=18081 BDP=18082 CADDY=18083 BDP1=18084 BDP3=18085 UP2=18086 UP3=18087
+BDP1NC=18088
 head -c 1048576 /dev/urandom > "$work/big"; chmod 644 "$work/big"
 cat > "$work/nginx.conf" <<NGINX
 worker_processes 1;
@@ -60,6 +63,10 @@ BINDROP_ROOT="$work/root" "$PY" -m bindrop proxy --listen "127.0.0.1:$BDP1" --wo
   --log-level warning > /dev/null 2> "$work/proxy1.log" &
 bdp1_pid=$!
 pids+=("$bdp1_pid")
+BINDROP_ROOT="$work/root" "$PY" -m bindrop proxy --listen "127.0.0.1:$BDP1NC" --workers 1 \
+  --no-traffic-counts --log-level warning > /dev/null 2> "$work/proxy1nc.log" &
+bdp1nc_pid=$!
+pids+=("$bdp1nc_pid")
 
 # the same app with three web instances (issue 17): the proxy picks the least busy one
 mkdir -p "$work/root3/var/lib/bindrop"
@@ -84,6 +91,7 @@ fi
 
 wait_port() { for _ in $(seq 100); do curl -s -o /dev/null -H 'Host: bench.test' "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; echo "bench: port $1 never answered" >&2; return 1; }
 wait_port "$UP"; wait_port "$NGX"; wait_port "$BDP"; wait_port "$BDP1"; wait_port "$BDP3"
+wait_port "$BDP1NC"
 rss_mib() { awk '/VmRSS/ {printf "%d", $2 / 1024}' "/proc/$1/status"; }
 workers=$(pgrep -P "$bdp_pid" | tr '\n' ' ')
 rss_workers=$(for w in $workers; do printf '%s ' "$(rss_mib "$w")"; done)
@@ -116,10 +124,10 @@ run() {
 }
 
 declare -A RPS P99 MIB CPU BIG
-targets=(direct nginx bindrop bindrop-1 bindrop-x3)
+targets=(direct nginx bindrop bindrop-1 bindrop-1nc bindrop-x3)
 command -v caddy >/dev/null && targets+=(caddy)
-port_of() { case $1 in direct) echo $UP;; nginx) echo $NGX;; bindrop) echo $BDP;; bindrop-1) echo $BDP1;; bindrop-x3) echo $BDP3;; caddy) echo $CADDY;; esac; }
-pid_of() { case $1 in nginx) nginx_workers;; bindrop) echo "$bdp_pid $workers";; bindrop-1) echo "$bdp1_pid";;
+port_of() { case $1 in direct) echo $UP;; nginx) echo $NGX;; bindrop) echo $BDP;; bindrop-1) echo $BDP1;; bindrop-1nc) echo $BDP1NC;; bindrop-x3) echo $BDP3;; caddy) echo $CADDY;; esac; }
+pid_of() { case $1 in nginx) nginx_workers;; bindrop) echo "$bdp_pid $workers";; bindrop-1) echo "$bdp1_pid";; bindrop-1nc) echo "$bdp1nc_pid";;
                       bindrop-x3) echo "$bdp3_pid $workers3";;
                       caddy) pgrep -x caddy | head -1;; *) echo "";; esac; }
 for target in "${targets[@]}"; do   # interleaved: one pass per target, small then big bodies
@@ -136,5 +144,7 @@ for target in "${targets[@]}"; do
     "${CPU[$target]}" "${BIG[$target]}"
 done
 printf 'bindrop: %d workers (the default here)\n' "$(wc -w <<<"$workers")"
+printf 'counting traffic per app costs %s%% of req/s (bindrop-1 against bindrop-1nc)\n' \
+  "$(awk -v a="${RPS[bindrop-1]}" -v b="${RPS[bindrop-1nc]}" 'BEGIN {printf "%.1f", (1 - a / b) * 100}')"
 printf 'bindrop proxy idle RSS (MiB): workers %s; their parent %s; a single process %s\n' \
   "$rss_workers" "$rss_parent" "$rss_single"

@@ -27,6 +27,7 @@ from bindrop.api.routes import LOCAL_ROUTES, ROUTES, Route
 from bindrop.errors import BindropError
 from bindrop.hub.hub import Hub
 from bindrop.settings import Settings
+from bindrop.store.sessions import is_session
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +77,14 @@ def authenticate(require_token: bool) -> Middleware:
     async def middleware(request: web.Request, handler: AiohttpHandler) -> web.StreamResponse:
         if require_token:
             try:
-                token = request.app[HUB].config.authenticate(
-                    parse_bearer(request.headers.get("Authorization")))
+                secret = parse_bearer(request.headers.get("Authorization"))
+                token = request.app[HUB].config.authenticate(secret)
             except BindropError:
                 log.info("refused %s %s from %s: no valid token", request.method, request.path,
                          request.remote)
                 raise
-            request[CALLER] = Caller(f"token {token.name}", token.scope)
+            request[CALLER] = Caller(f"token {token.name}", token.scope, token=token.name,
+                                     session=secret if is_session(secret) else None)
         else:
             sock = request.transport.get_extra_info("socket") if request.transport else None
             request[CALLER] = local_caller(peer_uid(sock))

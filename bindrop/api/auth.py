@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bindrop.errors import Forbidden, Unauthorized
 from bindrop.store.tokens import Scope
@@ -24,6 +24,10 @@ class Caller:
 
     name: str
     scope: Scope
+    #: The token's name when a token (or a dashboard session standing for it) called.
+    token: str | None = None
+    #: The secret of the dashboard session that called, if one did (to end it).
+    session: str | None = field(default=None, repr=False)
 
     @property
     def admin(self) -> bool:

@@ -79,6 +79,8 @@ COMMANDS = {
     "alerts": "bindrop.cli.alerts:alerts",
     "bucket": "bindrop.cli.bucket:bucket",
     "tls": "bindrop.cli.tls:tls",
+    "metrics": "bindrop.cli.metrics:metrics",
+    "top": "bindrop.cli.metrics:top",
 }
 
 

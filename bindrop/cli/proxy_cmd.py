@@ -94,12 +94,17 @@ def limit_options(command: Callable[..., None]) -> Callable[..., None]:
               envvar="BINDROP_PROXY_WORKERS",
               help="Worker processes sharing the listening sockets (default: one per CPU; "
                    "1: a single process). [env: BINDROP_PROXY_WORKERS]")
+@click.option("--no-traffic-counts", "no_counts", is_flag=True,
+              envvar="BINDROP_PROXY_NO_TRAFFIC_COUNTS",
+              help="Do not count requests per app (what `bindrop metrics` and /metrics show); "
+                   "for measuring what counting costs (bench/proxy.sh). "
+                   "[env: BINDROP_PROXY_NO_TRAFFIC_COUNTS]")
 @click.option("--log-level", default="info", show_default=True, envvar="BINDROP_LOG_LEVEL",
               type=click.Choice(["debug", "info", "warning", "error"]),
               help="How much to log (access lines always go to stdout). "
                    "[env: BINDROP_LOG_LEVEL]")
 def proxy(listen: str, listen_https: str | None, hub_socket: Path | None, upstream_timeout: float,
-          trusted_proxies: str, workers: int | None, log_level: str,
+          trusted_proxies: str, workers: int | None, no_counts: bool, log_level: str,
           **limits: Any) -> None:
     """Run the reverse proxy in the foreground (what bindrop-proxy.service runs).
 
@@ -124,7 +129,8 @@ def proxy(listen: str, listen_https: str | None, hub_socket: Path | None, upstre
     except InvalidInput as exc:
         raise click.BadParameter(exc.message, param_hint="--trusted-proxies") from None
     options = dataclasses.replace(ProxyOptions.from_settings(settings),
-                                  upstream_timeout=upstream_timeout, limits=Limits(**limits))
+                                  upstream_timeout=upstream_timeout, limits=Limits(**limits),
+                                  count_traffic=not no_counts)
     if trusted:
         options = dataclasses.replace(options, trusted_proxies=trusted)
     if hub_socket is not None:

@@ -295,6 +295,13 @@ class Client:
         return await self.request("POST", "/v1/tokens", body={
             "name": name, "scope": "read-only" if read_only else "admin", "expires": expires})
 
+    async def create_session(self) -> Any:
+        """A dashboard session secret standing for this client's token."""
+        return await self.request("POST", "/v1/sessions")
+
+    async def end_session(self) -> Any:
+        return await self.request("DELETE", "/v1/sessions/current")
+
     async def revoke_token(self, name: str) -> Any:
         return await self.request("DELETE", f"/v1/tokens/{_seg(name)}")
 
@@ -389,6 +396,31 @@ class Client:
 
     async def remove_cron_job(self, app: str, name: str) -> Any:
         return await self.request("DELETE", f"/v1/apps/{_seg(app)}/cron/{_seg(name)}")
+
+    # metrics
+
+    async def metrics(self, app: str, *, since: str | None = None,
+                      step: str | None = None) -> Any:
+        params = {k: v for k, v in (("since", since), ("step", step)) if v}
+        return await self.request("GET", f"/v1/apps/{_seg(app)}/metrics", params=params)
+
+    async def metrics_overview(self, *, since: str | None = None, step: str | None = None,
+                               include_system: bool = False) -> Any:
+        params = {k: v for k, v in (("since", since), ("step", step)) if v}
+        if include_system:
+            params["all"] = "1"
+        return await self.request("GET", "/v1/metrics", params=params)
+
+    async def prometheus(self) -> str:
+        """``/metrics`` as text (the Prometheus format)."""
+        session = self._open()
+        try:
+            async with session.get(self.endpoint.base + "/metrics") as response:
+                if response.status >= 400:
+                    await _answer(response)
+                return await response.text()
+        except aiohttp.ClientError as exc:
+            raise _unreachable(self.endpoint, exc) from None
 
     # -- streams -------------------------------------------------------------------------
 

@@ -23,6 +23,13 @@ Automatic HTTPS adds ``{"type": "tls", "version": N, "challenges": {TOKEN: KEY_A
 answers to serve, the hosts whose plain HTTP gets a 308 to https, those whose HTTPS answers
 carry Strict-Transport-Security, and a certificate version (reload the files when it
 changes). The proxy acknowledges its version as it does a table's.
+
+Every few seconds it reports what it counted since its last report (deltas) with
+``POST /v1/proxy/traffic {"proxy", "buckets": LATENCY_BUCKETS, "traffic": [ENTRY, ...]}``
+where ENTRY is ``{"app", "release", "requests", "classes": {"none"|"1xx".."5xx": n},
+"gateway": {"502"|"503"|"504": n}, "bytes_in", "bytes_out", "latency_sum" (seconds),
+"latency": [n per bucket of LATENCY_BUCKETS, then one for +Inf]}`` (classes and gateway
+codes with no request are left out; "none" counts requests that got no answer).
 """
 
 from __future__ import annotations
@@ -40,6 +47,10 @@ ACK_PATH = "/v1/proxy/ack"
 DRAINED_PATH = "/v1/proxy/drained"
 ACTIVITY_PATH = "/v1/proxy/activity"
 WAKE_PATH = "/v1/proxy/wake"
+TRAFFIC_PATH = "/v1/proxy/traffic"
+
+#: Upper bounds (seconds, inclusive) of the latency histogram's buckets; +Inf follows.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 #: Statuses in which the proxy forwards to the upstream (others answer 503).
 SERVING = frozenset({"running", "starting"})

@@ -9,6 +9,7 @@ Content-Security-Policy can forbid inline scripts.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from aiohttp.typedefs import Handler
 from bindrop import __version__
 from bindrop.client.client import Client, RemoteError
 from bindrop.dashboard import format as fmt
+from bindrop.dashboard.limiter import LoginLimiter, client_address
 from bindrop.dashboard.sessions import Session, SessionStore, same_secret
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ FORM_MAX = 256 * 1024
 
 API_URL = web.AppKey("api_url", str)
 SESSIONS = web.AppKey("sessions", SessionStore)
+LIMITER = web.AppKey("login_limiter", LoginLimiter)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 SESSION = web.RequestKey("session", Session)
 
@@ -78,23 +81,52 @@ def login_redirect(request: web.Request) -> web.HTTPSeeOther:
     return web.HTTPSeeOther("/login")
 
 
-def page(handler: PageHandler) -> PageHandler:
-    """Needs a session (else to /login); a POST also needs the CSRF token of its session.
+#: What a session cookie looks like (the API's session secrets, ``bds_…``).
+_SESSION_COOKIE = re.compile(r"bds_[A-Za-z0-9_-]{20,100}")
+
+
+async def find_session(request: web.Request) -> Session | None:
+    """The session of the request's cookie: from this process's cache, or (after a restart
+    of the dashboard) from the API, which keeps sessions hashed with their expiry."""
+    sessions = request.app[SESSIONS]
+    cookie = request.cookies.get(COOKIE)
+    session = sessions.get(cookie)
+    if session is not None or not cookie or not _SESSION_COOKIE.fullmatch(cookie):
+        return session
+    # Guessing session secrets counts as failing to log in.
+    address = client_address(request.remote, request.headers)
+    if request.app[LIMITER].wait_for(address):
+        return None
+    try:
+        async with Client(request.app[API_URL], cookie) as client:
+            who = await client.whoami()
+    except RemoteError as exc:
+        if exc.status in (401, 403):
+            request.app[LIMITER].failed(address)
+        else:
+            log.warning("could not check a session with the API: %s", exc.message)
+        return None
+    return sessions.create(cookie, str(who["name"]), bool(who["admin"]), session_id=cookie)
+
+
+def page(handler: PageHandler, *, form: bool = True) -> PageHandler:
+    """Needs a session (else to /login); a POST also needs the CSRF token of its session
+    (``form=False``: the handler checks it itself, e.g. in a streamed upload).
 
     An answer of 401 from the API (the token was revoked or expired) ends the session.
     """
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         sessions = request.app[SESSIONS]
-        session = sessions.get(request.cookies.get(COOKIE))
+        session = await find_session(request)
         if session is None:
             if request.headers.get("Accept", "").startswith("text/event-stream"):
                 raise web.HTTPUnauthorized(text="log in again")
             raise login_redirect(request)
         request[SESSION] = session
-        if request.method == "POST":
-            form = await request.post()
-            if not same_secret(form.get("csrf"), session.csrf):
+        if request.method == "POST" and form:
+            posted = await request.post()
+            if not same_secret(posted.get("csrf"), session.csrf):
                 raise web.HTTPForbidden(text="the form is stale or not from this dashboard "
                                              "(CSRF check failed); reload the page and retry")
         try:
@@ -146,12 +178,13 @@ async def healthz(_request: web.Request) -> web.Response:
 def make_dashboard_app(api_url: str, *, sessions: SessionStore | None = None
                        ) -> web.Application:
     """The dashboard, talking to the control API at ``api_url`` (http(s)://host:port)."""
-    from bindrop.dashboard import care_pages, login, pages, streams
+    from bindrop.dashboard import care_pages, login, manage, pages, streams
 
     app = web.Application(middlewares=[security_headers, render_errors],
                           client_max_size=FORM_MAX)
     app[API_URL] = api_url
     app[SESSIONS] = sessions or SessionStore()
+    app[LIMITER] = LoginLimiter()
     app[TEMPLATES] = build_templates()
     add = app.router.add_route
     add("GET", "/healthz", healthz)
@@ -160,6 +193,13 @@ def make_dashboard_app(api_url: str, *, sessions: SessionStore | None = None
     add("POST", "/logout", page(login.log_out))
     add("GET", "/", page(pages.apps))
     add("GET", "/apps/{app}", page(pages.app))
+    add("GET", "/apps/{app}/charts", page(pages.charts))
+    add("POST", "/apps", page(manage.create_app))
+    add("POST", "/apps/{app}/settings", page(manage.update_app))
+    add("POST", "/apps/{app}/deploy", page(manage.deploy))
+    add("POST", "/apps/{app}/releases", page(manage.upload_release, form=False))
+    add("POST", "/apps/{app}/cron", page(manage.add_cron_job))
+    add("POST", "/apps/{app}/cron/{job}/remove", page(manage.remove_cron_job))
     add("POST", "/apps/{app}/{action:start|stop|restart}", page(pages.action))
     add("POST", "/apps/{app}/rollback", page(pages.rollback))
     add("POST", "/apps/{app}/env", page(pages.set_env))

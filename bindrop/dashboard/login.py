@@ -16,11 +16,14 @@ from bindrop.client.client import Client, RemoteError
 from bindrop.dashboard.app import (
     API_URL,
     COOKIE,
+    LIMITER,
     LOGIN_COOKIE,
     SESSION,
     SESSIONS,
+    find_session,
     render,
 )
+from bindrop.dashboard.limiter import client_address
 from bindrop.dashboard.sessions import MAX_AGE_S, new_secret, same_secret
 
 log = logging.getLogger(__name__)
@@ -58,7 +61,7 @@ def _login_page(request: web.Request, *, error: str | None = None,
 
 
 async def show_login(request: web.Request) -> web.StreamResponse:
-    if request.app[SESSIONS].get(request.cookies.get(COOKIE)) is not None:
+    if await find_session(request) is not None:
         raise web.HTTPSeeOther("/")
     return _login_page(request)
 
@@ -79,6 +82,13 @@ async def log_in(request: web.Request) -> web.StreamResponse:
         return _login_page(request, status=403,
                            error="the login form expired or did not come from this page; "
                                  "try again")
+    address = client_address(request.remote, request.headers)
+    wait = request.app[LIMITER].wait_for(address)
+    if wait:
+        log.info("refused a login from %s: too many failed logins", address)
+        return _login_page(request, status=429,
+                           error=f"too many failed logins from your address; try again in "
+                                 f"{max(1, round(wait / 60))} min")
     token = parse_token(form.get("token"))
     if token is None:
         return _login_page(request, status=400,
@@ -87,14 +97,18 @@ async def log_in(request: web.Request) -> web.StreamResponse:
     try:
         async with Client(request.app[API_URL], token) as client:
             who = await client.whoami()
+            # The cookie holds a session of the API, never the token (which may live long).
+            secret = str((await client.create_session())["session"])
     except RemoteError as exc:
         if exc.status in (401, 403):
-            log.info("refused a login from %s: the token is not valid", request.remote)
+            log.info("refused a login from %s: the token is not valid", address)
+            request.app[LIMITER].failed(address)
             await asyncio.sleep(FAILED_LOGIN_DELAY_S)
             return _login_page(request, status=401,
                                error="that token is not valid (revoked, expired or mistyped)")
         return _login_page(request, status=502, error=exc.message)
-    session = request.app[SESSIONS].create(token, str(who["name"]), bool(who["admin"]))
+    session = request.app[SESSIONS].create(secret, str(who["name"]), bool(who["admin"]),
+                                           session_id=secret)
     log.info("%s logged in (%s)", session.name, "admin" if session.admin else "read-only")
     response = web.HTTPSeeOther("/")
     _cookie(response, COOKIE, session.id, max_age=int(MAX_AGE_S), path="/")
@@ -103,7 +117,13 @@ async def log_in(request: web.Request) -> web.StreamResponse:
 
 
 async def log_out(request: web.Request) -> web.StreamResponse:
-    request.app[SESSIONS].drop(request[SESSION].id)
+    session = request[SESSION]
+    try:
+        async with Client(request.app[API_URL], session.token) as client:
+            await client.end_session()
+    except RemoteError as exc:  # expired or revoked already: gone either way
+        log.info("ending a session: %s", exc.message)
+    request.app[SESSIONS].drop(session.id)
     response = web.HTTPSeeOther("/login")
     response.del_cookie(COOKIE, path="/")
     raise response

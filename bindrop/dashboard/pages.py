@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bindrop.client.client import Client, RemoteError
 from bindrop.dashboard.app import SESSION, api, render, wants_json
+from bindrop.dashboard.charts import RANGES, build_charts, render_chart, render_sparkline
 from bindrop.dashboard.format import app_url, format_bytes, format_cpu
 
 LIMIT_FIELDS = ("memory_max", "cpu_quota", "tasks_max")
@@ -36,11 +37,15 @@ def _links(request: web.Request) -> Callable[[str], str]:
 async def apps(request: web.Request) -> web.StreamResponse:
     async with api(request) as client:
         listed = await client.apps()
-        statuses = await asyncio.gather(*(client.status(a["name"]) for a in listed),
-                                        return_exceptions=True)
+        statuses, overview = await asyncio.gather(
+            asyncio.gather(*(client.status(a["name"]) for a in listed),
+                           return_exceptions=True),
+            client.metrics_overview(since="1h", step="1m"))
     metrics = {a["name"]: (s.get("metrics") or {}) if isinstance(s, dict) else {}
                for a, s in zip(listed, statuses, strict=True)}
-    return render(request, "apps.html", apps=listed, metrics=metrics, link=_links(request))
+    trends = {a["app"]: render_sparkline(a["trend"]) for a in overview["apps"]}
+    return render(request, "apps.html", apps=listed, metrics=metrics, link=_links(request),
+                  trends=trends)
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
@@ -61,17 +66,48 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     return web.json_response(shown, headers={"Cache-Control": "no-store"})
 
 
+def _range(request: web.Request) -> str:
+    wanted = request.query.get("range", "1h")
+    return wanted if wanted in RANGES else "1h"
+
+
+def _charts(series: dict[str, Any]) -> list[dict[str, Any]]:
+    times = [p["t"] for p in series["points"]]
+    return [{"title": c.title, "now": c.now,
+             "svg": render_chart(c, times, series["step"], series["marks"])}
+            for c in build_charts(series)]
+
+
+async def _series(client: Client, name: str, span: str) -> dict[str, Any]:
+    since, step = RANGES[span]
+    series: dict[str, Any] = await client.metrics(name, since=since, step=step)
+    return series
+
+
 async def app(request: web.Request) -> web.StreamResponse:
     name = _app_name(request)
+    span = _range(request)
     async with api(request) as client:
-        status, releases, env, events, processes = await asyncio.gather(
+        status, releases, env, events, series, jobs, processes = await asyncio.gather(
             client.status(name), client.releases(name), client.env(name),
-            client.history(app=name, limit=30), client.processes(name))
+            client.history(app=name, limit=30), _series(client, name, span),
+            client.cron_jobs(name), client.processes(name))
     checks = [e for e in events if e["kind"].startswith(SYSTEM_KINDS)][-10:]
     return render(request, "app.html", app=status["app"], live=status["live"],
                   metrics=status["metrics"] or {}, releases=releases, env=env["env"],
                   events=list(reversed(events)), checks=list(reversed(checks)),
-                  processes=processes, link=_links(request))
+                  processes=processes, link=_links(request), charts=_charts(series),
+                  span=span, ranges=list(RANGES), jobs=jobs)
+
+
+async def charts(request: web.Request) -> web.StreamResponse:
+    """The app page's graphs alone (its script swaps them in every few seconds)."""
+    name = _app_name(request)
+    span = _range(request)
+    async with api(request) as client:
+        series = await _series(client, name, span)
+    return render(request, "_charts.html", app={"name": name}, charts=_charts(series),
+                  span=span, ranges=list(RANGES))
 
 
 async def _done(request: web.Request, back: str,

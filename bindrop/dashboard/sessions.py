@@ -1,13 +1,16 @@
-"""Login sessions: a random id in an HTTP-only cookie, the token kept in this process only.
+"""Login sessions: the API's session secret in an HTTP-only cookie, cached here.
 
-The browser never sees the API token after it typed it: the cookie holds a session id, and
-the token lives in memory here until logout, expiry or a restart of the dashboard (which logs
-everyone out). Each session has its own CSRF token, put in every form and checked on every
-POST with a constant-time comparison.
+The browser never sees the API token after it typed it: at login the dashboard trades it for
+a session secret of the API (``POST /v1/sessions``: stored hashed in SQLite, with an expiry)
+and the cookie holds that. This process caches who each session is; after a restart of the
+dashboard it asks the API again (``restore``), so nobody is logged out by it. Each session
+has its own CSRF token (derived from its secret, so it survives a restart too), put in every
+form and checked on every POST with a constant-time comparison.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
@@ -54,6 +57,11 @@ def same_secret(given: object, expected: str) -> bool:
         given.encode(), expected.encode())
 
 
+def derive_csrf(session_id: str) -> str:
+    """The CSRF token of a session, from its secret. Pure."""
+    return hmac.new(session_id.encode(), b"bindrop-csrf", hashlib.sha256).hexdigest()
+
+
 class SessionStore:
     """The sessions of one dashboard process. ``clock`` is injectable for tests."""
 
@@ -69,9 +77,14 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def create(self, token: str, name: str, admin: bool) -> Session:
+    def create(self, token: str, name: str, admin: bool, *, session_id: str | None = None
+               ) -> Session:
+        """A session using ``token`` with the API; ``session_id`` (the cookie) defaults to
+        a fresh random one. A given id derives its CSRF token, so a session restored after
+        a restart keeps the forms its pages hold."""
         now = self._clock()
-        session = Session(new_secret(), token, name, admin, new_secret(), now, now)
+        csrf = derive_csrf(session_id) if session_id else new_secret()
+        session = Session(session_id or new_secret(), token, name, admin, csrf, now, now)
         self._sessions[session.id] = session
         while len(self._sessions) > self._max:
             self._sessions.popitem(last=False)

@@ -24,6 +24,7 @@ from bindrop.hub.health import HealthCheck
 from bindrop.hub.lifecycle import AppLifecycle, Outcome
 from bindrop.hub.liveness import watch_liveness
 from bindrop.hub.logs import JournalReader
+from bindrop.hub.metrics import Metrics
 from bindrop.hub.plan import (
     Adopt,
     DesiredApp,
@@ -94,6 +95,8 @@ class Hub:
         self.runs = Runs(self)
         #: Automatic HTTPS, where the hub runs with proxies (``bindrop hub`` sets it).
         self.tls: TlsManager | None = None
+        #: Traffic and resource history (proxies report, the hub samples systemd).
+        self.metrics = Metrics(self.state, store, self.manager)
 
     # -- life ----------------------------------------------------------------------------
 
@@ -113,6 +116,7 @@ class Hub:
         steps = await self.reconcile()
         # Apps' scheduled jobs: timers missing after a reboot are created again.
         await self.cron.start()
+        self.metrics.start()
         return steps
 
     async def close(self) -> None:
@@ -120,6 +124,7 @@ class Hub:
         self.cron.close()
         await self.care_runs.close()
         await self.alerts.close()
+        await self.metrics.close()
         actors, self._actors = list(self._actors.values()), {}
         await asyncio.gather(*(a.stop() for a in actors), return_exceptions=True)
         for fut in list(self._background):

@@ -14,6 +14,8 @@ Proxies connect to the hub over the control socket (handlers in ``proxylink_http
     POST /v1/proxy/ack      {"proxy": ID, "version": N}  "I now serve table N"
     POST /v1/proxy/drained  {"proxy": ID, "unit": U}     "no request to U is in flight"
     POST /v1/proxy/activity {"proxy": ID, "apps": [A]}   "these apps had requests lately"
+    POST /v1/proxy/traffic  {"proxy": ID, "buckets", "traffic": [...]}  what it counted since
+                                                         its last report (``Hub.metrics``)
     POST /v1/proxy/wake     {"app": A}                   start on-demand app A; answers
                                                          once it is ready (or with an error)
 

@@ -15,16 +15,18 @@ from typing import Any
 
 from aiohttp import web
 
-from bindrop.errors import BindropError
+from bindrop.errors import BindropError, InvalidInput
 from bindrop.hub.hub import Hub
 from bindrop.hub.ondemand import CHECK_INTERVAL, OnDemand
 from bindrop.hub.proxylink import ProxyLink
+from bindrop.hub.traffic import parse_report
 
 STREAM_PATH = "/v1/proxy/stream"
 ACK_PATH = "/v1/proxy/ack"
 DRAINED_PATH = "/v1/proxy/drained"
 ACTIVITY_PATH = "/v1/proxy/activity"
 WAKE_PATH = "/v1/proxy/wake"
+TRAFFIC_PATH = "/v1/proxy/traffic"
 
 
 def add_proxy_routes(app: web.Application, link: ProxyLink, *, hub: Hub | None = None,
@@ -43,6 +45,7 @@ def add_proxy_routes(app: web.Application, link: ProxyLink, *, hub: Hub | None =
     if hub is not None:
         on_demand = OnDemand(hub, link, check_interval=idle_check_interval)
         app.router.add_post(WAKE_PATH, _wake(on_demand))
+        app.router.add_post(TRAFFIC_PATH, _traffic(hub))
 
         async def idle_stops(_app: web.Application) -> AsyncIterator[None]:
             async with on_demand.running():
@@ -120,6 +123,20 @@ def _activity(link: ProxyLink) -> Any:
         return web.Response(status=204)
 
     return activity
+
+
+def _traffic(hub: Hub) -> Any:
+    async def traffic(request: web.Request) -> web.Response:
+        body = await _json(request)
+        _proxy_id(body)
+        try:
+            entries = parse_report(body)
+        except InvalidInput as exc:
+            raise web.HTTPBadRequest(text=exc.message) from None
+        hub.metrics.record_traffic(entries)
+        return web.Response(status=204)
+
+    return traffic
 
 
 def _wake(on_demand: OnDemand) -> Any:

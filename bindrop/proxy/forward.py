@@ -22,6 +22,7 @@ from bindrop.client.protocol import AppRoute, Upstream
 from bindrop.proxy.accesslog import AccessLog, AccessRecord
 from bindrop.proxy.balance import pick_upstream
 from bindrop.proxy.cache import RouteCache
+from bindrop.proxy.counters import Counters
 from bindrop.proxy.headers import (
     build_downstream_headers,
     build_https_location,
@@ -64,6 +65,7 @@ class BodyTooLarge(Exception):
 class _Result:
     status: int = 0
     sent: int = 0
+    received: int = 0  # request body bytes sent on to the app
     app: str | None = None
     release: str | None = None
 
@@ -95,7 +97,8 @@ class Forwarder:
                  upstream_timeout: float, scheme: str = "http", waker: Waker | None = None,
                  wake_timeout: float = 30.0, https_port: int | None = None,
                  limits: Limits | None = None,
-                 trusted_proxies: TrustedProxies | None = None) -> None:
+                 trusted_proxies: TrustedProxies | None = None,
+                 counters: Counters | None = None) -> None:
         self.routes = routes
         self.limits = limits or Limits()
         #: Peers whose forwarding headers are kept (a load balancer, a CDN); none by default.
@@ -110,6 +113,9 @@ class Forwarder:
         self.wake_timeout = wake_timeout
         #: The port of this proxy's HTTPS listener (redirects point there); None: no HTTPS.
         self.https_port = https_port
+        #: Traffic per app and release, reported to the hub (``bindrop.proxy.counters``);
+        #: None counts nothing.
+        self.counters = counters
         #: Apps that had a request since ``take_activity`` was last called.
         self._active: set[str] = set()
         self._busy: dict[str, int] = {}  # requests in flight per app
@@ -137,9 +143,13 @@ class Forwarder:
         try:
             await self._answer(request, response, host, request_id, result)
         finally:
+            elapsed = time.monotonic() - started
+            if self.counters is not None:
+                self.counters.count(result.app, result.release, result.status,
+                                    result.received, result.sent, elapsed)
             self.access.write(AccessRecord(
                 request.method, host, request.raw_path[:2048], result.status, result.sent,
-                (time.monotonic() - started) * 1000, result.app, result.release, request_id))
+                elapsed * 1000, result.app, result.release, request_id))
 
     async def _answer(self, request: Request, response: Response, host: str,
                       request_id: str, result: _Result) -> None:
@@ -279,7 +289,7 @@ class Forwarder:
                 if has_body:
                     conn.send_timeout = self.limits.upload_idle_timeout
                     upload = asyncio.ensure_future(
-                        _upload(request, conn, route.body_limit, chunked))
+                        _upload(request, conn, route.body_limit, chunked, result))
                 try:
                     if upload is None:
                         await conn.head(self.upstream_timeout)
@@ -433,13 +443,14 @@ def _interim_to(response: Response) -> Callable[[int, bytes, list[tuple[bytes, b
 
 
 async def _upload(request: Request, conn: UpstreamConnection, limit: int,
-                  chunked: bool) -> None:
+                  chunked: bool, result: _Result) -> None:
     """Send the request body to the app as it arrives; BodyTooLarge past ``limit``."""
     received = 0
     while data := await request.read():
         received += len(data)
         if received > limit:
             raise BodyTooLarge
+        result.received = received
         await conn.send_body(frame_chunk(data) if chunked else data)
     if chunked:
         await conn.send_body(frame_chunk(b""))

@@ -2,9 +2,9 @@
 
 Connects to the hub's control socket, swaps in every table it receives (and acknowledges
 its version), answers each drain request once nothing is in flight to that unit, reports
-which apps had requests (for idle stops), and reconnects (with a growing pause, at most
-``retry_max``) whenever the hub is away. While the hub is down the last table keeps serving.
-The protocol is in ``bindrop.client.protocol``.
+which apps had requests (for idle stops) and what it counted (``bindrop.proxy.counters``),
+and reconnects (with a growing pause, at most ``retry_max``) whenever the hub is away.
+While the hub is down the last table keeps serving. The protocol is in ``bindrop.client.protocol``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from bindrop.client.protocol import (
     ACK_PATH,
     ACTIVITY_PATH,
     DRAINED_PATH,
+    LATENCY_BUCKETS,
     STREAM_PATH,
+    TRAFFIC_PATH,
     WAKE_PATH,
     Drain,
     RouteTable,
@@ -30,6 +32,7 @@ from bindrop.client.protocol import (
     parse_message,
 )
 from bindrop.errors import InvalidInput
+from bindrop.proxy.counters import Counters
 from bindrop.proxy.inflight import InFlight
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,8 @@ BASE = "http://bindrop"
 #: Without even a ping for this long, the hub is taken to be gone.
 SILENCE = 10.0
 ACTIVITY_INTERVAL = 5.0
+#: How long a closing proxy tries to send its last traffic report.
+FLUSH_TIMEOUT = 1.0
 
 
 class HubLink:
@@ -46,6 +51,7 @@ class HubLink:
                  on_tls: Callable[[TlsState], None] | None = None,
                  activity: Callable[[], Collection[str]] = list,
                  activity_interval: float = ACTIVITY_INTERVAL,
+                 traffic: Counters | None = None,
                  retry_min: float = 0.1, retry_max: float = 2.0) -> None:
         self.socket_path = socket_path
         self.proxy_id = proxy_id
@@ -54,6 +60,7 @@ class HubLink:
         self.inflight = inflight
         self.activity = activity
         self.activity_interval = activity_interval
+        self.traffic = traffic
         self.retry_min, self.retry_max = retry_min, retry_max
         self.connected = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
@@ -67,6 +74,11 @@ class HubLink:
         self._task = asyncio.ensure_future(self._run())
 
     async def close(self) -> None:
+        if (self.connected.is_set() and self.traffic and self._session is not None
+                and not self._session.closed):
+            # What was counted since the last report, rather than lost with this process.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.report_traffic(), FLUSH_TIMEOUT)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -166,12 +178,32 @@ class HubLink:
             apps = sorted(self.activity())
             if apps:
                 await self._post(ACTIVITY_PATH, {"proxy": self.proxy_id, "apps": apps})
+            await self.report_traffic()
 
-    async def _post(self, path: str, body: dict[str, Any]) -> None:
+    async def report_traffic(self) -> None:
+        """Send what was counted since the last report; kept for the next one if the hub
+        did not take it."""
+        if not self.traffic:
+            return
+        entries = self.traffic.take()
+        try:
+            sent = await self._post(TRAFFIC_PATH, {"proxy": self.proxy_id,
+                                                   "buckets": list(LATENCY_BUCKETS),
+                                                   "traffic": entries})
+        except asyncio.CancelledError:
+            self.traffic.give_back(entries)
+            raise
+        if not sent:
+            self.traffic.give_back(entries)
+
+    async def _post(self, path: str, body: dict[str, Any]) -> bool:
         assert self._session is not None
         try:
             async with self._session.post(f"{BASE}{path}", json=body) as response:
                 if response.status >= 400:
                     log.warning("hub link: %s answered %d", path, response.status)
+                    return False
+                return True
         except (aiohttp.ClientError, OSError) as exc:
             log.info("hub link: could not send %s: %s", path, exc)
+            return False

@@ -25,6 +25,7 @@ from bindrop.proxy.accesslog import AccessLog
 from bindrop.proxy.acme import TlsEdge
 from bindrop.proxy.cache import RouteCache
 from bindrop.proxy.certs import CHECK_INTERVAL, Certificates
+from bindrop.proxy.counters import Counters
 from bindrop.proxy.forward import Forwarder
 from bindrop.proxy.http1 import HttpConnection
 from bindrop.proxy.hublink import HubLink
@@ -67,6 +68,8 @@ class ProxyOptions:
     activity_interval: float = 5.0
     scheme: str = "http"
     proxy_id: str = ""
+    #: Count requests per app and release for the hub's metrics (``bindrop.proxy.counters``).
+    count_traffic: bool = True
     #: Certificates for the HTTPS listener, ``<hostname>.crt`` + ``.key`` (``bindrop.proxy.certs``).
     tls_dir: Path | None = None
     #: How often the certificate files are checked for changes.
@@ -96,10 +99,12 @@ class ProxyServer:
         self.access = AccessLog(access_out)
         #: ACME answers and the redirect to https, from the hub's ``tls`` messages.
         self.tls = TlsEdge(None, on_certs=self._reload_certificates)
+        self.counters = Counters()
         self.hub = HubLink(options.hub_socket, self.proxy_id, on_table=self.routes.swap,
                            on_tls=self.tls.update,
                            inflight=self.inflight, activity=self._activity,
-                           activity_interval=options.activity_interval)
+                           activity_interval=options.activity_interval,
+                           traffic=self.counters)
         self._forwarder: Forwarder | None = None
         #: Idle keep-alive connections to the apps (made at start).
         self.upstream_pool: UpstreamPool | None = None
@@ -133,7 +138,8 @@ class ProxyServer:
             https_port=https_sockets[0].getsockname()[1] if https_sockets else None,
             limits=self.options.limits,
             trusted_proxies=TrustedProxies(parse_trusted_proxies(
-                self.options.trusted_proxies)))
+                self.options.trusted_proxies)),
+            counters=self.counters if self.options.count_traffic else None)
         loop = asyncio.get_running_loop()
         options = self.options
         limits = options.limits

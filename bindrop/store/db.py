@@ -19,7 +19,19 @@ from types import TracebackType
 from typing import Any
 
 from bindrop.settings import Settings
-from bindrop.store import alerts, apps, cron, env, events, processes, releases, tls, tokens
+from bindrop.store import (
+    alerts,
+    apps,
+    cron,
+    env,
+    events,
+    metrics,
+    processes,
+    releases,
+    sessions,
+    tls,
+    tokens,
+)
 from bindrop.store.apps import AppConfig
 from bindrop.store.connection import connect
 from bindrop.store.events import Event
@@ -182,6 +194,20 @@ class Store:
         """The newest event of any of ``kinds`` (``backup_succeeded``, …), or None."""
         return events.last_event_of(self.db, kinds)
 
+    # traffic and resource history
+
+    def write_metric_minutes(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        metrics.write_minutes(self.db, rows)
+
+    def read_metric_minutes(self, app: str, since: int, until: int) -> list[dict[str, Any]]:
+        return metrics.read_minutes(self.db, app, since, until)
+
+    def delete_metric_minutes(self, app: str) -> None:
+        metrics.delete_minutes(self.db, app)
+
+    def prune_metric_minutes(self, before: int) -> int:
+        return metrics.prune_minutes(self.db, before)
+
     # cron jobs
 
     def add_cron_job(self, app: str, name: str, schedule: str,
@@ -239,5 +265,13 @@ class Store:
         return tokens.revoke_token(self.db, name)
 
     def authenticate(self, text: str, now: datetime | None = None) -> Token:
-        """``Unauthorized`` for a wrong, revoked or expired token, with one message."""
-        return tokens.authenticate(self.db, text, now)
+        """``Unauthorized`` for a wrong, revoked or expired token, with one message. A
+        dashboard session's secret authenticates as its token (``bindrop.store.sessions``)."""
+        return sessions.authenticate_any(self.db, text, now)
+
+    def create_session(self, token: str) -> tuple[str, datetime]:
+        """A session secret standing for the token named ``token``, and its expiry."""
+        return sessions.create_session(self.db, token)
+
+    def end_session(self, text: str) -> None:
+        sessions.end_session(self.db, text)

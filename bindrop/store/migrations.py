@@ -235,6 +235,44 @@ def _add_tls(db: Database) -> None:
     )
 
 
+def _create_metrics_and_sessions(db: Database) -> None:
+    # History, not run-state: one row per app and minute (``bindrop.store.metrics``), kept for
+    # a week. No foreign key: an app's history may outlive the app until it is pruned.
+    db.execute(
+        """
+        CREATE TABLE metrics_minutes (
+            app TEXT NOT NULL,
+            t INTEGER NOT NULL,
+            requests INTEGER NOT NULL,
+            classes TEXT NOT NULL,
+            gateway TEXT NOT NULL,
+            bytes_in INTEGER NOT NULL,
+            bytes_out INTEGER NOT NULL,
+            latency_sum REAL NOT NULL,
+            latency TEXT NOT NULL,
+            memory INTEGER,
+            cpu_ns INTEGER NOT NULL,
+            tasks INTEGER,
+            PRIMARY KEY (app, t)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("CREATE INDEX metrics_minutes_by_t ON metrics_minutes (t)")
+    # The dashboard's login sessions (``bindrop.store.sessions``): the sha256 of a secret
+    # that stands for a token until it expires; gone with its token.
+    db.execute(
+        """
+        CREATE TABLE sessions (
+            hash TEXT PRIMARY KEY,
+            token TEXT NOT NULL REFERENCES tokens (name) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("CREATE INDEX sessions_by_token ON sessions (token, created_at)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_create_apps_and_releases", _create_apps_and_releases),
     Migration("0002_create_env", _create_env),
@@ -246,6 +284,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0009_create_alert_channels", _create_alert_channels),
     Migration("0010_add_tls", _add_tls),
     Migration("0011_add_processes", _add_processes),
+    Migration("0013_create_metrics_and_sessions", _create_metrics_and_sessions),
 )
 
 

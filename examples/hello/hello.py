@@ -8,6 +8,7 @@ shares. Flags make it misbehave on purpose, for tests and demos:
   --crash-after S   exit 1 S seconds after it started listening
   --hang-after S    stop answering requests S seconds after it started listening
   --label TEXT      say TEXT in every answer (tells releases apart)
+and so do some paths: /status/NNN answers with status NNN, /sleep/S answers after S seconds.
 """
 
 import argparse
@@ -42,6 +43,9 @@ async def main() -> int:
         if args.hang_after is not None and loop.time() - listening_since > args.hang_after:
             await asyncio.sleep(3600)  # hung: accepts, reads, never answers
         path = head.split(b" ", 2)[1].decode("latin-1") if b" " in head else "/"
+        if path.startswith("/sleep/"):
+            await asyncio.sleep(float(path[7:]))
+        status = path[8:11] if path.startswith("/status/") and path[8:11].isdigit() else "200"
         # Two releases overlap during a deploy and share this file: replace it atomically,
         # or one could read it half-written and never answer.
         try:
@@ -56,9 +60,10 @@ async def main() -> int:
                f"{os.environ.get('BINDROP_RELEASE', '?')}: visit {visits} ({path})\n".encode()
         instance = (f"{os.environ.get('BINDROP_PROCESS', 'web')}-"
                     f"{os.environ.get('BINDROP_INSTANCE', '1')}").encode()
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-                     b"X-Instance: " + instance + b"\r\n"
-                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        writer.write(f"HTTP/1.1 {status} Hello\r\n".encode()
+                     + b"Content-Type: text/plain\r\nConnection: close\r\n"
+                     + b"X-Instance: " + instance + b"\r\n"
+                     + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         try:
             await writer.drain()
         finally:

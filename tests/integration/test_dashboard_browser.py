@@ -236,3 +236,132 @@ async def test_a_person_backs_up_sees_it_appear_restores_an_app_and_reads_the_di
     await expect(page.locator("tr[data-part=app-hello]")).to_be_visible()
     await page.screenshot(path=str(artifacts / "disk.png"), full_page=True)
     await page.context.close()
+
+
+async def _visit(served: Served, host: str, times: int) -> None:
+    port = int(served.url.rsplit(":", 1)[1])
+    for _ in range(times):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        await reader.read()
+        writer.close()
+
+
+async def _no_overflow(page: Any) -> None:
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= await page.evaluate("window.innerWidth"), "the page scrolls sideways"
+
+
+async def test_the_app_page_graphs_traffic_live_and_fits_a_phone(
+    served: Served, browser: Any, artifacts: Path, tmp_path: Path
+) -> None:
+    expect = playwright_api.expect
+    page = await _login(browser, served, served.admin, tmp_path)
+    await _visit(served, "hello.localhost", 20)
+    await page.goto(served.url + "/apps/hello")
+    requests = page.locator('svg.chart[aria-label="Requests"]')
+    await expect(requests).to_have_count(1)
+    for title in ("Errors (5xx and unanswered)", "Latency p50 / p95", "Memory",
+                  "CPU (share of one core)"):
+        await expect(page.locator(f'svg.chart[aria-label="{title}"]')).to_have_count(1)
+    # The hub closes a point every 10 s and the page fetches its graphs again as often.
+    await expect(requests).not_to_have_attribute("data-points", "0", timeout=60_000)
+    drawn = int(await requests.get_attribute("data-points") or 0)
+    await _visit(served, "hello.localhost", 5)
+    await expect(page.locator(f'svg.chart[aria-label="Requests"]:not([data-points="{drawn}"])'
+                              )).to_have_count(1, timeout=60_000)  # it gained points, live
+    assert int(await requests.get_attribute("data-points") or 0) > drawn
+    assert await page.locator('svg.chart[aria-label="Requests"] polyline, '
+                              'svg.chart[aria-label="Requests"] circle').count() > 0
+    # Deploys and rollbacks are marked on the time axis.
+    assert await page.locator("svg.chart .mark-deploy, svg.chart .mark-rollback").count() > 0
+    await page.click(".ranges >> text=1d")
+    await expect(page.locator(".ranges a[aria-current]")).to_have_text("1d")
+    await expect(requests).not_to_have_attribute("data-points", "0")
+    await page.click(".ranges >> text=1h")
+
+    for name, size in (("desktop", {"width": 1280, "height": 900}),
+                       ("phone", {"width": 390, "height": 844})):
+        await page.set_viewport_size(size)
+        await page.wait_for_timeout(200)
+        await _no_overflow(page)
+        box = await requests.bounding_box()
+        assert box is not None and 0 < box["width"] <= size["width"]
+        shot = artifacts / f"app-graphs-{name}.png"
+        await page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+    # The apps page draws a trend line per app, and fits a phone too.
+    await page.goto(served.url + "/")
+    await expect(_row(page, "hello").locator("svg.spark")).to_have_count(1)
+    await _no_overflow(page)
+    await page.context.close()
+
+
+async def test_a_person_creates_an_app_uploads_deploys_rolls_back_and_schedules_from_the_page(
+    served: Served, browser: Any, artifacts: Path, tmp_path: Path
+) -> None:
+    expect = playwright_api.expect
+    page = await _login(browser, served, served.admin, tmp_path)
+    await page.click("summary >> text=New app")
+    await page.fill("#new-app [name=name]", "fresh")
+    await page.fill("#new-app [name=hosts]", "fresh.localhost")
+    await page.fill("#new-app [name=memory_max]", "256M")
+    await page.click("#new-app button[type=submit]")
+    await page.wait_for_url("**/apps/fresh")
+    await expect(page.locator(".flash.ok")).to_contain_text("app fresh created")
+
+    async def upload(label: str, number: int) -> None:
+        await page.set_input_files("#upload [name=file]", str(HELLO))
+        await page.fill("#upload [name=command]", f"--label {label}")
+        await page.click("#upload button[type=submit]")
+        await expect(page.locator("#upload-progress")).to_be_visible()  # the script sends it
+        await expect(page.locator("#upload-status")).to_contain_text(
+            f"release {number} of fresh is live", timeout=60_000)
+        await expect(page.locator(f"tr[data-release='{number}'] .release-live")
+                     ).to_have_text("live")
+
+    await upload("first", 1)
+    await _visit(served, "fresh.localhost", 10)
+    requests = page.locator('svg.chart[aria-label="Requests"]')
+    await expect(requests).not_to_have_attribute("data-points", "0", timeout=60_000)
+    await upload("second", 2)
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.click("text=Roll back to 1")
+    await expect(page.locator(".flash.ok")).to_contain_text("release 1 of fresh is live")
+
+    await page.fill("#cron-add [name=schedule]", "daily")
+    await page.fill("#cron-add [name=args]", "--label nightly")
+    await page.click("#cron-add button[type=submit]")
+    await expect(page.locator("tr[data-job=job1]")).to_contain_text("--label nightly")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.click("tr[data-job=job1] button")
+    await expect(page.locator("tr[data-job=job1]")).to_have_count(0)
+
+    await page.fill("#settings [name=hosts]", "fresh.localhost fresh2.localhost")
+    await page.click("#settings button[type=submit]")
+    await expect(page.locator(".flash.ok")).to_contain_text("settings saved")
+    await expect(page.locator(".facts")).to_contain_text("fresh2.localhost")
+    await page.screenshot(path=str(artifacts / "app-managed.png"), full_page=True)
+
+    # The apps page adds and removes rows as apps come and go elsewhere (no reload).
+    await page.goto(served.url + "/")
+    await page.evaluate("window.__same_page = true")
+    await expect(page.locator("body[data-synced]")).to_have_count(1)  # following the hub
+    async with Client(f"unix:{served.machine.control_socket}") as client:
+        await client.create_app({"name": "late", "hosts": ["late.localhost"]})
+        await expect(_row(page, "late")).to_have_count(1)
+        await client.destroy_app("late")
+    await expect(_row(page, "late")).to_have_count(0)
+    assert await page.evaluate("window.__same_page === true")
+    await page.context.close()
+
+    # A read-only token sees the same pages without a single write control.
+    reader = await _login(browser, served, served.reader, tmp_path)
+    assert await reader.locator("#new-app").count() == 0
+    await reader.goto(served.url + "/apps/fresh")
+    await expect(reader.locator('svg.chart[aria-label="Requests"]')).to_have_count(1)
+    for control in ("#upload", "#settings", "#cron-add", "form[action$='/deploy']",
+                    "form[action$='/rollback']", "button[value=stop]"):
+        assert await reader.locator(control).count() == 0, control
+    await reader.context.close()

@@ -15,7 +15,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from bindrop.api import ApiServer
 from bindrop.client.client import Client, RemoteError
 from bindrop.dashboard import make_dashboard_app
-from bindrop.errors import Conflict
+from bindrop.dashboard.app import SESSIONS
+from bindrop.errors import Conflict, Unauthorized
 from bindrop.hub.commands import Deploy
 from bindrop.hub.hub import Hub
 from bindrop.hub.state import AppRunState
@@ -308,3 +309,114 @@ async def test_the_server_page_shows_https_names_and_the_cas_reason_for_a_failur
     shown = dict(re.findall(r'<dd data-tls="(\w+)">(.*?)</dd>', page, re.S))
     assert shown["enabled"] == "on"
     assert "NXDOMAIN looking up A for dash.example.com &lt;script&gt;" in shown["last_failure"]
+
+
+async def test_a_session_survives_a_restart_of_the_dashboard_and_logging_out_ends_it(
+        dashboard: Dash, hub: Hub, api: ApiServer) -> None:
+    csrf = await log_in(dashboard, await token(hub, "dash-restart"))
+    secret = next(c.value for c in dashboard.session.cookie_jar
+                  if c.key == "bindrop_session")
+    assert secret.startswith("bds_")
+    # Kept hashed: the secret itself is nowhere in the database.
+    assert not list(hub.store.db.query("SELECT 1 FROM sessions WHERE hash = ?", [secret]))
+    # A second dashboard process (nothing in memory) takes the same cookie.
+    app = make_dashboard_app(f"http://127.0.0.1:{api.tcp_port}")
+    server = TestServer(app)
+    await server.start_server()
+    jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=str(server.make_url("/")))
+    jar.update_cookies({"bindrop_session": secret}, server.make_url("/"))
+    restarted = TestClient(server, cookie_jar=jar)
+    await restarted.start_server()
+    try:
+        page = await restarted.get("/", allow_redirects=False)
+        assert page.status == 200
+        assert csrf_of(await page.text()) == csrf  # forms rendered before still post
+        out = await restarted.post("/logout", data={"csrf": csrf}, allow_redirects=False)
+        assert (out.status, out.headers["Location"]) == (303, "/login")
+    finally:
+        await restarted.close()
+    with pytest.raises(Unauthorized):
+        hub.config.authenticate(secret)
+    gone = await dashboard.get("/", allow_redirects=False)
+    assert gone.headers["Location"] == "/login"  # the first process asked again: ended
+
+
+async def test_a_forged_or_expired_session_cookie_leads_to_the_login(
+        dashboard: Dash, hub: Hub) -> None:
+    await log_in(dashboard, await token(hub, "dash-expired"))
+    secret = next(c.value for c in dashboard.session.cookie_jar
+                  if c.key == "bindrop_session")
+    hub.store.db.execute("UPDATE sessions SET expires_at = '2000-01-01T00:00:00+00:00'")
+    dashboard.app[SESSIONS].drop(secret)  # as after a restart: the API decides
+    answer = await dashboard.get("/", allow_redirects=False)
+    assert answer.headers["Location"] == "/login"
+    dashboard.session.cookie_jar.update_cookies({"bindrop_session": "bds_" + "x" * 43})
+    answer = await dashboard.get("/", allow_redirects=False)
+    assert answer.headers["Location"] == "/login"
+
+
+async def test_logins_from_one_address_stop_after_ten_failures(dashboard: Dash,
+                                                               hub: Hub) -> None:
+    good = await token(hub, "dash-limited")
+    for _ in range(10):
+        form = await dashboard.get("/login")
+        wrong = await dashboard.post("/login", data={"token": "bd_guess",
+                                                     "csrf": csrf_of(await form.text())},
+                                     allow_redirects=False)
+        assert wrong.status == 401
+    form = await dashboard.get("/login")
+    refused = await dashboard.post("/login", data={"token": good,
+                                                   "csrf": csrf_of(await form.text())},
+                                   allow_redirects=False)
+    assert refused.status == 429
+    assert "too many failed logins" in await refused.text()
+    # Another address (as the proxy reports it) is not held back.
+    form = await dashboard.get("/login")
+    other = await dashboard.post("/login", data={"token": good,
+                                                 "csrf": csrf_of(await form.text())},
+                                 headers={"X-Forwarded-For": "192.0.2.7"},
+                                 allow_redirects=False)
+    assert other.status == 303
+
+
+async def test_an_upload_without_the_sessions_csrf_first_is_refused_before_the_file(
+        dashboard: Dash, hub: Hub) -> None:
+    csrf = await log_in(dashboard, await token(hub, "dash-upload"))
+    await dashboard.post("/apps", data={"csrf": csrf, "name": "upl", "hosts": "upl.test"})
+
+    def form(*fields: tuple[str, str]) -> aiohttp.FormData:
+        data = aiohttp.FormData()
+        for name, value in fields:
+            if name == "file":
+                data.add_field("file", value.encode(), filename="app.bin")
+            else:
+                data.add_field(name, value)
+        return data
+
+    for fields in ((("csrf", "forged"), ("file", "x" * 100)),
+                   (("file", "x" * 100), ("csrf", csrf)),  # the file before the check
+                   (("file", "x" * 100),)):
+        answer = await dashboard.post("/apps/upl/releases", data=form(*fields),
+                                      allow_redirects=False)
+        assert answer.status == 403, fields
+    assert hub.store.list_releases("upl") == []
+    ok = await dashboard.post("/apps/upl/releases", data=form(
+        ("csrf", csrf), ("command", "--label a"), ("file", "#!/bin/sh\necho hi\n")),
+        headers={"X-Requested-With": "fetch"})
+    assert (await ok.json()) == {"ok": True, "message": "release 1 of upl uploaded"}
+    assert [r.number for r in hub.store.list_releases("upl")] == [1]
+
+
+async def test_guessing_session_cookies_counts_as_failed_logins(dashboard: Dash,
+                                                                hub: Hub) -> None:
+    good = await token(hub, "dash-guessed")
+    for i in range(10):
+        dashboard.session.cookie_jar.update_cookies(
+            {"bindrop_session": f"bds_{i:02d}" + "x" * 41})
+        answer = await dashboard.get("/", allow_redirects=False)
+        assert answer.headers["Location"] == "/login"
+    form = await dashboard.get("/login")
+    refused = await dashboard.post("/login", data={"token": good,
+                                                   "csrf": csrf_of(await form.text())},
+                                   allow_redirects=False)
+    assert refused.status == 429

@@ -183,3 +183,38 @@ def test_plain_http_keeps_secure_cookies_only_on_localhost(scheme: str, host: st
 def test_a_new_bindrop_version_makes_a_new_launcher() -> None:
     assert build_launcher("/p", "http://a:1", "1.0") != build_launcher("/p", "http://a:1", "1.1")
     assert b"# bindrop 1.1\n" in build_launcher("/p", "http://a:1", "1.1")
+
+
+def test_nice_ceilings_round_up_to_1_2_2_5_or_5() -> None:
+    from bindrop.dashboard.charts import nice_ceiling
+    assert [nice_ceiling(v) for v in (0, 0.7, 1, 1.2, 2.2, 3, 7, 4200)] == [
+        1, 1, 1, 2, 2.5, 5, 10, 5000]
+
+
+def test_a_chart_escapes_marks_breaks_lines_at_gaps_and_counts_its_points() -> None:
+    from bindrop.dashboard.charts import Chart, Line, render_chart
+    chart = Chart("Requests <x>", [Line("requests", [1.0, None, 2.0, 3.0], "line-requests")],
+                  str, "3")
+    svg = render_chart(chart, [0, 10, 20, 30], 10, [
+        {"t": 15, "kind": "deploy_succeeded", "message": "<script>alert(1)</script>"},
+        {"t": 999, "kind": "app_stopped", "message": "outside the span"}])
+    assert 'data-points="3"' in svg
+    assert svg.count("<polyline") == 1 and svg.count("<circle") == 1  # 1 | gap | 2, 3
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert 'aria-label="Requests &lt;x&gt;"' in svg
+    assert svg.count('class="mark') == 1
+
+
+def test_charts_of_a_series_show_no_figure_where_nothing_ran() -> None:
+    from bindrop.dashboard.charts import build_charts
+    empty = {"requests": 0, "errors": 0, "p50": None, "p95": None, "memory": None,
+             "cpu_seconds": 0.0}
+    busy = {"requests": 20, "errors": 2, "p50": 0.004, "p95": 0.02, "memory": 2048,
+            "cpu_seconds": 1.0}
+    charts = build_charts({"step": 10, "points": [empty, busy], "marks": []})
+    requests, errors, latency, memory, cpu = charts
+    assert requests.lines[0].values == [None, 2.0] and requests.now == "2.00/s"
+    assert errors.lines[0].values == [None, 10.0] and errors.now == "10%"
+    assert latency.now == "4 ms / 20 ms"
+    assert memory.now == "2.0 KiB"
+    assert cpu.lines[0].values == [None, 10.0]

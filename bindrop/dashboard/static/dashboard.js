@@ -1,6 +1,7 @@
 // bindrop's dashboard: live state, log tail and actions without a reload. The pages work
 // without this file; it only keeps them current. Text from the server is set with
-// textContent, never as HTML.
+// textContent, never as HTML; the one exception is the graphs, swapped in whole as the
+// dashboard itself rendered them (escaped there, like every page).
 (function () {
   "use strict";
   var body = document.body;
@@ -67,14 +68,36 @@
     while (list.children.length > 100) list.removeChild(list.lastChild);
   }
 
+  // The apps page: an app created or destroyed elsewhere adds or removes its row (the list
+  // is fetched again as the dashboard renders it).
+  var appsList = document.getElementById("apps-list");
+  var listing = null;
+  function refreshAppsList() {
+    if (!appsList || listing) return;
+    listing = fetch("/", {credentials: "same-origin"})
+      .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
+      .then(function (html) {
+        var fresh = html && new DOMParser().parseFromString(html, "text/html")
+                                          .getElementById("apps-list");
+        if (fresh) { appsList.replaceWith(fresh); appsList = fresh; tickUptimes(); }
+      })
+      .catch(function () {})
+      .finally(function () { listing = null; });
+  }
+
   if (body.dataset.live && window.EventSource) {
     var events = new EventSource(body.dataset.live);
     events.addEventListener("state", function (e) {
       var data = JSON.parse(e.data);
+      body.dataset.synced = "1";  // the stream is live (it starts with every app's state)
+      if (appsList && !appsList.querySelector('[data-app="' + CSS.escape(data.app) + '"]')) {
+        refreshAppsList();
+      }
       applyState(data.app, data.live);
     });
     events.addEventListener("event", function (e) {
       var event = JSON.parse(e.data);
+      if (event.kind === "app_created" || event.kind === "app_destroyed") refreshAppsList();
       addEvent(event);
       refreshOn(event.kind);
     });
@@ -161,6 +184,39 @@
     });
   });
 
+  // Uploads: sent by the page's script to show progress; the plain form works without it.
+  var upload = document.getElementById("upload");
+  if (upload && window.XMLHttpRequest && window.FormData) {
+    upload.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var bar = document.getElementById("upload-progress");
+      var status = document.getElementById("upload-status");
+      var button = upload.querySelector("button");
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", upload.action);
+      xhr.setRequestHeader("X-Requested-With", "fetch");
+      bar.hidden = false; bar.value = 0; button.disabled = true;
+      status.textContent = "uploading…"; status.className = "";
+      xhr.upload.addEventListener("progress", function (p) {
+        if (p.lengthComputable) bar.value = Math.round(p.loaded / p.total * 100);
+        if (p.loaded === p.total) status.textContent = "uploaded; the server is working…";
+      });
+      xhr.addEventListener("load", function () {
+        var answer = null;
+        try { answer = JSON.parse(xhr.responseText); } catch (err) { answer = null; }
+        button.disabled = false;
+        if (!answer) { window.location.reload(); return; }
+        status.textContent = answer.message;
+        status.className = answer.ok ? "ok" : "error";
+        if (answer.ok) setTimeout(function () { window.location.reload(); }, 1500);
+      });
+      xhr.addEventListener("error", function () {
+        button.disabled = false; status.textContent = "the upload failed"; status.className = "error";
+      });
+      xhr.send(new FormData(upload));
+    });
+  }
+
   // Memory and CPU: systemd never pushes them, so ask every few seconds while visible.
   function refreshMetrics() {
     if (document.hidden) return;
@@ -178,6 +234,21 @@
       .catch(function () {});
   }
   if (body.dataset.metrics) setInterval(refreshMetrics, 5000);
+
+  // Graphs: the hub adds a point every 10 s; fetch them again as rendered by the dashboard.
+  function refreshCharts() {
+    var box = document.getElementById("charts");
+    if (!box || document.hidden) return;
+    fetch(box.dataset.src, {credentials: "same-origin"})
+      .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("charts");
+        if (fresh) box.replaceWith(fresh);
+      })
+      .catch(function () {});
+  }
+  if (document.getElementById("charts")) setInterval(refreshCharts, 10000);
 
   tickUptimes();
   setInterval(tickUptimes, 10000);
