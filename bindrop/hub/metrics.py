@@ -215,8 +215,11 @@ class Metrics:
         points: list[Point]
         kept = self._points.get(app, deque())
         fine = step < MINUTE and since >= until - MEMORY_KEPT
-        if fine and (kept[0].t if kept else until) > since and self.store.read_metric_minutes(
-                app, since - since % MINUTE, kept[0].t if kept else until):
+        # Memory's first minute may already be in SQLite too (written when it ended): only
+        # minutes before it are history that memory lacks.
+        first = kept[0].t - kept[0].t % MINUTE if kept else until
+        if fine and first > since and self.store.read_metric_minutes(
+                app, since - since % MINUTE, first):
             fine = False
             step = max(MINUTE, step // MINUTE * MINUTE)
             since -= since % step

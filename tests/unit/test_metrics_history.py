@@ -120,3 +120,17 @@ async def test_a_release_quiet_for_an_hour_and_not_live_leaves_the_totals(
     assert set(metrics.totals) == {("blog", "1"), ("blog", "2")}
     await metrics.sample(T0 + 3660)
     assert set(metrics.totals) == {("blog", "2")}
+
+
+async def test_memory_that_starts_mid_minute_keeps_10_s_steps_once_that_minute_is_written(
+        store: Store) -> None:
+    # An app first seen 30 s into a minute: when the minute ends it is written to SQLite too,
+    # which is not older history that memory lacks (found when a test crossed a minute).
+    metrics = history(store)
+    for i in range(3, 9):
+        metrics.record_traffic([("blog", "1", traffic(1))])
+        await metrics.sample(T0 + (i + 1) * 10)
+    assert store.read_metric_minutes("blog", T0, T0 + MINUTE)
+    points = metrics.series("blog", T0 - 600, T0 + 90, 10)
+    assert {p.step for p in points} == {10}
+    assert sum(p.traffic.requests for p in points) == 6
