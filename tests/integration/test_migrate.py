@@ -123,8 +123,16 @@ def start_sshd(m: Machine, keys: Path) -> None:
 def wait_for_ssh(world: World, address: str) -> None:
     deadline = time.monotonic() + HANG
     ssh = json.loads(world.env["BDTEST_SSH_JSON"])
-    while subprocess.run([*ssh, "-o", "BatchMode=yes", f"root@{address}", "true"],
-                         capture_output=True, check=False, timeout=HANG).returncode != 0:
+    while True:
+        # Each attempt bounded: one whose SYN went unanswered (the network namespace still
+        # settling after a reboot) must not eat the whole wait.
+        try:
+            if subprocess.run([*ssh, "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+                               f"root@{address}", "true"], capture_output=True, check=False,
+                              timeout=15).returncode == 0:
+                return
+        except subprocess.TimeoutExpired:
+            pass
         assert time.monotonic() < deadline, f"sshd on {address} did not come up"
         time.sleep(0.2)
 
