@@ -1,0 +1,69 @@
+"""The differential rig: one recording upstream (a port per proxy), nginx (the reference)
+and bindrop's proxy (in a thread, serving a route table from disk, no hub) in front of it.
+Shared by the whole session: nginx starts once."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bindrop.client.protocol import AppRoute, RouteTable, Upstream
+from bindrop.proxy.listen import bind_socket
+from bindrop.proxy.server import ProxyOptions, ProxyServer
+from bindrop.proxy.snapshot import save_table
+
+from .harness import Case, Outcome, run_case
+from .recorder import Background, Recorder, free_port
+from .reference import NGINX, Nginx
+
+
+@dataclass
+class Rig:
+    background: Background
+    recorder: Recorder
+    nginx: Nginx
+    bindrop_port: int
+
+    def run(self, lane: str, case: Case) -> Outcome:
+        port = self.nginx.port if lane == "nginx" else self.bindrop_port
+        return run_case(self.background, self.recorder, lane, port, case)
+
+
+def route_table(port: int) -> RouteTable:
+    return RouteTable(1, (AppRoute(
+        app="app", hosts=("app.test",), status="running",
+        upstream=Upstream("bindrop-app-app-1.service", "1", port)),))
+
+
+@pytest.fixture(scope="session")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    if not NGINX.exists():
+        pytest.skip("nginx is not installed (apt-get install nginx-light; scripts/setup.sh)")
+    tmp = tmp_path_factory.mktemp("differential")
+    background = Background()
+    background.start()
+    recorder = Recorder(("nginx", "bindrop"))
+    proxy: ProxyServer | None = None
+    nginx: Nginx | None = None
+    try:
+        background.call(recorder.start())
+        save_table(tmp / "proxy-routes.json", route_table(recorder.lanes["bindrop"].port))
+        options = dataclasses.replace(
+            ProxyOptions(hub_socket=tmp / "no-hub.sock", snapshot=tmp / "proxy-routes.json"),
+            first_table_wait=0.05, shutdown_timeout=1.0, proxy_id="differential")
+        proxy = ProxyServer(options, access_out=None)
+        background.call(proxy.start([bind_socket("127.0.0.1", 0)]))
+        nginx = Nginx(Path(tmp) / "nginx", free_port(), recorder.lanes["nginx"].port)
+        nginx.start()
+        yield Rig(background, recorder, nginx, proxy.ports[0])
+    finally:
+        if nginx is not None:
+            nginx.stop()
+        if proxy is not None:
+            background.call(proxy.close())
+        background.call(recorder.stop())
+        background.stop()
