@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +29,16 @@ class Rig:
     nginx: Nginx
     bindrop_port: int
 
-    def run(self, lane: str, case: Case) -> Outcome:
+    def run(self, lane: str, case: Case, *, quiet: float = 0.15) -> Outcome:
         port = self.nginx.port if lane == "nginx" else self.bindrop_port
-        return run_case(self.background, self.recorder, lane, port, case)
+        return run_case(self.background, self.recorder, lane, port, case, quiet=quiet)
+
+    def run_both(self, case: Case, *, quiet: float = 0.15) -> tuple[Outcome, Outcome]:
+        """(nginx's outcome, bindrop's), run side by side (each proxy has its own lane)."""
+        with ThreadPoolExecutor(2) as pool:
+            nginx = pool.submit(self.run, "nginx", case, quiet=quiet)
+            bindrop = self.run("bindrop", case, quiet=quiet)
+            return nginx.result(), bindrop
 
 
 def route_table(port: int) -> RouteTable:

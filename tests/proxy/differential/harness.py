@@ -126,10 +126,11 @@ _probes = itertools.count(1)
 
 
 def exchange(port: int, parts: tuple[bytes, ...], *, answers: int, methods: list[str],
-             pause: float, patience: float, deadline: float = 15.0
+             pause: float, patience: float, quiet: float = 0.15, deadline: float = 15.0
              ) -> tuple[bytes, bool, Answers]:
     """Send ``parts`` to ``port`` and read until the connection closes, ``answers`` final
-    answers came and nothing more for a moment, or nothing came for ``patience`` s."""
+    answers came and nothing more for ``quiet`` s (bytes after them would be a poisoned
+    answer), or nothing came for ``patience`` s."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     data = b""
     closed = False
@@ -146,7 +147,7 @@ def exchange(port: int, parts: tuple[bytes, ...], *, answers: int, methods: list
             parsed = parse_answers(data, methods, closed=False)
             done = (len(parsed.final) >= answers and all(a.complete for a in parsed.final)) \
                 or any(a.status == 101 for a in parsed.final)
-            wait = 0.15 if done else patience
+            wait = quiet if done else patience
             more, closed = _read(sock, b"", wait, first=True)
             if more:
                 data += more
@@ -184,15 +185,16 @@ def _read(sock: socket.socket, data: bytes, wait: float, *, first: bool = False
 
 
 def run_case(background: Background, recorder: Recorder, lane: str, port: int,
-             case: Case) -> Outcome:
+             case: Case, *, quiet: float = 0.15) -> Outcome:
     """``case`` through the proxy on ``port`` (whose app is ``lane`` of ``recorder``)."""
     started = time.monotonic()
     mark = background.call(_call(lambda: recorder.begin(lane, case.answers)))
     methods = [e.method for e in case.expect] + ["GET"] * case.visitor_requests
     raw, closed, answers = exchange(port, case.parts, answers=case.visitor_requests,
-                                    methods=methods, pause=case.pause, patience=case.patience)
+                                    methods=methods, pause=case.pause, patience=case.patience,
+                                    quiet=quiet)
     probe = check_probe(port)
-    time.sleep(0.05)  # bytes in flight on other upstream connections land
+    time.sleep(quiet / 3)  # bytes in flight on other upstream connections land
     received, partial, tunnel = background.call(_call(lambda: recorder.since(lane, mark)))
     probes = [r for r in received if r.target.startswith("/probe/") and not r.anomalies]
     received = [r for r in received if r not in probes]
@@ -208,7 +210,7 @@ def check_probe(port: int) -> str:
     target = f"/probe/{next(_probes)}"
     raw, _, answers = exchange(
         port, (f"GET {target} HTTP/1.1\r\nHost: app.test\r\n\r\n".encode(),),
-        answers=1, methods=["GET"], pause=0, patience=5.0)
+        answers=1, methods=["GET"], pause=0, patience=5.0, quiet=0)
     expected = parse_answers(probe_answer(target), ["GET"], closed=False).final[0]
     if len(answers.final) != 1 or answers.final[0].status != 200 \
             or answers.final[0].body != expected.body or answers.rest:
