@@ -54,6 +54,9 @@ class Settings:
     control_host: str = DEFAULT_CONTROL_HOST
     #: Where the proxy serves the dashboard; None: no dashboard.
     dashboard_host: str | None = DEFAULT_DASHBOARD_HOST
+    #: Networks of the load balancers / CDNs in front of the proxy (CIDR, as given), whose
+    #: X-Forwarded-* headers the proxy keeps; none: the proxy is the edge.
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -76,6 +79,9 @@ class Settings:
             or environ.get("DBUS_SYSTEM_BUS_ADDRESS")
             or SYSTEM_BUS_DEFAULT,
             machines_dir=Path(machines) if machines else _default_machines_dir(environ),
+            trusted_proxies=tuple(item.strip() for item in
+                                  environ.get("BINDROP_TRUSTED_PROXIES", "").split(",")
+                                  if item.strip()),
         )
 
     def _under(self, path: str) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from bindrop.errors import BindropError, InvalidInput
+from bindrop.proxy.trusted import parse_trusted_proxies
 from bindrop.settings import (
     DEFAULT_API_PORT,
     DEFAULT_CONTROL_HOST,
@@ -56,12 +57,14 @@ def render_installed_unit(template: str, command: str, http_port: int = DEFAULT_
                           https_port: int | None = DEFAULT_HTTPS_PORT, *,
                           backup_schedule: str = DEFAULT_BACKUP_SCHEDULE,
                           backup_delay: str = BACKUP_DELAY, disk_interval: str = DISK_INTERVAL,
-                          timer_accuracy: str = TIMER_ACCURACY) -> str:
+                          timer_accuracy: str = TIMER_ACCURACY,
+                          trusted_proxies: str = "") -> str:
     """A unit template from deploy/ with ``@BINDROP@`` replaced by how to run bindrop, the
     proxy's ``ListenStream=80`` by ``http_port`` and ``=443`` by ``https_port``,
     ``@PROXY_SOCKETS@`` by the proxy's sockets, ``@API_PORT@`` by ``api_port`` ("off" for
     None) and ``@CONTROL_HOST@`` by ``control_host``; the timers' ``@BACKUP_SCHEDULE@``,
-    ``@BACKUP_DELAY@``, ``@DISK_INTERVAL@`` and ``@TIMER_ACCURACY@`` likewise. Pure."""
+    ``@BACKUP_DELAY@``, ``@DISK_INTERVAL@`` and ``@TIMER_ACCURACY@`` likewise, and the
+    proxy's ``@TRUSTED_PROXIES@`` by ``trusted_proxies`` (CIDR,…; "" for none). Pure."""
     sockets = " ".join(u for u in installed_units(https_port) if u.endswith(".socket"))
     text = (template.replace("@BINDROP@", command)
             .replace("@API_PORT@", str(api_port) if api_port else "off")
@@ -70,7 +73,8 @@ def render_installed_unit(template: str, command: str, http_port: int = DEFAULT_
             .replace("@BACKUP_SCHEDULE@", backup_schedule)
             .replace("@BACKUP_DELAY@", backup_delay)
             .replace("@DISK_INTERVAL@", disk_interval)
-            .replace("@TIMER_ACCURACY@", timer_accuracy))
+            .replace("@TIMER_ACCURACY@", timer_accuracy)
+            .replace("@TRUSTED_PROXIES@", trusted_proxies))
     text = text.replace("\nListenStream=80\n", f"\nListenStream={http_port}\n")
     return text.replace("\nListenStream=443\n", f"\nListenStream={https_port}\n")
 
@@ -122,8 +126,14 @@ def bindrop_command() -> str:
               envvar="BINDROP_BACKUP_SCHEDULE",
               help="When bindrop-backup.timer runs the backup (a systemd calendar spec, "
                    "e.g. '*-*-* 03:00'). [env: BINDROP_BACKUP_SCHEDULE]")
+@click.option("--trusted-proxies", default="", envvar="BINDROP_TRUSTED_PROXIES",
+              callback=lambda _ctx, _param, value: _trusted_proxies(value),
+              help="Load balancers or CDNs in front of this server (CIDR,…): only from those "
+                   "does the proxy keep an incoming X-Forwarded-For / Forwarded chain. "
+                   "Default: none, the proxy is the edge. [env: BINDROP_TRUSTED_PROXIES]")
 def install(no_start: bool, http_port: int, https_port: int | None, api_port: int | None,
-            control_host: str, dashboard_host: str | None, backup_schedule: str) -> None:
+            control_host: str, dashboard_host: str | None, backup_schedule: str,
+            trusted_proxies: str) -> None:
     """Install bindrop's services on this server (as root): units, directories, then start.
 
     Writes bindrop.service (the hub, with the control API on 127.0.0.1:--api-port) and
@@ -158,7 +168,8 @@ def install(no_start: bool, http_port: int, https_port: int | None, api_port: in
         template = (deploy_dir() / name).read_text()
         text = render_installed_unit(template, bindrop_command(), http_port, api_port,
                                      control_host, https_port,
-                                     backup_schedule=backup_schedule)
+                                     backup_schedule=backup_schedule,
+                                     trusted_proxies=trusted_proxies)
         target = settings.unit_dir / name
         if not target.exists() or target.read_text() != text:
             target.write_text(text)
@@ -180,6 +191,14 @@ def install(no_start: bool, http_port: int, https_port: int | None, api_port: in
             click.echo("dashboard: skipped (it needs the TCP control API: --api-port)")
         else:
             click.echo(_set_up_dashboard(settings, dashboard_host))
+
+
+def _trusted_proxies(text: str) -> str:
+    """The networks as ``CIDR,CIDR`` (validated), "" for none."""
+    try:
+        return ",".join(str(net) for net in parse_trusted_proxies(text))
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.message) from None
 
 
 def _dashboard_host(text: str) -> str | None:

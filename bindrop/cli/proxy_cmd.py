@@ -17,8 +17,10 @@ import click
 
 from bindrop.errors import InvalidInput
 from bindrop.hub.notify import sd_notify
+from bindrop.proxy.limits import Limits
 from bindrop.proxy.listen import bind_socket, inherited_sockets_by_kind
 from bindrop.proxy.server import ProxyOptions, ProxyServer
+from bindrop.proxy.trusted import parse_trusted_proxies
 from bindrop.proxy.workers import Supervisor, default_workers
 from bindrop.settings import Settings
 
@@ -29,6 +31,40 @@ def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise InvalidInput(f"{option} {text!r} is not valid: use HOST:PORT such as 0.0.0.0:80")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+#: The ``bindrop proxy`` option of each of ``Limits``' fields: (help, type).
+LIMIT_OPTIONS: dict[str, tuple[str, type]] = {
+    "request_head_timeout": ("Seconds a request head may take from its first byte (and a new "
+                             "connection until its first head); then 408 and close.", float),
+    "keepalive_timeout": ("Seconds a kept-alive connection may wait for its next request.",
+                          float),
+    "upload_idle_timeout": ("Seconds an upload may pass without a byte (either the visitor "
+                            "not sending or the app not reading); the upload itself may take "
+                            "as long as it flows.", float),
+    "answer_idle_timeout": ("Seconds an app may go silent in the middle of an answer's body.",
+                            float),
+    "visitor_idle_timeout": ("Seconds a visitor may read nothing of its answer.", float),
+    "tunnel_idle_timeout": ("Seconds a WebSocket tunnel or a server-sent events stream may be "
+                            "silent both ways.", float),
+    "max_head_size": ("Bytes of a request's line and headers together (431 past it).", int),
+    "max_headers": ("Header fields in one request (431 past it).", int),
+    "max_connections": ("Visitor connections per worker; more get 503 and are closed.", int),
+}
+
+
+def limit_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Adds an option (with its BINDROP_PROXY_* twin and its default in --help) for each
+    named timeout and limit."""
+    defaults = Limits()
+    for name, (text, kind) in reversed(LIMIT_OPTIONS.items()):
+        env = f"BINDROP_PROXY_{name.upper()}"
+        command = click.option(
+            "--" + name.replace("_", "-"), name, default=getattr(defaults, name),
+            show_default=True, envvar=env,
+            type=click.FloatRange(min=0.001) if kind is float else click.IntRange(min=1),
+            help=f"{text} [env: {env}]")(command)
+    return command
 
 
 @click.command()
@@ -46,8 +82,14 @@ def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
                    "BINDROP_ROOT). [env: BINDROP_PROXY_HUB_SOCKET]")
 @click.option("--upstream-timeout", type=float, default=60.0, show_default=True,
               envvar="BINDROP_PROXY_UPSTREAM_TIMEOUT",
-              help="Seconds an app has to start answering before the visitor gets 504. "
-                   "[env: BINDROP_PROXY_UPSTREAM_TIMEOUT]")
+              help="Seconds an app has to start answering (its answer head), counted once "
+                   "the request is fully sent; then 504. [env: BINDROP_PROXY_UPSTREAM_TIMEOUT]")
+@click.option("--trusted-proxies", default="", envvar="BINDROP_TRUSTED_PROXIES",
+              help="Load balancers or CDNs in front of this proxy, as CIDR,… (e.g. "
+                   "10.0.0.0/8,2001:db8::/32): only from those is an incoming "
+                   "X-Forwarded-For / Forwarded chain kept and the visitor taken from it. "
+                   "Default: none (the proxy is the edge). [env: BINDROP_TRUSTED_PROXIES]")
+@limit_options
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               envvar="BINDROP_PROXY_WORKERS",
               help="Worker processes sharing the listening sockets (default: one per CPU; "
@@ -57,7 +99,8 @@ def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
               help="How much to log (access lines always go to stdout). "
                    "[env: BINDROP_LOG_LEVEL]")
 def proxy(listen: str, listen_https: str | None, hub_socket: Path | None, upstream_timeout: float,
-          workers: int | None, log_level: str) -> None:
+          trusted_proxies: str, workers: int | None, log_level: str,
+          **limits: Any) -> None:
     """Run the reverse proxy in the foreground (what bindrop-proxy.service runs).
 
     It serves the sockets systemd passes (bindrop-proxy.socket) or binds --listen, routes
@@ -76,8 +119,14 @@ def proxy(listen: str, listen_https: str | None, hub_socket: Path | None, upstre
     """
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env(os.environ)
+    try:
+        trusted = tuple(str(net) for net in parse_trusted_proxies(trusted_proxies))
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.message, param_hint="--trusted-proxies") from None
     options = dataclasses.replace(ProxyOptions.from_settings(settings),
-                                  upstream_timeout=upstream_timeout)
+                                  upstream_timeout=upstream_timeout, limits=Limits(**limits))
+    if trusted:
+        options = dataclasses.replace(options, trusted_proxies=trusted)
     if hub_socket is not None:
         options = dataclasses.replace(options, hub_socket=hub_socket)
     https = parse_listen(listen_https, "--listen-https") if listen_https else None

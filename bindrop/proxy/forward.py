@@ -24,21 +24,26 @@ from bindrop.proxy.cache import RouteCache
 from bindrop.proxy.headers import (
     build_downstream_headers,
     build_https_location,
+    build_interim_headers,
     build_upstream_headers,
     get_header,
     is_websocket_upgrade,
+    pick_client,
     pick_request_id,
     response_has_body,
 )
-from bindrop.proxy.http1 import Request, Response
+from bindrop.proxy.http1 import BadBody, Request, Response, UploadTimeout
 from bindrop.proxy.inflight import InFlight
+from bindrop.proxy.limits import Limits, log_fired
 from bindrop.proxy.pages import Pages
 from bindrop.proxy.table import match_route
+from bindrop.proxy.trusted import TrustedProxies
 from bindrop.proxy.upstream import (
     StaleConnection,
     UpstreamConnection,
     UpstreamError,
     UpstreamPool,
+    UpstreamTimeout,
     frame_chunk,
     render_request_head,
 )
@@ -79,8 +84,13 @@ class Forwarder:
     def __init__(self, routes: RouteCache, pool: UpstreamPool, *,
                  inflight: InFlight, pages: Pages, access: AccessLog,
                  upstream_timeout: float, scheme: str = "http", waker: Waker | None = None,
-                 wake_timeout: float = 30.0, https_port: int | None = None) -> None:
+                 wake_timeout: float = 30.0, https_port: int | None = None,
+                 limits: Limits | None = None,
+                 trusted_proxies: TrustedProxies | None = None) -> None:
         self.routes = routes
+        self.limits = limits or Limits()
+        #: Peers whose forwarding headers are kept (a load balancer, a CDN); none by default.
+        self.trusted = trusted_proxies or TrustedProxies()
         self.pool = pool
         self.inflight = inflight
         self.pages = pages
@@ -123,6 +133,11 @@ class Forwarder:
 
     async def _answer(self, request: Request, response: Response, host: str,
                       request_id: str, result: _Result) -> None:
+        if request.asterisk:  # OPTIONS *: about this server, no app's business
+            result.status = 200
+            return await response.send(200, b"OK", [
+                (b"Allow", b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+                (b"X-Request-Id", request_id.encode())], b"")
         route = match_route(self.routes.lookup, host, request.raw_path)
         if route is None:
             return await self._page(request, response, result, 404, f"No app answers on "
@@ -193,16 +208,22 @@ class Forwarder:
     async def _forward(self, request: Request, response: Response, route: AppRoute,
                        upstream: Upstream, request_id: str, result: _Result) -> None:
         upgrade = request.upgrade and is_websocket_upgrade(request.headers)
-        headers = build_upstream_headers(request.headers, client=request.remote,
-                                         scheme=self._scheme(request), request_id=request_id)
+        trusted = self.trusted.peer_is_trusted(request.remote)
+        headers = build_upstream_headers(
+            request.headers, client=request.remote, scheme=self._scheme(request),
+            request_id=request_id, trusted=trusted,
+            visitor=pick_client(request.remote, request.headers, self.trusted.peer_is_trusted)
+            if trusted else None,
+            host=request.host.encode("utf-8", "surrogateescape") if request.host else None)
         if not request.host:  # HTTP/1.0 visitors may send none; HTTP/1.1 needs one
             headers.append((b"Host", b"127.0.0.1:%d" % upstream.port))
         if upgrade:  # hop-by-hop, but the one hop the app must see to agree
             headers.append((b"Connection", b"Upgrade"))
             headers.append((b"Upgrade", get_header(request.headers, b"upgrade") or b""))
         has_body = request.body_exists
-        chunked = has_body and request.content_length is None
-        head = render_request_head(request.method, request.raw_url, headers, chunked=chunked)
+        chunked = request.chunked
+        head = render_request_head(request.method, request.raw_url, headers, chunked=chunked,
+                                   length=request.content_length)
         attempts = 1 if has_body or upgrade or request.method not in _IDEMPOTENT else 2
         conn: UpstreamConnection | None = None
         upload: asyncio.Task[None] | None = None
@@ -217,22 +238,40 @@ class Forwarder:
                                             "not accept the connection. It may be starting or "
                                             "stopping; try again.", request_id, route.app)
                 conn.send_head(head, head_only=request.method == "HEAD")
+                conn.on_interim = _interim_to(response)
                 if has_body:
+                    conn.send_timeout = self.limits.upload_idle_timeout
                     upload = asyncio.ensure_future(
                         _upload(request, conn, route.body_limit, chunked))
                 try:
                     if upload is None:
                         await conn.head(self.upstream_timeout)
                     else:
-                        async with asyncio.timeout(self.upstream_timeout):
-                            await _wait_head(conn, upload)
+                        await _wait_head(conn, upload, self.upstream_timeout)
                     break
                 except TimeoutError:
+                    log_fired("upstream_timeout", self.upstream_timeout, f"{route.app} sent "
+                              f"no answer head to {request.method} {request.raw_path[:200]}")
                     return await self._page(request, response, result, 504, f"{route.app} did "
                                             f"not answer within {self.upstream_timeout:g} s.",
                                             request_id, route.app)
                 except BodyTooLarge:
                     return await self._too_large(request, response, result, route, request_id)
+                except UploadTimeout:
+                    request.keep_alive = False
+                    return await self._page(request, response, result, 408, "The request "
+                                            "body stopped arriving.", request_id, route.app)
+                except BadBody as exc:
+                    request.keep_alive = False
+                    return await self._page(request, response, result, exc.status,
+                                            f"The request body is malformed ({exc.reason}).",
+                                            request_id, route.app)
+                except UpstreamTimeout as exc:
+                    log_fired(exc.name, exc.seconds, f"{route.app}: {exc}")
+                    request.keep_alive = False
+                    return await self._page(request, response, result, 504, f"{route.app} "
+                                            "stopped reading the request.", request_id,
+                                            route.app)
                 except StaleConnection:
                     # A pooled keep-alive connection the app had just closed: retry once
                     # (only requests without a body that are safe to repeat).
@@ -249,14 +288,24 @@ class Forwarder:
             assert conn is not None
             status = conn.status
             result.status = status
-            out = build_downstream_headers(conn.headers, request_id)
             if status == 101 and upgrade:
+                out = build_downstream_headers(conn.headers, request_id)
                 out.append((b"Connection", b"Upgrade"))
                 out.append((b"Upgrade", get_header(conn.headers, b"upgrade") or b"websocket"))
                 response.start(101, conn.reason, out)
                 await response.write(b"")
-                await _tunnel(request, response, conn)
+                await _tunnel(request, response, conn, self.limits.tunnel_idle_timeout)
                 return None
+            if status == 101:  # a switch nobody asked for (or to what the proxy cannot
+                status = result.status = 502  # carry): not passed on
+                return await self._page(request, response, result, 502, f"{route.app} "
+                                        "switched protocols unasked.", request_id, route.app)
+            length = conn.length
+            if status == 204 or (request.method != "HEAD" and status == 304) \
+                    or 100 <= status < 200:
+                length = None
+            out = build_downstream_headers(conn.headers, request_id, decided=True,
+                                           length=length)
             response.start(status, conn.reason, out)
             if response_has_body(request.method, status):
                 whole = conn.take()
@@ -264,12 +313,23 @@ class Forwarder:
                     result.sent = len(whole)
                     await response.end(whole)
                     return None
-                while chunk := await conn.read():
-                    result.sent += len(chunk)
-                    if conn.complete and not conn.pending:
-                        break  # the last piece: it goes with the end below
-                    await response.write(chunk)
-                    chunk = b""
+                limits = self.limits
+                idle, name = limits.answer_idle_timeout, "answer_idle_timeout"
+                if (get_header(conn.headers, b"content-type") or b"").startswith(
+                        b"text/event-stream"):
+                    idle, name = limits.tunnel_idle_timeout, "tunnel_idle_timeout"
+                try:
+                    while chunk := await conn.read(idle, name):
+                        result.sent += len(chunk)
+                        if conn.complete and not conn.pending:
+                            break  # the last piece: it goes with the end below
+                        await response.write(chunk)
+                        chunk = b""
+                except UpstreamTimeout as exc:
+                    log_fired(exc.name, exc.seconds, f"{route.app} stalled mid-answer to "
+                              f"{request.method} {request.raw_path[:200]}")
+                    response.connection.abort()
+                    return None
                 await response.end(chunk)
             else:
                 await response.end()
@@ -317,6 +377,16 @@ _REASONS = {404: b"Not Found", 413: b"Content Too Large", 502: b"Bad Gateway",
             503: b"Service Unavailable", 504: b"Gateway Timeout"}
 
 
+def _interim_to(response: Response) -> Callable[[int, bytes, list[tuple[bytes, bytes]]],
+                                                 None]:
+    """Passes an app's 1xx answers on to the visitor as they come (not 100: the proxy
+    answers ``Expect: 100-continue`` itself, when the body is first read)."""
+    def interim(status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        if status != 100:
+            response.interim(status, reason, build_interim_headers(headers))
+    return interim
+
+
 async def _upload(request: Request, conn: UpstreamConnection, limit: int,
                   chunked: bool) -> None:
     """Send the request body to the app as it arrives; BodyTooLarge past ``limit``."""
@@ -330,30 +400,49 @@ async def _upload(request: Request, conn: UpstreamConnection, limit: int,
         await conn.send_body(frame_chunk(b""))
 
 
-async def _wait_head(conn: UpstreamConnection, upload: asyncio.Task[None]) -> None:
+async def _wait_head(conn: UpstreamConnection, upload: asyncio.Task[None],
+                     timeout: float) -> None:
     """Until the app's answer has its headers; an upload's error (BodyTooLarge, the
-    visitor going away) ends the wait with that error."""
+    visitor going away, its idle timeout) ends the wait with that error. The upload may
+    take as long as it flows; ``timeout`` counts from its end (or TimeoutError)."""
     head = asyncio.ensure_future(conn.head())
     try:
         await asyncio.wait((head, upload), return_when=asyncio.FIRST_COMPLETED)
         if upload.done() and upload.exception() is not None:
             raise upload.exception()  # type: ignore[misc]
-        await head
+        if head.done():
+            await head
+            return
     finally:
         if not head.done():
             head.cancel()
         elif not head.cancelled():
             head.exception()  # retrieved: the upload's error is the one that counts
+    await conn.head(timeout)  # the whole request is sent: now the app's turn
 
 
-async def _tunnel(request: Request, response: Response, conn: UpstreamConnection) -> None:
-    """Bytes both ways, as they are, until either side closes (then both are closed)."""
+async def _tunnel(request: Request, response: Response, conn: UpstreamConnection,
+                  idle: float) -> None:
+    """Bytes both ways, as they are, until either side closes (then both are closed), or
+    nothing passed either way for ``idle`` seconds (``tunnel_idle_timeout``)."""
     down = response.connection
     assert down.transport is not None and conn.transport is not None
+    loop = asyncio.get_running_loop()
+    conn.last_active = loop.time()
     up_closed = conn.start_tunnel(down.transport)
     down_closed = down.start_tunnel(conn.transport)
     try:
-        await asyncio.wait((up_closed, down_closed), return_when=asyncio.FIRST_COMPLETED)
+        while True:
+            last = max(conn.last_active, down.last_active)
+            wait = last + idle - loop.time()
+            if wait <= 0:
+                log_fired("tunnel_idle_timeout", idle, f"nothing passed through the tunnel "
+                          f"of {request.method} {request.raw_path[:200]}")
+                return
+            done, _ = await asyncio.wait((up_closed, down_closed), timeout=wait,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if done:
+                return
     finally:
         conn.close()
         down.close()

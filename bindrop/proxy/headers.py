@@ -1,10 +1,16 @@
 """Header rules of the proxy. Pure: the handler only streams what these return.
 
 Hop-by-hop headers (RFC 9110 7.6.1: the fixed set plus whatever ``Connection`` names) are
-for one connection and never forwarded either way. Upstream requests carry
-``X-Forwarded-For`` (the client appended to what came in), ``X-Forwarded-Proto`` and
-``X-Forwarded-Host`` (set: the proxy is the edge) and an ``X-Request-Id`` (kept when the client
-sent a sane one, else new).
+for one connection and never forwarded either way; ``Connection`` can never name the framing
+(Content-Length, Transfer-Encoding) or Host, and the framing sent upstream is the proxy's own
+(``render_request_head``), never the visitor's bytes. The proxy is the edge: upstream
+requests carry ``X-Forwarded-For`` (the visitor's address), ``X-Forwarded-Proto``,
+``X-Forwarded-Host`` and an RFC 7239 ``Forwarded`` *set* here, whatever the visitor sent
+(Caddy's default: an appended chain's leftmost entry is the visitor's to choose), unless the
+connection comes from a trusted proxy (``--trusted-proxies``): then its chain is kept and
+extended. Underscore spellings of those names (``X_Forwarded_For``, which many app servers
+read as the dashed one) are dropped. An ``X-Request-Id`` is kept when the client sent a sane
+one, else new.
 
 Headers stay bytes, as on the wire (names as sent, order and repeats kept): nothing is
 decoded and encoded again per request.
@@ -13,6 +19,7 @@ decoded and encoded again per request.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization",
@@ -22,8 +29,21 @@ REQUEST_ID = "X-Request-Id"
 _REQUEST_ID_OK = re.compile(r"[A-Za-z0-9._:@/+=-]{1,200}")
 #: Set by the proxy (it is the edge): what a visitor sends of these is dropped.
 _SET_HERE = frozenset({b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id",
-                       b"x-forwarded-for"})
-_DROP_UPSTREAM = HOP_BY_HOP | _SET_HERE
+                       b"x-forwarded-for", b"forwarded", b"x-real-ip"})
+#: Set here unless the connection comes from a trusted proxy.
+_CHAIN = frozenset({b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-for",
+                    b"forwarded", b"x-real-ip"})
+#: Never copied upstream: the proxy writes the framing from what its parser decided.
+_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+_DROP_UPSTREAM = HOP_BY_HOP | _SET_HERE | _FRAMING
+_DROP_UPSTREAM_TRUSTED = (HOP_BY_HOP | _SET_HERE | _FRAMING) - _CHAIN
+_DOWNSTREAM_DECIDED = HOP_BY_HOP | _FRAMING
+#: What ``Connection`` may never name (dropping them would desync framing or routing).
+_NEVER_NAMED = frozenset({b"host", b"content-length", b"transfer-encoding"})
+#: Underscore spellings dropped from requests: those that app servers mapping ``-`` and
+#: ``_`` to one name (CGI, WSGI, Rack) would read as one of these.
+_UNDERSCORED = frozenset(name.replace(b"-", b"_") for name in
+                         _SET_HERE | _FRAMING | {b"host", b"connection"})
 
 #: Headers as they are on the wire: (name, value) in order, repeats kept, names as sent.
 RawHeaders = list[tuple[bytes, bytes]]
@@ -56,42 +76,98 @@ def _drop_also(drop: frozenset[bytes], connection: bytes) -> frozenset[bytes]:
     named = _CONNECTION_NAMES.get(connection)
     if named is None:
         named = frozenset(token.strip().lower() for token in connection.split(b",")) \
-            - HOP_BY_HOP - {b""}
+            - HOP_BY_HOP - _NEVER_NAMED - {b""}
         if len(_CONNECTION_NAMES) < 256:
             _CONNECTION_NAMES[connection] = named
     return drop | named if named else drop
 
 
 def build_upstream_headers(headers: RawHeaders, *, client: str | None, scheme: str,
-                           request_id: str) -> RawHeaders:
-    """The headers to send upstream for a request that came in with ``headers``."""
-    drop = hop_by_hop(headers, _DROP_UPSTREAM)
+                           request_id: str, host: bytes | None = None,
+                           trusted: bool = False, visitor: str | None = None) -> RawHeaders:
+    """The headers to send upstream for a request that came in with ``headers`` from
+    ``client`` (its address as seen here), without framing (``render_request_head`` adds
+    it). ``host``: the Host the request was routed by (as the framing decided it), which
+    replaces the one sent. ``trusted``: the peer is a trusted proxy, whose forwarding
+    headers are kept (its address appended to ``X-Forwarded-For`` and ``Forwarded``).
+    ``X-Real-IP`` is ``visitor`` (default: ``client``)."""
+    drop = hop_by_hop(headers, _DROP_UPSTREAM_TRUSTED if trusted else _DROP_UPSTREAM)
     out: RawHeaders = []
-    chain: list[bytes] = []
-    host = None
+    chain: bytes | None = None
+    forwarded: bytes | None = None
     for name, value in headers:
         lowered = name.lower()
         if lowered in drop:
-            if lowered == b"x-forwarded-for" and value.strip():
-                chain.append(value.strip())
+            continue
+        if b"_" in lowered and lowered in _UNDERSCORED:
             continue
         if lowered == b"host":
-            host = value
+            if host is None:
+                host = value
+            continue
+        if trusted:
+            if lowered == b"x-forwarded-for":
+                chain = value.strip() if chain is None else chain + b", " + value.strip()
+                continue
+            if lowered == b"forwarded":
+                forwarded = value.strip() if forwarded is None \
+                    else forwarded + b", " + value.strip()
+                continue
         out.append((name, value))
-    if client:
-        chain.append(client.encode())
-    if chain:
-        out.append((b"X-Forwarded-For", b", ".join(chain)))
-    out.append((b"X-Forwarded-Proto", scheme.encode()))
-    if host:
+    if host is not None:
+        out.insert(0, (b"Host", host))
+    address = client.encode() if client else None
+    if address is not None:
+        out.append((b"X-Forwarded-For", address if not chain else chain + b", " + address))
+    if not trusted or get_header(headers, b"x-forwarded-proto") is None:
+        out.append((b"X-Forwarded-Proto", scheme.encode()))
+    if host and (not trusted or get_header(headers, b"x-forwarded-host") is None):
         out.append((b"X-Forwarded-Host", host))
+    element = render_forwarded(address, scheme, host)
+    out.append((b"Forwarded", element if not forwarded else forwarded + b", " + element))
+    real = visitor or client
+    if real:
+        out.append((b"X-Real-IP", real.encode()))
     out.append((b"X-Request-Id", request_id.encode()))
     return out
 
 
-def build_downstream_headers(headers: RawHeaders, request_id: str) -> RawHeaders:
-    """The headers to answer the client with, from the upstream's response ``headers``."""
-    drop = hop_by_hop(headers)
+def render_forwarded(address: bytes | None, scheme: str, host: bytes | None) -> bytes:
+    """One RFC 7239 ``Forwarded`` element for this hop. Pure."""
+    if address is None:
+        parts = [b"for=unknown"]
+    elif b":" in address:  # IPv6: quoted and bracketed
+        parts = [b'for="[' + address + b']"']
+    else:
+        parts = [b"for=" + address]
+    if host:
+        parts.append(b'host="' + host.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"')
+    parts.append(b"proto=" + scheme.encode())
+    return b";".join(parts)
+
+
+def pick_client(peer: str | None, headers: RawHeaders,
+                trusted: Callable[[str], bool]) -> str | None:
+    """The visitor's address for a request from ``peer``: the peer itself, or when the
+    peer is a trusted proxy, the rightmost address of its ``X-Forwarded-For`` chain that
+    is not a trusted proxy too. Pure."""
+    if peer is None or not trusted(peer):
+        return peer
+    chain = [item.strip().decode("latin-1") for key, value in headers
+             if key.lower() == b"x-forwarded-for" for item in value.split(b",")]
+    for address in reversed(chain):
+        if address and not trusted(address):
+            return address
+    return chain[0] if chain and chain[0] else peer
+
+
+def build_downstream_headers(headers: RawHeaders, request_id: str, *,
+                             decided: bool = False, length: int | None = None
+                             ) -> RawHeaders:
+    """The headers to answer the client with, from the upstream's response ``headers``.
+    ``decided``: the framing is the parser's decision, not the app's bytes: the app's
+    Content-Length is dropped and ``length`` (if any) written instead."""
+    drop = hop_by_hop(headers, _DOWNSTREAM_DECIDED if decided else HOP_BY_HOP)
     out: RawHeaders = []
     has_id = False
     for name, value in headers:
@@ -99,9 +175,18 @@ def build_downstream_headers(headers: RawHeaders, request_id: str) -> RawHeaders
         if lowered not in drop:
             out.append((name, value))
             has_id = has_id or lowered == b"x-request-id"
+    if length is not None:
+        out.append((b"Content-Length", b"%d" % length))
     if not has_id:
         out.append((b"X-Request-Id", request_id.encode()))
     return out
+
+
+def build_interim_headers(headers: RawHeaders) -> RawHeaders:
+    """The headers of a 1xx answer (103 Early Hints) to pass on: hop-by-hop ones
+    dropped."""
+    drop = hop_by_hop(headers, _DOWNSTREAM_DECIDED)
+    return [(name, value) for name, value in headers if name.lower() not in drop]
 
 
 def pick_request_id(given: bytes | None, new: str) -> str:

@@ -12,20 +12,39 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import cast
 
 import httptools
 
+from bindrop.proxy.framing import Refusal, RequestFraming, parse_request_framing
 from bindrop.proxy.headers import RawHeaders, get_header
+from bindrop.proxy.limits import Limits, log_fired
 
 log = logging.getLogger(__name__)
 
 #: Request body bytes buffered before reading from the visitor pauses.
 READ_BUFFER = 256 * 1024
-#: All of a request's head (request line and headers) may not be larger.
-MAX_HEAD_SIZE = 64 * 1024
+#: All of a request's head (request line and headers) may not be larger (the default of
+#: ``Limits.max_head_size``).
+MAX_HEAD_SIZE = Limits.max_head_size
+_NO_FRAMING = RequestFraming()
+
+
+class UploadTimeout(Exception):
+    """No byte of the request body for ``upload_idle_timeout`` seconds."""
+
+
+class BadBody(Exception):
+    """The request body's framing broke (a bad chunk size, say) after its head was
+    accepted: the answer is ``status`` and the connection closes."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 class Request:
@@ -36,9 +55,12 @@ class Request:
         "_chunks",
         "_complete",
         "_conn",
+        "_error",
         "_expect_continue",
         "_waiter",
+        "asterisk",
         "body_exists",
+        "chunked",
         "content_length",
         "headers",
         "host",
@@ -46,6 +68,7 @@ class Request:
         "method",
         "raw_path",
         "raw_url",
+        "refusal",
         "remote",
         "secure",
         "upgrade",
@@ -54,9 +77,11 @@ class Request:
 
     def __init__(self, conn: HttpConnection, method: str, raw_url: bytes,
                  headers: RawHeaders, version: str, keep_alive: bool,
-                 upgrade: bool) -> None:
+                 upgrade: bool, framing: RequestFraming = _NO_FRAMING) -> None:
         self._conn = conn
         self.method = method
+        if framing.target is not None:  # an absolute-form target: its path goes on
+            raw_url = framing.target
         self.raw_url = raw_url
         #: The path and query as sent, decoded (bytes that are not UTF-8 as surrogates).
         self.raw_path = raw_url.decode("utf-8", "surrogateescape")
@@ -66,28 +91,23 @@ class Request:
         self.upgrade = upgrade
         self.remote: str | None = conn.remote
         self.secure: bool = conn.secure
-        host = length = None
-        chunked = expect = False
-        for name, value in headers:
-            lowered = name.lower()
-            if lowered == b"host":
-                host = value
-            elif lowered == b"content-length":
-                length = value
-            elif lowered == b"transfer-encoding":
-                chunked = True
-            elif lowered == b"expect":
-                expect = value.lower() == b"100-continue"
-        #: The Host header as sent ("" without one).
+        host = framing.host
+        #: The host the request is for, as the framing decided it ("" without one).
         self.host = host.decode("utf-8", "surrogateescape") if host else ""
-        self.content_length: int | None = int(length) if length and length.isdigit() \
-            else None
-        self.body_exists = bool(self.content_length) or chunked
+        #: The body's length by Content-Length (None: chunked, or no body).
+        self.content_length = framing.content_length
+        self.chunked = framing.chunked
+        self.body_exists = bool(self.content_length) or framing.chunked
+        #: ``OPTIONS *``.
+        self.asterisk = framing.asterisk
+        #: Not to be forwarded: answer this and close.
+        self.refusal: Refusal | None = None
         self._chunks: collections.deque[bytes] = collections.deque()
         self._buffered = 0
         self._complete = False
+        self._error: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._expect_continue = expect and version == "1.1"
+        self._expect_continue = framing.expect_continue
 
     def get(self, name: bytes) -> str | None:
         """The first value of header ``name`` (lowercase), decoded; None without one."""
@@ -96,18 +116,27 @@ class Request:
 
     async def read(self) -> bytes:
         """The next piece of the body as it arrived, b"" at its end. Raises
-        ConnectionResetError when the visitor goes away first."""
+        ConnectionResetError when the visitor goes away first, UploadTimeout when no byte
+        came for ``upload_idle_timeout``, BadBody when the body's framing broke."""
         if self._expect_continue:
             self._expect_continue = False
             self._conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         while not self._chunks:
             if self._complete:
                 return b""
+            if self._error is not None:
+                raise self._error
             if self._conn.closed:
                 raise ConnectionResetError("the visitor closed the connection")
             self._waiter = self._conn.loop.create_future()
+            idle = self._conn.limits.upload_idle_timeout
             try:
-                await self._waiter
+                async with asyncio.timeout(idle):
+                    await self._waiter
+            except TimeoutError:
+                log_fired("upload_idle_timeout", idle, f"no byte of the body of "
+                          f"{self.method} {self.raw_path[:200]} from {self.remote}")
+                raise UploadTimeout from None
             finally:
                 self._waiter = None
         data = self._chunks.popleft()
@@ -125,6 +154,11 @@ class Request:
 
     def _end(self) -> None:
         self._complete = True
+        self._wake()
+
+    def _fail(self, error: Exception) -> None:
+        self._error = error
+        self.keep_alive = False
         self._wake()
 
     def _wake(self) -> None:
@@ -218,6 +252,16 @@ class Response:
         if out:
             await self._conn.send(out)
 
+    def interim(self, status: int, reason: bytes, headers: RawHeaders) -> None:
+        """A 1xx answer before the final one (103 Early Hints), sent at once to an
+        HTTP/1.1 visitor (HTTP/1.0 knows none)."""
+        if self.started or self._request.version != "1.1":
+            return
+        lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+        lines += [name + b": " + value + b"\r\n" for name, value in headers]
+        lines.append(b"\r\n")
+        self._conn.write(b"".join(lines))
+
     async def send(self, status: int, reason: bytes, headers: RawHeaders,
                    body: bytes) -> None:
         """A whole answer at once (pages, redirects)."""
@@ -237,16 +281,60 @@ Handler = Callable[[Request, Response], Awaitable[None]]
 
 
 class HttpConnection(asyncio.Protocol):
-    """One visitor's connection."""
+    """One visitor's connection. Slotted: thousands of idle keep-alive connections are
+    each one of these, so no per-instance dict."""
+
+    __slots__ = (
+        "__weakref__",
+        "_current",
+        "_drain",
+        "_early",
+        "_fields_size",
+        "_head_size",
+        "_headers",
+        "_in_head",
+        "_more",
+        "_parser",
+        "_queue",
+        "_read_paused",
+        "_refused",
+        "_task",
+        "_trailer_size",
+        "_tunnel",
+        "_upgraded",
+        "_url",
+        "_write_paused",
+        "closed",
+        "closing",
+        "handler",
+        "head_started",
+        "last_active",
+        "limits",
+        "loop",
+        "max_field_size",
+        "max_line_size",
+        "over_capacity",
+        "registry",
+        "remote",
+        "requests_seen",
+        "secure",
+        "transport",
+        "tunnel_closed",
+        "write_paused_since",
+    )
 
     def __init__(self, handler: Handler, *, loop: asyncio.AbstractEventLoop,
                  max_line_size: int = 8190, max_field_size: int = 8190,
-                 registry: set[HttpConnection] | None = None) -> None:
+                 registry: set[HttpConnection] | None = None,
+                 limits: Limits | None = None, over_capacity: bool = False) -> None:
         self.handler = handler
         self.loop = loop
         self.max_line_size = max_line_size
         self.max_field_size = max_field_size
         self.registry = registry
+        self.limits = limits or _DEFAULT_LIMITS
+        #: Made beyond ``max_connections``: answers 503 and closes.
+        self.over_capacity = over_capacity
         self.transport: asyncio.Transport | None = None
         self.remote: str | None = None
         self.secure = False
@@ -255,14 +343,23 @@ class HttpConnection(asyncio.Protocol):
         self.closing = False
         self.requests_seen = 0
         self.last_active = loop.time()
-        self._parser = httptools.HttpRequestParser(self)
+        #: When the request head being received began (or the connection, for its first).
+        self.head_started = self.last_active
+        #: Since when the visitor's socket would take no more of its answer (0: it does).
+        self.write_paused_since = 0.0
+        #: None between requests of an idle connection (made again by its next bytes).
+        self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self._url = b""
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._headers: list[tuple[bytes, bytes]] = _NO_HEADERS
         self._head_size = 0
+        self._fields_size = 0
+        self._trailer_size = 0
         self._in_head = False
         self._refused = False
         self._current: Request | None = None  # being received
-        self._queue: collections.deque[Request] = collections.deque()  # to answer, in order
+        # To answer, in order: a list, not a deque (whose first block alone is 600 bytes per
+        # idle connection; more than one request waits only when a visitor pipelines).
+        self._queue: list[Request] = []
         #: Answers the requests in turn; waits on ``_more`` between them (one task for
         #: all of a keep-alive connection's requests, not one per request).
         self._task: asyncio.Task[None] | None = None
@@ -280,8 +377,11 @@ class HttpConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
-        self.remote = peer[0] if isinstance(peer, tuple) else None
+        self.remote = plain_address(peer[0]) if isinstance(peer, tuple) else None
         self.secure = transport.get_extra_info("sslcontext") is not None
+        if self.over_capacity:
+            self._refuse_connection()
+            return
         if self.registry is not None:
             self.registry.add(self)
 
@@ -295,8 +395,11 @@ class HttpConnection(asyncio.Protocol):
             return
         if self._refused:
             return
+        parser = self._parser
+        if parser is None:
+            parser = self._parser = httptools.HttpRequestParser(self)
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self._upgraded = True
             rest = data[exc.args[0]:] if exc.args else b""
@@ -308,7 +411,7 @@ class HttpConnection(asyncio.Protocol):
             return
         if self._in_head:  # a head still incomplete: bound what the parser holds
             self._head_size += len(data)
-            if self._head_size > MAX_HEAD_SIZE:
+            if self._head_size > self.limits.max_head_size:
                 self._refuse(431, "Request Header Fields Too Large")
 
     def eof_received(self) -> bool | None:
@@ -339,11 +442,13 @@ class HttpConnection(asyncio.Protocol):
         if self._tunnel is not None:
             self._tunnel.pause_reading()
         self._write_paused = True
+        self.write_paused_since = self.loop.time()
 
     def resume_writing(self) -> None:
         if self._tunnel is not None:
             self._tunnel.resume_reading()
         self._write_paused = False
+        self.write_paused_since = 0.0
         drain = self._drain
         if drain is not None and not drain.done():
             drain.set_result(None)
@@ -352,7 +457,10 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._in_head = True
+        if self.requests_seen:  # the first head's clock started with the connection
+            self.head_started = self.loop.time()
         self._head_size = 0
+        self._fields_size = 0
         self._url = b""
         self._headers = []
 
@@ -363,19 +471,51 @@ class HttpConnection(asyncio.Protocol):
             raise _Refused  # httptools turns it into an HttpParserCallbackError
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) + len(value) + 2 > self.max_field_size:
+        size = len(name) + len(value) + 2
+        if not self._in_head:
+            # A trailer of a chunked body: never a header of the request (it would let a
+            # visitor add Host, Cookie... after the proxy's checks); dropped, but bounded.
+            self._trailer_size += size
+            if self._trailer_size > self.limits.max_head_size:
+                self._refuse(431, "Request Header Fields Too Large")
+                raise _Refused
+            return
+        headers = self._headers
+        self._fields_size += size + 2
+        if size > self.max_field_size or len(headers) >= self.limits.max_headers:
             self._refuse(431, "Request Header Fields Too Large")
             raise _Refused
-        self._headers.append((name, value))
+        headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
+        assert parser is not None
         self._in_head = False
-        request = Request(self, parser.get_method().decode("ascii", "replace"),
-                          self._url, self._headers,
-                          parser.get_http_version(), parser.should_keep_alive(),
-                          parser.should_upgrade())
+        self._trailer_size = 0
+        method = parser.get_method().decode("ascii", "replace")
+        version = parser.get_http_version()
+        headers = self._headers
+        # The size of the head in this read too (data_received counts whole reads).
+        if len(self._url) + self._fields_size > self.limits.max_head_size:
+            self._refuse(431, "Request Header Fields Too Large")
+            raise _Refused
+        try:
+            framing = parse_request_framing(method, self._url, version, headers)
+            upgrade = parser.should_upgrade()
+            if upgrade and (framing.chunked or framing.content_length):
+                raise Refusal(400, "Bad Request", "an upgrade request with a body")
+        except Refusal as refusal:
+            log.debug("refused %s %r: %s", method, self._url[:200], refusal)
+            self._refuse(refusal.status, refusal.reason)
+            raise _Refused from None
+        request = Request(self, method, self._url, headers, version,
+                          parser.should_keep_alive(), upgrade, framing)
+        self._headers = _NO_HEADERS  # the request has them; a new head gets a new list
+        self._url = b""
         self._current = request
+        self._enqueue(request)
+
+    def _enqueue(self, request: Request) -> None:
         self._queue.append(request)
         self.requests_seen += 1
         more = self._more
@@ -404,13 +544,24 @@ class HttpConnection(asyncio.Protocol):
         try:
             while not self.closed:
                 if not self._queue:
-                    # Keep-alive: wait for the next request's head (the visitor going
-                    # away cancels this task).
-                    self._more = self.loop.create_future()
-                    await self._more
-                    continue
+                    # Keep-alive: the next request's head starts a new task, and its
+                    # bytes a new parser (an idle connection holds no task, frame, future
+                    # or parser: memory per connection).
+                    if not self._in_head and self._current is None and not self._upgraded:
+                        self._parser = None
+                    return
                 request = self._queue[0]
                 response = Response(self, request)
+                refusal = request.refusal
+                if refusal is not None:
+                    # Refused by the parser or the limits: answered in its turn (after
+                    # the valid requests pipelined before it), then the connection ends.
+                    body = f"{refusal.status} {refusal.reason}\n".encode()
+                    with contextlib.suppress(ConnectionError):
+                        await response.send(refusal.status, refusal.reason.encode(),
+                                            [(b"Content-Type", b"text/plain")], body)
+                    self.close()
+                    return
                 try:
                     await self.handler(request, response)
                     if not response.started:
@@ -429,7 +580,7 @@ class HttpConnection(asyncio.Protocol):
                     await response.send(500, b"Internal Server Error",
                                         [(b"Content-Type", b"text/plain")],
                                         b"500 Internal Server Error\n")
-                self._queue.popleft()
+                del self._queue[0]
                 self.last_active = self.loop.time()
                 if self._upgraded:
                     # The tunnel ended, or the app refused the upgrade (after an upgrade
@@ -512,18 +663,74 @@ class HttpConnection(asyncio.Protocol):
             self.transport.abort()
 
     def _refuse(self, status: int, reason: str) -> None:
-        """Answer a request the parser or the limits refused, and close."""
-        if self._refused:
+        """Answer a request the parser or the limits refused, in its turn, and close. A
+        body that breaks mid-way fails its request's reads instead (its handler answers,
+        if it still can)."""
+        if self._refused or self.closed:
             return
         self._refused = True
-        if not self._queue and self.transport is not None and not self.closed:
-            body = f"{status} {reason}\n".encode()
-            self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
-                                 b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-                                 % (status, reason.encode(), len(body), body))
+        self._in_head = False
+        current = self._current
+        if current is not None:
+            self._current = None
+            current._fail(BadBody(status, reason))
+            return
+        request = Request(self, "GET", b"", [], "1.1", False, False)
+        request.refusal = Refusal(status, reason, reason)
+        self._enqueue(request)
+
+    def _refuse_connection(self) -> None:
+        """Too many connections: a 503, not a stalled accept."""
+        self.closed = True
+        assert self.transport is not None
+        self.transport.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain"
+                             b"\r\nContent-Length: 24\r\nConnection: close\r\n\r\n"
+                             b"503 Service Unavailable\n")
+        self.transport.close()
+
+    def check_timeouts(self, now: float) -> str | None:
+        """Enforce the timeouts that the sweep keeps (the visitor's side); the name of the
+        one that fired, if any."""
+        limits = self.limits
+        if self.closed:
+            return None
+        if self.write_paused_since:
+            limit = limits.tunnel_idle_timeout if self._upgraded \
+                else limits.visitor_idle_timeout
+            if now - self.write_paused_since >= limit:
+                name = "tunnel_idle_timeout" if self._upgraded else "visitor_idle_timeout"
+                log_fired(name, limit, f"{self.remote} read nothing of its answer")
+                self.abort()
+                return name
+            return None
+        if self._upgraded or self._refused or self._queue:
+            return None  # a request being answered: the forwarder's timeouts apply
+        if self._in_head or self.requests_seen == 0:
+            if now - self.head_started >= limits.request_head_timeout:
+                log_fired("request_head_timeout", limits.request_head_timeout,
+                          f"no whole request head from {self.remote}")
+                if self._in_head:
+                    self._refuse(408, "Request Timeout")
+                else:  # not a byte sent: nothing to answer
+                    self.close()
+                return "request_head_timeout"
+        elif now - self.last_active >= limits.keepalive_timeout:
             self.close()
-        else:
-            self.abort()
+            return "keepalive_timeout"
+        return None
+
+
+def plain_address(address: str) -> str:
+    """An IPv4 visitor on a dual-stack socket as plain IPv4 (``::ffff:1.2.3.4`` ->
+    ``1.2.3.4``). Pure."""
+    if address.startswith("::ffff:") and "." in address:
+        return address[7:]
+    return address
+
+
+_DEFAULT_LIMITS = Limits()
+#: What ``_headers`` is between heads (never appended to: a head starts a new list).
+_NO_HEADERS: list[tuple[bytes, bytes]] = []
 
 
 class _Refused(Exception):

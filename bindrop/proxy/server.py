@@ -15,7 +15,7 @@ import os
 import socket
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TextIO
@@ -28,7 +28,9 @@ from bindrop.proxy.forward import Forwarder
 from bindrop.proxy.http1 import HttpConnection
 from bindrop.proxy.hublink import HubLink
 from bindrop.proxy.inflight import InFlight
+from bindrop.proxy.limits import Limits, log_fired
 from bindrop.proxy.pages import Pages
+from bindrop.proxy.trusted import TrustedProxies, parse_trusted_proxies
 from bindrop.proxy.upstream import UpstreamPool
 from bindrop.settings import Settings
 
@@ -43,7 +45,9 @@ FIRST_REQUEST_WAIT = 2.0
 #: the proxy was down.
 FIRST_TABLE_WAIT = 3.0
 #: How long a visitor's connection may stay open with no request (keep-alive).
-KEEPALIVE_TIMEOUT = 75.0
+KEEPALIVE_TIMEOUT = Limits.keepalive_timeout
+#: How often the visitors' connections are checked against their timeouts (at most).
+SWEEP_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
@@ -66,13 +70,18 @@ class ProxyOptions:
     tls_dir: Path | None = None
     #: How often the certificate files are checked for changes.
     cert_check_interval: float = CHECK_INTERVAL
+    #: The named timeouts and limits at the edge (``upstream_timeout`` is the answer head's).
+    limits: Limits = field(default_factory=Limits)
+    #: Peers (CIDR networks) whose X-Forwarded-* / Forwarded headers are kept.
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProxyOptions:
         """Defaults for this server: the hub's control socket, the snapshot in state_dir."""
         return cls(hub_socket=settings.control_socket,
                    snapshot=settings.state_dir / SNAPSHOT_NAME,
-                   tls_dir=settings.etc_dir / "tls")
+                   tls_dir=settings.etc_dir / "tls",
+                   trusted_proxies=settings.trusted_proxies)
 
 
 class ProxyServer:
@@ -98,6 +107,7 @@ class ProxyServer:
         self.https_sockets: list[socket.socket] = []
         self.certificates: Certificates | None = None
         self._cert_task: asyncio.Task[None] | None = None
+        self._full_logged = False
 
     async def start(self, sockets: list[socket.socket],
                     https_sockets: list[socket.socket] | None = None) -> None:
@@ -116,15 +126,25 @@ class ProxyServer:
             access=self.access, upstream_timeout=self.options.upstream_timeout,
             scheme=self.options.scheme, waker=self.hub.wake,
             wake_timeout=self.options.wake_timeout,
-            https_port=https_sockets[0].getsockname()[1] if https_sockets else None)
+            https_port=https_sockets[0].getsockname()[1] if https_sockets else None,
+            limits=self.options.limits,
+            trusted_proxies=TrustedProxies(parse_trusted_proxies(
+                self.options.trusted_proxies)))
         loop = asyncio.get_running_loop()
         options = self.options
+        limits = options.limits
 
         def connection() -> HttpConnection:
+            full = len(self.connections) >= limits.max_connections
+            if full and not self._full_logged:  # once per time it fills up
+                log_fired("max_connections", limits.max_connections, "this worker has as "
+                          "many visitor connections as it takes; new ones get 503")
+            self._full_logged = full
             return HttpConnection(forwarder.handle, loop=loop,
                                   max_line_size=options.max_line_size,
                                   max_field_size=options.max_field_size,
-                                  registry=self.connections)
+                                  registry=self.connections, limits=limits,
+                                  over_capacity=full)
 
         for sock in sockets:
             self._acceptors.append(Acceptor(sock, connection))
@@ -207,14 +227,15 @@ class ProxyServer:
         await asyncio.sleep(0)
 
     async def _close_idle_connections(self) -> None:
-        """Close keep-alive connections idle for KEEPALIVE_TIMEOUT (and heads that stall)."""
+        """Enforce the visitors' side timeouts (request head, keep-alive, visitor not
+        reading): a sweep over the connections instead of a timer per request."""
         loop = asyncio.get_running_loop()
+        interval = min(SWEEP_INTERVAL, self.options.limits.smallest_timeout() / 4)
         while True:
-            await asyncio.sleep(KEEPALIVE_TIMEOUT / 5)
-            cutoff = loop.time() - KEEPALIVE_TIMEOUT
+            await asyncio.sleep(interval)
+            now = loop.time()
             for conn in list(self.connections):
-                if conn.waiting and conn.last_active < cutoff:
-                    conn.close()
+                conn.check_timeouts(now)
 
     async def __aenter__(self) -> ProxyServer:
         return self

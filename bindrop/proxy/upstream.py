@@ -14,11 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import cast
 
 import httptools
+
+log = logging.getLogger(__name__)
+
+#: Told of each 1xx answer but 101 (status, reason, headers) as it arrives.
+InterimHandler = Callable[[int, bytes, list[tuple[bytes, bytes]]], None]
 
 #: Response body bytes buffered before reading from the app pauses.
 READ_BUFFER = 256 * 1024
@@ -30,6 +36,19 @@ MAX_IDLE_PER_PORT = 256
 
 class UpstreamError(Exception):
     """The app closed, reset or garbled the connection."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """A named timeout fired while waiting on the app."""
+
+    def __init__(self, name: str, seconds: float, what: str) -> None:
+        super().__init__(f"{name} ({seconds:g} s): {what}")
+        self.name = name
+        self.seconds = seconds
+
+
+class _ExtraData(Exception):
+    """Raised from a parser callback: bytes after the complete answer."""
 
 
 class StaleConnection(UpstreamError):
@@ -47,6 +66,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.idle_since = 0.0
         self.reused = False
+        #: Activity in a tunnel (after a 101), for its idle timeout.
+        self.last_active = 0.0
+        #: Seconds a ``send_body`` may wait for the app's socket to take more.
+        self.send_timeout: float | None = None
         self._loop = asyncio.get_running_loop()
         self._closed = False
         self._lost: Exception | None = None
@@ -65,6 +88,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.keep_alive = False
+        #: Told of 1xx answers (set per request, after ``send_head``).
+        self.on_interim: InterimHandler | None = None
+        #: The app sent bytes past its answer: never reused.
+        self.poisoned = False
         self._head_only = False
         self._got_bytes = False
         self._head_done: asyncio.Future[None] | None = None
@@ -88,6 +115,7 @@ class UpstreamConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._got_bytes = True
         if self._upgraded:
+            self.last_active = self._loop.time()
             if self._tunnel is not None:
                 self._tunnel.write(data)
             else:
@@ -96,14 +124,16 @@ class UpstreamConnection(asyncio.Protocol):
         if self._remaining is not None:
             # A body of known length, past its first piece: counted, not parsed (httptools
             # would copy every piece once more).
-            if len(data) > self._remaining:
-                self._fail(UpstreamError("the app sent more than its Content-Length"))
+            remaining = self._remaining
+            if len(data) > remaining:
+                self.on_body(data[:remaining])  # the answer, complete
+                self._extra_data()
                 return
             self.on_body(data)
             return
         parser = self._parser
-        if parser is None:  # nothing asked: an app talking out of turn
-            self._fail(UpstreamError("the app sent data without a request"))
+        if parser is None:  # nothing asked, or the answer is complete: out of turn
+            self._extra_data()
             return
         try:
             parser.feed_data(data)
@@ -113,7 +143,10 @@ class UpstreamConnection(asyncio.Protocol):
             if rest:
                 self._early.append(rest)
         except httptools.HttpParserError as exc:
-            self._fail(UpstreamError(f"the app's answer is not valid HTTP: {exc}"))
+            if self._complete:  # garbage after a complete answer
+                self._extra_data()
+            else:
+                self._fail(UpstreamError(f"the app's answer is not valid HTTP: {exc}"))
 
     def eof_received(self) -> bool | None:
         return False  # close our end too
@@ -151,12 +184,19 @@ class UpstreamConnection(asyncio.Protocol):
     # -- httptools callbacks -----------------------------------------------------------
 
     def on_status(self, status: bytes) -> None:
+        if self._complete:
+            # A second answer to one request (bytes past a Content-Length, a body on a
+            # 204): never parsed into the current one. (Bytes that are no answer at all
+            # fail the parser, which ``data_received`` treats the same way.)
+            raise _ExtraData
         self.reason = status
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
-        if len(name) == 14 and name.lower() == b"content-length" and value.isdigit():
-            self._length = int(value)
+        if len(name) == 14 and name.lower() == b"content-length":
+            digits = value.strip(b" \t")
+            if digits.isdigit():
+                self._length = int(digits)
         elif len(name) == 17 and name.lower() == b"transfer-encoding":
             self._framed = True
 
@@ -165,12 +205,15 @@ class UpstreamConnection(asyncio.Protocol):
         assert parser is not None
         status = parser.get_status_code()
         if 100 <= status < 200 and status != 101:
-            # An interim answer (100 Continue, 103 Early Hints): the real one follows.
+            # An interim answer (100 Continue, 103 Early Hints): the final one follows,
+            # read by the same parser (llhttp ends a 1xx message at its head).
+            interim = self.on_interim
+            if interim is not None:
+                interim(status, self.reason, self.headers)
             self.headers = []
             self.reason = b""
             self._length = None
             self._framed = False
-            self._parser = httptools.HttpResponseParser(self)
             return
         self.status = status
         self.keep_alive = parser.should_keep_alive()
@@ -185,6 +228,8 @@ class UpstreamConnection(asyncio.Protocol):
             self._remaining = self._length
 
     def on_body(self, body: bytes) -> None:
+        if self._complete:  # a body after a HEAD answer's head
+            raise _ExtraData
         self._chunks.append(body)
         self._buffered += len(body)
         if self._remaining is not None:
@@ -207,6 +252,19 @@ class UpstreamConnection(asyncio.Protocol):
         self._parser = None
         self._remaining = None
         self._wake_reader()
+
+    def _extra_data(self) -> None:
+        """Bytes after the complete answer (or with no request): the connection is not
+        reused, and the answer (if complete) still goes to the visitor."""
+        log.warning("upstream sent more data than specified (app on port %d); its "
+                    "connection is closed", self.port)
+        self.poisoned = True
+        if self._complete:
+            self._parser = None
+            if self.transport is not None:
+                self.transport.abort()
+        else:
+            self._fail(UpstreamError("the app sent data without a request"))
 
     def _reads_until_close(self) -> bool:
         return self._length is None and not self._framed
@@ -249,8 +307,14 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport.write(data)
         while self._write_paused and not self._closed:
             self._write_waiter = self._loop.create_future()
-            await self._write_waiter
-            self._write_waiter = None
+            try:
+                async with asyncio.timeout(self.send_timeout):
+                    await self._write_waiter
+            except TimeoutError:
+                raise UpstreamTimeout("upload_idle_timeout", self.send_timeout or 0,
+                                      "the app read nothing of the upload") from None
+            finally:
+                self._write_waiter = None
 
     async def head(self, timeout: float | None = None) -> None:
         """Wait for the answer's status line and headers (``status``, ``reason``,
@@ -281,16 +345,28 @@ class UpstreamConnection(asyncio.Protocol):
         self._buffered = 0
         return data
 
-    async def read(self) -> bytes:
+    async def read(self, timeout: float | None = None,
+                   name: str = "answer_idle_timeout") -> bytes:
         """The next piece of the answer's body, b"" at its end. Raises ``UpstreamError``
-        when the app goes away before the end."""
+        when the app goes away before the end, ``UpstreamTimeout`` (``name``) when it sends
+        nothing for ``timeout`` seconds."""
         while not self._chunks:
             if self._complete:
                 return b""
             if self._lost is not None:
                 raise self._lost
-            self._body_waiter = self._loop.create_future()
-            await self._body_waiter
+            waiter = self._body_waiter = self._loop.create_future()
+            if timeout is None:
+                await waiter
+            else:
+                due = self._timeouts.add(self._loop, waiter, timeout)
+                try:
+                    await waiter
+                except TimeoutError:
+                    raise UpstreamTimeout(name, timeout, "the app sent nothing more of "
+                                          "its answer") from None
+                finally:
+                    self._timeouts.discard(due, waiter)
             self._body_waiter = None
         if len(self._chunks) == 1 or self._buffered > 65536:
             data = self._chunks.popleft()  # large pieces go on one by one, uncopied
@@ -325,6 +401,11 @@ class UpstreamConnection(asyncio.Protocol):
         return self._complete
 
     @property
+    def length(self) -> int | None:
+        """The answer's length as its framing gave it (None: chunked, or until close)."""
+        return None if self._framed else self._length
+
+    @property
     def pending(self) -> bool:
         """Body bytes have arrived that ``read`` has not returned yet."""
         return bool(self._chunks)
@@ -333,7 +414,7 @@ class UpstreamConnection(asyncio.Protocol):
         """Done with this request: back to the pool if the answer allows keep-alive, else
         closed."""
         if (self._complete and self.keep_alive and not self._chunks and not self._closed
-                and self._lost is None and self.pool is not None):
+                and self._lost is None and not self.poisoned and self.pool is not None):
             self.pool.put(self)
         else:
             self.close()
@@ -413,15 +494,18 @@ class _Due:
 
 
 def render_request_head(method: str, raw_url: bytes, headers: Iterable[tuple[bytes, bytes]],
-                        *, chunked: bool = False) -> bytes:
-    """The request line and headers to send upstream, bytes as given (``chunked``: with
-    ``Transfer-Encoding: chunked`` for a body of unknown length). Pure.
+                        *, chunked: bool = False, length: int | None = None) -> bytes:
+    """The request line and headers to send upstream, bytes as given, and the framing the
+    proxy decided: ``chunked`` (``Transfer-Encoding: chunked`` for a body of unknown
+    length) or ``length`` (``Content-Length``); ``headers`` carry none. Pure.
 
     The visitor's side parsed them with llhttp, which refuses CR and LF inside them."""
     lines = [b"%s %s HTTP/1.1\r\n" % (method.encode("ascii"), raw_url)]
     lines += [name + b": " + value + b"\r\n" for name, value in headers]
     if chunked:
         lines.append(b"Transfer-Encoding: chunked\r\n")
+    elif length is not None:
+        lines.append(b"Content-Length: %d\r\n" % length)
     lines.append(b"\r\n")
     return b"".join(lines)
 

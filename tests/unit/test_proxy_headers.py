@@ -10,6 +10,7 @@ from bindrop.proxy.headers import (
     build_upstream_headers,
     hop_by_hop,
     is_websocket_upgrade,
+    pick_client,
     pick_request_id,
     request_host,
     response_has_body,
@@ -43,11 +44,54 @@ def test_removing_hop_by_hop_keeps_order_and_repeats_of_the_rest() -> None:
                          ("X-Request-Id", "app")]
 
 
-def test_x_forwarded_for_is_appended_to_what_came_in() -> None:
+def test_x_forwarded_for_is_set_to_the_visitor_not_appended_to_what_came_in() -> None:
     out = build_upstream_headers(headers(("Host", "a.test"), ("X-Forwarded-For", "1.1.1.1"),
-                                         ("X-Forwarded-For", "2.2.2.2")),
+                                         ("X-Forwarded-For", "2.2.2.2"),
+                                         ("Forwarded", "for=6.6.6.6"), ("X-Real-IP", "7.7.7.7")),
                                  client="9.9.9.9", scheme="https", request_id="r1")
-    assert getall(out, "X-Forwarded-For") == ["1.1.1.1, 2.2.2.2, 9.9.9.9"]
+    assert getall(out, "X-Forwarded-For") == ["9.9.9.9"]
+    assert getall(out, "Forwarded") == ['for=9.9.9.9;host="a.test";proto=https']
+    assert getall(out, "X-Real-IP") == ["9.9.9.9"]
+
+
+def test_a_trusted_proxys_chain_is_kept_and_extended() -> None:
+    out = build_upstream_headers(headers(("Host", "a.test"), ("X-Forwarded-For", "1.1.1.1"),
+                                         ("X-Forwarded-Proto", "https"),
+                                         ("Forwarded", "for=1.1.1.1;proto=https")),
+                                 client="10.0.0.2", scheme="http", request_id="r1",
+                                 trusted=True, visitor="1.1.1.1")
+    assert getall(out, "X-Forwarded-For") == ["1.1.1.1, 10.0.0.2"]
+    assert getall(out, "X-Forwarded-Proto") == ["https"]
+    assert getall(out, "Forwarded") == ['for=1.1.1.1;proto=https, '
+                                        'for=10.0.0.2;host="a.test";proto=http']
+    assert getall(out, "X-Real-IP") == ["1.1.1.1"]
+
+
+def test_underscore_spellings_of_the_proxys_headers_are_dropped() -> None:
+    out = build_upstream_headers(headers(("Host", "a.test"), ("X_Forwarded_For", "1.1.1.1"),
+                                         ("x_forwarded_proto", "https"), ("Content_Length", "5"),
+                                         ("X_Custom", "kept")),
+                                 client="9.9.9.9", scheme="http", request_id="r1")
+    names = [name.lower() for name, _ in text(out)]
+    assert not [n for n in names if "_" in n and n != "x_custom"]
+    assert getall(out, "X_Custom") == ["kept"]
+
+
+def test_connection_can_never_name_host_or_the_framing() -> None:
+    out = build_upstream_headers(headers(("Host", "a.test"), ("Connection", "Host, Content-Length"),
+                                         ("Content-Length", "5")),
+                                 client="9.9.9.9", scheme="http", request_id="r1")
+    assert getall(out, "Host") == ["a.test"]
+    assert getall(out, "Content-Length") == []  # the proxy writes the framing itself
+
+
+def test_the_visitor_behind_trusted_proxies_is_the_rightmost_untrusted_address() -> None:
+    def trusted(address: str) -> bool:
+        return address.startswith("10.")
+    chain = headers(("X-Forwarded-For", "6.6.6.6, 1.1.1.1"), ("X-Forwarded-For", "10.0.0.9"))
+    assert pick_client("10.0.0.2", chain, trusted) == "1.1.1.1"
+    assert pick_client("8.8.8.8", chain, trusted) == "8.8.8.8"
+    assert pick_client("10.0.0.2", [], trusted) == "10.0.0.2"
 
 
 def test_forwarded_proto_host_and_request_id_are_set_not_trusted() -> None:
