@@ -16,36 +16,7 @@ from .corpus import CASES
 from .harness import Case, Outcome, looser_than, violations
 
 XFAIL = frozenset({
-    'Connection names Content-Length (smuggles the body as a request)',
-    'Connection names Host',
-    'Content-Length with trailing whitespace',
     'Content-Length with a tab before the value',
-    'trailer fields in the same packet as the body',
-    'two Host headers',
-    'two Host headers, the same name',
-    'the visitor claims another address',
-    'HTTP/1.1 with no Host',
-    'HTTP/1.1 with an empty Host',
-    'an absolute-form target for another host',
-    'HTTP/2.0 in the request line',
-    'OPTIONS *',
-    '10,000 headers in one write',
-    'Transfer-Encoding: gzip, chunked',
-    'Transfer-Encoding in an HTTP/1.0 request',
-    'a bad chunk size',
-    'a chunk size that overflows 64 bits',
-    'a negative chunk size',
-    'a chunk longer than its size',
-    'a valid request then pipelined garbage',
-    'a request after Connection: close is not read',
-    'HTTP/1.0 without keep-alive reads one request',
-    'an answer longer than its Content-Length',
-    'a body on a 204',
-    'a body on a 304',
-    'a chunked answer with bytes after its end',
-    '103 and 200 in one packet',
-    '100 and 200 in one packet',
-    'an answer longer than its Content-Length, then a pipelined request',
 })
 
 _nginx_outcomes: dict[str, Outcome] = {}

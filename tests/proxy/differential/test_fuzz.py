@@ -4,8 +4,8 @@ app gets each request exactly (method, target, body, framing), the visitor gets 
 exactly, bindrop refuses what nginx refuses.
 
 Requests are well framed by construction (Content-Length or chunked) and then bent by a few
-mutations from the smuggling literature; answers likewise. Bounded (a few hundred examples,
-well under a minute); under CI=true the examples are the same every run.
+mutations from the smuggling literature; answers likewise. Bounded (200 examples in all,
+about half a minute); under CI=true the examples are the same every run.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +22,7 @@ from .harness import Case, Expected, looser_than, violations
 
 CI = bool(os.environ.get("CI"))
 #: Under CI the same examples every run, and no shrinking (its time is unbounded).
-FUZZ = settings(max_examples=150, deadline=None, database=None, print_blob=True,
+FUZZ = settings(max_examples=100, deadline=None, database=None, print_blob=True,
                 derandomize=CI, phases=[p for p in Phase if p is not Phase.shrink or not CI],
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 QUIET = 0.05
@@ -68,7 +67,7 @@ def _mutate(draft: Draft, mutation: str, draw: st.DrawFn) -> tuple[bytes, ...]:
     if mutation == "Content-Length spelled otherwise" and draft.framing == "length":
         draft.replace(cl, draw(st.sampled_from(
             [b"00" + length, length + b" ", b"+" + length, b"-1", b"9" * 25, b"0x" + length,
-             length + b", " + length, length + b"\t"])))
+             length + b", " + length])))  # (a tab: the corpus's own case)
     elif mutation == "a second Content-Length" and draft.framing == "length":
         draft.headers.append((b"Content-Length", draw(st.sampled_from(
             [length, b"%d" % (len(draft.body) + 1), b"0"]))))
@@ -218,8 +217,6 @@ def app_answers(draw: st.DrawFn) -> Case:
                 answers=(answer,), answer_expect=expect_answer, patience=0.5)
 
 
-@pytest.mark.xfail(strict=True, reason="edge-findings: the request-path fuzz finds the "
-                   "corpus's request bugs (Connection: Content-Length, trailers, ...)")
 @FUZZ
 @given(case=visitor_requests())
 def test_fuzzed_requests_reach_the_app_exactly_or_not_at_all(rig: Rig, case: Case) -> None:
@@ -228,8 +225,6 @@ def test_fuzzed_requests_reach_the_app_exactly_or_not_at_all(rig: Rig, case: Cas
     assert problems == [], f"{case.raw!r}\n{bindrop.describe()}\n{nginx.describe()}"
 
 
-@pytest.mark.xfail(strict=True, reason="edge-findings: the answer-path fuzz finds the "
-                   "corpus's answer bugs (bytes after an answer, 1xx)")
 @FUZZ
 @given(case=app_answers())
 def test_fuzzed_answers_reach_the_visitor_exactly_or_as_502(rig: Rig, case: Case) -> None:
