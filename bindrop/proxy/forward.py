@@ -133,11 +133,6 @@ class Forwarder:
 
     async def _answer(self, request: Request, response: Response, host: str,
                       request_id: str, result: _Result) -> None:
-        if request.asterisk:  # OPTIONS *: about this server, no app's business
-            result.status = 200
-            return await response.send(200, b"OK", [
-                (b"Allow", b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
-                (b"X-Request-Id", request_id.encode())], b"")
         route = match_route(self.routes.lookup, host, request.raw_path)
         if route is None:
             return await self._page(request, response, result, 404, f"No app answers on "

@@ -32,8 +32,6 @@ class RequestFraming:
     expect_continue: bool = False
     #: The target to send upstream (origin-form), when it differs from the one sent.
     target: bytes | None = None
-    #: ``OPTIONS *``: about the server, not any app.
-    asterisk: bool = False
 
 
 _BAD = "Bad Request"
@@ -84,9 +82,8 @@ def parse_request_framing(method: str, target: bytes, version: str,
 
 
 def _check_target(method: str, target: bytes, framing: RequestFraming) -> None:
-    if target == b"*" and method == "OPTIONS":
-        framing.asterisk = True
-        return
+    # (``OPTIONS *`` too: it asks about the server, which is no app's business; nginx
+    # refuses it the same way.)
     lowered = target[:8].lower()
     if not (lowered.startswith(b"http://") or lowered.startswith(b"https://")):
         raise Refusal(400, _BAD, "a request target that is not a path")
@@ -100,6 +97,3 @@ def _check_target(method: str, target: bytes, framing: RequestFraming) -> None:
     framing.host = authority
     framing.target = path if path.startswith(b"/") else b"/" + path
 
-
-def body_expected(framing: RequestFraming) -> bool:
-    return framing.chunked or bool(framing.content_length)

@@ -58,7 +58,6 @@ class Request:
         "_error",
         "_expect_continue",
         "_waiter",
-        "asterisk",
         "body_exists",
         "chunked",
         "content_length",
@@ -98,8 +97,6 @@ class Request:
         self.content_length = framing.content_length
         self.chunked = framing.chunked
         self.body_exists = bool(self.content_length) or framing.chunked
-        #: ``OPTIONS *``.
-        self.asterisk = framing.asterisk
         #: Not to be forwarded: answer this and close.
         self.refusal: Refusal | None = None
         self._chunks: collections.deque[bytes] = collections.deque()
