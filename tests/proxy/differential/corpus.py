@@ -115,7 +115,7 @@ REQUESTS: list[Case] = [
             status_like_nginx=True),
     refused("HTTP/1.2 is answered as HTTP/1.1 or refused", get(version=b"1.2"), nginx="200",
             expect=(GET,)),
-    refused("OPTIONS *", b"OPTIONS * HTTP/1.1\r\n" + HOST + b"\r\n", proxy_may_answer=True),
+    refused("OPTIONS *", b"OPTIONS * HTTP/1.1\r\n" + HOST + b"\r\n"),
     refused("a space in the target", b"GET /a b HTTP/1.1\r\n" + HOST + b"\r\n", nginx=None,
             expect=(Expected("GET", ("/a%20b", "/a b")),)),
     refused("a NUL in the target", b"GET /a\x00b HTTP/1.1\r\n" + HOST + b"\r\n"),

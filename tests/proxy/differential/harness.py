@@ -71,8 +71,6 @@ class Case:
     #: What the visitor must get for each forwarded request, when the app's raw answer is
     #: not one the strict parser reads (default: parsed from ``answers``).
     answer_expect: tuple[tuple[int, bytes], ...] | None = None
-    #: The proxy may answer the request itself (any status), as long as the app never sees it.
-    proxy_may_answer: bool = False
     #: A refusal must carry nginx's status (the issue names it), not just any error.
     status_like_nginx: bool = False
     #: The app's answer is broken mid-body: the visitor may get its start, then a close.
@@ -299,7 +297,7 @@ def violations(case: Case, outcome: Outcome) -> list[str]:
             if case.answer_expect is None and extra:
                 problems.append(f"answer #{i + 1} has headers the app did not send: "
                                 f"{sorted(extra)}")
-        elif answer.status < 400 and not case.proxy_may_answer:
+        elif answer.status < 400:
             problems.append(f"answer #{i + 1} ({answer.status}) to a request the app never "
                             "received")
     answered = sum(1 for a in final if a.complete)
@@ -330,7 +328,7 @@ def looser_than(case: Case, bindrop: Outcome, nginx: Outcome) -> list[str]:
     if case.valid and bindrop.forwarded < len(case.expect):
         problems.append(f"bindrop refused a valid request ({bindrop.summary()})")
     refusals = [_refusals(o) for o in (bindrop, nginx)]
-    if refusals[1] and not refusals[0] and not case.proxy_may_answer:
+    if refusals[1] and not refusals[0]:
         problems.append(f"nginx refused with {refusals[1][0]}, bindrop gave no error answer "
                         f"({bindrop.summary()}, closed={bindrop.closed})")
     elif case.status_like_nginx and refusals[0][:1] != refusals[1][:1]:
