@@ -27,7 +27,29 @@ class Rig:
     background: Background
     recorder: Recorder
     nginx: Nginx
-    bindrop_port: int
+    options: ProxyOptions
+    proxy: ProxyServer | None = None
+
+    @property
+    def bindrop_port(self) -> int:
+        assert self.proxy is not None
+        return self.proxy.ports[0]
+
+    def start_bindrop(self) -> None:
+        proxy = ProxyServer(self.options, access_out=None)
+        self.background.call(proxy.start([bind_socket("127.0.0.1", 0)]))
+        self.proxy = proxy
+
+    def stop_bindrop(self) -> None:
+        proxy, self.proxy = self.proxy, None
+        if proxy is not None:
+            self.background.call(proxy.close())
+
+    def restart_bindrop(self) -> None:
+        """A fresh proxy after a failed case: what a failure left behind (a broken pooled
+        upstream connection) must not fail the cases after it."""
+        self.stop_bindrop()
+        self.start_bindrop()
 
     def run(self, lane: str, case: Case, *, quiet: float = 0.15) -> Outcome:
         port = self.nginx.port if lane == "nginx" else self.bindrop_port
@@ -55,7 +77,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     background = Background()
     background.start()
     recorder = Recorder(("nginx", "bindrop"))
-    proxy: ProxyServer | None = None
+    rig: Rig | None = None
     nginx: Nginx | None = None
     try:
         background.call(recorder.start())
@@ -63,15 +85,15 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         options = dataclasses.replace(
             ProxyOptions(hub_socket=tmp / "no-hub.sock", snapshot=tmp / "proxy-routes.json"),
             first_table_wait=0.05, shutdown_timeout=1.0, proxy_id="differential")
-        proxy = ProxyServer(options, access_out=None)
-        background.call(proxy.start([bind_socket("127.0.0.1", 0)]))
         nginx = Nginx(Path(tmp) / "nginx", free_port(), recorder.lanes["nginx"].port)
         nginx.start()
-        yield Rig(background, recorder, nginx, proxy.ports[0])
+        rig = Rig(background, recorder, nginx, options)
+        rig.start_bindrop()
+        yield rig
     finally:
         if nginx is not None:
             nginx.stop()
-        if proxy is not None:
-            background.call(proxy.close())
+        if rig is not None:
+            rig.stop_bindrop()
         background.call(recorder.stop())
         background.stop()

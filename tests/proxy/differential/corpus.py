@@ -218,6 +218,14 @@ REQUESTS: list[Case] = [
     Case("a request whose body never comes",
          (b"POST /never HTTP/1.1\r\n" + HOST + b"Content-Length: 100\r\n\r\nhello",),
          (), requests=1, unfinished=True, patience=1.0, nginx="-"),
+    Case("HTTP/1.0 with no Host", (b"GET / HTTP/1.0\r\n\r\n",), (GET,), nginx="200"),
+    Case("a chunked POST then a pipelined GET",
+         (b"POST /c HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n"
+          + chunked(b"hello") + get("/2"),),
+         (Expected("POST", "/c", b"hello"), Expected("GET", "/2")), valid=True,
+         nginx="200 200"),
+    refused("CONNECT", b"CONNECT app.test:443 HTTP/1.1\r\n" + HOST + b"\r\n", nginx=None),
+    refused("a 70 KiB target", get("/" + "a" * 70_000), nginx=None),
     # -- upgrades -----------------------------------------------------------------------
     Case("h2c upgrade the app ignores, then a pipelined GET",
          (b"GET /h2c HTTP/1.1\r\n" + HOST + b"Connection: Upgrade, HTTP2-Settings\r\n"
@@ -239,6 +247,13 @@ REQUESTS: list[Case] = [
          answers=(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno",
                   b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
          nginx="403 200"),
+    Case("WebSocket upgrade on a POST with a body the app accepts",
+         (b"POST /ws HTTP/1.1\r\n" + HOST + b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
+          b"Content-Length: 5\r\nSec-WebSocket-Version: 13\r\n"
+          b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\nhello",),
+         (Expected("POST", "/ws", b"hello"),),
+         answers=(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\n\r\n",), nginx="101"),
     Case("WebSocket upgrade on a POST with a body",
          (b"POST /ws HTTP/1.1\r\n" + HOST + b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
           b"Content-Length: 5\r\nSec-WebSocket-Version: 13\r\n"
@@ -286,6 +301,25 @@ ANSWERS: list[Case] = [
                 nginx="200", nginx_violates="nginx 1.22 takes the last Content-Length"),
     answer_case("an answer with no length ends with the connection",
                 b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", nginx="200"),
+    answer_case("a chunked answer", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"2\r\nok\r\n0\r\n\r\n", valid=True),
+    answer_case("an answer to HEAD with its Content-Length",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", method="HEAD", valid=True),
+    answer_case("a 304 with a Content-Length and no body",
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", nginx="304",
+                valid=True),
+    answer_case("trailers on a chunked answer",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+                b"X-Injected: 1\r\nSet-Cookie: s=1\r\n\r\n"),
+    answer_case("an obs-fold in an answer header",
+                b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok", nginx=None),
+    answer_case("a status line that is not one", b"HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\nok",
+                nginx=None, answer_expect=((502, b""),),
+                nginx_violates="nginx 1.22 takes it for HTTP/0.9 and waits for the close"),
+    answer_case("a 101 to a request that asked for no upgrade",
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\n\r\n" + POISON, nginx=None,
+                nginx_violates="nginx 1.22 gives the visitor nothing and waits"),
     answer_case("an answer with a bad chunk size",
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n",
                 nginx=None, app_broken=True),

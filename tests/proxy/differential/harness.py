@@ -117,6 +117,8 @@ class Outcome:
             lines.append(f"  upstream got {r.raw[:400]!r} anomalies={list(r.anomalies)}")
         for p in self.partial:
             lines.append(f"  upstream holds unfinished {p[:300]!r}")
+        if self.tunnel:
+            lines.append(f"  upstream tunnel got {self.tunnel[:300]!r}")
         if self.probe:
             lines.append(f"  probe: {self.probe}")
         return "\n".join(lines)

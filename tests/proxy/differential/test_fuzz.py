@@ -42,6 +42,8 @@ class Draft:
     trailers: bytes = b""
     separator: bytes = b"\r\n"
     fold: bool = False
+    #: The framing header is gone: the request has no body and its chunks are garbage.
+    unframed: bool = False
 
     def replace(self, name: bytes, value: bytes) -> None:
         self.headers = [(k, value if k.lower() == name else v) for k, v in self.headers]
@@ -85,6 +87,8 @@ def _mutate(draft: Draft, mutation: str, draw: st.DrawFn) -> tuple[bytes, ...]:
         name = draw(st.sampled_from([b"Transfer-Encoding ", b"Transfer_Encoding",
                                           b"transfer-encoding", b" Transfer-Encoding"]))
         draft.headers = [(name if k.lower() == te else k, v) for k, v in draft.headers]
+        if name == b"Transfer_Encoding":  # another field: no body, then chunk lines (garbage)
+            draft.unframed = True
     elif mutation == "a second Transfer-Encoding" and draft.framing == "chunked":
         draft.headers.append((b"Transfer-Encoding", draw(st.sampled_from(
             [b"chunked", b"identity", b"x"]))))
@@ -172,7 +176,9 @@ def visitor_requests(draw: st.DrawFn) -> Case:
         for mutation in draw(st.lists(st.sampled_from(MUTATIONS), max_size=2, unique=True)):
             forbid += _mutate(draft, mutation, draw)
         raw += _raw_draft_render(draft)
-        expect.append(Expected(method.decode(), target.decode(), body, forbid=forbid))
+        expect.append(Expected(method.decode(), target.decode(),
+                               b"" if draft.unframed else body, forbid=forbid))
+        count += draft.unframed
     return Case("fuzzed request", (raw,), tuple(expect), requests=count, patience=0.5)
 
 
@@ -222,6 +228,8 @@ def app_answers(draw: st.DrawFn) -> Case:
 def test_fuzzed_requests_reach_the_app_exactly_or_not_at_all(rig: Rig, case: Case) -> None:
     nginx, bindrop = rig.run_both(case, quiet=QUIET)
     problems = violations(case, bindrop) + looser_than(case, bindrop, nginx)
+    if problems:
+        rig.restart_bindrop()
     assert problems == [], f"{case.raw!r}\n{bindrop.describe()}\n{nginx.describe()}"
 
 
@@ -230,4 +238,6 @@ def test_fuzzed_requests_reach_the_app_exactly_or_not_at_all(rig: Rig, case: Cas
 def test_fuzzed_answers_reach_the_visitor_exactly_or_as_502(rig: Rig, case: Case) -> None:
     nginx, bindrop = rig.run_both(case, quiet=QUIET)
     problems = violations(case, bindrop) + looser_than(case, bindrop, nginx)
+    if problems:
+        rig.restart_bindrop()
     assert problems == [], f"{case.answers!r}\n{bindrop.describe()}\n{nginx.describe()}"
