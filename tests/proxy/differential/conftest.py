@@ -55,10 +55,14 @@ class Rig:
         port = self.nginx.port if lane == "nginx" else self.bindrop_port
         return run_case(self.background, self.recorder, lane, port, case, quiet=quiet)
 
-    def run_both(self, case: Case, *, quiet: float = 0.15) -> tuple[Outcome, Outcome]:
-        """(nginx's outcome, bindrop's), run side by side (each proxy has its own lane)."""
+    def run_both(self, case: Case, *, quiet: float = 0.15, nginx_patience: float | None = None
+                 ) -> tuple[Outcome, Outcome]:
+        """(nginx's outcome, bindrop's), run side by side (each proxy has its own lane);
+        ``nginx_patience``: a shorter wait for nginx where it is known to hang."""
+        reference = case if nginx_patience is None else \
+            dataclasses.replace(case, patience=nginx_patience)
         with ThreadPoolExecutor(2) as pool:
-            nginx = pool.submit(self.run, "nginx", case, quiet=quiet)
+            nginx = pool.submit(self.run, "nginx", reference, quiet=quiet)
             bindrop = self.run("bindrop", case, quiet=quiet)
             return nginx.result(), bindrop
 
