@@ -30,13 +30,9 @@ _REQUEST_ID_OK = re.compile(r"[A-Za-z0-9._:@/+=-]{1,200}")
 #: Set by the proxy (it is the edge): what a visitor sends of these is dropped.
 _SET_HERE = frozenset({b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id",
                        b"x-forwarded-for", b"forwarded", b"x-real-ip"})
-#: Set here unless the connection comes from a trusted proxy.
-_CHAIN = frozenset({b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-for",
-                    b"forwarded", b"x-real-ip"})
 #: Never copied upstream: the proxy writes the framing from what its parser decided.
 _FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 _DROP_UPSTREAM = HOP_BY_HOP | _SET_HERE | _FRAMING
-_DROP_UPSTREAM_TRUSTED = (HOP_BY_HOP | _SET_HERE | _FRAMING) - _CHAIN
 _DOWNSTREAM_DECIDED = HOP_BY_HOP | _FRAMING
 #: What ``Connection`` may never name (dropping them would desync framing or routing).
 _NEVER_NAMED = frozenset({b"host", b"content-length", b"transfer-encoding"})
@@ -91,44 +87,75 @@ def build_upstream_headers(headers: RawHeaders, *, client: str | None, scheme: s
     replaces the one sent. ``trusted``: the peer is a trusted proxy, whose forwarding
     headers are kept (its address appended to ``X-Forwarded-For`` and ``Forwarded``).
     ``X-Real-IP`` is ``visitor`` (default: ``client``)."""
-    drop = hop_by_hop(headers, _DROP_UPSTREAM_TRUSTED if trusted else _DROP_UPSTREAM)
-    out: RawHeaders = []
-    chain: bytes | None = None
-    forwarded: bytes | None = None
+    drop = hop_by_hop(headers, _DROP_UPSTREAM)  # (a trusted chain is rebuilt below)
+    out: RawHeaders = [] if host is None else [(b"Host", host)]
+    sent_host = None
     for name, value in headers:
         lowered = name.lower()
-        if lowered in drop:
-            continue
-        if b"_" in lowered and lowered in _UNDERSCORED:
+        if lowered in drop or (b"_" in lowered and lowered in _UNDERSCORED):
             continue
         if lowered == b"host":
-            if host is None:
-                host = value
+            sent_host = value
             continue
-        if trusted:
-            if lowered == b"x-forwarded-for":
-                chain = value.strip() if chain is None else chain + b", " + value.strip()
-                continue
-            if lowered == b"forwarded":
-                forwarded = value.strip() if forwarded is None \
-                    else forwarded + b", " + value.strip()
-                continue
         out.append((name, value))
-    if host is not None:
+    if host is None and sent_host is not None:
+        host = sent_host
         out.insert(0, (b"Host", host))
+    if trusted:
+        out += _build_trusted_chain(headers, client, scheme, host, visitor)
+    else:
+        out += _build_edge_headers(client, scheme, host)
+    out.append((b"X-Request-Id", request_id.encode()))
+    return out
+
+
+#: The edge's forwarding headers per (client, scheme, host): the same few visitors ask
+#: for the same few hosts, so these are built once, not per request (bounded).
+_EDGE_HEADERS: dict[tuple[str | None, str, bytes | None], RawHeaders] = {}
+
+
+def _build_edge_headers(client: str | None, scheme: str, host: bytes | None) -> RawHeaders:
+    key = (client, scheme, host)
+    cached = _EDGE_HEADERS.get(key)
+    if cached is not None:
+        return cached
     address = client.encode() if client else None
+    out: RawHeaders = []
+    if address is not None:
+        out.append((b"X-Forwarded-For", address))
+    out.append((b"X-Forwarded-Proto", scheme.encode()))
+    if host:
+        out.append((b"X-Forwarded-Host", host))
+    out.append((b"Forwarded", render_forwarded(address, scheme, host)))
+    if address is not None:
+        out.append((b"X-Real-IP", address))
+    if len(_EDGE_HEADERS) >= 4096:
+        _EDGE_HEADERS.clear()
+    _EDGE_HEADERS[key] = out
+    return out
+
+
+def _build_trusted_chain(headers: RawHeaders, client: str | None, scheme: str,
+                         host: bytes | None, visitor: str | None) -> RawHeaders:
+    """A trusted proxy's forwarding headers, extended by this hop."""
+    chain = b", ".join(value.strip() for name, value in headers
+                       if name.lower() == b"x-forwarded-for")
+    forwarded = b", ".join(value.strip() for name, value in headers
+                           if name.lower() == b"forwarded")
+    address = client.encode() if client else None
+    out: RawHeaders = []
     if address is not None:
         out.append((b"X-Forwarded-For", address if not chain else chain + b", " + address))
-    if not trusted or get_header(headers, b"x-forwarded-proto") is None:
-        out.append((b"X-Forwarded-Proto", scheme.encode()))
-    if host and (not trusted or get_header(headers, b"x-forwarded-host") is None):
-        out.append((b"X-Forwarded-Host", host))
+    proto = get_header(headers, b"x-forwarded-proto")
+    out.append((b"X-Forwarded-Proto", proto if proto is not None else scheme.encode()))
+    forwarded_host = get_header(headers, b"x-forwarded-host") or host
+    if forwarded_host:
+        out.append((b"X-Forwarded-Host", forwarded_host))
     element = render_forwarded(address, scheme, host)
     out.append((b"Forwarded", element if not forwarded else forwarded + b", " + element))
     real = visitor or client
     if real:
         out.append((b"X-Real-IP", real.encode()))
-    out.append((b"X-Request-Id", request_id.encode()))
     return out
 
 

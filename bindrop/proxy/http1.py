@@ -6,6 +6,12 @@ per request, one at a time per connection (pipelined requests wait their turn); 
 bodies are handed over as they arrive and responses written as they are given, with flow
 control both ways. After a ``101 Switching Protocols`` the connection becomes a byte tunnel
 to the app (WebSocket and any other upgrade).
+
+Strict at the edge: a head llhttp reads but two parsers could read differently is refused
+(``framing.parse_request_framing``), trailers never become headers, heads are bounded in size
+and count in one read or many, and a refusal is answered in its turn after the requests
+pipelined before it. The visitor's side timeouts (``limits``) are enforced by the server's
+sweep through ``check_timeouts``; an upload's idle timeout by ``Request.read``.
 """
 
 from __future__ import annotations
@@ -290,7 +296,6 @@ class HttpConnection(asyncio.Protocol):
         "_head_size",
         "_headers",
         "_in_head",
-        "_more",
         "_parser",
         "_queue",
         "_read_paused",
@@ -357,10 +362,9 @@ class HttpConnection(asyncio.Protocol):
         # To answer, in order: a list, not a deque (whose first block alone is 600 bytes per
         # idle connection; more than one request waits only when a visitor pipelines).
         self._queue: list[Request] = []
-        #: Answers the requests in turn; waits on ``_more`` between them (one task for
-        #: all of a keep-alive connection's requests, not one per request).
+        #: Answers the queued requests in turn; ends when the queue is empty (a request
+        #: head starts another), so an idle keep-alive connection holds no task.
         self._task: asyncio.Task[None] | None = None
-        self._more: asyncio.Future[None] | None = None
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._read_paused = False
@@ -515,12 +519,7 @@ class HttpConnection(asyncio.Protocol):
     def _enqueue(self, request: Request) -> None:
         self._queue.append(request)
         self.requests_seen += 1
-        more = self._more
-        if more is not None:
-            self._more = None
-            if not more.done():
-                more.set_result(None)
-        elif self._task is None:
+        if self._task is None:
             self._task = self.loop.create_task(self._answer_all())
 
     def on_body(self, body: bytes) -> None:
@@ -594,7 +593,7 @@ class HttpConnection(asyncio.Protocol):
                     return
                 self.resume_reading()
         finally:
-            self._task = self._more = None
+            self._task = None
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:

@@ -192,6 +192,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.reason = status
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._headers_complete:
+            return  # a trailer of a chunked answer: never a header of the answer (dropped)
         self.headers.append((name, value))
         if len(name) == 14 and name.lower() == b"content-length":
             digits = value.strip(b" \t")
@@ -414,7 +416,8 @@ class UpstreamConnection(asyncio.Protocol):
         """Done with this request: back to the pool if the answer allows keep-alive, else
         closed."""
         if (self._complete and self.keep_alive and not self._chunks and not self._closed
-                and self._lost is None and not self.poisoned and self.pool is not None):
+                and self._lost is None and not self.poisoned and not self._upgraded
+                and self.status != 101 and self.pool is not None):
             self.pool.put(self)
         else:
             self.close()

@@ -205,3 +205,24 @@ async def test_an_ipv4_visitor_on_a_dual_stack_socket_is_seen_as_plain_ipv4(
     assert seen["x-forwarded-for"] == "127.0.0.1"
     assert seen["forwarded"] == 'for=127.0.0.1;host="web.test";proto=http'
 
+
+
+async def test_trailers_of_a_chunked_answer_never_become_answer_headers(
+        proxy: ProxyServer, raw_app: RawApp) -> None:
+    raw_app.answers[b"/trailers"] = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                     b"2\r\nok\r\n0\r\nX-Injected: 1\r\nSet-Cookie: s=1\r\n\r\n")
+    raw = await exchange(proxy, b"GET /trailers HTTP/1.1\r\nHost: api.test\r\nConnection: close"
+                                b"\r\n\r\n")
+    assert statuses(raw) == [200]
+    assert b"X-Injected" not in raw and b"Set-Cookie" not in raw
+
+
+async def test_an_unasked_101_gets_502_and_its_connection_is_never_reused(
+        proxy: ProxyServer, raw_app: RawApp) -> None:
+    raw_app.answers[b"/switch"] = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                                   b"Connection: Upgrade\r\n\r\n")
+    raw = await exchange(proxy, b"GET /switch HTTP/1.1\r\nHost: api.test\r\n\r\n"
+                                b"GET /next HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n"
+                                b"\r\n")
+    assert statuses(raw) == [502, 200] and raw.endswith(b"ok")
+    assert raw_app.connections == 2
