@@ -17,8 +17,6 @@ from .harness import Case, Outcome, looser_than, violations
 
 XFAIL = frozenset({
     'Content-Length with a tab before the value',
-    'trailers on a chunked answer',
-    'a 101 to a request that asked for no upgrade',
 })
 
 _nginx_outcomes: dict[str, Outcome] = {}
