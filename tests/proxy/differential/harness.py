@@ -314,6 +314,12 @@ def violations(case: Case, outcome: Outcome) -> list[str]:
             xff = got.header(b"x-forwarded-for")
             if xff != [b"127.0.0.1"]:
                 problems.append(f"the app sees the visitor as X-Forwarded-For {xff!r}")
+            real = got.header(b"x-real-ip")
+            if real not in ([], [b"127.0.0.1"]):
+                problems.append(f"the app sees the visitor as X-Real-IP {real!r}")
+            rfc7239 = b",".join(got.header(b"forwarded")).lower().replace(b'"', b"")
+            if rfc7239 and (rfc7239.count(b"for=") != 1 or b"for=127.0.0.1" not in rfc7239):
+                problems.append(f"the app sees the visitor as Forwarded {rfc7239!r}")
             spoofed = {k.lower() for k, _ in got.headers if b"_" in k
                        and k.lower().replace(b"_", b"-").startswith(b"x-forwarded")}
             if spoofed:

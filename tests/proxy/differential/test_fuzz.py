@@ -179,7 +179,8 @@ def visitor_requests(draw: st.DrawFn) -> Case:
         expect.append(Expected(method.decode(), target.decode(),
                                b"" if draft.unframed else body, forbid=forbid))
         count += draft.unframed
-    return Case("fuzzed request", (raw,), tuple(expect), requests=count, patience=1.0)
+    return Case("fuzzed request", (raw,), tuple(expect), requests=count, patience=1.0,
+                edge_headers=True)
 
 
 @st.composite
@@ -192,7 +193,7 @@ def app_answers(draw: st.DrawFn) -> Case:
                                     b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"]))
     mutation = draw(st.sampled_from(["none", "bytes after the end", "a body where none goes",
                                      "two Content-Lengths", "length and chunked",
-                                     "header injection attempt"]))
+                                     "header injection attempt", "trailers", "an unasked 101"]))
     head = [b"HTTP/1.1 %d Fuzzed" % status, b"X-App: fuzz"]
     sent = b"" if method == "HEAD" else body
     if framing == "length":
@@ -217,6 +218,11 @@ def app_answers(draw: st.DrawFn) -> Case:
         head.append(b"Content-Length: 1")
     elif mutation == "header injection attempt":
         head.append(b"X-Note: a")
+    elif mutation == "trailers" and framing == "chunked" and payload.endswith(b"0\r\n\r\n"):
+        payload = payload[:-2] + b"X-Injected: 1\r\nSet-Cookie: t=1\r\n\r\n"
+    elif mutation == "an unasked 101":
+        interim = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"
+        expect_answer = ((502, b""),)
     answer = interim + b"\r\n".join(head) + b"\r\n\r\n" + payload
     request = b"%s /answer HTTP/1.1\r\nHost: app.test\r\n\r\n" % method.encode()
     return Case("fuzzed answer", (request,), (Expected(method, "/answer"),),
