@@ -2,8 +2,10 @@
 # Benchmark of bindrop's proxy (a benchmark, not a test): wrk against a fast upstream,
 # interleaving direct, nginx as proxy and bindrop's proxy, the latter both as it runs by
 # default (one worker per CPU: `bindrop`) and as a single process (`--workers 1`:
-# `bindrop-1`). Caddy is measured too when `caddy` is on PATH. Prints one table; CPU per
-# request counts every process of a target (bindrop's parent and workers, nginx's workers).
+# `bindrop-1`), and bindrop balancing over three web instances of the app (three ports of the
+# upstream: `bindrop-x3`). Caddy is measured too when `caddy` is on PATH. Prints one table;
+# CPU per request counts every process of a target (bindrop's parent and workers, nginx's
+# workers).
 #
 # nginx is measured fairly: the upstream (`return 200`, and a 1 MiB file) is its own nginx
 # process with its own config and pid, so its CPU is never counted as the proxy's, and nginx
@@ -33,7 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-UP=18080 NGX=18081 BDP=18082 CADDY=18083 BDP1=18084
+UP=18080 NGX=18081 BDP=18082 CADDY=18083 BDP1=18084 BDP3=18085 UP2=18086 UP3=18087
 head -c 1048576 /dev/urandom > "$work/big"; chmod 644 "$work/big"
 mkdir -p "$work/up" "$work/proxy"
 # The upstream: nginx answering by itself, in a process of its own. keepalive_requests here
@@ -45,7 +47,8 @@ error_log $work/up/error.log;
 events { worker_connections 4096; }
 http {
   access_log off;
-  server { listen 127.0.0.1:$UP; keepalive_requests 100000;
+  server { listen 127.0.0.1:$UP; listen 127.0.0.1:$UP2; listen 127.0.0.1:$UP3;
+           keepalive_requests 100000;
            location / { return 200 "ok\n"; } location /big { alias $work/big; } }
 }
 NGINX
@@ -82,18 +85,35 @@ BINDROP_ROOT="$work/root" "$PY" -m bindrop proxy --listen "127.0.0.1:$BDP1" --wo
 bdp1_pid=$!
 pids+=("$bdp1_pid")
 
+# the same app with three web instances (issue 17): the proxy picks the least busy one
+mkdir -p "$work/root3/var/lib/bindrop"
+cat > "$work/root3/var/lib/bindrop/proxy-routes.json" <<JSON
+{"type": "table", "version": 1, "apps": [{"app": "bench", "hosts": ["bench.test"],
+ "status": "running", "upstream": {"unit": "bindrop-app-bench-1.service", "release": "1",
+ "port": $UP}, "upstreams": [
+  {"unit": "bindrop-app-bench-1.service", "release": "1", "port": $UP},
+  {"unit": "bindrop-app-bench-1_web_2.service", "release": "1_web_2", "port": $UP2},
+  {"unit": "bindrop-app-bench-1_web_3.service", "release": "1_web_3", "port": $UP3}],
+ "maintenance_message": null, "body_limit": 104857600, "on_demand": false}]}
+JSON
+BINDROP_ROOT="$work/root3" "$PY" -m bindrop proxy --listen "127.0.0.1:$BDP3" \
+  --log-level warning > /dev/null 2> "$work/proxy3.log" &
+bdp3_pid=$!
+pids+=("$bdp3_pid")
+
 if command -v caddy >/dev/null; then
   caddy reverse-proxy --from ":$CADDY" --to "127.0.0.1:$UP" > "$work/caddy.log" 2>&1 &
   pids+=("$!")
 fi
 
 wait_port() { for _ in $(seq 100); do curl -s -o /dev/null -H 'Host: bench.test' "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; echo "bench: port $1 never answered" >&2; return 1; }
-wait_port "$UP"; wait_port "$NGX"; wait_port "$BDP"; wait_port "$BDP1"
+wait_port "$UP"; wait_port "$NGX"; wait_port "$BDP"; wait_port "$BDP1"; wait_port "$BDP3"
 rss_mib() { awk '/VmRSS/ {printf "%d", $2 / 1024}' "/proc/$1/status"; }
 workers=$(pgrep -P "$bdp_pid" | tr '\n' ' ')
 rss_workers=$(for w in $workers; do printf '%s ' "$(rss_mib "$w")"; done)
 rss_parent=$(rss_mib "$bdp_pid")
 rss_single=$(rss_mib "$bdp1_pid")
+workers3=$(pgrep -P "$bdp3_pid" | tr '\n' ' ')
 
 # cpu_ticks PID...: user + system ticks of all of them
 cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
@@ -120,10 +140,11 @@ run() {
 }
 
 declare -A RPS P99 MIB CPU BIG
-targets=(direct nginx bindrop bindrop-1)
+targets=(direct nginx bindrop bindrop-1 bindrop-x3)
 command -v caddy >/dev/null && targets+=(caddy)
-port_of() { case $1 in direct) echo $UP;; nginx) echo $NGX;; bindrop) echo $BDP;; bindrop-1) echo $BDP1;; caddy) echo $CADDY;; esac; }
+port_of() { case $1 in direct) echo $UP;; nginx) echo $NGX;; bindrop) echo $BDP;; bindrop-1) echo $BDP1;; bindrop-x3) echo $BDP3;; caddy) echo $CADDY;; esac; }
 pid_of() { case $1 in nginx) nginx_workers;; bindrop) echo "$bdp_pid $workers";; bindrop-1) echo "$bdp1_pid";;
+                      bindrop-x3) echo "$bdp3_pid $workers3";;
                       caddy) pgrep -x caddy | head -1;; *) echo "";; esac; }
 for target in "${targets[@]}"; do   # interleaved: one pass per target, small then big bodies
   read -r RPS[$target] P99[$target] _ CPU[$target] < <(run "$target" "$(port_of "$target")" / "$(pid_of "$target")")

@@ -20,6 +20,7 @@ match on. Messages are written for a person and say what to do next.
     ├── CopyFailed          500 copy_failed        a database or data copy failed (disk full, …)
     ├── BackupFailed        500 backup_failed      a backup, upload or restore step failed
     ├── DamagedBackup       422 damaged_backup     a backup fails its checks: not restored
+    ├── DeliveryFailed      502 delivery_failed    an alert's webhook failed or was unreachable
     └── Cancelled           409 cancelled          superseded or shut down before it ran
 
 Foreign errors (dbus-fast, sqlite, aiohttp) are translated into these at exactly one
@@ -114,6 +115,11 @@ class BackupFailed(BindropError):
 class DamagedBackup(BindropError):
     status = 422
     code = "damaged_backup"
+
+
+class DeliveryFailed(BindropError):
+    status = 502
+    code = "delivery_failed"
 
 
 class Cancelled(BindropError):

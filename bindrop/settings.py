@@ -22,6 +22,8 @@ DEFAULT_API_PORT = 7300
 #: The host at which the proxy exposes the TCP control API; no app may claim it.
 DEFAULT_CONTROL_HOST = "bindrop.localhost"
 DEFAULT_UPLOAD_LIMIT = 1024**3
+#: The most instances one process type of an app may be scaled to (BINDROP_MAX_INSTANCES).
+DEFAULT_MAX_INSTANCES = 16
 #: The host at which the proxy serves the dashboard (a system app); "off" for none.
 DEFAULT_DASHBOARD_HOST = "dashboard.localhost"
 
@@ -54,6 +56,8 @@ class Settings:
     control_host: str = DEFAULT_CONTROL_HOST
     #: Where the proxy serves the dashboard; None: no dashboard.
     dashboard_host: str | None = DEFAULT_DASHBOARD_HOST
+    #: Most instances a process type of an app may be scaled to (BINDROP_MAX_INSTANCES).
+    max_instances: int = DEFAULT_MAX_INSTANCES
     #: Networks of the load balancers / CDNs in front of the proxy (CIDR, as given), whose
     #: X-Forwarded-* headers the proxy keeps; none: the proxy is the edge.
     trusted_proxies: tuple[str, ...] = ()
@@ -79,6 +83,8 @@ class Settings:
             or environ.get("DBUS_SYSTEM_BUS_ADDRESS")
             or SYSTEM_BUS_DEFAULT,
             machines_dir=Path(machines) if machines else _default_machines_dir(environ),
+            max_instances=_count("BINDROP_MAX_INSTANCES", environ.get("BINDROP_MAX_INSTANCES"),
+                                 DEFAULT_MAX_INSTANCES),
             trusted_proxies=tuple(item.strip() for item in
                                   environ.get("BINDROP_TRUSTED_PROXIES", "").split(",")
                                   if item.strip()),
@@ -123,6 +129,14 @@ class Settings:
     def unit_dir(self) -> Path:
         """Where installed (not transient) units are written."""
         return self._under("/etc/systemd/system")
+
+
+def _count(name: str, text: str | None, default: int) -> int:
+    if text is None or not text.strip():
+        return default
+    if not text.strip().isdigit() or not 1 <= int(text) <= 10_000:
+        raise InvalidInput(f"{name} must be a whole number from 1 to 10000, not {text!r}")
+    return int(text)
 
 
 def parse_api_port(text: str | None) -> int | None:

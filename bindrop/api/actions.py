@@ -12,8 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bindrop.api.bodies import only, parse_release_number, query_flag, read_json
+from bindrop.api.bodies import only, parse_limit, parse_release_number, query_flag, read_json
 from bindrop.api.keys import HUB, JOBS
+from bindrop.errors import InvalidInput
 from bindrop.hub.commands import Command, Deploy, Restart, Rollback, Start, Stop, describe
 from bindrop.hub.lifecycle import Outcome
 
@@ -34,8 +35,12 @@ async def _act(request: web.Request, command: Command) -> dict[str, Any]:
 
 async def deploy(request: web.Request) -> dict[str, Any]:
     body = await read_json(request)
-    only(body, {"release"}, "a deploy")
-    return await _act(request, Deploy(str(parse_release_number(body.get("release")))))
+    only(body, {"release", "rolling"}, "a deploy")
+    rolling = body.get("rolling", False)
+    if not isinstance(rolling, bool):
+        raise InvalidInput("rolling must be true or false")
+    return await _act(request, Deploy(str(parse_release_number(body.get("release"))),
+                                      rolling=rolling))
 
 
 async def rollback(request: web.Request) -> dict[str, Any]:
@@ -56,6 +61,29 @@ async def stop(request: web.Request) -> dict[str, Any]:
 
 async def restart(request: web.Request) -> dict[str, Any]:
     return await _act(request, Restart())
+
+
+async def scale(request: web.Request) -> dict[str, Any]:
+    """Body: ``{"counts": {"web": 3}, "memory_max": {"worker": "256M"},
+    "health_path": {"web": "/up"}}`` (each part optional, one needed)."""
+    hub = request.app[HUB]
+    body = await read_json(request)
+    only(body, {"counts", "memory_max", "health_path"}, "a scale")
+    counts = body.get("counts") or {}
+    memory = body.get("memory_max")
+    health = body.get("health_path")
+    for name, part in (("counts", counts), ("memory_max", memory), ("health_path", health)):
+        if part is not None and not isinstance(part, dict):
+            raise InvalidInput(f"{name} must be an object of process names")
+    memory_max = None if memory is None else {
+        k: parse_limit("memory_max", v) for k, v in memory.items()}
+    outcome = await asyncio.shield(asyncio.ensure_future(hub.config.scale(
+        request.match_info["app"], counts, memory_max=memory_max, health_path=health)))
+    return outcome.to_dict()
+
+
+async def processes(request: web.Request) -> dict[str, Any]:
+    return request.app[HUB].config.processes(request.match_info["app"])
 
 
 async def show_job(request: web.Request) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from bindrop.api.bodies import JSON_BODY_MAX
 from bindrop.api.jobs import Jobs
 from bindrop.api.keys import CALLER, CLOSING, HUB, JOBS, SETTINGS, STREAMING
 from bindrop.api.openapi import OPENAPI, build_openapi
-from bindrop.api.routes import ROUTES, Route
+from bindrop.api.routes import LOCAL_ROUTES, ROUTES, Route
 from bindrop.errors import BindropError
 from bindrop.hub.hub import Hub
 from bindrop.settings import Settings
@@ -119,7 +119,7 @@ def make_api_app(hub: Hub, settings: Settings, *, require_token: bool,
     app[JOBS] = jobs if jobs is not None else Jobs()
     app[CLOSING] = asyncio.Event()
     app[OPENAPI] = build_openapi(ROUTES)
-    for route in ROUTES:
+    for route in (*ROUTES, *(LOCAL_ROUTES if not require_token else ())):
         app.router.add_route(route.method, route.path, _endpoint(route),
                              expect_handler=route.expect)
 

@@ -128,6 +128,20 @@ def parse_command(text: str | None) -> list[str]:
     return command
 
 
+def parse_processes(text: str | None) -> dict[str, list[str]] | None:
+    """The ``processes`` query value: a JSON object of process name -> list of strings."""
+    if text is None or text == "":
+        return None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict) or not all(
+            isinstance(v, list) and all(isinstance(a, str) for a in v) for v in found.values()):
+        raise InvalidInput('processes must be a JSON object such as {"worker": ["--worker"]}')
+    return found
+
+
 def query_flag(query: Mapping[str, str], name: str, default: bool = False) -> bool:
     value = query.get(name)
     if value is None:

@@ -18,11 +18,12 @@ from bindrop.store import Store
 CARE_KINDS = frozenset({
     "backup_succeeded", "backup_failed", "backup_restored", "restore_failed",
     "disk_over_threshold", "disk_back_under", "disk_webhook_failed", "gc_finished",
+    "server_restored",
 })
 LAST = {
     "last_backup": ("backup_succeeded",),
     "last_backup_failure": ("backup_failed", "restore_failed"),
-    "last_restore": ("backup_restored",),
+    "last_restore": ("backup_restored", "server_restored"),
     "disk": ("disk_over_threshold", "disk_back_under"),
 }
 

@@ -20,20 +20,25 @@ from aiohttp import web
 from bindrop.api.bodies import LINES_MAX, query_flag, query_int
 from bindrop.api.keys import CLOSING, HUB, STREAMING
 from bindrop.errors import InvalidInput, SystemdError
+from bindrop.units.processes import validate_process_name
 
 CURSOR_MAX = 512
 LINE_MAX = 4 * 1024 * 1024  # journald keeps messages up to 48K by default; JSON doubles some
 
 
 def journal_argv(prefix: list[str], app: str, *, lines: int, follow: bool,
-                 cursor: str | None) -> list[str]:
-    """The journalctl command line. Pure."""
+                 cursor: str | None, process: str | None = None) -> list[str]:
+    """The journalctl command line (``process``: only that process type's lines). Pure."""
     argv = [*prefix, "journalctl", "--no-pager", "-o", "json", "--output-fields="
-            "MESSAGE,_SYSTEMD_UNIT,BINDROP_RELEASE,__CURSOR,__REALTIME_TIMESTAMP"]
+            "MESSAGE,_SYSTEMD_UNIT,BINDROP_RELEASE,BINDROP_PROCESS,BINDROP_INSTANCE,"
+            "__CURSOR,__REALTIME_TIMESTAMP"]
     argv += [f"--after-cursor={cursor}"] if cursor else ["-n", str(lines)]
     if follow:
         argv.append("--follow")
-    return [*argv, f"BINDROP_APP={app}"]
+    argv.append(f"BINDROP_APP={app}")
+    if process is not None:
+        argv.append(f"BINDROP_PROCESS={process}")
+    return argv
 
 
 def parse_entry(line: bytes) -> dict[str, Any] | None:
@@ -52,6 +57,7 @@ def parse_entry(line: bytes) -> dict[str, Any] | None:
     return {"cursor": raw["__CURSOR"],
             "time": int(stamp) if isinstance(stamp, str) and stamp.isdigit() else None,
             "unit": raw.get("_SYSTEMD_UNIT"), "release": raw.get("BINDROP_RELEASE"),
+            "process": raw.get("BINDROP_PROCESS"), "instance": raw.get("BINDROP_INSTANCE"),
             "message": message if isinstance(message, str) else ""}
 
 
@@ -65,7 +71,11 @@ async def logs(request: web.Request) -> web.StreamResponse:
     if cursor is not None and (not cursor or len(cursor) > CURSOR_MAX
                                or not cursor.isprintable()):
         raise InvalidInput("cursor is not valid: send the cursor of the last line you received")
-    argv = journal_argv(hub.journal.prefix, app, lines=lines, follow=follow, cursor=cursor)
+    process = request.query.get("process")
+    if process is not None and process not in ("release", "run", "cron"):
+        validate_process_name(process)
+    argv = journal_argv(hub.journal.prefix, app, lines=lines, follow=follow, cursor=cursor,
+                        process=process)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bindrop.api.bodies import parse_command
+from bindrop.api.bodies import parse_command, parse_processes
 from bindrop.api.keys import CALLER, HUB, SETTINGS
 from bindrop.api.views import release_dict
 from bindrop.errors import InvalidInput, TooLarge
@@ -42,6 +42,9 @@ async def upload_release(request: web.Request) -> dict[str, Any] | web.StreamRes
         raise InvalidInput(f"kind={kind!r} is not valid: use kind=binary or kind=bundle")
     release_kind: ReleaseKind = "bundle" if kind == "bundle" else "binary"
     command = parse_command(request.query.get("cmd"))
+    processes = parse_processes(request.query.get("processes"))
+    release_cmd = request.query.get("release_cmd")
+    release_command = parse_command(release_cmd) if release_cmd else None
     limit = request.app[SETTINGS].upload_limit
     if request.content_length is not None and request.content_length > limit:
         return await _cut_off(request, _too_large(limit))
@@ -53,7 +56,8 @@ async def upload_release(request: web.Request) -> dict[str, Any] | web.StreamRes
     try:
         release = await hub.config.upload_release(
             app, body(), kind=release_kind, command=command,
-            created_by=request[CALLER].name, max_size=limit)
+            created_by=request[CALLER].name, max_size=limit, processes=processes,
+            release_command=release_command)
     except TooLarge:
         return await _cut_off(request, _too_large(limit))
     return release_dict(release)

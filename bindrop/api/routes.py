@@ -15,7 +15,9 @@ from aiohttp import web
 
 from bindrop.api import (
     actions,
+    alerts,
     apps,
+    backups,
     care,
     cron,
     env,
@@ -23,6 +25,7 @@ from bindrop.api import (
     logs,
     openapi,
     releases,
+    runs,
     server,
     system,
     tokens,
@@ -63,9 +66,17 @@ LIMITS = {"type": "object", "additionalProperties": False,
           "properties": {k: _LIMIT for k in ("memory_max", "cpu_quota", "tasks_max")}}
 ENV = {"type": "object", "additionalProperties": _STR}
 DEPLOY = {"type": "object", "required": ["release"], "additionalProperties": False,
-          "properties": {"release": {"type": "integer", "minimum": 1}}}
+          "properties": {"release": {"type": "integer", "minimum": 1}, "rolling": _BOOL}}
 ROLLBACK = {"type": "object", "additionalProperties": False,
             "properties": {"to": {"type": ["integer", "null"], "minimum": 1}}}
+SCALE = {"type": "object", "additionalProperties": False,
+         "properties": {"counts": {"type": "object", "additionalProperties": _INT},
+                        "memory_max": {"type": "object", "additionalProperties": _LIMIT},
+                        "health_path": {"type": "object",
+                                        "additionalProperties": {"type": ["string", "null"]}}}}
+RUN = {"type": "object", "required": ["args"], "additionalProperties": False,
+       "properties": {"args": {"type": "array", "items": _STR, "minItems": 1},
+                      "detach": _BOOL, "plan": _BOOL}}
 DASHBOARD = {"type": "object", "required": ["host"], "additionalProperties": False,
              "properties": {"host": _STR}}
 NEW_TOKEN = {"type": "object", "required": ["name"], "additionalProperties": False,
@@ -79,6 +90,20 @@ CARE_EVENT = {"type": "object", "required": ["kind"], "additionalProperties": Fa
               "properties": {"kind": {"type": "string", "enum": sorted(care.CARE_KINDS)},
                              "app": {"type": ["string", "null"]}, "message": _STR,
                              "data": {"type": ["object", "null"]}}}
+_QUEUE: Param = ("queue", _FLAG, "1: wait for a care run in progress instead of a 409")
+_CARE_WAIT: Param = ("wait", _FLAG, "1: answer once the run has ended (default: at once)")
+NEW_BACKUP = {"type": "object", "additionalProperties": False,
+              "properties": {"app": {"type": ["string", "null"]}}}
+RESTORE = {"type": "object", "additionalProperties": False,
+           "properties": {"from": {"type": ["string", "null"]}}}
+GC = {"type": "object", "additionalProperties": False, "properties": {"dry_run": _BOOL}}
+DISK_CHECK = {"type": "object", "additionalProperties": False,
+              "properties": {"threshold": {"type": ["string", "number", "null"]}}}
+ALERTS = {"type": "object", "required": ["webhook"], "additionalProperties": False,
+          "properties": {"webhook": {"type": ["string", "null"]}}}
+CARE_REPORT = {"type": "object", "additionalProperties": False,
+               "properties": {"progress": _STR, "result": {"type": "object"},
+                              "error": {"type": "object"}}}
 
 
 @dataclass(frozen=True)
@@ -130,7 +155,10 @@ ROUTES: tuple[Route, ...] = (
           body="binary", status=201, expect=releases.check_upload_size, returns="release",
           query=(("kind", {"type": "string", "enum": ["binary", "bundle"]},
                   "binary (default): an executable; bundle: a .tar.gz"),
-                 ("cmd", _STR, 'the command as a JSON list, e.g. ["./server"]'))),
+                 ("cmd", _STR, 'the command as a JSON list, e.g. ["./server"]'),
+                 ("processes", _STR, 'process types as a JSON object, e.g. '
+                                     '{"worker": ["--worker"]} (added to a Procfile)'),
+                 ("release_cmd", _STR, 'the release command as a JSON list'))),
     Route("POST", "/v1/apps/{app}/deploy", actions.deploy, "Deploy a release (zero downtime)",
           admin=True, body=DEPLOY, query=(WAIT,), returns="outcome_or_job"),
     Route("POST", "/v1/apps/{app}/rollback", actions.rollback,
@@ -143,6 +171,16 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/apps/{app}/restart", actions.restart,
           "Restart the current release (zero downtime)", admin=True, query=(WAIT,),
           returns="outcome_or_job"),
+    Route("PUT", "/v1/apps/{app}/scale", actions.scale,
+          "Set how many instances of each process run (and a process's memory limit or "
+          "health path); applies at once to a running app", admin=True, body=SCALE,
+          returns="outcome_or_job"),
+    Route("GET", "/v1/apps/{app}/processes", actions.processes,
+          "The app's process types: command and instance count"),
+    Route("POST", "/v1/apps/{app}/run", runs.run,
+          "Run a one-off command with the current release (its env, user, data, sandbox) "
+          "as a transient unit; streams its output and exit status as JSON lines",
+          admin=True, body=RUN, produces="application/x-ndjson"),
     Route("GET", "/v1/jobs/{job}", actions.show_job, "How an action started with wait=0 ended"),
     Route("GET", "/v1/apps/{app}/env", env.show_env,
           "An app's environment (secret-looking values masked)",
@@ -161,7 +199,8 @@ ROUTES: tuple[Route, ...] = (
           produces="application/x-ndjson",
           query=(("lines", _INT, "how many past lines (default 100)"),
                  ("follow", _FLAG, "1: keep streaming new lines"),
-                 ("cursor", _STR, "resume after this cursor"))),
+                 ("cursor", _STR, "resume after this cursor"),
+                 ("process", _STR, "only this process type (web, worker, release, run)"))),
     Route("GET", "/v1/events", events.events,
           "Server-sent events of live state and recorded events (resumable)",
           produces="text/event-stream",
@@ -174,6 +213,44 @@ ROUTES: tuple[Route, ...] = (
           admin=True, body=NEW_JOB, status=201),
     Route("DELETE", "/v1/apps/{app}/cron/{name}", cron.remove_job,
           "Remove a scheduled job (stops a run in progress)", admin=True),
+    Route("POST", "/v1/backups", backups.start_backup,
+          "Start a backup of the server (or of one app) as a care unit; the run",
+          admin=True, body=NEW_BACKUP, status=202, query=(_QUEUE, _CARE_WAIT)),
+    Route("GET", "/v1/backups", backups.list_all,
+          "Complete backups, local and in the bucket, oldest first",
+          query=(("app", _STR, "only those holding this app's data"),)),
+    Route("GET", "/v1/backups/{backup}", backups.show_backup,
+          "A backup's manifest: its parts, sizes, sha256 and where it is stored"),
+    Route("POST", "/v1/backups/{backup}/verify", backups.verify_backup,
+          "Check a backup (sizes, sha256, integrity_check) in a care unit; the run",
+          admin=True, status=202, query=(_QUEUE, _CARE_WAIT)),
+    Route("POST", "/v1/apps/{app}/restore", backups.restore_app,
+          "Restore an app's data from a backup (from: an id, or the newest), in its turn "
+          "after the app's other actions; the run", admin=True, body=RESTORE, status=202,
+          query=(_QUEUE, _CARE_WAIT)),
+    Route("POST", "/v1/server/restore", backups.restore_server,
+          "Restore bindrop's own database from a server backup (from: an id, or the newest): "
+          "checked, then the hub stops, the database is swapped, the hub starts again and "
+          "records server_restored; the run (this hub never reports its end)", admin=True,
+          body=RESTORE, status=202, query=(_QUEUE,)),
+    Route("POST", "/v1/gc", backups.gc,
+          "Free unused blobs and backups beyond retention (dry_run: only say what); the run",
+          admin=True, body=GC, status=202, query=(_QUEUE, _CARE_WAIT)),
+    Route("GET", "/v1/disk", backups.disk,
+          "Filesystems holding bindrop's data, its parts' sizes, and the last checks"),
+    Route("POST", "/v1/disk/check", backups.disk_check,
+          "Record a disk usage sample (bindrop-disk.timer); events on a change over or under "
+          "the threshold", admin=True, body=DISK_CHECK),
+    Route("GET", "/v1/care/runs", backups.list_runs,
+          "The care run in progress and the newest ones"),
+    Route("GET", "/v1/care/runs/{run}", backups.show_run,
+          "A care run: state, progress, units, result or error"),
+    Route("GET", "/v1/alerts", alerts.show,
+          "Where alerts go (the webhook) and how delivery goes", admin=True),
+    Route("PUT", "/v1/alerts", alerts.set_channel,
+          "Set the webhook alerts are POSTed to (null: no alerts)", admin=True, body=ALERTS),
+    Route("POST", "/v1/alerts/test", alerts.test,
+          "Send a test alert to the webhook now", admin=True),
     Route("POST", "/v1/events", care.record_event,
           "Record the outcome of a backup, disk check or gc (bindrop's timers)", admin=True,
           body=CARE_EVENT, status=201),
@@ -184,4 +261,10 @@ ROUTES: tuple[Route, ...] = (
           status=201, returns="new_token"),
     Route("DELETE", "/v1/tokens/{name}", tokens.revoke_token, "Revoke a token", admin=True,
           returns="token"),
+)
+
+#: Routes of the unix socket only (not in the OpenAPI document): what care units tell the hub.
+LOCAL_ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/care/steps/{step}/report", backups.report_step,
+          "A care unit's progress, result or error", admin=True, body=CARE_REPORT),
 )

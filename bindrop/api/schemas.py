@@ -30,6 +30,9 @@ LIVE = _object({
                                          "crash-looping", "failed-readiness"]},
     "release": _S0, "unit": _S0, "port": _I0, "units": {"type": "array", "items": _S},
     "deploying": _B, "main_pid": _I0, "n_restarts": _I, "active_since": _S0, "problem": _S0,
+    "instances": {"type": "array", "items": _object({
+        "unit": _S, "process": _S, "instance": _S, "port": _I0, "serving": _B})},
+    "gave_up": {"type": "array", "items": _object({"unit": _S, "problem": _S})},
 })
 APP = _object({
     "name": _S, "hosts": {"type": "array", "items": _S}, "health_path": _S0,
@@ -46,10 +49,14 @@ RELEASE = _object({
     "command": {"type": "array", "items": _S}, "created_by": _S, "created_at": _S0,
     "status": {"type": "string", "enum": ["pending", "live", "previous", "failed"]},
     "reason": _S0, "status_changed_at": _S0,
+    "processes": {"type": ["object", "null"],
+                  "additionalProperties": {"type": "array", "items": _S}},
+    "release_command": {"type": ["array", "null"], "items": _S},
 })
 OUTCOME = _object({
     "app": _S, "action": _S, "release": _S0, "unit": _S0, "port": _I0,
     "stopped": {"type": "array", "items": _S}, "message": _S,
+    "release_log": {"type": "array", "items": _S},
 })
 TOKEN = _object({
     "name": _S, "scope": {"type": "string", "enum": ["admin", "read-only"]},

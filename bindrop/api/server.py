@@ -14,6 +14,7 @@ from aiohttp import web
 from bindrop import __version__
 from bindrop.api.care import care_summary
 from bindrop.api.keys import HUB, SETTINGS
+from bindrop.version import build_commit
 
 
 def _blob_bytes(root: Path) -> int:
@@ -29,6 +30,7 @@ async def server_info(request: web.Request) -> dict[str, Any]:
     disk = shutil.disk_usage(settings.state_dir)
     return {
         "version": __version__,
+        "commit": build_commit(),
         "python": platform.python_version(),
         "aiohttp": aiohttp.__version__,
         "machine": platform.machine(),

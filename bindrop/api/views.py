@@ -60,7 +60,8 @@ def view_dict(view: AppView | None) -> dict[str, Any]:
     if view is None:
         return {"state": "stopped", "release": None, "unit": None, "port": None, "units": [],
                 "deploying": False, "main_pid": None, "n_restarts": 0, "active_since": None,
-                "problem": None}
+                "problem": None, "instances": [], "gave_up": []}
+    serving = {r.unit for r in view.serving}
     return {
         "state": str(view.state),
         "release": view.live_release,
@@ -72,6 +73,10 @@ def view_dict(view: AppView | None) -> dict[str, Any]:
         "n_restarts": view.n_restarts,
         "active_since": _usec(view.active_since),
         "problem": view.problem,
+        "instances": [{"unit": r.unit, "process": r.process, "instance": r.instance,
+                       "port": r.port or None, "serving": r.unit in serving}
+                      for r in view.instances],
+        "gave_up": [{"unit": u, "problem": why} for u, why in view.gave_up],
     }
 
 
@@ -88,6 +93,10 @@ def release_dict(release: Release) -> dict[str, Any]:
         "status": release.status,
         "reason": release.reason,
         "status_changed_at": _time(release.status_changed_at),
+        "processes": (None if release.processes is None else
+                      {k: list(v) for k, v in release.processes.items()}),
+        "release_command": (None if release.release_command is None
+                            else list(release.release_command)),
     }
 
 

@@ -1,17 +1,14 @@
 """Disk usage: the filesystems holding bindrop's data, and bindrop's own parts on them.
 
-``check_disk`` is what ``bindrop-disk.timer`` runs every 15 minutes: it appends a sample to a
-small JSON-lines file (bounded), and says whether a filesystem is over the threshold; the CLI
-turns that into an event and a webhook POST.
+A disk check (what ``bindrop-disk.timer`` asks of the hub every 15 minutes, run in a care
+unit) appends a sample to a small JSON-lines file (bounded) and says which filesystems are
+over the threshold; the hub turns a change of that into an event and an alert.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,12 +17,10 @@ from typing import Any
 from bindrop.care.backup import app_names_on_disk
 from bindrop.care.config import CareSettings
 from bindrop.care.local import tree_size
-from bindrop.errors import BindropError
 from bindrop.settings import Settings
 
 SAMPLES_FILE = "disk-samples.jsonl"
 SAMPLES_KEPT = 2000  # 15-minute samples: about three weeks
-WEBHOOK_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -132,23 +127,3 @@ def last_sample(settings: Settings) -> dict[str, Any] | None:
 def over_threshold(report: DiskReport, threshold: float) -> list[Filesystem]:
     """The filesystems whose usage is at or above ``threshold`` percent. Pure."""
     return [f for f in report.filesystems if f.percent >= threshold]
-
-
-def post_webhook(url: str, payload: dict[str, Any]) -> None:
-    """POST ``payload`` as JSON; ``BindropError`` if it fails or answers other than 2xx."""
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "bindrop-disk-check"})
-    try:
-        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:
-            status = response.status
-    except (urllib.error.URLError, OSError) as exc:
-        raise BindropError(f"the disk webhook {url} failed: {exc}") from None
-    if not 200 <= status < 300:
-        raise BindropError(f"the disk webhook {url} answered {status}")
-
-
-def webhook_payload(report: DiskReport, over: list[Filesystem],
-                    threshold: float) -> dict[str, Any]:
-    return {"event": "disk_over_threshold", "server": socket.gethostname(), "at": report.at,
-            "threshold": threshold, "filesystems": [f.to_dict() for f in over]}

@@ -19,6 +19,7 @@ from bindrop.care.backup import apply_retention, s3_of
 from bindrop.care.config import CareSettings
 from bindrop.care.local import LocalBackups
 from bindrop.care.manifest import SERVER_SCOPE, parse_backup_id
+from bindrop.care.retention import Dated, plan_retention
 from bindrop.errors import BindropError
 from bindrop.settings import Settings
 
@@ -31,13 +32,14 @@ class Freed:
     blob_bytes: int
     backups: tuple[str, ...]
     backup_bytes: int
+    dry_run: bool = False
 
     @property
     def total(self) -> int:
         return self.blob_bytes + self.backup_bytes
 
     def to_dict(self) -> dict[str, Any]:
-        return {"blobs": self.blobs, "blob_bytes": self.blob_bytes,
+        return {"dry_run": self.dry_run, "blobs": self.blobs, "blob_bytes": self.blob_bytes,
                 "backups": list(self.backups),
                 "backup_bytes": self.backup_bytes, "total_bytes": self.total}
 
@@ -55,7 +57,9 @@ def referenced_blobs(settings: Settings) -> set[str]:
         conn.close()
 
 
-def collect(settings: Settings, care: CareSettings, *, now: float | None = None) -> Freed:
+def collect(settings: Settings, care: CareSettings, *, now: float | None = None,
+            dry_run: bool = False) -> Freed:
+    """Free what can be freed; with ``dry_run``, only say what would be (deletes nothing)."""
     keep = referenced_blobs(settings)
     now = time.time() if now is None else now
     removed = blob_bytes = 0
@@ -68,7 +72,8 @@ def collect(settings: Settings, care: CareSettings, *, now: float | None = None)
         if now - st.st_mtime < BLOB_GRACE_S:
             continue
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(entry.path)
+            if not dry_run:
+                os.unlink(entry.path)
             removed += 1
             blob_bytes += st.st_size
     local = LocalBackups(care.backup_dir)
@@ -76,12 +81,19 @@ def collect(settings: Settings, care: CareSettings, *, now: float | None = None)
     backup_bytes = 0
     if care.backup_dir.is_dir():
         with local.locked():
-            backup_bytes += local.sweep_partials()
+            if not dry_run:
+                backup_bytes += local.sweep_partials()
             sizes = {m.id: m.size for m in local.list()}
             s3 = s3_of(care)
             scopes = {parse_backup_id(i)[1] for i in sizes} | {None}
             for scope in sorted(scopes, key=lambda s: s or SERVER_SCOPE):
-                for backup_id in apply_retention(care, local, s3, scope_app=scope):
+                if dry_run:
+                    dated = [Dated(i, parse_backup_id(i)[0]) for i in sizes
+                             if parse_backup_id(i)[1] == scope]
+                    doomed = plan_retention(dated, care.keep_daily, care.keep_weekly)
+                else:
+                    doomed = apply_retention(care, local, s3, scope_app=scope)
+                for backup_id in doomed:
                     deleted.append(backup_id)
                     backup_bytes += sizes.get(backup_id, 0)
-    return Freed(removed, blob_bytes, tuple(deleted), backup_bytes)
+    return Freed(removed, blob_bytes, tuple(deleted), backup_bytes, dry_run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -13,8 +14,18 @@ from typing import Any
 
 import click
 
-from bindrop.cli.remote import emit_json, json_option, remote, size_text, table
+from bindrop.cli.remote import (
+    call,
+    emit_json,
+    json_option,
+    remote,
+    server_options,
+    size_text,
+    table,
+)
 from bindrop.client.client import Client
+from bindrop.client.servers import resolve_server
+from bindrop.client.ssh import ssh_tty_argv
 
 Run = Callable[..., Any]
 GZIP_MAGIC = b"\x1f\x8b"
@@ -149,6 +160,14 @@ def status(app: str | None, as_json: bool, run: Run) -> None:
     ]
     for key, value in rows:
         click.echo(f"{key + ':':<10} {value}")
+    instances = live.get("instances") or []
+    if len(instances) > 1 or any(i["process"] != "web" for i in instances):
+        click.echo("")
+        table(["PROCESS", "UNIT", "PORT", "SERVING"],
+              [[i["process"], i["unit"], i["port"] or "-", "yes" if i["serving"] else "-"]
+               for i in instances])
+    for gave_up in live.get("gave_up") or []:
+        click.echo(f"gave up:   {gave_up['unit']} ({gave_up['problem']})")
 
 
 def _server_status(info: dict[str, Any], as_json: bool) -> None:
@@ -183,32 +202,55 @@ def _server_status(info: dict[str, Any], as_json: bool) -> None:
                    "for a program: its arguments.")
 @click.option("--no-wait", is_flag=True, help="Return once the upload is done and the deploy "
                                               "has started (prints a job id).")
+@click.option("--process", multiple=True, metavar="NAME=ARGS",
+              help="A process type besides web: for a program, its arguments to the same "
+                   "program (worker=\"--worker\"); for a bundle, a command (adds to or "
+                   "replaces a Procfile line). Repeat for more.")
+@click.option("--rolling", is_flag=True,
+              help="Replace instances one at a time (start, ready, swap, drain, stop the "
+                   "old one) instead of starting a whole new set first.")
+@click.option("--release-cmd", metavar="ARGS",
+              help="Run this once before the new release starts (migrations); a failure "
+                   "stops the deploy. For a program: its arguments.")
 @json_option
 @remote
-def deploy(app: str, path: Path, cmd: str | None, no_wait: bool, as_json: bool,
-           run: Run) -> None:
+def deploy(app: str, path: Path, cmd: str | None, no_wait: bool, process: tuple[str, ...],
+           rolling: bool, release_cmd: str | None, as_json: bool, run: Run) -> None:
     """Upload PATH as a new release of APP and put it live with no downtime.
 
-    PATH is an executable (ELF, or a script with #!) or a .tar.gz bundle with --cmd.
+    PATH is an executable (ELF, or a script with #!) or a .tar.gz bundle with a Procfile at
+    its root (web: ./server, worker: ./worker, release: ./migrate) or --cmd.
 
-    Example: bindrop deploy blog ./target/release/blog
+    Example: bindrop deploy blog ./target/release/blog --process worker="--worker"
     """
     with open(path, "rb") as f:
         bundle = f.read(2) == GZIP_MAGIC
     command = shlex.split(cmd) if cmd else []
+    processes: dict[str, list[str]] = {}
+    for item in process:
+        name, eq, args = item.partition("=")
+        if not eq or not name:
+            raise click.BadParameter(f"{item!r} is not NAME=ARGS, e.g. worker=\"--worker\"",
+                                     param_hint="--process")
+        processes[name] = shlex.split(args)
+    release_command = shlex.split(release_cmd) if release_cmd is not None else None
 
     async def upload_and_deploy(client: Client) -> tuple[Any, Any]:
         with click.progressbar(length=path.stat().st_size, label=f"uploading {path.name}",
                                file=sys.stderr) as bar:
             release = await client.upload_release(app, path, command=command, bundle=bundle,
-                                                  progress=bar.update)
-        outcome = await client.deploy(app, int(release["number"]), wait=not no_wait)
+                                                  progress=bar.update, processes=processes,
+                                                  release_command=release_command)
+        outcome = await client.deploy(app, int(release["number"]), wait=not no_wait,
+                                      rolling=rolling)
         return release, outcome
 
     release, outcome = run(upload_and_deploy)
     if as_json:
         emit_json({"release": release, "outcome": outcome})
     else:
+        for line in outcome.get("release_log") or []:
+            click.echo(f"release command: {line}")
         click.echo(_outcome_line(outcome))
 
 
@@ -278,15 +320,18 @@ restart = _action("restart", "Restart APP with no downtime (a fresh unit of the 
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
 @click.option("--lines", "-n", type=click.IntRange(0, 10_000), default=50, show_default=True,
               help="How many past lines.")
+@click.option("--process", "-p", metavar="NAME",
+              help="Only this process type's output (web, worker, release, run).")
 @json_option
 @remote
-def logs(app: str, follow: bool, lines: int, as_json: bool, run: Run) -> None:
-    """Print APP's output (every release), optionally following it.
+def logs(app: str, follow: bool, lines: int, process: str | None, as_json: bool,
+         run: Run) -> None:
+    """Print APP's output (every release and process), optionally following it.
 
-    Example: bindrop logs blog -f -n 100
+    Example: bindrop logs blog -f -n 100 --process worker
     """
     async def read(client: Client) -> None:
-        async for entry in client.logs(app, lines=lines, follow=follow):
+        async for entry in client.logs(app, lines=lines, follow=follow, process=process):
             if as_json:
                 click.echo(json.dumps(entry, ensure_ascii=False))
             else:
@@ -294,3 +339,132 @@ def logs(app: str, follow: bool, lines: int, as_json: bool, run: Run) -> None:
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a follow quietly
         run(read)
+
+
+@click.command()
+@click.argument("app")
+@click.argument("counts", nargs=-1, metavar="PROCESS=COUNT...")
+@click.option("--memory", "memory", multiple=True, metavar="PROCESS=SIZE",
+              help="A process type's own memory limit (256M; 'none' for the app's).")
+@click.option("--health", "health", multiple=True, metavar="PROCESS=PATH",
+              help="A process type's own health check path ('none' for the app's).")
+@json_option
+@remote
+def scale(app: str, counts: tuple[str, ...], memory: tuple[str, ...], health: tuple[str, ...],
+          as_json: bool, run: Run) -> None:
+    """Set how many instances of each process type of APP run; without COUNTS, show them.
+
+    New instances start (and get ready) before surplus ones drain and stop; web=0 leaves
+    the app's hosts answering 503.
+
+    Example: bindrop scale blog web=3 worker=1
+    """
+    from bindrop.errors import InvalidInput
+    from bindrop.units.processes import parse_scale_args
+
+    if not counts and not memory and not health:
+        shown = run(lambda c: c.processes(app))
+        if as_json:
+            emit_json(shown)
+            return
+        table(["PROCESS", "COUNT", "MEMORY", "HEALTH", "COMMAND"],
+              [[p["name"], p["count"], size_text(p["memory_max"]), p["health_path"] or "-",
+                shlex.join(p["command"]) or "-"] for p in shown["processes"]])
+        if shown["release_command"]:
+            click.echo(f"release command: {shlex.join(shown['release_command'])}")
+        return
+    try:
+        wanted = parse_scale_args(list(counts))
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.message, param_hint="PROCESS=COUNT") from None
+    mem = _pairs(memory, "--memory")
+    hp = _pairs(health, "--health")
+    outcome = run(lambda c: c.scale(app, {k: int(str(v)) for k, v in wanted.items()},
+                                    memory_max=mem, health_path=hp))
+    if as_json:
+        emit_json(outcome)
+    else:
+        click.echo(_outcome_line(outcome))
+
+
+def _pairs(items: tuple[str, ...], option: str) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq or not name or not value:
+            raise click.BadParameter(f"{item!r} is not PROCESS=VALUE", param_hint=option)
+        out[name] = None if value.lower() == "none" else value
+    return out
+
+
+@click.command("run", context_settings={"ignore_unknown_options": True})
+@click.argument("app")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("--detach", "-d", is_flag=True,
+              help="Leave it running and print its unit's name (its output is in "
+                   "`bindrop logs APP --process run`).")
+@click.option("--tty", "-t", is_flag=True,
+              help="Interactive, on a terminal (stdin too): over ssh://, or on the server "
+                   "itself (runs systemd-run --pty).")
+@json_option
+@server_options
+def run_command(app: str, command: tuple[str, ...], detach: bool, tty: bool, as_json: bool,
+                server: str | None, token: str | None) -> None:
+    """Run COMMAND once with APP's current release: its env, user, data dir and sandbox.
+
+    Prints the command's output as it comes and exits with its exit status.
+
+    Example: bindrop run blog -- sh -c 'echo $DATABASE_URL'
+    """
+    args = list(command)
+
+    def run(action: Callable[[Client], Any]) -> Any:
+        return call(server, token, action)
+
+    if tty:
+        _run_on_a_terminal(app, args, server, token)
+        return
+    if detach:
+        started = run(lambda c: c.run_detached(app, args))
+        if as_json:
+            emit_json(started)
+        else:
+            click.echo(started["unit"])
+        return
+
+    async def follow(client: Client) -> int:
+        status = 1
+        async for item in client.run(app, args):
+            if as_json:
+                click.echo(json.dumps(item, ensure_ascii=False))
+            elif "message" in item:
+                click.echo(item["message"])
+            elif "unit" in item:
+                click.echo(f"running as {item['unit']}", err=True)
+            if "exit_status" in item:
+                status = int(item["exit_status"])
+        return status
+
+    sys.exit(run(follow))
+
+
+def _run_on_a_terminal(app: str, args: list[str], server: str | None,
+                       token: str | None) -> None:
+    """Replace this process: over ssh:// by ``ssh -t`` running ``bindrop run --tty`` on the
+    server; on the server by ``systemd-run --pty`` with the unit the hub planned."""
+    endpoint, _ = resolve_server(server, token, os.environ)
+    if endpoint.transport == "ssh":
+        ssh = shlex.split(os.environ.get("BINDROP_SSH") or "ssh")
+        remote_cmd = shlex.split(os.environ.get("BINDROP_REMOTE_COMMAND") or "bindrop")
+        argv = ssh_tty_argv(endpoint, app, args, ssh=ssh, remote=remote_cmd)
+        os.execvp(argv[0], argv)
+    if endpoint.transport != "unix":
+        raise click.UsageError("--tty needs the server itself (unix:) or ssh://: an HTTP "
+                               "API cannot carry a terminal")
+    plan = call(server, token, lambda c: c.run_plan(app, args))
+    # "prefix" runs systemd's tools where the hub's systemd is (nsenter into a bindrop
+    # machine); empty on a server. Only the server's own root reaches the unix socket.
+    argv = [*plan.get("prefix", []), "systemd-run", "--pty", "--quiet", "--wait", "--collect",
+            "--service-type=exec", f"--unit={plan['unit']}",
+            *(f"--property={p}" for p in plan["properties"]), "--", *plan["argv"]]
+    os.execvp(argv[0], argv)

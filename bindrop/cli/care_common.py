@@ -1,62 +1,52 @@
-"""What the server-care commands (backup, disk, gc) share: settings from the environment and
-``/etc/bindrop/care.env``, the hub's API (the local socket by default), events.
+"""What the server-care commands (backup, disk, gc) share: following a care run on the
+server to its end, with its progress on stderr.
 
-These commands run on the server as root (a timer, or a person with a shell there): they read
-files directly and reach the hub only through the client.
+These commands act on the server named by ``--server`` / ``BINDROP_SERVER`` over any
+transport: the hub starts the work as systemd units there; nothing here touches local files.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import click
 
-from bindrop.care.config import CareSettings, load_care_settings
-from bindrop.cli.remote import call, server_options
-from bindrop.client.client import Client
-from bindrop.errors import BindropError
-from bindrop.settings import Settings
+from bindrop.client.client import Client, RemoteError
 
-T = TypeVar("T")
-log = logging.getLogger("bindrop.care")
+POLL_S = 0.5
+#: The status each error code the hub reports has in the API (a failed run answers 200).
+_STATUS = {"damaged_backup": 422, "not_found": 404, "invalid_input": 400, "conflict": 409}
 
 
-@dataclass(frozen=True)
-class CareContext:
-    settings: Settings
-    care: CareSettings
-    server: str
-    token: str | None
-
-    def call(self, action: Callable[[Client], Awaitable[T]]) -> T:
-        return call(self.server, self.token, action)
-
-    def record(self, kind: str, message: str, *, app: str | None = None,
-               data: Mapping[str, Any] | None = None) -> bool:
-        """Record an event with the hub; a hub that cannot be reached is reported on stderr
-        and does not fail the command (the backup itself is what matters)."""
-        try:
-            self.call(lambda c: c.record_event(kind, message, app=app, data=data))
-            return True
-        except BindropError as exc:
-            click.echo(f"warning: could not record the {kind} event with the hub: "
-                       f"{exc.message}", err=True)
-            return False
+def wait_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--wait", "queue", is_flag=True,
+        help="If another backup, verify, restore or gc is running, wait for it instead of "
+             "failing.")(command)
 
 
-def care_context(server: str | None, token: str | None) -> CareContext:
-    settings = Settings.from_env(os.environ)
-    care = load_care_settings(settings, os.environ)
-    return CareContext(settings, care, server or f"unix:{settings.control_socket}", token)
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def care_options(command: F) -> F:
-    """``--server``/``--token``: the hub that records events (default: this server's socket)."""
-    return server_options(command)
+async def follow(client: Client, start: Callable[[Client], Awaitable[Any]],
+                 quiet: bool) -> dict[str, Any]:
+    """Start a run with ``start`` and poll it to its end, echoing its progress on stderr
+    (unless ``quiet``). Its result; a failed run raises ``RemoteError`` with its code."""
+    run: dict[str, Any] = await start(client)
+    shown = ""
+    while True:
+        if not quiet and run.get("progress") and run["progress"] != shown:
+            shown = run["progress"]
+            click.echo(f"{run['kind']} {run['id']}: {shown}", err=True)
+        if run.get("state") in ("succeeded", "failed"):
+            break
+        await asyncio.sleep(POLL_S)
+        run = await client.care_run(str(run["id"]))
+    if run["state"] == "failed":
+        error = run.get("error") or {}
+        code = str(error.get("code", "failed"))
+        units = run.get("units") or []
+        where = f" (journalctl -u {units[-1]} on the server)" if units else ""
+        raise RemoteError(str(error.get("message", "the run failed")) + where,
+                          status=_STATUS.get(code, 500), code=code)
+    result: dict[str, Any] = run.get("result") or {}
+    return result

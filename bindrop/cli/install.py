@@ -7,24 +7,29 @@ import os
 import shlex
 import subprocess
 import sys
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import click
 
+import bindrop
 from bindrop.errors import BindropError, InvalidInput
 from bindrop.proxy.trusted import parse_trusted_proxies
 from bindrop.settings import (
     DEFAULT_API_PORT,
     DEFAULT_CONTROL_HOST,
     DEFAULT_DASHBOARD_HOST,
+    DEFAULT_MAX_INSTANCES,
     Settings,
     parse_api_port,
     parse_control_host,
     parse_dashboard_host,
 )
 from bindrop.systemd.calendar import parse_calendar
+from bindrop.version import version_text
 
-#: Units bindrop installs, from deploy/ in the source tree, in start order.
+#: Units bindrop installs, from the package's deploy/ folder, in start order.
 UNITS = ("bindrop.service", "bindrop-backup.service", "bindrop-backup.timer",
          "bindrop-disk.service", "bindrop-disk.timer", "bindrop-proxy.socket",
          "bindrop-proxy-https.socket", "bindrop-proxy.service")
@@ -44,11 +49,9 @@ def installed_units(https_port: int | None) -> tuple[str, ...]:
     return tuple(u for u in UNITS if https_port is not None or u != HTTPS_SOCKET)
 
 
-def deploy_dir() -> Path:
-    """deploy/ of the source tree, or its copy inside the package (a wheel built by
-    ``bindrop server setup`` carries it there)."""
-    packaged = Path(__file__).resolve().parents[1] / "deploy"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "deploy"
+def deploy_dir() -> Traversable:
+    """The unit templates: package data (``bindrop/deploy/``) of any install."""
+    return resources.files("bindrop") / "deploy"
 
 
 def render_installed_unit(template: str, command: str, http_port: int = DEFAULT_HTTP_PORT,
@@ -58,13 +61,15 @@ def render_installed_unit(template: str, command: str, http_port: int = DEFAULT_
                           backup_schedule: str = DEFAULT_BACKUP_SCHEDULE,
                           backup_delay: str = BACKUP_DELAY, disk_interval: str = DISK_INTERVAL,
                           timer_accuracy: str = TIMER_ACCURACY,
+                          max_instances: int = DEFAULT_MAX_INSTANCES,
                           trusted_proxies: str = "") -> str:
     """A unit template from deploy/ with ``@BINDROP@`` replaced by how to run bindrop, the
     proxy's ``ListenStream=80`` by ``http_port`` and ``=443`` by ``https_port``,
     ``@PROXY_SOCKETS@`` by the proxy's sockets, ``@API_PORT@`` by ``api_port`` ("off" for
     None) and ``@CONTROL_HOST@`` by ``control_host``; the timers' ``@BACKUP_SCHEDULE@``,
-    ``@BACKUP_DELAY@``, ``@DISK_INTERVAL@`` and ``@TIMER_ACCURACY@`` likewise, and the
-    proxy's ``@TRUSTED_PROXIES@`` by ``trusted_proxies`` (CIDR,…; "" for none). Pure."""
+    ``@BACKUP_DELAY@``, ``@DISK_INTERVAL@``, ``@TIMER_ACCURACY@`` and the hub's
+    ``@MAX_INSTANCES@`` likewise, and the proxy's ``@TRUSTED_PROXIES@`` by
+    ``trusted_proxies`` (CIDR,…; "" for none). Pure."""
     sockets = " ".join(u for u in installed_units(https_port) if u.endswith(".socket"))
     text = (template.replace("@BINDROP@", command)
             .replace("@API_PORT@", str(api_port) if api_port else "off")
@@ -74,6 +79,7 @@ def render_installed_unit(template: str, command: str, http_port: int = DEFAULT_
             .replace("@BACKUP_DELAY@", backup_delay)
             .replace("@DISK_INTERVAL@", disk_interval)
             .replace("@TIMER_ACCURACY@", timer_accuracy)
+            .replace("@MAX_INSTANCES@", str(max_instances))
             .replace("@TRUSTED_PROXIES@", trusted_proxies))
     text = text.replace("\nListenStream=80\n", f"\nListenStream={http_port}\n")
     return text.replace("\nListenStream=443\n", f"\nListenStream={https_port}\n")
@@ -126,6 +132,10 @@ def bindrop_command() -> str:
               envvar="BINDROP_BACKUP_SCHEDULE",
               help="When bindrop-backup.timer runs the backup (a systemd calendar spec, "
                    "e.g. '*-*-* 03:00'). [env: BINDROP_BACKUP_SCHEDULE]")
+@click.option("--max-instances", type=click.IntRange(1, 10_000),
+              default=DEFAULT_MAX_INSTANCES, show_default=True, envvar="BINDROP_MAX_INSTANCES",
+              help="The most instances `bindrop scale` gives one process type of an app. "
+                   "[env: BINDROP_MAX_INSTANCES]")
 @click.option("--trusted-proxies", default="", envvar="BINDROP_TRUSTED_PROXIES",
               callback=lambda _ctx, _param, value: _trusted_proxies(value),
               help="Load balancers or CDNs in front of this server (CIDR,…): only from those "
@@ -133,7 +143,7 @@ def bindrop_command() -> str:
                    "Default: none, the proxy is the edge. [env: BINDROP_TRUSTED_PROXIES]")
 def install(no_start: bool, http_port: int, https_port: int | None, api_port: int | None,
             control_host: str, dashboard_host: str | None, backup_schedule: str,
-            trusted_proxies: str) -> None:
+            max_instances: int, trusted_proxies: str) -> None:
     """Install bindrop's services on this server (as root): units, directories, then start.
 
     Writes bindrop.service (the hub, with the control API on 127.0.0.1:--api-port) and
@@ -169,6 +179,7 @@ def install(no_start: bool, http_port: int, https_port: int | None, api_port: in
         text = render_installed_unit(template, bindrop_command(), http_port, api_port,
                                      control_host, https_port,
                                      backup_schedule=backup_schedule,
+                                     max_instances=max_instances,
                                      trusted_proxies=trusted_proxies)
         target = settings.unit_dir / name
         if not target.exists() or target.read_text() != text:
@@ -186,6 +197,8 @@ def install(no_start: bool, http_port: int, https_port: int | None, api_port: in
             _systemctl("restart" if name in changed else "start", name)
     click.echo(f"installed {', '.join(units)}" + (f" (updated: {', '.join(changed)})"
                                                    if changed else " (unchanged)"))
+    click.echo(f"the units run {bindrop_command()}: bindrop {version_text()} from "
+               f"{Path(bindrop.__file__).resolve().parent}")
     if not no_start and dashboard_host is not None:
         if api_port is None:
             click.echo("dashboard: skipped (it needs the TCP control API: --api-port)")

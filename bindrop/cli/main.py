@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from bindrop import __version__
 from bindrop.errors import BindropError
 
 
@@ -38,6 +37,14 @@ class BindropGroup(click.Group):
             sys.exit(1)
 
 
+def _print_version(ctx: click.Context, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from bindrop.version import version_text
+
+        click.echo(f"bindrop {version_text()}")
+        ctx.exit()
+
+
 #: Every command, as "module:attribute": imported when used.
 COMMANDS = {
     "machine": "bindrop.cli.machine:machine",
@@ -56,6 +63,8 @@ COMMANDS = {
     "stop": "bindrop.cli.apps:stop",
     "restart": "bindrop.cli.apps:restart",
     "logs": "bindrop.cli.apps:logs",
+    "scale": "bindrop.cli.apps:scale",
+    "run": "bindrop.cli.apps:run_command",
     "env": "bindrop.cli.env:env",
     "limits": "bindrop.cli.env:limits",
     "token": "bindrop.cli.tokens:token",
@@ -66,13 +75,17 @@ COMMANDS = {
     "disk": "bindrop.cli.disk:disk",
     "gc": "bindrop.cli.disk:gc",
     "cron": "bindrop.cli.cron:cron",
+    "care-run": "bindrop.cli.care_run:care_run",
+    "alerts": "bindrop.cli.alerts:alerts",
 }
 
 
 @click.group(cls=BindropGroup, lazy=COMMANDS,
              context_settings={"auto_envvar_prefix": "BINDROP",
                                "help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="bindrop")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=lambda ctx, _param, value: _print_version(ctx, value),
+              help="Show the version (and the commit it was built from) and exit.")
 def cli() -> None:
     """Run your own apps on your own server, as systemd units behind one proxy.
 

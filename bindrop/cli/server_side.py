@@ -47,8 +47,10 @@ async def _run_hub(settings: Settings) -> None:
     # Connected proxies confirm each route swap and report when an old release is drained.
     link = ProxyLink(state, store)
     try:
+        care_environ = {k: v for k, v in os.environ.items()
+                        if k.startswith("BINDROP_") and k != "BINDROP_TOKEN"}
         async with Hub(settings, store, BlobStore.open(settings), state=state,
-                       router=link) as the_hub, \
+                       router=link, care_environ=care_environ) as the_hub, \
                 serve_api(the_hub, settings, local_only=lambda app: add_proxy_routes(
                     app, link, hub=the_hub)) as api:
             if api.tcp_port is not None:

@@ -118,6 +118,33 @@ class Client:
         except aiohttp.ClientError as exc:
             raise _unreachable(self.endpoint, exc) from None
 
+    async def post_lines(self, path: str, body: Any) -> AsyncIterator[bytes]:
+        """The lines of a streamed answer to a POST (a one-off run), as they arrive."""
+        session = self._open()
+        try:
+            async with session.post(self.endpoint.base + path, json=body) as response:
+                if response.status >= 400:
+                    await _answer(response)
+                async for line in response.content:
+                    yield line
+        except aiohttp.ClientError as exc:
+            raise _unreachable(self.endpoint, exc) from None
+
+    async def run(self, app: str, args: list[str]) -> AsyncIterator[dict[str, Any]]:
+        """Run ``args`` with the app's release: ``{"unit"}``, ``{"message"}``...,
+        ``{"exit_status"}``."""
+        async for line in self.post_lines(f"/v1/apps/{_seg(app)}/run", {"args": args}):
+            if line.strip():
+                yield json.loads(line)
+
+    async def run_plan(self, app: str, args: list[str]) -> Any:
+        return await self.request("POST", f"/v1/apps/{_seg(app)}/run",
+                                  body={"args": args, "plan": True})
+
+    async def run_detached(self, app: str, args: list[str]) -> Any:
+        return await self.request("POST", f"/v1/apps/{_seg(app)}/run",
+                                  body={"args": args, "detach": True})
+
     async def upload(self, path: str, file: Path, *, params: Mapping[str, str],
                      progress: Callable[[int], None] | None = None) -> Any:
         """Stream ``file`` as the body; a file over the server's upload limit is refused
@@ -193,8 +220,14 @@ class Client:
 
     async def upload_release(self, app: str, file: Path, *, command: list[str] | None = None,
                              bundle: bool = False,
-                             progress: Callable[[int], None] | None = None) -> Any:
+                             progress: Callable[[int], None] | None = None,
+                             processes: Mapping[str, list[str]] | None = None,
+                             release_command: list[str] | None = None) -> Any:
         params = {"kind": "bundle" if bundle else "binary", "cmd": json.dumps(command or [])}
+        if processes:
+            params["processes"] = json.dumps(dict(processes))
+        if release_command is not None:
+            params["release_cmd"] = json.dumps(release_command)
         return await self.upload(f"/v1/apps/{_seg(app)}/releases", file, params=params,
                                  progress=progress)
 
@@ -204,8 +237,25 @@ class Client:
         return await self.request("POST", f"/v1/apps/{_seg(app)}/{action}",
                                   body=dict(body or {}), params={"wait": "1" if wait else "0"})
 
-    async def deploy(self, app: str, release: int, *, wait: bool = True) -> Any:
-        return await self.action(app, "deploy", {"release": release}, wait=wait)
+    async def deploy(self, app: str, release: int, *, wait: bool = True,
+                     rolling: bool = False) -> Any:
+        body: dict[str, Any] = {"release": release}
+        if rolling:
+            body["rolling"] = True
+        return await self.action(app, "deploy", body, wait=wait)
+
+    async def scale(self, app: str, counts: Mapping[str, int], *,
+                    memory_max: Mapping[str, str | None] | None = None,
+                    health_path: Mapping[str, str | None] | None = None) -> Any:
+        body: dict[str, Any] = {"counts": dict(counts)}
+        if memory_max:
+            body["memory_max"] = dict(memory_max)
+        if health_path:
+            body["health_path"] = dict(health_path)
+        return await self.request("PUT", f"/v1/apps/{_seg(app)}/scale", body=body)
+
+    async def processes(self, app: str) -> Any:
+        return await self.request("GET", f"/v1/apps/{_seg(app)}/processes")
 
     async def job(self, job_id: str) -> Any:
         return await self.request("GET", f"/v1/jobs/{_seg(job_id)}")
@@ -248,6 +298,60 @@ class Client:
             "kind": kind, "app": app, "message": message,
             "data": dict(data) if data is not None else None})
 
+    async def start_backup(self, app: str | None = None, *, queue: bool = False,
+                           wait: bool = False) -> Any:
+        """Start a backup run (the server, or one app); the run (``state``, ``progress``…)."""
+        return await self.request("POST", "/v1/backups", body={"app": app},
+                                  params=_care_params(queue, wait))
+
+    async def backups(self, app: str | None = None) -> Any:
+        params = {"app": app} if app else None
+        return (await self.request("GET", "/v1/backups", params=params))["backups"]
+
+    async def backup(self, backup_id: str) -> Any:
+        return await self.request("GET", f"/v1/backups/{_seg(backup_id)}")
+
+    async def verify_backup(self, backup_id: str, *, queue: bool = False,
+                            wait: bool = False) -> Any:
+        return await self.request("POST", f"/v1/backups/{_seg(backup_id)}/verify",
+                                  params=_care_params(queue, wait))
+
+    async def restore(self, app: str, backup_id: str | None = None, *, queue: bool = False,
+                      wait: bool = False) -> Any:
+        return await self.request("POST", f"/v1/apps/{_seg(app)}/restore",
+                                  body={"from": backup_id}, params=_care_params(queue, wait))
+
+    async def restore_server(self, backup_id: str | None = None, *,
+                             queue: bool = False) -> Any:
+        return await self.request("POST", "/v1/server/restore", body={"from": backup_id},
+                                  params={"queue": "1" if queue else "0"})
+
+    async def gc(self, *, dry_run: bool = False, queue: bool = False,
+                 wait: bool = False) -> Any:
+        return await self.request("POST", "/v1/gc", body={"dry_run": dry_run},
+                                  params=_care_params(queue, wait))
+
+    async def disk(self) -> Any:
+        return await self.request("GET", "/v1/disk")
+
+    async def disk_check(self, threshold: str | None = None) -> Any:
+        return await self.request("POST", "/v1/disk/check", body={"threshold": threshold})
+
+    async def care_run(self, run_id: str) -> Any:
+        return await self.request("GET", f"/v1/care/runs/{_seg(run_id)}")
+
+    async def care_runs(self) -> Any:
+        return await self.request("GET", "/v1/care/runs")
+
+    async def alerts(self) -> Any:
+        return await self.request("GET", "/v1/alerts")
+
+    async def set_alerts(self, webhook: str | None) -> Any:
+        return await self.request("PUT", "/v1/alerts", body={"webhook": webhook})
+
+    async def test_alert(self) -> Any:
+        return await self.request("POST", "/v1/alerts/test")
+
     async def cron_jobs(self, app: str) -> Any:
         return (await self.request("GET", f"/v1/apps/{_seg(app)}/cron"))["jobs"]
 
@@ -262,8 +366,11 @@ class Client:
     # -- streams -------------------------------------------------------------------------
 
     async def logs(self, app: str, *, lines: int = 100, follow: bool = False,
-                   cursor: str | None = None) -> AsyncIterator[dict[str, Any]]:
+                   cursor: str | None = None, process: str | None = None
+                   ) -> AsyncIterator[dict[str, Any]]:
         params = {"lines": str(lines), "follow": "1" if follow else "0"}
+        if process:
+            params["process"] = process
         if cursor:
             params["cursor"] = cursor
         async for line in self.lines(f"/v1/apps/{_seg(app)}/logs", params=params):
@@ -304,6 +411,10 @@ async def _answer(response: aiohttp.ClientResponse) -> Any:
                           code=str(error.get("code", "error")))
     raise RemoteError(f"the server answered {response.status} {response.reason}",
                       status=response.status, code=f"http_{response.status}")
+
+
+def _care_params(queue: bool, wait: bool) -> dict[str, str]:
+    return {"queue": "1" if queue else "0", "wait": "1" if wait else "0"}
 
 
 def _seg(value: str) -> str:

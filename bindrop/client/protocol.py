@@ -11,6 +11,7 @@ On ``GET /v1/proxy/stream?proxy=<id>`` the hub sends newline-delimited JSON obje
     {"type": "ping"}
 
 where APP is ``{"app", "hosts", "status", "upstream": {"unit", "release", "port"} | null,
+"upstreams": [{"unit", "release", "port"}, ...] (every web instance; the proxy balances),
 "maintenance_message", "body_limit", "on_demand", "hold", "https_redirect"}``. The proxy
 answers with ``POST /v1/proxy/ack {"proxy", "version"}`` once it serves a table, and
 ``POST /v1/proxy/drained {"proxy", "unit"}`` once no request to that unit is in flight;
@@ -62,6 +63,13 @@ class AppRoute:
     hold: bool = False  # a no-overlap deploy: wait for the new route instead of a 503
     #: Plain-HTTP requests get a 308 to the same URL over https.
     https_redirect: bool = False
+    #: every web instance that may take requests (``upstream`` is the first); a hub before
+    #: process types sends only ``upstream``
+    upstreams: tuple[Upstream, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.upstreams and self.upstream is not None:
+            object.__setattr__(self, "upstreams", (self.upstream,))
 
     @property
     def serving(self) -> bool:
@@ -129,6 +137,8 @@ def render_table(table: RouteTable) -> dict[str, Any]:
         {"app": a.app, "hosts": list(a.hosts), "status": a.status,
          "upstream": None if a.upstream is None else {
              "unit": a.upstream.unit, "release": a.upstream.release, "port": a.upstream.port},
+         "upstreams": [{"unit": u.unit, "release": u.release, "port": u.port}
+                       for u in a.upstreams],
          "maintenance_message": a.maintenance_message, "body_limit": a.body_limit,
          "on_demand": a.on_demand, "hold": a.hold, "https_redirect": a.https_redirect}
         for a in table.apps]}
@@ -141,6 +151,9 @@ def _parse_app(data: object) -> AppRoute:
     if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
         raise InvalidInput(f"app {data.get('app')!r}: hosts must be a list of strings")
     upstream = data.get("upstream")
+    upstreams = data.get("upstreams")
+    if upstreams is not None and not isinstance(upstreams, list):
+        raise InvalidInput(f"app {data.get('app')!r}: upstreams must be a list")
     body_limit = data.get("body_limit", AppRoute.body_limit)
     if not isinstance(body_limit, int):
         raise InvalidInput(f"app {data.get('app')!r}: body_limit must be an integer")
@@ -155,6 +168,7 @@ def _parse_app(data: object) -> AppRoute:
         on_demand=data.get("on_demand") is True,
         hold=data.get("hold") is True,
         https_redirect=data.get("https_redirect") is True,
+        upstreams=tuple(_parse_upstream(u) for u in upstreams or ()),
     )
 
 

@@ -51,6 +51,20 @@ def ssh_argv(endpoint: Endpoint, ssh: Sequence[str] = ("ssh",),
     return [*argv, "--", target, shlex.join(command)]
 
 
+def ssh_tty_argv(endpoint: Endpoint, app: str, args: Sequence[str], *,
+                 ssh: Sequence[str] = ("ssh",), remote: Sequence[str] = ("bindrop",)
+                 ) -> list[str]:
+    """``ssh -t`` running ``bindrop run --tty APP -- ARGS`` on the server (against its
+    control socket), for an interactive one-off run. Pure."""
+    base = ssh_argv(endpoint, ssh, remote)
+    target = base[-2]
+    head = [a for a in base[:-3] if a != "-T"]
+    command = [*remote, "run", "--tty"]
+    if endpoint.socket_path:
+        command += ["--server", f"unix:{endpoint.socket_path}"]
+    return [*head, "-t", "--", target, shlex.join([*command, app, "--", *args])]
+
+
 class SSHConnector(aiohttp.BaseConnector):
     """Opens each connection by running ``argv`` (``ssh_argv``)."""
 

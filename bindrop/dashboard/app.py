@@ -146,7 +146,7 @@ async def healthz(_request: web.Request) -> web.Response:
 def make_dashboard_app(api_url: str, *, sessions: SessionStore | None = None
                        ) -> web.Application:
     """The dashboard, talking to the control API at ``api_url`` (http(s)://host:port)."""
-    from bindrop.dashboard import login, pages, streams
+    from bindrop.dashboard import care_pages, login, pages, streams
 
     app = web.Application(middlewares=[security_headers, render_errors],
                           client_max_size=FORM_MAX)
@@ -165,11 +165,17 @@ def make_dashboard_app(api_url: str, *, sessions: SessionStore | None = None
     add("POST", "/apps/{app}/env", page(pages.set_env))
     add("POST", "/apps/{app}/env/unset", page(pages.unset_env))
     add("POST", "/apps/{app}/limits", page(pages.set_limits))
+    add("POST", "/apps/{app}/scale", page(pages.scale))
     add("GET", "/metrics.json", page(pages.metrics))
     add("GET", "/server", page(pages.server))
     add("GET", "/tokens", page(pages.tokens))
     add("POST", "/tokens", page(pages.create_token))
     add("POST", "/tokens/{name}/revoke", page(pages.revoke_token))
+    add("GET", "/backups", page(care_pages.backups))
+    add("POST", "/backups/run", page(care_pages.run_backup))
+    add("POST", "/backups/{backup}/verify", page(care_pages.verify))
+    add("POST", "/apps/{app}/restore", page(care_pages.restore))
+    add("GET", "/disk", page(care_pages.disk))
     add("GET", "/live/events", page(streams.events))
     add("GET", "/live/logs/{app}", page(streams.logs))
     app.router.add_static("/static", HERE / "static", append_version=True)

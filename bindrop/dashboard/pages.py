@@ -64,14 +64,14 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 async def app(request: web.Request) -> web.StreamResponse:
     name = _app_name(request)
     async with api(request) as client:
-        status, releases, env, events = await asyncio.gather(
+        status, releases, env, events, processes = await asyncio.gather(
             client.status(name), client.releases(name), client.env(name),
-            client.history(app=name, limit=30))
+            client.history(app=name, limit=30), client.processes(name))
     checks = [e for e in events if e["kind"].startswith(SYSTEM_KINDS)][-10:]
     return render(request, "app.html", app=status["app"], live=status["live"],
                   metrics=status["metrics"] or {}, releases=releases, env=env["env"],
                   events=list(reversed(events)), checks=list(reversed(checks)),
-                  link=_links(request))
+                  processes=processes, link=_links(request))
 
 
 async def _done(request: web.Request, back: str,
@@ -132,6 +132,23 @@ async def unset_env(request: web.Request) -> web.StreamResponse:
     key = str((await request.post()).get("key", "")).strip()
     return await _done(request, f"/apps/{name}", lambda c: c.unset_env(name, [key]),
                        lambda _r: f"{key} unset")
+
+
+async def scale(request: web.Request) -> web.StreamResponse:
+    name = _app_name(request)
+    form = await request.post()
+    counts: dict[str, int] = {}
+    for key, value in form.items():
+        text = str(value).strip()
+        if key.startswith("count_") and text:
+            if not text.isdigit() or len(text) > 6:
+                request[SESSION].say("error", f"{key[6:]}: give a whole number of instances")
+                raise web.HTTPSeeOther(f"/apps/{name}")
+            counts[key[6:]] = int(text)
+    if not counts:
+        request[SESSION].say("error", "give the number of instances of a process")
+        raise web.HTTPSeeOther(f"/apps/{name}")
+    return await _done(request, f"/apps/{name}", lambda c: c.scale(name, counts), _outcome)
 
 
 async def set_limits(request: web.Request) -> web.StreamResponse:

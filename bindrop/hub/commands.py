@@ -6,7 +6,8 @@ over every pair of kinds (tests/unit/test_supersede.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -26,9 +27,11 @@ class Restart:
 
 @dataclass(frozen=True)
 class Deploy:
-    """Put ``release`` live: start it, wait until ready, flip the route, drain, stop the old."""
+    """Put ``release`` live: start it, wait until ready, flip the route, drain, stop the old.
+    ``rolling``: one instance at a time (start, ready, swap, drain, stop its old one)."""
 
     release: str
+    rolling: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,11 +42,35 @@ class Rollback:
 
 
 @dataclass(frozen=True)
+class Scale:
+    """Bring the number of live instances of each process in line with the stored scale:
+    start what is missing (ready first), drain and stop what is too many."""
+
+
+@dataclass(frozen=True)
 class Check:
     """Run the app's health check once; a failing liveness check asks for a Restart."""
 
 
-Command = Start | Stop | Restart | Deploy | Rollback | Check
+class RestoreSteps(Protocol):
+    """How a restore touches files: the hub's care units (``bindrop.hub.care_actions``)."""
+
+    async def prepare(self) -> dict[str, Any]: ...
+    async def swap(self, prepared: dict[str, Any]) -> dict[str, Any]: ...
+    async def discard(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Restore:
+    """Put a backup's data in place of the app's: check and extract it (nothing touched),
+    stop the app, swap the data in, start it again if it ran. Waits its turn like any
+    command, so a restore asked for during a deploy runs after it."""
+
+    backup: str | None
+    steps: RestoreSteps = field(compare=False, repr=False)
+
+
+Command = Start | Stop | Restart | Deploy | Rollback | Check | Restore | Scale
 
 #: For each new command kind, the queued kinds it makes pointless.
 #: - Stop: whatever was queued to start, restart or check would be undone at once.
@@ -53,19 +80,24 @@ Command = Start | Stop | Restart | Deploy | Rollback | Check
 #: - Deploy/Rollback: the newest requested build wins; it also starts the app, so queued
 #:   starts, restarts and checks are moot.
 #: - Check: only one pending check is useful.
+#: - Restore: replaces data the user asked for; nothing drops it, and it drops nothing.
+#: - Scale applies the stored counts, which every command that starts instances applies too:
+#:   those (and Stop) make a queued Scale moot, and one queued Scale is enough.
 _SUPERSEDES: dict[type[Command], frozenset[type[Command]]] = {
-    Stop: frozenset({Start, Restart, Check, Stop}),
-    Start: frozenset({Start, Stop, Check}),
-    Restart: frozenset({Start, Stop, Restart, Check}),
-    Deploy: frozenset({Deploy, Rollback, Start, Restart, Check}),
-    Rollback: frozenset({Deploy, Rollback, Start, Restart, Check}),
+    Stop: frozenset({Start, Restart, Check, Stop, Scale}),
+    Start: frozenset({Start, Stop, Check, Scale}),
+    Restart: frozenset({Start, Stop, Restart, Check, Scale}),
+    Deploy: frozenset({Deploy, Rollback, Start, Restart, Check, Scale}),
+    Rollback: frozenset({Deploy, Rollback, Start, Restart, Check, Scale}),
     Check: frozenset({Check}),
+    Restore: frozenset(),
+    Scale: frozenset({Scale, Check}),
 }
 
 #: In-flight commands whose readiness wait a new command may cancel. Only a Stop does: waiting
 #: for a release to get ready is pointless once the user wants the app stopped.
 _CANCELS_WAIT: dict[type[Command], frozenset[type[Command]]] = {
-    Stop: frozenset({Start, Restart, Deploy, Rollback, Check}),
+    Stop: frozenset({Start, Restart, Deploy, Rollback, Check, Scale}),
 }
 
 
@@ -85,4 +117,6 @@ def describe(command: Command) -> str:
         return f"{name} of release {command.release}"
     if isinstance(command, Rollback) and command.to:
         return f"{name} to release {command.to}"
+    if isinstance(command, Restore) and command.backup:
+        return f"{name} from {command.backup}"
     return name

@@ -8,24 +8,29 @@ running. Each operation validates before it writes and writes all or nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import platform
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from bindrop.errors import Cancelled, Conflict, InvalidInput, JobFailed, NotFound, NotReady
-from bindrop.hub.commands import Restart, Stop
+from bindrop.hub.commands import Restart, Scale, Stop
 from bindrop.hub.lifecycle import Outcome
 from bindrop.hub.routetable import check_hosts_free
 from bindrop.hub.state import is_up
-from bindrop.store import AppConfig, Release, check_executable_content
+from bindrop.store import AppConfig, Release, bundles_dir, check_executable_content, unpack_bundle
+from bindrop.store.bundles import read_procfile
 from bindrop.store.content import HEAD_SIZE
+from bindrop.store.processes import ProcessConfig
 from bindrop.store.releases import ReleaseKind, validate_command
 from bindrop.store.tokens import Scope, Token
+from bindrop.units.processes import WEB, parse_procfile, parse_scale, validate_process_name
 from bindrop.units.purge import build_purge_unit
+from bindrop.units.tasks import parse_run_unit_name
 
 if TYPE_CHECKING:
     from bindrop.hub.hub import Hub
@@ -120,6 +125,11 @@ class Config:
                     await self.hub.manager.stop_unit(unit.name)
                     stopped.append(unit.name)
             self.hub.ports.release(unit.name)
+        # One-off runs of the app are no instances (not in units_of): stop those too.
+        for name in sorted(self.hub.state.snapshot().units):
+            if parse_run_unit_name(name, app):
+                await self.hub.runs.finish(name)
+                stopped.append(name)
         self.hub.state.forget(app)
         still_used = self.hub.store.referenced_blobs()
         removed = sum(self.hub.blobs.remove(sha) for sha in sorted(unused - still_used))
@@ -181,25 +191,101 @@ class Config:
             raise NotReady(f"{exc.message}\nthe change was undone: {app} keeps running with "
                            "its previous settings") from None
 
+    # -- process types -------------------------------------------------------------------
+
+    async def scale(self, app: str, counts: Mapping[str, object], *,
+                    memory_max: Mapping[str, int | None] | None = None,
+                    health_path: Mapping[str, str | None] | None = None) -> Outcome:
+        """Store how many instances of each process should run (and optionally a process's
+        own memory limit or health path), then have the app's actor apply it.
+
+        Checked before anything is written: process names (those of the current release,
+        once there is one), counts from 0 to the server's ``max_instances``.
+        """
+        config = self.hub.store.get_app(app)
+        known = None
+        if config.current_release is not None:
+            release = self.hub.store.get_release(app, config.current_release)
+            known = frozenset(release.process_commands())
+        names = {**dict.fromkeys(memory_max or {}, 0), **dict.fromkeys(health_path or {}, 0)}
+        stored = self.hub.store.get_processes(app)
+        parsed = parse_scale(counts, known=known, max_instances=self.hub.settings.max_instances
+                             ) if counts else {}
+        if not parsed and not names:
+            raise InvalidInput("name at least one process and its count, e.g. web=3 worker=1")
+        if known is not None and names:
+            parse_scale(names, known=known)  # a setting of an unknown process
+        changed: dict[str, ProcessConfig] = {}
+        for name in {*parsed, *names}:
+            current = stored.get(name, ProcessConfig())
+            changes: dict[str, Any] = {}
+            if name in parsed:
+                changes["count"] = parsed[name]
+            if memory_max is not None and name in memory_max:
+                changes["memory_max"] = memory_max[name]
+            if health_path is not None and name in health_path:
+                changes["health_path"] = health_path[name]
+            changed[name] = replace(current, **changes)
+        self.hub.store.set_processes(app, changed)
+        self.hub.store.add_event(
+            "scale_changed", app, f"{app}: " + " ".join(
+                f"{k}={v.count}" for k, v in sorted(changed.items())),
+            {"counts": {k: v.count for k, v in changed.items()}})
+        return await self.hub.call(app, Scale())
+
+    def processes(self, app: str) -> dict[str, Any]:
+        """The app's process types: declared by the current release, with their count."""
+        config = self.hub.store.get_app(app)
+        stored = self.hub.store.get_processes(app)
+        declared: dict[str, tuple[str, ...]] = {}
+        release_cmd = None
+        if config.current_release is not None:
+            release = self.hub.store.get_release(app, config.current_release)
+            declared = release.process_commands()
+            release_cmd = release.release_command
+        return {"processes": [
+            {"name": name, "command": list(declared.get(name, ())),
+             "count": stored.get(name, ProcessConfig()).count,
+             "memory_max": stored.get(name, ProcessConfig()).memory_max,
+             "health_path": stored.get(name, ProcessConfig()).health_path,
+             "declared": name in declared}
+            for name in sorted({*declared, *stored}, key=lambda n: (n != "web", n))],
+            "release_command": None if release_cmd is None else list(release_cmd),
+            "max_instances": self.hub.settings.max_instances}
+
     # -- releases ------------------------------------------------------------------------
 
     async def upload_release(self, app: str, chunks: AsyncIterable[bytes], *,
                              kind: ReleaseKind, command: Sequence[str], created_by: str,
-                             max_size: int | None = None) -> Release:
+                             max_size: int | None = None,
+                             processes: Mapping[str, Sequence[str]] | None = None,
+                             release_command: Sequence[str] | None = None) -> Release:
         """Stream an upload into the blob store and record a ``pending`` release.
 
         Checks the app and the command before reading a byte and the content from its first
         bytes; ``TooLarge`` past ``max_size`` (the settings' upload limit by default). A
         failed upload leaves no blob and no release behind.
+
+        Process types: a bundle's ``Procfile`` declares them (and ``release:``); ``processes``
+        and ``release_command`` (from ``--process`` and ``--release-cmd``) add to it or
+        replace its lines; ``command``, when given, is ``web``'s. A bundle with a Procfile
+        needs no ``command``.
         """
         self.hub.store.get_app(app)
-        command = validate_command(kind, command)
+        command = validate_command("binary" if kind == "bundle" and not command else kind,
+                                   command)
+        extra = {validate_process_name(k): validate_command(kind, v)
+                 for k, v in (processes or {}).items()}
+        release_cmd = (None if release_command is None
+                       else validate_command(kind, release_command))
         limit = max_size if max_size is not None else self.hub.settings.upload_limit
         blob = await self.hub.blobs.put_stream(_checked(chunks, kind == "bundle"),
                                                max_size=limit)
         try:
+            procs, release_cmd = await self._processes(kind, blob.sha256, command, extra,
+                                                       release_cmd)
             release = self.hub.store.add_release(app, blob.sha256, blob.size, kind, command,
-                                                 created_by)
+                                                 created_by, procs, release_cmd)
         except BaseException:
             if blob.sha256 not in self.hub.store.referenced_blobs():
                 self.hub.blobs.remove(blob.sha256)
@@ -209,6 +295,37 @@ class Config:
                                  {"release": release.number, "sha256": blob.sha256,
                                   "size": blob.size})
         return release
+
+    async def _processes(self, kind: ReleaseKind, sha256: str, command: tuple[str, ...],
+                         extra: Mapping[str, tuple[str, ...]],
+                         release_cmd: tuple[str, ...] | None
+                         ) -> tuple[dict[str, tuple[str, ...]] | None, tuple[str, ...] | None]:
+        """The release's process table (None: ``web`` = ``command`` alone) and release
+        command, from the bundle's Procfile and the upload's own options."""
+        declared: dict[str, tuple[str, ...]] = {}
+        if kind == "bundle":
+            root = await asyncio.to_thread(unpack_bundle, self.hub.blobs.path(sha256), sha256,
+                                           bundles_dir(self.hub.settings))
+            text = read_procfile(root)
+            if text is not None:
+                procfile = parse_procfile(text)
+                declared = dict(procfile.processes)
+                if release_cmd is None:
+                    release_cmd = procfile.release
+        if command:
+            declared[WEB] = command
+        elif WEB not in declared and not extra and not declared:
+            if kind == "bundle":
+                raise InvalidInput(
+                    "a bundle needs a command: add a Procfile ('web: ./server') at its root, "
+                    "or pass --cmd with the program to run inside the bundle")
+            declared[WEB] = command
+        elif kind == "binary" and WEB not in declared:
+            declared[WEB] = command  # a binary's processes are arguments to the same file
+        declared.update(extra)
+        if declared == {WEB: command} and release_cmd is None:
+            return None, None
+        return declared, release_cmd
 
     # -- tokens --------------------------------------------------------------------------
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bindrop.errors import BindropError, Cancelled
 from bindrop.hub.actor import Actor
-from bindrop.hub.commands import Command, Deploy, Restart, Start, describe
+from bindrop.hub.alerts import Alerts
+from bindrop.hub.care import CareRuns
+from bindrop.hub.care_actions import CareActions
+from bindrop.hub.commands import Command, Deploy, Restart, Scale, Start, describe
 from bindrop.hub.config import Config
 from bindrop.hub.cron import CronJobs
 from bindrop.hub.health import HealthCheck
@@ -33,6 +36,7 @@ from bindrop.hub.plan import (
 )
 from bindrop.hub.ports import PortPool, port_from_environment
 from bindrop.hub.router import Router, StateRouter
+from bindrop.hub.runs import Runs
 from bindrop.hub.state import (
     AppRunState,
     AppStateChanged,
@@ -49,6 +53,7 @@ from bindrop.systemd import Bus, Manager, Watcher
 from bindrop.systemd.bus import SERVICE_IFACE
 from bindrop.units import parse_app_unit_name
 from bindrop.units.names import APP_UNIT_PREFIX
+from bindrop.units.processes import parse_instance_token
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +63,11 @@ class Hub:
 
     def __init__(self, settings: Settings, store: Store, blobs: BlobStore, *,
                  journal: JournalReader | None = None, router: Router | None = None,
-                 state: StateStore | None = None) -> None:
+                 state: StateStore | None = None,
+                 care_environ: Mapping[str, str] | None = None) -> None:
         """``state`` and ``router`` may be given together when the router needs the store
-        (``ProxyLink(state, store)``)."""
+        (``ProxyLink(state, store)``). ``care_environ``: the ``BINDROP_*`` care settings
+        (backup folder, S3, …) that care units get."""
         self.settings = settings
         self.store = store
         self.blobs = blobs
@@ -72,11 +79,16 @@ class Hub:
         self.manager = Manager(self.bus)
         self.watcher = Watcher(self.bus, prefix=APP_UNIT_PREFIX)
         self._actors: dict[str, Actor] = {}
-        self._liveness: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        #: app -> unit -> its liveness monitor
+        self._liveness: dict[str, dict[str, asyncio.Task[None]]] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self._unsubscribe: list[Any] = []
         self.config = Config(self)
         self.cron = CronJobs(self)
+        self.care_runs = CareRuns(self, care_environ)
+        self.care = CareActions(self, self.care_runs)
+        self.alerts = Alerts(self)
+        self.runs = Runs(self)
 
     # -- life ----------------------------------------------------------------------------
 
@@ -89,6 +101,7 @@ class Hub:
         # Subscribe the store before the watcher starts: its first snapshot is an event too.
         self._unsubscribe.append(self.watcher.subscribe(self.state.apply))
         self._unsubscribe.append(self.state.subscribe(self._on_change))
+        self.alerts.start()
         await self.bus.open()
         await self.watcher.start()
         await self.watcher.wait_synced()
@@ -100,12 +113,15 @@ class Hub:
     async def close(self) -> None:
         """Stop actors (queued commands fail with Cancelled) and disconnect. Apps keep running."""
         self.cron.close()
+        await self.care_runs.close()
+        await self.alerts.close()
         actors, self._actors = list(self._actors.values()), {}
         await asyncio.gather(*(a.stop() for a in actors), return_exceptions=True)
         for fut in list(self._background):
             fut.cancel()
-        for _, monitor in self._liveness.values():
-            monitor.cancel()
+        for monitors in self._liveness.values():
+            for monitor in monitors.values():
+                monitor.cancel()
         self._liveness.clear()
         for unsubscribe in self._unsubscribe:
             unsubscribe()
@@ -167,7 +183,12 @@ class Hub:
         for step in steps:
             log.info("reconcile: %s", describe_step(step))
         # Adoptions only read from systemd: all at once (the bus bounds calls in flight).
-        await asyncio.gather(*(self._adopt(s) for s in steps if isinstance(s, Adopt)))
+        adopt: dict[str, list[Adopt]] = {}
+        for step in steps:
+            if isinstance(step, Adopt):
+                adopt.setdefault(step.app, []).append(step)
+        await asyncio.gather(*(self._adopt(app, found) for app, found in adopt.items()))
+        redeploying = {s.app for s in steps if isinstance(s, Redeploy)}
         for step in steps:
             if isinstance(step, StopUnit):
                 log.info("stopping %s: %s", step.unit, step.reason)
@@ -180,19 +201,33 @@ class Hub:
                 self._in_background(step.app, Start())
             elif isinstance(step, Redeploy):
                 self._in_background(step.app, Deploy(step.release))
+        # Instances that ended while the hub was away (or a scale it did not finish):
+        # bring the adopted generation back to the stored counts.
+        for app in sorted(set(adopt) - redeploying):
+            self._in_background(app, Scale())
 
-    async def _adopt(self, step: Adopt) -> None:
+    async def _adopt(self, app: str, steps: list[Adopt]) -> None:
+        routes = [r for r in await asyncio.gather(*(self._adopt_one(s) for s in steps))
+                  if r is not None]
+        if routes:
+            await self.router.publish(app, tuple(routes))
+
+    async def _adopt_one(self, step: Adopt) -> Route | None:
+        inst = parse_instance_token(step.instance)
+        process = inst.process if inst is not None else "web"
+        if process != "web":
+            return Route(step.unit, step.instance, 0, process)
         try:
             props = await self.manager.get_unit_properties(step.unit, SERVICE_IFACE)
         except BindropError as exc:
             log.warning("could not read %s to adopt it: %s", step.unit, exc.message)
-            return
+            return None
         port = port_from_environment(list(props.get("Environment") or []))
         if port is None:
             log.warning("%s has no PORT in its environment; not routing to it", step.unit)
-            return
+            return None
         self.ports.claim(step.unit, port)
-        await self.router.publish(step.app, Route(step.unit, step.instance, port))
+        return Route(step.unit, step.instance, port)
 
     def _in_background(self, app: str, command: Command) -> None:
         future = self.actor(app).submit(command)
@@ -220,32 +255,63 @@ class Hub:
                 and change.new.state == AppRunState.CRASH_LOOPING
                 and (change.old is None or change.old.state != AppRunState.CRASH_LOOPING)):
             self._record_give_up(change.new.app, change.new.problem or "")
+        if isinstance(change, AppStateChanged) and change.new is not None:
+            seen = set(change.old.gave_up) if change.old is not None else set()
+            for unit, problem in change.new.gave_up:
+                if (unit, problem) not in seen and (change.new.instances
+                                                    or len(change.new.gave_up) > 1):
+                    self._record_instance_give_up(change.new.app, unit, problem)
 
     def _keep_liveness(self, app: str, view: AppView | None) -> None:
-        """Run one liveness monitor per app while it is RUNNING on a route, if it asks."""
-        route = view.route if view is not None and view.state == AppRunState.RUNNING else None
+        """Run one liveness monitor per serving web instance while the app is RUNNING, if
+        it asks for liveness checks (with the web process's own health path if it has one)."""
+        serving = view.serving if view is not None and view.state == AppRunState.RUNNING else ()
         config = None
-        if route is not None:
+        if serving:
             try:
                 config = self.store.get_app(app)
             except BindropError:  # destroyed meanwhile
                 config = None
-        wanted = route if config is not None and config.liveness_interval_s else None
-        current = self._liveness.get(app)
-        if current is not None and (wanted is None or current[0] != wanted.unit):
-            current[1].cancel()
-            del self._liveness[app]
-            current = None
-        if current is None and wanted is not None and config is not None:
-            def hung(reason: str) -> None:
+        wanted = {r.unit: r for r in serving} if config and config.liveness_interval_s else {}
+        current = self._liveness.setdefault(app, {})
+        for unit in [u for u in current if u not in wanted]:
+            current.pop(unit).cancel()
+        if not wanted or config is None:
+            if not current:
+                del self._liveness[app]
+            return
+        health = None
+        for unit, route in wanted.items():
+            if unit in current:
+                continue
+            if health is None:
+                stored = self.store.get_processes(app).get("web")
+                health = (stored.health_path if stored and stored.health_path
+                          else config.health_path) or ""
+
+            def hung(reason: str, unit: str = unit) -> None:
                 self.store.add_event("app_unresponsive", app,
-                                     f"{app} stopped answering: {reason}; restarting it")
+                                     f"{app} stopped answering ({unit}): {reason}; "
+                                     "restarting it", {"unit": unit})
                 self._in_background(app, Restart())
 
-            task = asyncio.ensure_future(watch_liveness(
-                HealthCheck(path=config.health_path), wanted.port,
+            current[unit] = asyncio.ensure_future(watch_liveness(
+                HealthCheck(path=health or None), route.port,
                 interval=config.liveness_interval_s or 0, on_hung=hung))
-            self._liveness[app] = (wanted.unit, task)
+
+    def _record_instance_give_up(self, app: str, unit: str, problem: str) -> None:
+        async def record() -> None:
+            lines = await self.journal.tail(unit, 20)
+            try:
+                self.store.add_event("instance_gave_up", app,
+                                     f"systemd gave up on {unit}: it {problem}",
+                                     {"unit": unit, "log": lines})
+            except BindropError as exc:
+                log.info("not recording give-up of %s: %s", unit, exc.message)
+
+        task = asyncio.ensure_future(record())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _record_give_up(self, app: str, problem: str) -> None:
         async def record() -> None:

@@ -7,18 +7,31 @@ return. A release that never gets ready is stopped and the old one keeps serving
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bindrop.errors import BindropError, InvalidInput, JobFailed, NotFound, NotReady
 from bindrop.hub.actor import Actor
-from bindrop.hub.commands import Check, Command, Deploy, Restart, Rollback, Start, Stop
+from bindrop.hub.commands import (
+    Check,
+    Command,
+    Deploy,
+    Restart,
+    Restore,
+    Rollback,
+    Scale,
+    Start,
+    Stop,
+)
 from bindrop.hub.health import HealthCheck, probe, wait_until_ready
 from bindrop.hub.logs import JournalReader
-from bindrop.hub.plan import next_instance
+from bindrop.hub.plan import instance_generation, next_instance
 from bindrop.hub.ports import PortPool
 from bindrop.hub.router import Router
 from bindrop.hub.state import AppRunState, Route, StateStore, describe_exit, is_up
@@ -33,14 +46,18 @@ from bindrop.store import (
     gc_bundles,
     unpack_bundle,
 )
+from bindrop.store.processes import ProcessConfig
 from bindrop.systemd import ActiveState, Manager, SubState
 from bindrop.units import (
     AppSpec,
+    Limits,
     ReleaseSpec,
     app_unit_name,
     build_app_unit,
     parse_app_unit_name,
 )
+from bindrop.units.processes import WEB, InstanceId, build_instance_id, parse_instance_token
+from bindrop.units.tasks import build_release_task
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +75,13 @@ class Outcome:
     port: int | None = None
     stopped: tuple[str, ...] = ()
     message: str = ""
+    #: what the release command wrote (its last lines), when the deploy ran one
+    release_log: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"app": self.app, "action": self.action, "release": self.release,
                 "unit": self.unit, "port": self.port, "stopped": list(self.stopped),
-                "message": self.message}
+                "message": self.message, "release_log": list(self.release_log)}
 
 
 class AppLifecycle:
@@ -84,7 +103,8 @@ class AppLifecycle:
 
     async def handle(self, command: Command) -> Outcome:
         if isinstance(command, Deploy):
-            return await self._deploy(self._release(int_release(command.release)), "deploy")
+            return await self._deploy(self._release(int_release(command.release)), "deploy",
+                                      rolling=command.rolling)
         if isinstance(command, Rollback):
             return await self._deploy(self._rollback_target(command.to), "rollback")
         if isinstance(command, Restart):
@@ -95,6 +115,10 @@ class AppLifecycle:
             return await self._stop()
         if isinstance(command, Check):
             return await self._check()
+        if isinstance(command, Restore):
+            return await self._restore(command)
+        if isinstance(command, Scale):
+            return await self._scale()
         raise InvalidInput(f"unknown command {command!r}")
 
     # -- commands ------------------------------------------------------------------------
@@ -104,10 +128,12 @@ class AppLifecycle:
         if config.desired_state != "running":
             config = self.store.update_app(self.app, desired_state="running")
         view = self.state.app(self.app)
-        if view is not None and view.route is not None and view.state in (
+        if view is not None and view.instances and view.state in (
                 AppRunState.RUNNING, AppRunState.RESTARTING):
-            return Outcome(self.app, "start", view.live_release, view.route.unit,
-                           view.route.port, message=f"{self.app} is already running")
+            return Outcome(self.app, "start", view.live_release,
+                           view.route.unit if view.route else None,
+                           view.route.port if view.route else None,
+                           message=f"{self.app} is already running")
         self.state.clear_problem(self.app)
         return await self._deploy(self._current_release(config), "start")
 
@@ -122,6 +148,24 @@ class AppLifecycle:
         return Outcome(self.app, "stop", stopped=tuple(stopped),
                        message=f"{self.app} is stopped")
 
+    async def _restore(self, command: Restore) -> Outcome:
+        """Check the backup before anything of the app is touched, then stop, swap, start
+        (only if it was running). A swap whose databases fail their check leaves it stopped."""
+        was_running = self.store.get_app(self.app).desired_state == "running"
+        prepared = await command.steps.prepare()
+        try:
+            await self._stop()
+        except BaseException:
+            await command.steps.discard()
+            raise
+        await command.steps.swap(prepared)
+        started = await self._start() if was_running else None
+        backup = prepared.get("backup", command.backup)
+        return Outcome(self.app, "restore", started.release if started else None,
+                       started.unit if started else None, started.port if started else None,
+                       message=f"{self.app} restored from backup {backup}"
+                       + ("" if was_running else " (left stopped)"))
+
     async def _check(self) -> Outcome:
         view = self.state.app(self.app)
         if view is None or view.route is None:
@@ -133,11 +177,19 @@ class AppLifecycle:
         return Outcome(self.app, "check", view.live_release, view.route.unit, view.route.port,
                        message=result.detail)
 
-    async def _deploy(self, release: Release, action: str) -> Outcome:
+    async def _deploy(self, release: Release, action: str, *, rolling: bool = False
+                      ) -> Outcome:
         config = self.store.get_app(self.app)
+        wanted = self._wanted(release)
         old_units = [u.name for u in self.state.units_of(self.app) if is_up(u)]
         view = self.state.app(self.app)
-        old_route = view.route if view is not None else None
+        old_routes = view.instances if view is not None else ()
+        release_log: list[str] = []
+        if action == "deploy" and release.release_command:
+            # Before any new instance starts, and before a no-overlap deploy stops the old:
+            # a failing release command leaves the old release serving.
+            release_log = await self._release_command(config, release)
+        rolled: list[str] = []  # old units a rolling deploy stopped on its way
         holding = config.no_overlap
         if holding:
             # The app cannot run two copies: stop the old one first. Proxies hold new requests
@@ -147,9 +199,12 @@ class AppLifecycle:
             if holding:
                 await self.router.publish(self.app, None)
                 await self._stop_units(old_units)
-                old_units, old_route = [], None
+                old_units, old_routes = [], ()
             try:
-                route = await self._bring_up(config, release)
+                if rolling and old_routes:
+                    routes = await self._roll(config, release, wanted, old_routes, rolled)
+                else:
+                    routes = await self._bring_up(config, release, wanted)
             except (NotReady, JobFailed) as exc:
                 reason = exc.message
                 # A failed restart of the release that still serves says nothing bad about
@@ -164,9 +219,9 @@ class AppLifecycle:
                 raise NotReady(reason) from None
             # Swap: from here on the new release serves.
             flip = time.monotonic()
-            await self.router.publish(self.app, route)
-            log.info("%s: route to %s published in %.0f ms", self.app, route.unit,
-                     (time.monotonic() - flip) * 1000)
+            await self.router.publish(self.app, routes)
+            log.info("%s: %d instance(s) of release %s published in %.0f ms", self.app,
+                     len(routes), release.number, (time.monotonic() - flip) * 1000)
         finally:
             if holding:
                 self.state.set_holding(self.app, False)
@@ -174,37 +229,168 @@ class AppLifecycle:
                               desired_state="running")
         self.store.set_release_status(self.app, release.number, "live")
         # Drain, then stop whatever ran before; deploy returns only when the old is gone.
-        if old_route is not None and old_route.unit != route.unit:
-            drain = time.monotonic()
-            await self.router.drain(old_route, self.settings.drain_timeout)
-            log.info("%s: %s drained in %.0f ms", self.app, old_route.unit,
-                     (time.monotonic() - drain) * 1000)
-        stopped = await self._stop_units([u for u in old_units if u != route.unit])
+        new_units = {r.unit for r in routes}
+        await self._drain([r for r in old_routes if r.web and r.unit not in new_units])
+        stopped = rolled + await self._stop_units(
+            [u for u in old_units if u not in new_units and u not in rolled])
         self._collect_old_releases()
+        first = next((r for r in routes if r.web), routes[0] if routes else None)
         self.store.add_event(f"{action}_succeeded", self.app,
                              f"release {release.number} of {self.app} is live",
-                             {"release": release.number, "unit": route.unit})
-        return Outcome(self.app, action, release.release_id, route.unit, route.port,
-                       tuple(stopped), f"release {release.number} of {self.app} is live")
+                             {"release": release.number,
+                              "unit": first.unit if first else None,
+                              "units": sorted(new_units)})
+        return Outcome(self.app, action, release.release_id, first.unit if first else None,
+                       first.port if first and first.web else None, tuple(stopped),
+                       f"release {release.number} of {self.app} is live"
+                       + ("" if _describe_counts(routes) == "web=1"
+                          else f" ({_describe_counts(routes)})"), tuple(release_log))
+
+    async def _roll(self, config: AppConfig, release: Release,
+                    wanted: dict[str, ProcessConfig], old_routes: tuple[Route, ...],
+                    stopped: list[str]) -> tuple[Route, ...]:
+        """A rolling deploy: for each new instance in turn, start it, wait until ready, put
+        it in place of the old instance of the same process and number, drain and stop that
+        one. Never more than one extra instance runs (servers without memory for two full
+        sets). A failure stops there: the instances replaced so far keep the new release
+        (deploy again, or roll back, to finish); the rest keep the old one."""
+        existing = [p[1] for u in self.state.units_of(self.app)
+                    if (p := parse_app_unit_name(u.name))]
+        generation = next_instance(release.release_id, existing)
+        old_by_key: dict[tuple[str, int], Route] = {}
+        for route in old_routes:
+            inst = parse_instance_token(route.instance)
+            if inst is not None:
+                old_by_key[(inst.process, inst.number)] = route
+        live = list(old_routes)
+        started: list[Route] = []
+        for name, pc in wanted.items():
+            for number in range(1, pc.count + 1):
+                inst = build_instance_id(generation, name, number)
+                (route,) = await self._start_instances(config, release, [inst], wanted)
+                started.append(route)
+                old = old_by_key.pop((name, number), None)
+                live = [r for r in live if r is not old] + [route]
+                await self.router.publish(self.app, tuple(live))
+                if old is not None:
+                    await self._drain([old] if old.web else [])
+                    stopped += await self._stop_units([old.unit])
+        if not started:
+            raise NotReady(f"every process of {self.app} is scaled to 0; scale one up with "
+                           f"`bindrop scale {self.app} web=1`")
+        return tuple(started)
+
+    async def _scale(self) -> Outcome:
+        """Start missing instances of the live generation (ready first), then drain and
+        stop surplus ones (the highest numbers)."""
+        config = self.store.get_app(self.app)
+        view = self.state.app(self.app)
+        live = view.instances if view is not None else ()
+        if config.desired_state != "running" or config.current_release is None or not live:
+            return Outcome(self.app, "scale", message=f"{self.app} is not running; the new "
+                           "scale applies when it starts")
+        release = self._current_release(config)
+        wanted = self._wanted(release)
+        generation = instance_generation(live[0].instance)
+        have: dict[str, list[tuple[int, Route]]] = {}
+        for route in live:
+            inst = parse_instance_token(route.instance)
+            if inst is not None:
+                have.setdefault(inst.process, []).append((inst.number, route))
+        missing: list[InstanceId] = []
+        surplus: list[Route] = []
+        for process in sorted(set(wanted) | set(have)):
+            count = wanted[process].count if process in wanted else 0
+            numbers = sorted(have.get(process, []), key=lambda item: item[0])
+            taken = {n for n, _ in numbers}
+            free = (n for n in range(1, 10_000) if n not in taken)
+            for _ in range(count - len(numbers)):
+                missing.append(build_instance_id(generation, process, next(free)))
+            surplus += [r for _, r in numbers[count:]]
+        started: tuple[Route, ...] = ()
+        if missing:
+            started = await self._start_instances(config, release, missing, wanted)
+        keep = tuple(r for r in live if r not in surplus) + started
+        if started or surplus:
+            await self.router.publish(self.app, keep)
+        await self._drain([r for r in surplus if r.web])
+        stopped = await self._stop_units([r.unit for r in surplus])
+        message = f"{self.app} runs {_describe_counts(keep)}"
+        if started or stopped:
+            self.store.add_event("app_scaled", self.app, message,
+                                 {"started": [r.unit for r in started], "stopped": stopped})
+        first = next((r for r in keep if r.web), None)
+        return Outcome(self.app, "scale", release.release_id, first.unit if first else None,
+                       first.port if first else None, tuple(stopped), message)
 
     # -- steps ---------------------------------------------------------------------------
 
-    async def _bring_up(self, config: AppConfig, release: Release) -> Route:
-        """Start ``release`` as a fresh unit and wait until it is ready; undo on failure."""
+    def _wanted(self, release: Release) -> dict[str, ProcessConfig]:
+        """Each process type of ``release`` and its stored settings (one instance if none)."""
+        stored = self.store.get_processes(self.app)
+        return {name: stored.get(name, ProcessConfig())
+                for name in release.process_commands()}
+
+    async def _drain(self, routes: list[Route]) -> None:
+        if not routes:
+            return
+        drain = time.monotonic()
+        await asyncio.gather(*(self.router.drain(r, self.settings.drain_timeout)
+                               for r in routes))
+        log.info("%s: %s drained in %.0f ms", self.app, ", ".join(r.unit for r in routes),
+                 (time.monotonic() - drain) * 1000)
+
+    async def _bring_up(self, config: AppConfig, release: Release,
+                        wanted: dict[str, ProcessConfig]) -> tuple[Route, ...]:
+        """Start every instance of ``release`` as a fresh generation and wait until all are
+        ready; undo on failure."""
         instances = [p[1] for u in self.state.units_of(self.app)
                      if (p := parse_app_unit_name(u.name))]
-        instance = next_instance(release.release_id, instances)
-        exec_path, args = self._executable(release)
-        unit = app_unit_name(self.app, instance)
-        port = self.ports.allocate(unit)
+        generation = next_instance(release.release_id, instances)
+        wanted_instances = [build_instance_id(generation, name, n)
+                            for name, pc in wanted.items() for n in range(1, pc.count + 1)]
+        if not wanted_instances:
+            raise NotReady(f"every process of {self.app} is scaled to 0; scale one up with "
+                           f"`bindrop scale {self.app} web=1`")
+        return await self._start_instances(config, release, wanted_instances, wanted)
+
+    async def _start_instances(self, config: AppConfig, release: Release,
+                               instances: list[InstanceId], wanted: dict[str, ProcessConfig]
+                               ) -> tuple[Route, ...]:
+        started: list[Route] = []
+        began = time.monotonic()
+        try:
+            for inst in instances:
+                started.append(await self._start_one(config, release, inst,
+                                                     wanted.get(inst.process, ProcessConfig())))
+            # Factories, not coroutines: a wait cancelled before it begins creates none.
+            await self._actor().wait(_all(
+                [functools.partial(self._wait_ready, config, release, r,
+                                   wanted.get(r.process, ProcessConfig()))
+                 for r in started]))
+        except BaseException:  # not ready, or cancelled by a stop, or the hub is stopping
+            await self._stop_units([r.unit for r in started])
+            raise
+        log.info("%s: %s ready in %.0f ms", self.app, ", ".join(r.unit for r in started),
+                 (time.monotonic() - began) * 1000)
+        return tuple(started)
+
+    async def _start_one(self, config: AppConfig, release: Release, inst: InstanceId,
+                         pconf: ProcessConfig) -> Route:
+        exec_path, args = self._executable(release, inst.process)
+        unit = app_unit_name(self.app, inst.token)
+        port = self.ports.allocate(unit) if inst.process == WEB else None
+        limits = config.limits
+        if pconf.memory_max is not None:
+            limits = Limits(pconf.memory_max, limits.cpu_quota, limits.tasks_max)
         spec = build_app_unit(
-            AppSpec(self.app, self.store.get_env(self.app), config.limits, config.system,
+            AppSpec(self.app, self.store.get_env(self.app), limits, config.system,
                     system_read_only_paths() if config.system else ()),
-            ReleaseSpec(instance, exec_path, args, port),
+            ReleaseSpec(inst.token, exec_path, args, port),
             self.settings,
         )
-        started = time.monotonic()
-        log.info("%s: starting %s on port %d", self.app, spec.name, port)
+        log.info("%s: starting %s%s", self.app, spec.name,
+                 f" on port {port}" if port else "")
         try:
             await self.manager.start_transient_unit(spec.name, spec.properties)
         except JobFailed as exc:
@@ -213,21 +399,66 @@ class AppLifecycle:
         except BaseException:
             self.ports.release(unit)
             raise
-        check = HealthCheck(path=config.health_path, timeout=config.health_timeout_s)
+        return Route(spec.name, inst.token, port or 0, inst.process)
+
+    async def _wait_ready(self, config: AppConfig, release: Release, route: Route,
+                          pconf: ProcessConfig) -> None:
+        if not route.web:  # no port to ask: started (Type=exec) and not down is ready
+            reason = self._why_down(route.unit)
+            if reason is not None:
+                raise NotReady(await self._with_logs(
+                    route.unit, f"{route.process} of release {release.number} of {self.app} "
+                                f"stopped: {reason}"))
+            return
+        check = HealthCheck(path=pconf.health_path or config.health_path,
+                            timeout=config.health_timeout_s)
         try:
-            await self._actor().wait(wait_until_ready(
-                check, port, gone=lambda: self._why_down(spec.name), changed=self.state.changed))
+            await wait_until_ready(check, route.port, gone=lambda: self._why_down(route.unit),
+                                   changed=self.state.changed)
         except NotReady as exc:
-            await self._stop_units([spec.name])
             raise NotReady(await self._with_logs(
-                spec.name, f"release {release.number} of {self.app} did not get ready: "
-                           f"{exc.message}")) from None
-        except BaseException:  # Cancelled by a stop, or the hub is stopping
+                route.unit, f"release {release.number} of {self.app} did not get ready: "
+                            f"{exc.message}")) from None
+
+    async def _release_command(self, config: AppConfig, release: Release) -> list[str]:
+        """Run the release command once as a oneshot unit; its last log lines. ``NotReady``
+        with them if it fails (nothing else has changed then)."""
+        assert release.release_command is not None
+        exec_path, args = self._resolve(release, release.release_command)
+        spec = build_release_task(
+            AppSpec(self.app, self.store.get_env(self.app), config.limits, config.system,
+                    system_read_only_paths() if config.system else ()),
+            release.release_id, exec_path, args, self.settings)
+        log.info("%s: running the release command of release %s", self.app, release.number)
+        started = time.monotonic()
+        try:
+            await self.manager.start_transient_unit(spec.name, spec.properties)
+        except JobFailed as exc:
+            reason = await self._with_logs(
+                spec.name, f"the release command of release {release.number} of {self.app} "
+                           f"failed ({exc.message}); the deploy stopped there and the "
+                           "previous release keeps serving")
             await self._stop_units([spec.name])
-            raise
-        log.info("%s: %s ready in %.0f ms", self.app, spec.name,
-                 (time.monotonic() - started) * 1000)
-        return Route(spec.name, instance, port)
+            self.store.set_release_status(self.app, release.number, "failed", reason[:4000])
+            self.store.add_event("release_command_failed", self.app, reason,
+                                 {"release": release.number})
+            raise NotReady(reason) from None
+        finally:
+            # oneshot, CollectMode=inactive: unload it (a failed one needs a reset)
+            await self.manager_reset(spec.name)
+        lines = await self.journal.tail(spec.name, LOG_LINES)
+        self.store.add_event("release_command_succeeded", self.app,
+                             f"the release command of release {release.number} of "
+                             f"{self.app} succeeded in {time.monotonic() - started:.1f} s",
+                             {"release": release.number, "log": lines})
+        return lines
+
+    async def manager_reset(self, unit: str) -> None:
+        """Unload a finished task unit (a failed one needs a reset first). Never raises."""
+        with contextlib.suppress(BindropError):
+            await self.manager.reset_failed_unit(unit)
+        with contextlib.suppress(BindropError):
+            await self.manager.stop_unit(unit)
 
     def _why_down(self, unit: str) -> str | None:
         """Why a starting unit is no use any more (crashed, gave up, gone); None while fine."""
@@ -300,16 +531,31 @@ class AppLifecycle:
                            f"see `bindrop releases {self.app}`")
         return earlier[0]
 
-    def _executable(self, release: Release) -> tuple[str, tuple[str, ...]]:
-        blob = self.blobs.path(release.sha256)
-        if not blob.exists():
-            raise NotFound(f"the file of release {release.number} of {self.app} is missing "
-                           "from the blob store; deploy it again")
-        if release.kind == "bundle":
-            root = unpack_bundle(blob, release.sha256, bundles_dir(self.settings))
-            program = root / release.command[0]
-            return str(program), tuple(release.command[1:])
-        return str(blob), tuple(release.command)
+    def _executable(self, release: Release, process: str = WEB) -> tuple[str, tuple[str, ...]]:
+        commands = release.process_commands()
+        if process not in commands:
+            raise NotFound(f"release {release.number} of {self.app} has no process "
+                           f"{process!r}; it has {', '.join(sorted(commands))}")
+        return self._resolve(release, commands[process])
+
+    def _resolve(self, release: Release, command: tuple[str, ...]
+                 ) -> tuple[str, tuple[str, ...]]:
+        return resolve_command(self.blobs, self.settings, release, command)
+
+
+def resolve_command(blobs: BlobStore, settings: Settings, release: Release,
+                    command: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """The program and arguments of ``command`` of ``release`` (a bundle's program is
+    relative to its root; a binary's command is arguments to the binary)."""
+    blob = blobs.path(release.sha256)
+    if not blob.exists():
+        raise NotFound(f"the file of release {release.number} of {release.app} is missing "
+                       "from the blob store; deploy it again")
+    if release.kind == "bundle":
+        root = unpack_bundle(blob, release.sha256, bundles_dir(settings))
+        program = root / command[0]
+        return str(program), tuple(command[1:])
+    return str(blob), tuple(command)
 
 
 def int_release(release: str) -> int:
@@ -317,3 +563,28 @@ def int_release(release: str) -> int:
     if not head.isdigit():
         raise InvalidInput(f"release {release!r} is not valid: use a release number such as 3")
     return int(head)
+
+
+def _describe_counts(routes: tuple[Route, ...]) -> str:
+    counts: dict[str, int] = {}
+    for route in routes:
+        counts[route.process] = counts.get(route.process, 0) + 1
+    return " ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "no instance"
+
+
+async def _all(waits: list[Callable[[], Awaitable[None]]]) -> None:
+    """Run every wait; on the first failure cancel the rest and raise it."""
+    tasks = [asyncio.ensure_future(w()) for w in waits]
+    if not tasks:
+        return
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            error = task.exception()
+            if error is not None:
+                raise error
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -5,8 +5,10 @@ Run at every hub start, it re-attaches to running units without restarting them,
 what is missing (after a reboot transient units are gone) and stops what no config asks for.
 
 Unit instances: a release's first unit is ``bindrop-app-<app>-<release>``; a restart of the
-same release needs a fresh name while the old one still serves, so later instances are
-``<release>.<n>`` (``bindrop-app-blog-3.1.service``).
+same release needs a fresh name while the old one still serves, so later *generations* are
+``<release>.<n>`` (``bindrop-app-blog-3.1.service``). Every instance of every process of one
+generation shares it (``3.1_worker_2``; see ``bindrop.units.processes``), and reconcile keeps
+or stops a generation whole.
 """
 
 from __future__ import annotations
@@ -15,13 +17,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
+def instance_generation(instance: str) -> str:
+    """The generation of an instance token: ``"3.2_worker_1"`` -> ``"3.2"``."""
+    return instance.split("_", 1)[0]
+
+
 def instance_release(instance: str) -> str:
     """The release an instance token belongs to: ``"3.2"`` -> ``"3"``."""
-    return instance.split(".", 1)[0]
+    return instance_generation(instance).split(".", 1)[0]
 
 
 def instance_number(instance: str) -> int:
-    _, _, n = instance.partition(".")
+    """The generation number of an instance token: ``"3.2_web_2"`` -> 2, ``"3"`` -> 0."""
+    _, _, n = instance_generation(instance).partition(".")
     return int(n) if n.isdigit() else 0
 
 
@@ -113,18 +121,22 @@ def _plan_running(app: str, release: str, up: list[ObservedUnit]) -> list[Step]:
     mine = [u for u in up if instance_release(u.instance) == release]
     others = [u for u in up if instance_release(u.instance) != release]
     if mine:
-        keep = max(mine, key=lambda u: instance_number(u.instance))
-        # A hub that died mid-deploy or mid-restart leaves a second unit; the wanted
-        # release's newest instance is the one that was (or was about to be) routed.
-        return [Adopt(app, keep.unit, keep.instance),
-                *(StopUnit(u.unit, f"{app} runs release {release} in {keep.unit}")
-                  for u in [*others, *mine] if u is not keep)]
+        newest = max(instance_number(u.instance) for u in mine)
+        keep = [u for u in mine if instance_number(u.instance) == newest]
+        # A hub that died mid-deploy or mid-restart leaves a second generation; the wanted
+        # release's newest one is the one that was (or was about to be) routed.
+        return [*(Adopt(app, u.unit, u.instance) for u in keep),
+                *(StopUnit(u.unit, f"{app} runs release {release} in {keep[0].unit}")
+                  for u in [*others, *mine] if u not in keep)]
     if others:
-        keep = max(others, key=lambda u: (int(instance_release(u.instance))
-                                          if instance_release(u.instance).isdigit() else -1,
-                                          instance_number(u.instance)))
-        return [Adopt(app, keep.unit, keep.instance),
-                *(StopUnit(u.unit, f"{app} keeps serving from {keep.unit} until release "
-                               f"{release} is ready") for u in others if u is not keep),
+        def rank(u: ObservedUnit) -> tuple[int, int]:
+            rel = instance_release(u.instance)
+            return (int(rel) if rel.isdigit() else -1, instance_number(u.instance))
+
+        best = max(rank(u) for u in others)
+        keep = [u for u in others if rank(u) == best]
+        return [*(Adopt(app, u.unit, u.instance) for u in keep),
+                *(StopUnit(u.unit, f"{app} keeps serving from {keep[0].unit} until release "
+                               f"{release} is ready") for u in others if u not in keep),
                 Redeploy(app, release)]
     return [Recreate(app, release)]

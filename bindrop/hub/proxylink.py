@@ -36,6 +36,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bindrop.hub.router import Routes, as_routes
 from bindrop.hub.routetable import ControlRoute, HostConflict, build_route_table
 from bindrop.hub.state import AppStateChanged, Change, Route, StateStore
 from bindrop.store import Store
@@ -166,8 +167,8 @@ class ProxyLink:
 
     # -- Router --------------------------------------------------------------------------
 
-    async def publish(self, app: str, route: Route | None) -> None:
-        self.state.set_route(app, route)
+    async def publish(self, app: str, route: Routes) -> None:
+        self.state.set_routes(app, as_routes(route))
         version = self.refresh()
         late = await self._wait_for(
             lambda: unconfirmed({p.id: p.acked for p in self._live()}, version),

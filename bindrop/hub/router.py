@@ -11,9 +11,20 @@ from typing import Protocol
 
 from bindrop.hub.state import Route, StateStore
 
+Routes = Route | tuple[Route, ...] | None
+
+
+def as_routes(routes: Routes) -> tuple[Route, ...]:
+    """One route, several or none, as a tuple."""
+    if routes is None:
+        return ()
+    return (routes,) if isinstance(routes, Route) else tuple(routes)
+
 
 class Router(Protocol):
-    async def publish(self, app: str, route: Route | None) -> None: ...
+    async def publish(self, app: str, route: Routes) -> None:
+        """Make ``route`` (the app's live instances; None: none) what every proxy serves."""
+        ...
 
     async def drain(self, route: Route, timeout: float) -> None: ...
 
@@ -28,8 +39,8 @@ class StateRouter:
     def __init__(self, state: StateStore) -> None:
         self.state = state
 
-    async def publish(self, app: str, route: Route | None) -> None:
-        self.state.set_route(app, route)
+    async def publish(self, app: str, route: Routes) -> None:
+        self.state.set_routes(app, as_routes(route))
 
     async def drain(self, route: Route, timeout: float) -> None:
         return None

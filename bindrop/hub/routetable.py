@@ -87,13 +87,24 @@ def build_route_table(apps: Sequence[AppConfig], views: Mapping[str, AppView],
 def build_entry(config: AppConfig, hosts: tuple[str, ...], view: AppView | None
                 ) -> dict[str, Any]:
     state = view.state if view is not None else AppRunState.STOPPED
-    route = view.route if view is not None else None
+    serving = view.serving if view is not None else ()
+    # "upstream" is the first serving web instance (proxies before balancing read only it);
+    # "upstreams" all of them, which the proxy balances across.
+    route = serving[0] if serving else None
+    if view is not None and not view.instances:  # a view the hub built before instances
+        route = view.route
+    elif (view is not None and not serving and state == AppRunState.RUNNING
+          and any(r.web for r in view.instances)):
+        # web instances exist, none runs right now (workers may): they are restarting
+        state = AppRunState.RESTARTING
     return {
         "app": config.name,
         "hosts": list(hosts),
         "status": str(state),
         "upstream": None if route is None else {
             "unit": route.unit, "release": route.instance, "port": route.port},
+        "upstreams": [{"unit": r.unit, "release": r.instance, "port": r.port}
+                      for r in serving],
         "maintenance_message": config.maintenance_message,
         "body_limit": config.body_limit,
         "on_demand": config.on_demand,

@@ -34,11 +34,17 @@ class AppRunState(StrEnum):
 
 @dataclass(frozen=True)
 class Route:
-    """Where the app's traffic goes: one unit instance listening on ``port``."""
+    """One live instance of the app: its unit, its token (``3``, ``3.1_worker_2``) and,
+    for a ``web`` instance, the ``port`` traffic goes to (0 for other processes)."""
 
     unit: str
     instance: str
     port: int
+    process: str = "web"
+
+    @property
+    def web(self) -> bool:
+        return self.process == "web" and self.port > 0
 
 
 @dataclass(frozen=True)
@@ -55,10 +61,17 @@ class AppView:
     n_restarts: int = 0
     active_since: int = 0  # usec since the epoch (systemd's ActiveEnterTimestamp)
     problem: str | None = None  # why it gave up or failed readiness, for a person
+    #: every live instance (web and other processes), in (process, number) order
+    instances: tuple[Route, ...] = ()
+    #: the web instances traffic may go to now (their unit is active)
+    serving: tuple[Route, ...] = ()
+    #: instances systemd gave up on since the last deploy, scale or restart: (unit, why)
+    gave_up: tuple[tuple[str, str], ...] = ()
 
     @property
     def live_release(self) -> str | None:
-        return self.route.instance.split(".", 1)[0] if self.route else None
+        first = self.route or (self.instances[0] if self.instances else None)
+        return first.instance.split("_", 1)[0].split(".", 1)[0] if first else None
 
 
 @dataclass(frozen=True)
@@ -87,11 +100,12 @@ class Snapshot:
 class _AppFacts:
     """What the hub has told the store about an app (run-state, not config)."""
 
-    route: Route | None = None
+    routes: tuple[Route, ...] = ()
     problem: str | None = None
     problem_state: AppRunState | None = None
     holding: bool = False
     units: set[str] = field(default_factory=set)
+    gave_up: tuple[tuple[str, str], ...] = ()
 
 
 class StateStore:
@@ -174,12 +188,14 @@ class StateStore:
         if state is None:
             facts.units.discard(name)
             final = last or old
-            if facts.route and facts.route.unit == name:
-                facts.route = None
-                # The routed unit vanished while failed: systemd gave up on it.
+            if any(r.unit == name for r in facts.routes):
+                facts.routes = tuple(r for r in facts.routes if r.unit != name)
+                # A live unit vanished while failed: systemd gave up on it.
                 if final is not None and final.active_state == ActiveState.FAILED:
-                    facts.problem_state = AppRunState.CRASH_LOOPING
-                    facts.problem = describe_exit(final)
+                    facts.gave_up = (*facts.gave_up, (name, describe_exit(final)))
+                    if not facts.routes:
+                        facts.problem_state = AppRunState.CRASH_LOOPING
+                        facts.problem = describe_exit(final)
         else:
             facts.units.add(name)
         self._refresh(app)
@@ -187,11 +203,17 @@ class StateStore:
     # -- writing: from the hub -----------------------------------------------------------
 
     def set_route(self, app: str, route: Route | None) -> None:
-        """The hub flipped (or cleared) the app's route. Clears a previous problem."""
+        """The hub flipped (or cleared) the app's route: one web instance, or none."""
+        self.set_routes(app, () if route is None else (route,))
+
+    def set_routes(self, app: str, routes: tuple[Route, ...]) -> None:
+        """The hub flipped the app's live instances (web and others; empty: none). A
+        non-empty set clears a previous problem and the instances given up on."""
         facts = self._facts.setdefault(app, _AppFacts())
-        facts.route = route
-        if route is not None:
+        facts.routes = tuple(sorted(routes, key=route_order))
+        if routes:
             facts.problem = facts.problem_state = None
+            facts.gave_up = ()
         self._refresh(app)
 
     def set_problem(self, app: str, state: AppRunState, problem: str) -> None:
@@ -226,13 +248,13 @@ class StateStore:
     def _refresh(self, app: str) -> None:
         facts = self._facts.get(app)
         old = self._views.get(app)
-        new: AppView | None = derive_view(app, facts.route if facts else None,
+        new: AppView | None = derive_view(app, facts.routes if facts else (),
                           [self._units[u] for u in sorted(facts.units)] if facts else [],
                           facts.problem_state if facts else None,
                           facts.problem if facts else None)
-        if new is not None and facts is not None and facts.holding:
-            new = replace(new, holding=True)
-        if (facts is not None and not facts.units and facts.route is None and not facts.problem
+        if new is not None and facts is not None and (facts.holding or facts.gave_up):
+            new = replace(new, holding=facts.holding, gave_up=facts.gave_up)
+        if (facts is not None and not facts.units and not facts.routes and not facts.problem
                 and not facts.holding):
             self._facts.pop(app, None)
             new = None
@@ -258,13 +280,42 @@ def is_up(state: UnitState) -> bool:
                                   ActiveState.RELOADING)
 
 
-def derive_view(app: str, route: Route | None, units: list[UnitState],
+def route_order(route: Route) -> tuple[bool, str, int, str]:
+    """Web first, then by process name and instance number."""
+    _, _, number = route.instance.rpartition("_")
+    return (route.process != "web", route.process,
+            int(number) if "_" in route.instance and number.isdigit() else 1, route.unit)
+
+
+def derive_view(app: str, routes: tuple[Route, ...] | Route | None, units: list[UnitState],
                 problem_state: AppRunState | None, problem: str | None) -> AppView:
-    """Pure: the app's view from its units, its route and the hub's last problem."""
-    live = next((u for u in units if route and u.name == route.unit), None)
-    others_up = [u for u in units if is_up(u) and (live is None or u.name != live.name)]
+    """Pure: the app's view from its units, its live instances and the hub's last problem.
+
+    ``route`` is the first web instance that is active (else the first web instance); the
+    app is RUNNING while any live instance is active.
+    """
+    if isinstance(routes, Route):
+        routes = (routes,)
+    routes = tuple(sorted(routes or (), key=route_order))
+    by_name = {u.name: u for u in units}
+    live_units = [by_name[r.unit] for r in routes if r.unit in by_name]
+    live_names = {u.name for u in live_units}
+    # A web instance serves unless systemd says it is down: one the watcher has not reported
+    # yet was just found ready by the hub; one restarting after a crash is out until it runs
+    # again (a refused connection then goes to another instance).
+    serving = tuple(r for r in routes if r.web and (
+        r.unit not in by_name or (is_up(by_name[r.unit])
+                                  and by_name[r.unit].sub_state != SubState.AUTO_RESTART)))
+    webs = [r for r in routes if r.web]
+    route = serving[0] if serving else (webs[0] if webs else None)
+    primary = route or (routes[0] if routes else None)
+    live = by_name.get(primary.unit) if primary else None
+    if live is not None and live.active_state != ActiveState.ACTIVE:
+        live = next((u for u in live_units if u.active_state == ActiveState.ACTIVE), live)
+    others_up = [u for u in units if is_up(u) and u.name not in live_names]
     base = AppView(app=app, state=AppRunState.STOPPED, route=route,
-                   units=tuple(u.name for u in units), deploying=bool(live and others_up))
+                   units=tuple(u.name for u in units), deploying=bool(live and others_up),
+                   instances=routes, serving=serving)
     if live is not None and live.active_state == ActiveState.ACTIVE:
         return replace(base, state=AppRunState.RUNNING, main_pid=live.main_pid,
                        n_restarts=live.n_restarts, active_since=live.active_enter_timestamp)

@@ -59,13 +59,15 @@ def set_up_server(target: Remote, *, wheelhouse: Path | None = None, offline: bo
     run the script there, and return the token it reports. Its progress goes to stderr."""
     if target.is_local:
         raise InvalidInput("setup works over SSH: give ssh://root@host (on the server itself, "
-                           "run deploy/bootstrap.sh)")
-    script = deploy_files() / BOOTSTRAP
+                           "run bindrop/deploy/bootstrap.sh)")
+    script = (deploy_files() / BOOTSTRAP).read_bytes()
     with tempfile.TemporaryDirectory(prefix="bindrop-setup-") as tmp:
         wheel = build_wheel(Path(tmp))
         payload = io.BytesIO()
         with tarfile.open(fileobj=payload, mode="w") as tar:
-            tar.add(script, BOOTSTRAP)
+            info = tarfile.TarInfo(BOOTSTRAP)
+            info.size, info.mode = len(script), 0o755
+            tar.addfile(info, io.BytesIO(script))
             tar.add(wheel, wheel.name)
             if wheelhouse is not None:
                 for path in sorted(wheelhouse.glob("*.whl")):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from bindrop.client.protocol import AppRoute, Upstream
 from bindrop.proxy.accesslog import AccessLog, AccessRecord
+from bindrop.proxy.balance import pick_upstream
 from bindrop.proxy.cache import RouteCache
 from bindrop.proxy.headers import (
     build_downstream_headers,
@@ -67,12 +68,20 @@ class _Result:
     release: str | None = None
 
 
+class _Refused(Exception):
+    """The instance refused the connection before anything was sent, or (a request safe to
+    repeat, without a body) closed it before any byte of an answer: try another one."""
+
+
 def describe_unavailable(route: AppRoute) -> str:
     """Why an app's requests get 503, for the visitor. Pure."""
     if route.maintenance_message:
         return route.maintenance_message
     if route.status == "crash-looping":
         return f"{route.app} is not running: it keeps crashing. Try again later."
+    if route.status == "running" and route.upstream is None:
+        return (f"{route.app} runs no web process at the moment (it is scaled to 0). "
+                "Try again later.")
     if route.status in ("restarting", "starting"):
         return f"{route.app} is starting. Try again in a moment."
     return f"{route.app} is not running at the moment. Try again later."
@@ -108,6 +117,7 @@ class Forwarder:
         # restarts without a getrandom call per request).
         self._id_prefix = os.urandom(8).hex()
         self._ids = itertools.count()
+        self._turn = 0
 
     def close(self) -> None:
         """Close the pooled connections to the apps."""
@@ -151,22 +161,44 @@ class Forwarder:
         if not route.serving or route.upstream is None:
             return await self._page(request, response, result, 503,
                                     describe_unavailable(route), request_id, route.app)
-        upstream = route.upstream
-        result.release = upstream.release
         length = request.content_length
         if length is not None and length > route.body_limit:
             return await self._too_large(request, response, result, route, request_id)
-        self.inflight.enter(upstream.unit)
         busy = self._busy
         busy[route.app] = busy.get(route.app, 0) + 1
+        refused: set[str] = set()
+        upstream: Upstream | None = self._pick(route, refused)
         try:
-            await self._forward(request, response, route, upstream, request_id, result)
+            while upstream is not None:
+                unit = upstream.unit
+                result.release = upstream.release
+                self.inflight.enter(unit)
+                try:
+                    await self._forward(request, response, route, upstream, request_id,
+                                        result, retry_refused=len(route.upstreams) > 1)
+                    break
+                except _Refused:
+                    # Nothing was sent: another instance may take the request.
+                    refused.add(unit)
+                    upstream = self._pick(route, refused)
+                    if upstream is None:
+                        await self._page(request, response, result, 502, f"{route.app} did "
+                                         "not accept the connection. It may be starting or "
+                                         "stopping; try again.", request_id, route.app)
+                finally:
+                    self.inflight.leave(unit)
         finally:
-            self.inflight.leave(upstream.unit)
             self._active.add(route.app)
             busy[route.app] -= 1
             if not busy[route.app]:
                 del busy[route.app]
+
+    def _pick(self, route: AppRoute, refused: set[str]) -> Upstream | None:
+        upstreams = route.upstreams
+        if len(upstreams) == 1:
+            return None if refused else upstreams[0]
+        self._turn += 1
+        return pick_upstream(upstreams, self.inflight.live(), turn=self._turn, exclude=refused)
 
     def _scheme(self, request: Request) -> str:
         return "https" if request.secure else self.scheme
@@ -201,7 +233,11 @@ class Forwarder:
                 await asyncio.wait_for(self.routes.swapped(), deadline - loop.time())
 
     async def _forward(self, request: Request, response: Response, route: AppRoute,
-                       upstream: Upstream, request_id: str, result: _Result) -> None:
+                       upstream: Upstream, request_id: str, result: _Result, *,
+                       retry_refused: bool = False) -> None:
+        """Forward to ``upstream``. With ``retry_refused`` (the app has other instances), a
+        refused connect, or a request safe to repeat whose connection closed before any byte
+        of an answer, raises ``_Refused`` so the caller tries another instance."""
         upgrade = request.upgrade and is_websocket_upgrade(request.headers)
         trusted = self.trusted.peer_is_trusted(request.remote)
         headers = build_upstream_headers(
@@ -228,6 +264,12 @@ class Forwarder:
                     conn = None if attempt or upgrade else self.pool.take_idle(upstream.port)
                     if conn is None:
                         conn = await self.pool.connect(upstream.port)
+                except ConnectionRefusedError:
+                    if retry_refused:
+                        raise _Refused from None
+                    return await self._page(request, response, result, 502, f"{route.app} did "
+                                            "not accept the connection. It may be starting or "
+                                            "stopping; try again.", request_id, route.app)
                 except (OSError, TimeoutError):
                     return await self._page(request, response, result, 502, f"{route.app} did "
                                             "not accept the connection. It may be starting or "
@@ -273,10 +315,18 @@ class Forwarder:
                     conn.close()
                     if attempt + 1 < attempts:
                         continue
+                    if retry_refused and attempts > 1:
+                        raise _Refused from None
                     return await self._page(request, response, result, 502, f"{route.app} "
                                             "closed the connection without answering.",
                                             request_id, route.app)
                 except UpstreamError:
+                    # An instance that died with the request (no byte of an answer yet): a
+                    # request safe to repeat goes to another one, as nginx's default
+                    # proxy_next_upstream (error) does for idempotent methods.
+                    if retry_refused and attempts > 1:
+                        conn.close()
+                        raise _Refused from None
                     return await self._page(request, response, result, 502, f"{route.app} "
                                             "closed the connection without answering.",
                                             request_id, route.app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 
 class InFlight:
@@ -27,6 +28,10 @@ class InFlight:
 
     def count(self, unit: str) -> int:
         return self._counts.get(unit, 0)
+
+    def live(self) -> Mapping[str, int]:
+        """The counts themselves (not a copy): for a reader that does not keep them."""
+        return self._counts
 
     def counts(self) -> dict[str, int]:
         return dict(self._counts)

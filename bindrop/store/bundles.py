@@ -178,3 +178,27 @@ def gc_bundles(dest_root: Path, keep: set[str]) -> tuple[int, int]:
             removed += 1
             freed += size
     return removed, freed
+
+
+PROCFILE = "Procfile"
+PROCFILE_MAX = 64 * 1024
+
+
+def read_procfile(root: Path) -> str | None:
+    """The text of ``root/Procfile`` (a regular file at the bundle's root), or None.
+
+    ``InvalidInput`` if it is larger than 64 KiB or not UTF-8. Does not write.
+    """
+    path = root / PROCFILE
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidInput("the bundle's Procfile is not a regular file")
+    if info.st_size > PROCFILE_MAX:
+        raise InvalidInput(f"the bundle's Procfile is larger than {PROCFILE_MAX} bytes")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the bundle's Procfile is not UTF-8 text") from None

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from bindrop.settings import Settings
-from bindrop.store import apps, cron, env, events, releases, tokens
+from bindrop.store import alerts, apps, cron, env, events, processes, releases, tokens
 from bindrop.store.apps import AppConfig
 from bindrop.store.connection import connect
 from bindrop.store.events import Event
@@ -107,9 +107,21 @@ class Store:
         kind: ReleaseKind,
         command: Sequence[str],
         created_by: str,
+        processes: Mapping[str, Sequence[str]] | None = None,
+        release_command: Sequence[str] | None = None,
     ) -> Release:
         """Record a ``pending`` release with the app's next number (from 1)."""
-        return releases.add_release(self.db, app, sha256, size, kind, command, created_by)
+        return releases.add_release(self.db, app, sha256, size, kind, command, created_by,
+                                    processes, release_command)
+
+    # process types: desired scale and per-process settings
+
+    def get_processes(self, app: str) -> dict[str, processes.ProcessConfig]:
+        return processes.get_processes(self.db, app)
+
+    def set_processes(self, app: str, configs: Mapping[str, processes.ProcessConfig]) -> None:
+        """Replace the given processes' settings (others stay), all or none."""
+        processes.set_processes(self.db, app, configs)
 
     def get_release(self, app: str, number: int) -> Release:
         return releases.get_release(self.db, app, number)
@@ -183,6 +195,15 @@ class Store:
     def remove_cron_job(self, app: str, name: str) -> cron.CronJob:
         """``NotFound`` if there is no such job."""
         return cron.remove_cron_job(self.db, app, name)
+
+    # alerts
+
+    def alert_webhook(self) -> str | None:
+        return alerts.get_webhook(self.db)
+
+    def set_alert_webhook(self, url: str | None) -> str | None:
+        """``InvalidInput`` for anything but an http(s) URL; None removes it."""
+        return alerts.set_webhook(self.db, url)
 
     # tokens
 

@@ -172,6 +172,40 @@ def _create_cron_jobs(db: Database) -> None:
     db.execute("CREATE INDEX events_by_kind ON events (kind, id)")
 
 
+def _create_alert_channels(db: Database) -> None:
+    # Where alerts go (desired config): one webhook today, a row per kind of channel.
+    db.execute(
+        """
+        CREATE TABLE alert_channels (
+            kind TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        ) WITHOUT ROWID
+        """
+    )
+
+
+def _add_processes(db: Database) -> None:
+    # A release's process types ({"web": [...], "worker": [...]}: argv for a bundle, arguments
+    # to the binary for a binary) and its release command; NULL is the one web process of
+    # releases before process types (its command column). app_processes holds the desired
+    # scale per process type and each type's optional memory limit and health check path.
+    db.execute("ALTER TABLE releases ADD COLUMN processes TEXT")
+    db.execute("ALTER TABLE releases ADD COLUMN release_command TEXT")
+    db.execute(
+        """
+        CREATE TABLE app_processes (
+            app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+            process TEXT NOT NULL,
+            count INTEGER NOT NULL CHECK (count >= 0),
+            memory_max INTEGER,
+            health_path TEXT,
+            PRIMARY KEY (app, process)
+        ) WITHOUT ROWID
+        """
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_create_apps_and_releases", _create_apps_and_releases),
     Migration("0002_create_env", _create_env),
@@ -180,6 +214,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0005_add_liveness", _add_liveness),
     Migration("0006_add_https_redirect", _add_https_redirect),
     Migration("0008_create_cron_jobs", _create_cron_jobs),
+    Migration("0009_create_alert_channels", _create_alert_channels),
+    Migration("0011_add_processes", _add_processes),
 )
 
 

@@ -26,6 +26,7 @@ from bindrop.errors import Conflict, InvalidInput, NotFound
 from bindrop.store.apps import require_app
 from bindrop.store.connection import write_transaction
 from bindrop.store.timestamps import now_text, parse_timestamp
+from bindrop.units.processes import validate_process_name
 
 ReleaseKind = Literal["binary", "bundle"]
 ReleaseStatus = Literal["pending", "live", "previous", "failed"]
@@ -52,6 +53,17 @@ class Release:
     status: ReleaseStatus
     reason: str | None
     status_changed_at: datetime
+    #: process type -> command (as ``command`` is for its kind); None: only ``web``, whose
+    #: command is ``command`` (releases before process types, or without any declared).
+    processes: Mapping[str, tuple[str, ...]] | None = None
+    #: run once by a deploy before any instance of the release starts
+    release_command: tuple[str, ...] | None = None
+
+    def process_commands(self) -> dict[str, tuple[str, ...]]:
+        """Every process type of the release and its command (``web`` alone by default)."""
+        if self.processes is None:
+            return {"web": self.command}
+        return {name: tuple(cmd) for name, cmd in self.processes.items()}
 
     @property
     def release_id(self) -> str:
@@ -107,6 +119,10 @@ def _from_row(row: Mapping[str, Any]) -> Release:
         status=row["status"],
         reason=row["reason"],
         status_changed_at=parse_timestamp(row["status_changed_at"]),
+        processes=(None if row.get("processes") is None else
+                   {k: tuple(v) for k, v in json.loads(row["processes"]).items()}),
+        release_command=(None if row.get("release_command") is None else
+                         tuple(json.loads(row["release_command"]))),
     )
 
 
@@ -127,16 +143,24 @@ def add_release(
     kind: ReleaseKind,
     command: Sequence[str],
     created_by: str,
+    processes: Mapping[str, Sequence[str]] | None = None,
+    release_command: Sequence[str] | None = None,
 ) -> Release:
     """Record a new ``pending`` release of ``app`` with the next number; return it.
 
     Numbers are never reused while the app exists, even after old releases are deleted.
     ``NotFound`` for a missing app, ``InvalidInput`` for a bad value; does not write on error.
+    A bundle with ``processes`` may have an empty ``command``.
     """
     validate_sha256(sha256)
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise InvalidInput(f"release size {size!r} is not valid: use a positive number of bytes")
-    args = validate_command(kind, command)
+    args = validate_command("binary" if processes and kind == "bundle" else kind, command)
+    procs = None
+    if processes is not None:
+        procs = {validate_process_name(name): validate_command(kind, cmd)
+                 for name, cmd in processes.items()}
+    release_cmd = None if release_command is None else validate_command(kind, release_command)
     _text("created_by", created_by, CREATED_BY_MAX)
     with write_transaction(db):
         require_app(db, app)
@@ -146,10 +170,13 @@ def add_release(
         db.execute(
             """
             INSERT INTO releases (app, number, sha256, size, kind, command, created_by,
-                                  created_at, status, reason, status_changed_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?)
+                                  created_at, status, reason, status_changed_at, processes,
+                                  release_command)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?, ?)
             """,
-            [app, number, sha256, size, kind, json.dumps(list(args)), created_by, now, now],
+            [app, number, sha256, size, kind, json.dumps(list(args)), created_by, now, now,
+             None if procs is None else json.dumps({k: list(v) for k, v in procs.items()}),
+             None if release_cmd is None else json.dumps(list(release_cmd))],
         )
     return get_release(db, app, number)
 

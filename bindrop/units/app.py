@@ -3,9 +3,10 @@
 ``build_app_unit`` is the only place that decides how an app runs under systemd; the systemd
 client turns the result into Variants and calls ``StartTransientUnit``.
 
-Environment: the app's variables come first, sorted by key, then ``PORT``, ``BINDROP_APP`` and
-``BINDROP_RELEASE``. A user may not set those three at all (``validate_env_key`` refuses them);
-placing them last is a second guard, since systemd lets the last assignment of a name win.
+Environment: the app's variables come first, sorted by key, then ``PORT`` (web instances only),
+``BINDROP_APP``, ``BINDROP_RELEASE``, ``BINDROP_PROCESS`` and ``BINDROP_INSTANCE``. A user may
+not set those at all (``validate_env_key`` refuses them); placing them last is a second guard,
+since systemd lets the last assignment of a name win. The last four are journal fields too.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from bindrop.units.names import (
     validate_env_key,
     validate_release_id,
 )
+from bindrop.units.processes import parse_instance_token
 from bindrop.units.properties import Property, UnitSpec, prop
 from bindrop.units.timespan import USEC_PER_SEC, format_usec
 
@@ -91,20 +93,25 @@ class AppSpec:
 
 @dataclass(frozen=True)
 class ReleaseSpec:
-    """One release of an app: what to execute and on which port (validated: ``InvalidInput``).
+    """One instance of a release: what to execute and on which port (validated:
+    ``InvalidInput``).
 
-    ``exec_path`` is the absolute path of the binary or launcher; ``args`` follow it.
+    ``id`` is the instance token (``3``, ``3.1``, ``3_worker_2``; see
+    ``bindrop.units.processes``); ``exec_path`` is the absolute path of the binary or
+    launcher; ``args`` follow it. ``port`` is None for a process that gets no traffic.
     ``working_directory`` (absolute) defaults to the app's state directory.
     """
 
     id: str
     exec_path: str
     args: tuple[str, ...]
-    port: int
+    port: int | None
     working_directory: str | None = None
 
     def __post_init__(self) -> None:
-        validate_release_id(self.id)
+        if parse_instance_token(self.id) is None:
+            validate_release_id(self.id)  # raises with the message about release ids
+            raise InvalidInput(f"instance {self.id!r} is not valid")
         object.__setattr__(self, "args", tuple(self.args))
         _check_absolute("executable path", self.exec_path)
         if self.working_directory is not None:
@@ -115,6 +122,8 @@ class ReleaseSpec:
                     f"argument {arg!r} is not valid: arguments are text without NUL bytes"
                 )
         port = self.port
+        if port is None:
+            return
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= MAX_PORT:
             raise InvalidInput(f"port {port!r} is not valid: use a number from 1 to {MAX_PORT}")
 
@@ -132,15 +141,22 @@ def build_app_unit(app: AppSpec, release: ReleaseSpec, settings: Settings) -> Un
     taken so that the unit may depend on it; nothing in an app unit does today.
     """
     name = app_unit_name(app.name, release.id)
+    instance = parse_instance_token(release.id)
+    assert instance is not None  # ReleaseSpec checked it
     state_directory = app_state_directory(app.name)
     working_directory = release.working_directory or f"{SYSTEMD_STATE_ROOT}/{state_directory}"
-    marks = {"BINDROP_APP": app.name, "BINDROP_RELEASE": release.id}
+    marks = {"BINDROP_APP": app.name, "BINDROP_RELEASE": instance.generation,
+             "BINDROP_PROCESS": instance.process, "BINDROP_INSTANCE": str(instance.number)}
     environment = [f"{k}={app.env[k]}" for k in sorted(app.env)]
-    environment += [f"PORT={release.port}", *(f"{k}={v}" for k, v in marks.items())]
+    if release.port is not None:
+        environment.append(f"PORT={release.port}")
+    environment += [f"{k}={v}" for k, v in marks.items()]
     argv = [_escape_dollar(release.exec_path), *(_escape_dollar(a) for a in release.args)]
+    what = (f"release {instance.generation}" if instance.token == instance.generation
+            else f"release {instance.generation} {instance.process} {instance.number}")
 
     properties: list[Property] = [
-        prop("Description", f"bindrop app {app.name} release {release.id}"),
+        prop("Description", f"bindrop app {app.name} {what}"),
         # The default CollectMode=inactive keeps a failed unit loaded until ResetFailedUnit, and
         # a loaded unit blocks StartTransientUnit of the same name (UnitExists). The unit's last
         # PropertiesChanged still carries its Result before UnitRemoved.

@@ -63,8 +63,13 @@ def build_cron_units(app: AppSpec, release: str, exec_path: str, args: tuple[str
         if p.name in NOT_FOR_JOBS:
             continue
         if p.name == "Environment":
-            env = [e for e in p.value if not e.startswith("PORT=")]  # type: ignore[attr-defined]
-            p = prop("Environment", [*env, f"BINDROP_JOB={job}"])
+            env = [e for e in p.value  # type: ignore[attr-defined]
+                   if not e.startswith(("PORT=", "BINDROP_PROCESS=", "BINDROP_INSTANCE="))]
+            p = prop("Environment", [*env, "BINDROP_PROCESS=cron", f"BINDROP_JOB={job}"])
+        elif p.name == "LogExtraFields":
+            fields = [f for f in p.value  # type: ignore[attr-defined]
+                      if not f.startswith((b"BINDROP_PROCESS=", b"BINDROP_INSTANCE="))]
+            p = prop("LogExtraFields", [*fields, b"BINDROP_PROCESS=cron"])
         properties.append(p)
     timer = UnitSpec(timer_name, (
         prop("Description", f"bindrop app {app.name} job {job}: {schedule}"),

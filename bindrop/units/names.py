@@ -26,11 +26,15 @@ RELEASE_ID_MAX = 20
 USER_NAME_MAX = 31
 
 # Set by bindrop on every release; a user value would break routing or the journal fields.
-RESERVED_ENV_KEYS = frozenset({"PORT", "BINDROP_APP", "BINDROP_RELEASE"})
+RESERVED_ENV_KEYS = frozenset({"PORT", "BINDROP_APP", "BINDROP_RELEASE", "BINDROP_PROCESS",
+                               "BINDROP_INSTANCE"})
 
 _APP_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 _RELEASE_ID = re.compile(r"[a-z0-9][a-z0-9.]*")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# An instance token: a release (generation) id, then for every instance but web 1
+# "_<process>_<n>" (bindrop.units.processes builds and parses them).
+_INSTANCE_SUFFIX = re.compile(r"_[a-z][a-z0-9]{0,14}_[1-9][0-9]{0,3}")
 
 _USER_PREFIX = "bindrop-"
 _USER_HASH_LEN = 8
@@ -75,17 +79,22 @@ def validate_env_key(key: str) -> str:
 
 
 def app_unit_name(app: str, release: str) -> str:
-    """Return ``bindrop-app-<app>-<release>.service`` after validating both parts."""
+    """Return ``bindrop-app-<app>-<release>.service`` after validating both parts
+    (``release`` may be an instance token, ``3_worker_2``)."""
     validate_app_name(app)
-    validate_release_id(release)
+    generation, underscore, _ = release.partition("_")
+    validate_release_id(generation)
+    if underscore and not _INSTANCE_SUFFIX.fullmatch(release[len(generation):]):
+        raise InvalidInput(f"instance {release!r} is not valid: use <release>_<process>_<n>")
     return f"{APP_UNIT_PREFIX}{app}-{release}{APP_UNIT_SUFFIX}"
 
 
 def parse_app_unit_name(unit: str) -> tuple[str, str] | None:
-    """Return ``(app, release)`` for a bindrop app unit name, ``None`` for any other unit.
+    """Return ``(app, instance token)`` for a bindrop app unit name, ``None`` for any other.
 
     The inverse of ``app_unit_name``: ``None`` also for names with the prefix whose parts are
-    not a valid app name and release id.
+    not a valid app name and instance token (a release id, optionally followed by
+    ``_<process>_<n>``; see ``bindrop.units.processes``).
     """
     if not unit.startswith(APP_UNIT_PREFIX) or not unit.endswith(APP_UNIT_SUFFIX):
         return None
@@ -93,9 +102,12 @@ def parse_app_unit_name(unit: str) -> tuple[str, str] | None:
     app, sep, release = stem.rpartition("-")
     if not sep:
         return None
+    generation, underscore, _ = release.partition("_")
+    if underscore and not _INSTANCE_SUFFIX.fullmatch(release[len(generation):]):
+        return None
     try:
         validate_app_name(app)
-        validate_release_id(release)
+        validate_release_id(generation)
     except InvalidInput:
         return None
     return app, release

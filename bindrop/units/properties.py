@@ -28,8 +28,10 @@ PROPERTY_SIGNATURES: Mapping[str, str] = MappingProxyType(
         "Restart": "s",
         "RestartUSec": "t",
         "TimeoutStopUSec": "t",
+        "TimeoutStartUSec": "t",
         "SuccessExitStatus": "(aiai)",
         "KillSignal": "i",
+        "RemainAfterExit": "b",
         # exec context
         "WorkingDirectory": "s",
         "Environment": "as",
@@ -43,6 +45,8 @@ PROPERTY_SIGNATURES: Mapping[str, str] = MappingProxyType(
         "BindReadOnlyPaths": "a(ssbt)",
         "PrivateTmp": "b",
         "NoNewPrivileges": "b",
+        "Nice": "i",
+        "IOSchedulingClass": "i",
         # a bit mask of the namespace types still allowed, not a boolean
         "RestrictNamespaces": "t",
         # cgroup context

@@ -54,7 +54,10 @@ async def main() -> int:
         print(f"hello: visit {visits} {path}", flush=True)
         body = f"{args.label} from {os.environ.get('BINDROP_APP', 'hello')} release " \
                f"{os.environ.get('BINDROP_RELEASE', '?')}: visit {visits} ({path})\n".encode()
+        instance = (f"{os.environ.get('BINDROP_PROCESS', 'web')}-"
+                    f"{os.environ.get('BINDROP_INSTANCE', '1')}").encode()
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                     b"X-Instance: " + instance + b"\r\n"
                      b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         try:
             await writer.drain()

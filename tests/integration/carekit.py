@@ -30,9 +30,10 @@ def apps_data(machine: Machine) -> Path:
 
 def care_env(machine: Machine, settings: Settings, api: ApiServer,
              **extra: str) -> dict[str, str]:
-    return {"BINDROP_ROOT": str(settings.root), "BINDROP_APPS_DATA": str(apps_data(machine)),
-            "BINDROP_SERVER": f"unix:{api.socket_path}", "BINDROP_TOKEN": "",
-            "BINDROP_BACKUP_KEEP_DAILY": "7", **extra}
+    """The CLI's environment: only where the server is. No BINDROP_ROOT: the care commands
+    act on the server's files (through its hub), never on the CLI's own."""
+    return {"BINDROP_SERVER": f"unix:{api.socket_path}", "BINDROP_TOKEN": "",
+            "BINDROP_ROOT": "/nonexistent-cli-root", **extra}
 
 
 async def bindrop(env: dict[str, str], *args: str) -> Result:

@@ -20,7 +20,7 @@ from bindrop.errors import BackupFailed
 from bindrop.hub.hub import Hub
 from bindrop.machine import Machine
 from bindrop.settings import Settings
-from bindrop.store import Store
+from bindrop.store import AppConfig, Store
 
 from .carekit import (
     apps_data,
@@ -84,6 +84,9 @@ async def test_restore_refuses_another_apps_backup_and_a_damaged_one(
     db = apps_data(machine) / "notes" / "app.db"
     await wait_for(lambda: db.exists() and len(table_rows(db)) == 40)
     notes = ok_json(await bindrop(env, "backup", "run", "notes", "--json"))
+    unknown = await bindrop(env, "backup", "restore", "ghost", "--from", notes["id"])
+    assert unknown.exit_code == 1 and "ghost" in unknown.output
+    hub.store.create_app(AppConfig(name="other", hosts=("other.test",)))
     refused = await bindrop(env, "backup", "restore", "other", "--from", notes["id"])
     assert refused.exit_code == 1 and "of app notes, not other" in refused.output
 
@@ -112,10 +115,12 @@ async def test_backup_uploads_to_s3_and_restores_from_it(
         keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing-secret"}
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                      **keys).create_bucket(Bucket="backups")
-        env = care_env(machine, settings, api, BINDROP_S3_BUCKET="backups",
-                       BINDROP_S3_ENDPOINT=endpoint, BINDROP_S3_PREFIX="srv1",
-                       BINDROP_S3_ACCESS_KEY_ID=keys["aws_access_key_id"],
-                       BINDROP_S3_SECRET_ACCESS_KEY=keys["aws_secret_access_key"])
+        env = care_env(machine, settings, api)
+        # The bucket is the server's setting: the hub's environment (care.env on a server).
+        hub.care_runs.environ.update(
+            BINDROP_S3_BUCKET="backups", BINDROP_S3_ENDPOINT=endpoint, BINDROP_S3_PREFIX="srv1",
+            BINDROP_S3_ACCESS_KEY_ID=keys["aws_access_key_id"],
+            BINDROP_S3_SECRET_ACCESS_KEY=keys["aws_secret_access_key"])
         made = await bindrop(env, "backup", "run", "--json")
         assert "testing-secret" not in made.output
         backup_id = ok_json(made)["id"]

@@ -1,4 +1,4 @@
-"""Disk check over a threshold: an event in the hub and a JSON POST to a webhook; gc."""
+"""Disk checks over a threshold: an event in the hub on each change; the disk report; gc."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp import web
 
 from bindrop.api import ApiServer
 from bindrop.hub.hub import Hub
@@ -21,41 +19,24 @@ from .carekit import bindrop, care_env, ok_json
 pytestmark = pytest.mark.integration
 
 
-async def test_disk_check_over_threshold_records_an_event_and_posts_the_webhook(
+async def test_disk_check_records_an_event_when_usage_goes_over_and_back_under(
     machine: Machine, settings: Settings, hub: Hub, api: ApiServer
 ) -> None:
-    received: list[dict[str, Any]] = []
-
-    async def receive(request: web.Request) -> web.Response:
-        received.append(await request.json())
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hook", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        env = care_env(machine, settings, api,
-                       BINDROP_DISK_WEBHOOK=f"http://127.0.0.1:{port}/hook")
-        # Any used disk is over a 0.1 % threshold; none is over 100 %.
-        under = ok_json(await bindrop(env, "disk", "check", "--threshold", "100", "--json"))
-        assert under["over"] == [] and under["webhook"] is False
+    env = care_env(machine, settings, api)
+    # Any used disk is over a 0.1 % threshold; none is over 100 %.
+    under = ok_json(await bindrop(env, "disk", "check", "--threshold", "100", "--json"))
+    assert under["over"] == []
+    for _ in range(2):  # a state that holds is not a new event
         over = ok_json(await bindrop(env, "disk", "check", "--threshold", "0.1", "--json"))
-        assert over["over"] and over["webhook"] is True
-        back = ok_json(await bindrop(env, "disk", "check", "--threshold", "100", "--json"))
-        assert back["over"] == []
-    finally:
-        await runner.cleanup()
-    assert len(received) == 1
-    assert received[0]["event"] == "disk_over_threshold"
-    assert received[0]["threshold"] == 0.1 and received[0]["filesystems"][0]["percent"] > 0.1
-    kinds = [e.kind for e in hub.store.list_events()]
-    assert kinds[-2:] == ["disk_over_threshold", "disk_back_under"]
+        assert over["over"] and over["filesystems"][0]["percent"] > 0.1
+    back = ok_json(await bindrop(env, "disk", "check", "--threshold", "100", "--json"))
+    assert back["over"] == []
+    kinds = [e.kind for e in hub.store.list_events() if e.kind.startswith("disk_")]
+    assert kinds == ["disk_over_threshold", "disk_back_under"]
     status = ok_json(await bindrop(env, "status", "--json"))
     assert status["care"]["disk"]["kind"] == "disk_back_under"
+    # Each check is a sample the disk page shows as a trend.
+    assert len(ok_json(await bindrop(env, "disk", "--json"))["samples"]) == 4
 
 
 async def test_disk_shows_bindrops_parts(
@@ -74,8 +55,9 @@ async def test_disk_shows_bindrops_parts(
 async def test_gc_frees_unused_old_blobs_and_backups_beyond_retention(
     machine: Machine, settings: Settings, hub: Hub, api: ApiServer
 ) -> None:
-    env = care_env(machine, settings, api, BINDROP_BACKUP_KEEP_DAILY="1",
-                   BINDROP_BACKUP_KEEP_WEEKLY="0")
+    env = care_env(machine, settings, api)
+    # Care settings are the server's: the hub's environment (care.env on a server).
+    hub.care_runs.environ.update(BINDROP_BACKUP_KEEP_DAILY="1", BINDROP_BACKUP_KEEP_WEEKLY="0")
     settings.blobs_dir.mkdir(parents=True, exist_ok=True)
     orphan = settings.blobs_dir / ("ab" * 32)
     orphan.write_bytes(b"x" * 5000)

@@ -183,8 +183,56 @@ async def test_a_read_only_token_gets_a_dashboard_without_buttons(
     await playwright_api.expect(page.locator("#log")).to_contain_text("hello:")
     assert await page.locator("button[value=stop]").count() == 0
     assert await page.locator("text=Roll back").count() == 0
+    await page.goto(served.url + "/backups")
+    await playwright_api.expect(page.locator("h1")).to_have_text("Backups")
+    assert await page.locator("#backups button, button[value=backup]").count() == 0
     await page.screenshot(path=str(artifacts / "app-read-only.png"), full_page=True)
     await page.set_viewport_size({"width": 390, "height": 844})  # a phone
     await page.goto(served.url + "/")
     await page.screenshot(path=str(artifacts / "apps-phone.png"), full_page=True)
+    await page.context.close()
+
+
+async def test_a_person_backs_up_sees_it_appear_restores_an_app_and_reads_the_disk(
+    served: Served, browser: Any, artifacts: Path
+) -> None:
+    page = await _login(browser, served, served.admin, artifacts)
+    expect = playwright_api.expect
+    await page.click("nav >> text=Backups")
+    await page.wait_for_url("**/backups")
+    rows = page.locator("tr[data-backup]")
+    before = await rows.count()
+    await page.evaluate("window.__same_page = true")
+    await page.click("button[value=backup]")
+    await expect(page.locator("#action-status")).to_contain_text("backup started")
+    # The new backup appears when the hub says it was made, with no reload.
+    await expect(rows).to_have_count(before + 1, timeout=60_000)
+    newest = rows.first
+    await expect(newest).to_contain_text("hello")
+    await expect(newest).to_contain_text("local")
+    assert await page.evaluate("window.__same_page === true")
+    backup_id = await newest.get_attribute("data-backup")
+    await page.screenshot(path=str(artifacts / "backups.png"), full_page=True)
+
+    asked: list[str] = []
+
+    async def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await dialog.accept()
+
+    page.once("dialog", accept)
+    await newest.locator("button[data-restore=hello]").click()
+    await expect(page.locator(".flash.ok")).to_contain_text("restore of hello started")
+    assert asked and "hello" in asked[0] and str(backup_id) in asked[0]
+    await expect(page.locator("#care-runs")).to_contain_text("restore hello succeeded",
+                                                             timeout=60_000)
+    await page.goto(served.url + "/apps/hello")
+    await expect(page.locator('h1 [data-field="state"]')).to_have_text("running")
+
+    await page.click("nav >> text=Disk")
+    await page.wait_for_url("**/disk")
+    await expect(page.locator("tr[data-mount]").first).to_contain_text("%")
+    await expect(page.locator("tr[data-part=blobs]")).to_be_visible()
+    await expect(page.locator("tr[data-part=app-hello]")).to_be_visible()
+    await page.screenshot(path=str(artifacts / "disk.png"), full_page=True)
     await page.context.close()

@@ -264,3 +264,25 @@ async def test_the_server_page_shows_the_last_backup_and_its_failure(
     shown = dict(re.findall(r'<dd data-care="(\w+)">(.*?)</dd>', page, re.S))
     assert "backup 20261128-0300 done" in shown["last_backup"]
     assert "no space left on /var/backups (dash-care)" in shown["last_backup_failure"]
+
+
+async def test_the_app_page_shows_processes_and_scales_them_with_the_form(
+    dashboard: Dash, hub: Hub
+) -> None:
+    add_app(hub.store, hub.blobs, "dash-s")
+    await hub.call("dash-s", Deploy("1"))
+    csrf = await log_in(dashboard, await token(hub, "dash-scaler"))
+    page = await (await dashboard.get("/apps/dash-s")).text()
+    assert 'data-process="web"' in page and 'name="count_web" value="1"' in page
+    forged = await dashboard.post("/apps/dash-s/scale", data={"csrf": "x", "count_web": "2"},
+                                  allow_redirects=False)
+    assert forged.status == 403
+    too_many = await dashboard.post("/apps/dash-s/scale",
+                                    data={"csrf": csrf, "count_web": "99"},
+                                    headers={"X-Requested-With": "fetch"})
+    assert "above the limit" in (await too_many.json())["message"]
+    scaled = await dashboard.post("/apps/dash-s/scale", data={"csrf": csrf, "count_web": "2"},
+                                  headers={"X-Requested-With": "fetch"})
+    assert (await scaled.json())["ok"] is True
+    page = await (await dashboard.get("/apps/dash-s")).text()
+    assert "1_web_2" in page

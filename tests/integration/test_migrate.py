@@ -7,7 +7,6 @@ The tests run in order and share the two machines (booting them is the expensive
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -24,9 +23,9 @@ import pytest
 
 from bindrop.machine import Machine
 from bindrop.moving.setup import REMOTE_DIR
-from bindrop.moving.wheel import requirements
 
 from .hubkit import HANG, HELLO
+from .wheels import wheelhouse
 
 pytestmark = pytest.mark.integration
 
@@ -104,26 +103,6 @@ def get(address: str, host: str, path: str = "/") -> tuple[int, bytes]:
         return answer.status, answer.read()
     finally:
         conn.close()
-
-
-def wheelhouse() -> Path:
-    """bindrop's dependencies as wheels, downloaded once (the machines have no internet)."""
-    wanted = sorted(requirements())
-    key = hashlib.sha256("\n".join(wanted).encode()).hexdigest()[:12]
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    target = cache / "bindrop-tests" / f"wheelhouse-{key}"
-    if not (target / "complete").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet",
-                               "--only-binary=:all:", "-d", str(target), *wanted],
-                              capture_output=True, text=True, check=False, timeout=300)
-        if proc.returncode != 0:
-            reason = f"cannot download bindrop's dependencies: {proc.stderr[-500:]}"
-            if os.environ.get("CI"):
-                pytest.fail(reason)
-            pytest.skip(reason)
-        (target / "complete").write_text("")
-    return target
 
 
 def start_sshd(m: Machine, keys: Path) -> None:

@@ -1,4 +1,4 @@
-"""bindrop-proxy.socket + bindrop-proxy.service from deploy/, in a real systemd."""
+"""bindrop-proxy.socket + bindrop-proxy.service from bindrop/deploy/, in a real systemd."""
 
 from __future__ import annotations
 

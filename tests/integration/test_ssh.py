@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -12,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -19,6 +21,7 @@ from click.testing import CliRunner
 from bindrop.api import ApiServer
 from bindrop.cli.main import cli
 from bindrop.client.client import Client, RemoteError
+from bindrop.settings import Settings
 
 from .hubkit import HANG, HELLO, http_get
 
@@ -112,3 +115,56 @@ async def test_an_ssh_login_that_fails_is_a_one_line_unreachable(
         with pytest.raises(RemoteError) as refused:
             await client.apps()
     assert refused.value.code == "unreachable"
+
+
+async def test_a_backup_runs_and_lists_on_the_server_over_ssh(
+    sshd: Sshd, settings: Settings, api: ApiServer
+) -> None:
+    env = {"BINDROP_SERVER": ssh_url(sshd, api), "BINDROP_SSH": " ".join(sshd.ssh),
+           "BINDROP_REMOTE_COMMAND": " ".join(REMOTE), "BINDROP_ROOT": "/nonexistent"}
+
+    def run(*args: str) -> Any:
+        result = CliRunner().invoke(cli, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    made = await asyncio.to_thread(run, "backup", "run", "--json")
+    assert (settings.backups_dir / made["id"] / "manifest.json").is_file()
+    listed = await asyncio.to_thread(run, "backup", "list", "--json")
+    assert [b["id"] for b in listed] == [made["id"]]
+
+
+async def test_a_one_off_run_streams_its_output_and_exit_status_over_ssh(
+        sshd: Sshd, api: ApiServer) -> None:
+    async with Client(ssh_url(sshd, api), ssh=sshd.ssh, remote=REMOTE) as client:
+        await client.create_app({"name": "remote", "hosts": ["remote.test"]})
+        release = await client.upload_release("remote", HELLO)
+        await client.deploy("remote", release["number"])
+        await client.set_env("remote", {"X": "over ssh"})
+        items = [item async for item in client.run(
+            "remote", ["sh", "-c", 'echo "one $X"; sleep 0.3; echo two; exit 5'])]
+        await client.action("remote", "stop")
+    assert items[0]["unit"].startswith("bindrop-app-remote-1")
+    assert [i["message"] for i in items if "message" in i] == ["one over ssh", "two"]
+    assert items[-1] == {"exit_status": 5}
+
+
+async def test_an_interactive_run_over_ssh_reads_the_terminal_and_exits_with_the_status(
+        sshd: Sshd, api: ApiServer) -> None:
+    from .test_runs import _on_a_terminal
+
+    async with Client(ssh_url(sshd, api), ssh=sshd.ssh, remote=REMOTE) as client:
+        await client.create_app({"name": "console", "hosts": ["console.test"]})
+        release = await client.upload_release("console", HELLO)
+        await client.deploy("console", release["number"])
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
+           "BINDROP_SSH": " ".join(sshd.ssh), "BINDROP_REMOTE_COMMAND": " ".join(REMOTE)}
+    status, shown = await _on_a_terminal(
+        [sys.executable, "-m", "bindrop", "run", "--tty", "--server", ssh_url(sshd, api),
+         "console", "--", "sh", "-c",
+         'test -t 0 && echo ready; read line; echo "got $line as $(id -un)"; exit 6'],
+        env, b"over the wire\n")
+    assert "got over the wire as bindrop-console" in shown, shown
+    assert status == 6, shown
+    async with Client(ssh_url(sshd, api), ssh=sshd.ssh, remote=REMOTE) as client:
+        await client.action("console", "stop")

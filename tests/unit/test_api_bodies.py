@@ -91,7 +91,9 @@ def test_journalctl_resumes_after_a_cursor_instead_of_counting_lines() -> None:
 
 def test_a_journal_entry_becomes_the_api_s_line() -> None:
     line = (b'{"__CURSOR":"c1","__REALTIME_TIMESTAMP":"1700000000000000",'
-            b'"MESSAGE":[104,105,255],"_SYSTEMD_UNIT":"u","BINDROP_RELEASE":"2"}')
+            b'"MESSAGE":[104,105,255],"_SYSTEMD_UNIT":"u","BINDROP_RELEASE":"2",'
+            b'"BINDROP_PROCESS":"worker","BINDROP_INSTANCE":"2"}')
     assert parse_entry(line) == {"cursor": "c1", "time": 1700000000000000, "unit": "u",
-                                 "release": "2", "message": "hi\ufffd"}
+                                 "release": "2", "process": "worker", "instance": "2",
+                                 "message": "hi\ufffd"}
     assert parse_entry(b"not json") is None

@@ -37,7 +37,7 @@ def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
 
 
 # Commands that run on the server itself or only touch local config take no --server.
-LOCAL = ("machine", "hub", "install", "proxy", "server", "api-stdio")
+LOCAL = ("machine", "hub", "install", "proxy", "server", "api-stdio", "care-run")
 # Server-side commands inside a group of remote ones: the dashboard's server holds no token.
 SERVER_SIDE = (("dashboard", "serve"),)
 

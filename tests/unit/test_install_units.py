@@ -45,7 +45,8 @@ def test_the_timers_run_their_oneshots_on_schedule() -> None:
     assert "\nOnUnitActiveSec=15min\n" in render("bindrop-disk.timer", None)
     service = render("bindrop-backup.service", None)
     assert "\nType=oneshot\n" in service and "\nTimeoutStartSec=2h\n" in service
-    assert "\nExecStart=/opt/bindrop/bin/bindrop backup run\n" in service
+    # A thin client of the hub, queued behind a care run in progress.
+    assert "\nExecStart=/opt/bindrop/bin/bindrop backup run --wait\n" in service
     assert set(TIMER_SERVICES) <= set(installed_units(None))
 
 

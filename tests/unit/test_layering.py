@@ -68,7 +68,9 @@ RULES = (
     Rule("systemd", (*BASE, "systemd"), forbidden=(*DB, "aiohttp", "click")),
     Rule("hub", (*PURE, "hub", "systemd", "store"), forbidden=(*DB, "dbus_fast", "click")),
     Rule("store", (*PURE, "store"), forbidden=("dbus_fast", "aiohttp", "click")),
-    Rule("api", (*PURE, "api", "hub", "store"), forbidden=(*DB, "dbus_fast", "click")),
+    # api reads backup listings and manifests through care/ (the work itself runs in units).
+    Rule("api", (*PURE, "api", "hub", "store", "care", "version"),
+         forbidden=(*DB, "dbus_fast", "click")),
     # client: where the readers of the API's stream protocol find it.
     Rule("proxy", (*BASE, "proxy", "client"), forbidden=(*DB, "dbus_fast", "click")),
     Rule("client", (*BASE, "client"), forbidden=(*DB, "dbus_fast", "click")),
@@ -78,7 +80,7 @@ RULES = (
     Rule("machine", (*BASE, "machine"), forbidden=(*DB, "dbus_fast", "aiohttp")),
     # moving/: export/import run on the server (SQLite, files); migrate drives two servers
     # through the client and ssh. Never the hub's insides or systemd directly.
-    Rule("moving", (*PURE, "moving", "store", "care", "client"),
+    Rule("moving", (*PURE, "moving", "store", "care", "client", "version"),
          forbidden=("dbus_fast", "click")),
     # care/ runs on the server (backups, disk, gc): it reads files and SQLite copies directly,
     # reads bindrop's store, and reaches the hub only through the client.

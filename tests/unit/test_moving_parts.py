@@ -3,7 +3,6 @@ wheel and a machine's network plan (#9)."""
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from bindrop.moving.migrate import DnsRecord, dns_records
 from bindrop.moving.readiness import Probe, is_served, plan_probes, wait_until_served
 from bindrop.moving.remote import Remote
 from bindrop.moving.setup import SetupResult, parse_bootstrap_output
-from bindrop.moving.wheel import build_wheel
 
 
 def test_each_host_of_an_app_is_probed_at_its_prefix_and_health_path() -> None:
@@ -75,22 +73,6 @@ def test_bootstraps_last_lines_say_which_token() -> None:
     assert parse_bootstrap_output("BINDROP_TOKEN_EXISTS=admin\n") == SetupResult(None, "admin")
     with pytest.raises(BindropError):
         parse_bootstrap_output("something went wrong\n")
-
-
-def test_the_wheel_carries_the_package_its_units_and_an_entry_point(tmp_path: Path) -> None:
-    wheel = build_wheel(tmp_path)
-    with zipfile.ZipFile(wheel) as zf:
-        names = set(zf.namelist())
-        entry_points = zf.read("bindrop-0.1.0.dist-info/entry_points.txt").decode()
-        record = zf.read("bindrop-0.1.0.dist-info/RECORD").decode()
-    assert {"bindrop/__init__.py", "bindrop/deploy/bindrop.service",
-            "bindrop/deploy/bootstrap.sh", "bindrop/moving/export.py"} <= names
-    assert not [n for n in names if "__pycache__" in n]
-    assert "bindrop = bindrop.cli.main:cli" in entry_points
-    assert "bindrop/cli/main.py,sha256=" in record
-    (tmp_path / "again").mkdir()
-    again = build_wheel(tmp_path / "again")
-    assert again.read_bytes() == wheel.read_bytes()  # reproducible: a re-run reinstalls nothing
 
 
 def test_a_machine_network_plan_bridges_a_veth_into_its_namespace() -> None:

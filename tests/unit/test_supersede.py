@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
@@ -11,37 +12,57 @@ from bindrop.hub.commands import (
     Command,
     Deploy,
     Restart,
+    Restore,
     Rollback,
+    Scale,
     Start,
     Stop,
     cancels_wait,
     supersedes,
 )
 
+
+class NoSteps:
+    async def prepare(self) -> dict[str, Any]:
+        return {}
+
+    async def swap(self, prepared: dict[str, Any]) -> dict[str, Any]:
+        return prepared
+
+    async def discard(self) -> None:
+        return None
+
+
 KINDS: dict[str, Command] = {
     "start": Start(), "stop": Stop(), "restart": Restart(), "deploy": Deploy("2"),
-    "rollback": Rollback(), "check": Check(),
+    "rollback": Rollback(), "check": Check(), "restore": Restore(None, NoSteps()),
+    "scale": Scale(),
 }
 
 # Row: the new command. Columns: the queued one, in KINDS order:
-#            start stop restart deploy rollback check
+# A restore replaces data the user asked for: nothing drops it, and it drops nothing.
+#            start stop restart deploy rollback check restore scale
 SUPERSEDES = {
-    "start":    (1,    1,   0,      0,     0,       1),
-    "stop":     (1,    1,   1,      0,     0,       1),
-    "restart":  (1,    1,   1,      0,     0,       1),
-    "deploy":   (1,    0,   1,      1,     1,       1),
-    "rollback": (1,    0,   1,      1,     1,       1),
-    "check":    (0,    0,   0,      0,     0,       1),
+    "start":    (1,    1,   0,      0,     0,       1,    0,      1),
+    "stop":     (1,    1,   1,      0,     0,       1,    0,      1),
+    "restart":  (1,    1,   1,      0,     0,       1,    0,      1),
+    "deploy":   (1,    0,   1,      1,     1,       1,    0,      1),
+    "rollback": (1,    0,   1,      1,     1,       1,    0,      1),
+    "check":    (0,    0,   0,      0,     0,       1,    0,      0),
+    "restore":  (0,    0,   0,      0,     0,       0,    0,      0),
+    "scale":    (0,    0,   0,      0,     0,       1,    0,      1),
 }
 
 # Row: the new command. Columns: the in-flight one whose readiness wait it cancels.
 CANCELS_WAIT = {
-    "start":    (0, 0, 0, 0, 0, 0),
-    "stop":     (1, 0, 1, 1, 1, 1),
-    "restart":  (0, 0, 0, 0, 0, 0),
-    "deploy":   (0, 0, 0, 0, 0, 0),
-    "rollback": (0, 0, 0, 0, 0, 0),
-    "check":    (0, 0, 0, 0, 0, 0),
+    "start":    (0, 0, 0, 0, 0, 0, 0, 0),
+    "stop":     (1, 0, 1, 1, 1, 1, 0, 1),
+    "restart":  (0, 0, 0, 0, 0, 0, 0, 0),
+    "deploy":   (0, 0, 0, 0, 0, 0, 0, 0),
+    "rollback": (0, 0, 0, 0, 0, 0, 0, 0),
+    "check":    (0, 0, 0, 0, 0, 0, 0, 0),
+    "restore":  (0, 0, 0, 0, 0, 0, 0, 0),
+    "scale":    (0, 0, 0, 0, 0, 0, 0, 0),
 }
 
 PAIRS = list(itertools.product(KINDS, KINDS))

@@ -69,9 +69,11 @@ def environment(spec: UnitSpec) -> list[str]:
         ("NoNewPrivileges", True),
         ("SuccessExitStatus", ([143], [])),
         ("SyslogIdentifier", "blog"),
-        ("LogExtraFields", [b"BINDROP_APP=blog", b"BINDROP_RELEASE=1"]),
+        ("LogExtraFields", [b"BINDROP_APP=blog", b"BINDROP_RELEASE=1", b"BINDROP_PROCESS=web",
+                            b"BINDROP_INSTANCE=1"]),
         ("ExecStart", [("/srv/blog/bin/blog", ["/srv/blog/bin/blog"], False)]),
-        ("Environment", ["PORT=20001", "BINDROP_APP=blog", "BINDROP_RELEASE=1"]),
+        ("Environment", ["PORT=20001", "BINDROP_APP=blog", "BINDROP_RELEASE=1",
+                         "BINDROP_PROCESS=web", "BINDROP_INSTANCE=1"]),
     ],
 )
 def test_every_app_unit_has_the_default(name: str, value: object) -> None:
@@ -158,6 +160,8 @@ def test_user_env_is_sorted_and_comes_before_bindrop_variables() -> None:
         "PORT=25000",
         "BINDROP_APP=blog",
         "BINDROP_RELEASE=3",
+        "BINDROP_PROCESS=web",
+        "BINDROP_INSTANCE=1",
     ]
 
 

@@ -107,6 +107,8 @@ Environment="GREETING=hello world"
 Environment=PORT=20001
 Environment=BINDROP_APP=blog
 Environment=BINDROP_RELEASE=3
+Environment=BINDROP_PROCESS=web
+Environment=BINDROP_INSTANCE=1
 User=bindrop-blog
 DynamicUser=yes
 StateDirectory=bindrop/apps/blog
@@ -117,6 +119,8 @@ SuccessExitStatus=143
 SyslogIdentifier=blog
 LogExtraFields=BINDROP_APP=blog
 LogExtraFields=BINDROP_RELEASE=3
+LogExtraFields=BINDROP_PROCESS=web
+LogExtraFields=BINDROP_INSTANCE=1
 ProtectSystem=strict
 ProtectHome=yes
 PrivateTmp=yes

@@ -73,8 +73,46 @@
       var data = JSON.parse(e.data);
       applyState(data.app, data.live);
     });
-    events.addEventListener("event", function (e) { addEvent(JSON.parse(e.data)); });
+    events.addEventListener("event", function (e) {
+      var event = JSON.parse(e.data);
+      addEvent(event);
+      refreshOn(event.kind);
+    });
   }
+
+  // Sections re-read from the server when an event they show arrives (backups, disk), or
+  // every data-refresh-every seconds. The new section comes from this very page.
+  function refresh(section) {
+    fetch(window.location.href, {credentials: "same-origin"})
+      .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
+      .then(function (text) {
+        if (!text) return;
+        var doc = new DOMParser().parseFromString(text, "text/html");
+        var fresh = doc.getElementById(section.id);
+        var now = document.getElementById(section.id);
+        if (fresh && now) now.replaceWith(document.importNode(fresh, true));
+      })
+      .catch(function () {});
+  }
+
+  function refreshOn(kind) {
+    document.querySelectorAll("[data-refresh-on]").forEach(function (section) {
+      if (section.dataset.refreshOn.split(" ").indexOf(kind) >= 0) refresh(section);
+    });
+  }
+
+  document.querySelectorAll("[data-refresh-every]").forEach(function (section) {
+    setInterval(function () { if (!document.hidden) refresh(section); },
+                1000 * Number(section.dataset.refreshEvery));
+  });
+
+  // Forms inside refreshed sections: one listener for all, present and future.
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (form.matches && form.matches("form[data-ask]") && !window.confirm(form.dataset.ask)) {
+      e.preventDefault();
+    }
+  });
 
   var log = document.getElementById("log");
   if (log && body.dataset.logs && window.EventSource) {
