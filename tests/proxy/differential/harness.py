@@ -15,7 +15,7 @@ import select
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from .recorder import OK, Background, Recorder, probe_answer
@@ -97,8 +97,6 @@ class Outcome:
     partial: list[bytes]
     tunnel: bytes
     probe: str  # "" when the probe came through intact, else what went wrong
-    elapsed: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
     @property
     def forwarded(self) -> int:
@@ -189,7 +187,6 @@ def _read(sock: socket.socket, data: bytes, wait: float, *, first: bool = False
 def run_case(background: Background, recorder: Recorder, lane: str, port: int,
              case: Case, *, quiet: float = 0.15) -> Outcome:
     """``case`` through the proxy on ``port`` (whose app is ``lane`` of ``recorder``)."""
-    started = time.monotonic()
     mark = background.call(_call(lambda: recorder.begin(lane, case.answers)))
     methods = [e.method for e in case.expect] + ["GET"] * case.visitor_requests
     raw, closed, answers = exchange(port, case.parts, answers=case.visitor_requests,
@@ -202,8 +199,7 @@ def run_case(background: Background, recorder: Recorder, lane: str, port: int,
     received = [r for r in received if r not in probes]
     if not probe and len(probes) != 1:
         probe = f"the app received {len(probes)} probes"
-    return Outcome(lane, answers, raw, closed, received, partial, tunnel, probe,
-                   time.monotonic() - started)
+    return Outcome(lane, answers, raw, closed, received, partial, tunnel, probe)
 
 
 def check_probe(port: int) -> str:
