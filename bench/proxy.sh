@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Benchmark of bindrop's proxy (a benchmark, not a test): wrk against a fast upstream (nginx
-# `return 200` on loopback), interleaving direct, nginx as proxy and bindrop's proxy, the latter
-# both as it runs by default (one worker per CPU: `bindrop`) and as a single process
-# (`--workers 1`: `bindrop-1`), that single process again without counting traffic per app
-# (`--no-traffic-counts`: `bindrop-1nc`, to show what the counting costs), and bindrop balancing
-# over three web instances of the app (three nginx ports: `bindrop-x3`). Caddy is measured too
-# when `caddy` is on PATH. Prints one table;
-# CPU per request counts every process of a target (bindrop's parent and workers).
+# Benchmark of bindrop's proxy (a benchmark, not a test): wrk against a fast upstream,
+# interleaving direct, nginx as proxy and bindrop's proxy, the latter both as it runs by
+# default (one worker per CPU: `bindrop`) and as a single process (`--workers 1`:
+# `bindrop-1`), that single process again without counting traffic per app
+# (`--no-traffic-counts`: `bindrop-1nc`, to show what the counting costs), and bindrop
+# balancing over three web instances of the app (three ports of the upstream: `bindrop-x3`).
+# Caddy is measured too when `caddy` is on PATH. Prints one table; CPU per request counts
+# every process of a target (bindrop's parent and workers, nginx's workers).
+#
+# nginx is measured fairly: the upstream (`return 200`, and a 1 MiB file) is its own nginx
+# process with its own config and pid, so its CPU is never counted as the proxy's, and nginx
+# as proxy runs as Debian runs it (`worker_processes auto`, an upstream keep-alive pool),
+# streaming like bindrop (`proxy_buffering off`).
 #
 #   bench/proxy.sh [SECONDS] [CONNECTIONS]        (needs wrk and nginx: apt-get install wrk nginx-light)
 set -euo pipefail
@@ -24,7 +29,9 @@ chmod 755 "$work"  # nginx workers (user nobody) read the 1 MiB file from here
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  for name in up proxy; do  # each nginx master by its own pid file (it ends its workers)
+    [ -f "$work/$name/nginx.pid" ] && kill "$(cat "$work/$name/nginx.pid")" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -32,21 +39,37 @@ trap cleanup EXIT
 UP=18080 NGX=18081 BDP=18082 CADDY=18083 BDP1=18084 BDP3=18085 UP2=18086 UP3=18087
 BDP1NC=18088
 head -c 1048576 /dev/urandom > "$work/big"; chmod 644 "$work/big"
-cat > "$work/nginx.conf" <<NGINX
+mkdir -p "$work/up" "$work/proxy"
+# The upstream: nginx answering by itself, in a process of its own. keepalive_requests here
+# and below: no proxy's connections are cut every 1,000 requests (bindrop cuts none).
+cat > "$work/up/nginx.conf" <<NGINX
 worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
+pid $work/up/nginx.pid;
+error_log $work/up/error.log;
 events { worker_connections 4096; }
 http {
   access_log off;
-  upstream app { server 127.0.0.1:$UP; keepalive 64; }
   server { listen 127.0.0.1:$UP; listen 127.0.0.1:$UP2; listen 127.0.0.1:$UP3;
+           keepalive_requests 100000;
            location / { return 200 "ok\n"; } location /big { alias $work/big; } }
-  server { listen 127.0.0.1:$NGX; location / { proxy_pass http://app; proxy_http_version 1.1;
+}
+NGINX
+# nginx as a reverse proxy, as Debian runs it: one worker per CPU.
+cat > "$work/proxy/nginx.conf" <<NGINX
+worker_processes auto;
+pid $work/proxy/nginx.pid;
+error_log $work/proxy/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream app { server 127.0.0.1:$UP; keepalive 64; keepalive_requests 100000; }
+  server { listen 127.0.0.1:$NGX; keepalive_requests 100000;
+           location / { proxy_pass http://app; proxy_http_version 1.1;
            proxy_set_header Connection ""; proxy_set_header Host \$host; proxy_buffering off; } }
 }
 NGINX
-nginx -c "$work/nginx.conf" -p "$work"
+nginx -c "$work/up/nginx.conf" -p "$work/up" -e "$work/up/error.log"
+nginx -c "$work/proxy/nginx.conf" -p "$work/proxy" -e "$work/proxy/error.log"
 
 # bindrop's proxy, with no hub: it serves the route snapshot it finds on disk.
 mkdir -p "$work/root/var/lib/bindrop"
@@ -101,7 +124,7 @@ workers3=$(pgrep -P "$bdp3_pid" | tr '\n' ' ')
 
 # cpu_ticks PID...: user + system ticks of all of them
 cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
-nginx_workers() { pgrep -P "$(cat "$work/nginx.pid")" | head -1; }
+nginx_workers() { pgrep -P "$(cat "$work/proxy/nginx.pid")" | tr '\n' ' '; }
 
 # run NAME PORT PATH "PIDS": wrk once; prints "req/s p99 MiB/s cpu_us_per_req"
 run() {
@@ -143,8 +166,10 @@ for target in "${targets[@]}"; do
   printf '%-10s %10s %8s %10s %12s %14s\n' "$target" "${RPS[$target]}" "$ratio" "${P99[$target]}" \
     "${CPU[$target]}" "${BIG[$target]}"
 done
-printf 'bindrop: %d workers (the default here)\n' "$(wc -w <<<"$workers")"
 printf 'counting traffic per app costs %s%% of req/s (bindrop-1 against bindrop-1nc)\n' \
   "$(awk -v a="${RPS[bindrop-1]}" -v b="${RPS[bindrop-1nc]}" 'BEGIN {printf "%.1f", (1 - a / b) * 100}')"
+printf 'bindrop: %d workers (the default here); nginx: %d workers (worker_processes auto); ' \
+  "$(wc -w <<<"$workers")" "$(wc -w <<<"$(nginx_workers)")"
+printf 'upstream: nginx return 200, 1 worker, its own process\n'
 printf 'bindrop proxy idle RSS (MiB): workers %s; their parent %s; a single process %s\n' \
   "$rss_workers" "$rss_parent" "$rss_single"

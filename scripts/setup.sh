@@ -8,11 +8,13 @@ cd "$(dirname "$0")/.."
 need=()
 # openssh-*: the tests run a private sshd for the ssh:// transport; iproute2: machines with
 # their own network namespace (the migrate tests); chromium: the dashboard browser test;
-# pebble (with pebble-challtestsrv): a test ACME CA for the HTTPS tests.
+# pebble (with pebble-challtestsrv): a test ACME CA for the HTTPS tests;
+# nginx-light: the reference the proxy's differential suite runs (tests/proxy/differential).
 for pair in systemd:/lib/systemd/systemd dbus:/usr/bin/dbus-daemon util-linux:/usr/bin/unshare \
             openssh-server:/usr/sbin/sshd openssh-client:/usr/bin/ssh curl:/usr/bin/curl \
             openssl:/usr/bin/openssl \
             chromium:/usr/bin/chromium iproute2:/bin/ip pebble:/usr/bin/pebble \
+            nginx-light:/usr/sbin/nginx \
             python3-venv:- ; do
   pkg=${pair%%:*} file=${pair#*:}
   if [ "$file" = "-" ]; then
