@@ -3,17 +3,24 @@ sources, floods of care requests; against a real hub on the private systemd."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
+from bindrop.api import ApiServer
+from bindrop.client.client import Client
 from bindrop.errors import DeliveryFailed
 from bindrop.hub.alerts import Alert
 from bindrop.hub.hub import Hub
 from bindrop.store import Store
+from bindrop.store.apps import AppConfig
 
 from .carekit import free_port, wait_for
 
@@ -81,3 +88,74 @@ async def test_alerts_dropped_on_a_bad_webhook_leave_no_credentials_in_the_log_a
     shown = f"{logged} {hub.alerts.last_error}"
     assert "dropped" in logged
     assert not [s for s in SECRETS if s in shown], shown
+
+
+async def admin_request(api: ApiServer, token: str, method: str, path: str,
+                        body: object = None, **params: str) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session, session.request(
+            method, f"http://127.0.0.1:{api.tcp_port}{path}", params=params or None,
+            data=None if body is None else json.dumps(body),
+            headers={"Authorization": f"Bearer {token}",
+                     "Content-Type": "application/json"}) as response:
+        return response.status, await response.json()
+
+
+@pytest.fixture
+async def admin_token(api: ApiServer) -> str:
+    async with Client(f"unix:{api.socket_path}") as admin:
+        return str((await admin.create_token("ops"))["token"])
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/backups/..%2F..%2Fetc", "/v1/backups/20261128T081500.123Z-server%2F..%2F..",
+    "/v1/backups/20261128T081500.123Z-app-..", "/v1/backups/%2Fetc%2Fpasswd",
+    "/v1/backups/20261128T081500.123Z-server%0a",
+])
+async def test_a_backup_id_that_is_a_path_is_refused_before_anything_reads_it(
+        api: ApiServer, admin_token: str, path: str) -> None:
+    for method, suffix in (("GET", ""), ("POST", "/verify")):
+        status, answer = await admin_request(api, admin_token, method, path + suffix)
+        assert status in (400, 404), answer
+        assert "error" in answer
+
+
+@pytest.mark.parametrize("source", [
+    "../../../etc", "/etc/passwd", "20261128T081500.123Z-server/../x",
+    "20261128T081500.123Z-server\n--help", "--from=/etc", 7, ["x"], {"id": "x"},
+])
+async def test_a_restore_from_anything_but_a_backup_id_is_refused_and_starts_nothing(
+        api: ApiServer, hub: Hub, store: Store, admin_token: str, source: object) -> None:
+    store.create_app(AppConfig("victim", ("victim.test",)))
+    for path in ("/v1/apps/victim/restore", "/v1/server/restore"):
+        status, answer = await admin_request(api, admin_token, "POST", path, {"from": source})
+        assert status == 400, answer
+    assert hub.care_runs.list() == []
+
+
+async def test_a_flood_of_care_requests_gets_one_run_and_409s_and_queued_ones_go_one_by_one(
+        api: ApiServer, hub: Hub, admin_token: str) -> None:
+    answers = await asyncio.gather(*(
+        admin_request(api, admin_token, "POST", "/v1/gc", {"dry_run": True}) for _ in range(12)))
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [202] + [409] * 11, answers
+    first = next(a for s, a in answers if s == 202)
+    await wait_for(lambda: hub.care_runs.get(first["id"]).done.is_set(), timeout=120)
+    most = 0
+
+    async def watch() -> None:
+        nonlocal most
+        while True:
+            most = max(most, sum(r.state == "running" for r in hub.care_runs.list()))
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        queued = await asyncio.gather(*(
+            admin_request(api, admin_token, "POST", "/v1/gc", {"dry_run": True}, queue="1",
+                          wait="1") for _ in range(4)))
+    finally:
+        watcher.cancel()
+    assert [s for s, _ in queued] == [202] * 4, queued
+    assert all(a["state"] == "succeeded" for _, a in queued), queued
+    assert len({a["units"][0] for _, a in queued}) == 4
+    assert most == 1 and hub.care_runs.current is None
