@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
+from bindrop.api import ApiServer
+from bindrop.client.client import Client
 from bindrop.errors import NotReady
 from bindrop.hub.commands import Deploy, Stop
 from bindrop.hub.hub import Hub
@@ -17,6 +22,7 @@ from bindrop.machine import Machine
 from bindrop.settings import Settings
 from bindrop.store import AppConfig, BlobStore, Store
 
+from .hubkit import HELLO
 from .test_processes import active_units, bundle, upload
 
 pytestmark = pytest.mark.integration
@@ -48,3 +54,90 @@ async def test_a_release_command_that_never_ends_is_stopped_and_the_app_can_act_
     assert not [u for u in active_units(machine, "stuck") if "_release" in u]
     async with asyncio.timeout(60):
         await hub.call("stuck", Stop())
+
+
+async def run_lines(api: ApiServer, token: str, app: str, body: object) -> tuple[int, list[Any]]:
+    async with aiohttp.ClientSession() as session, session.post(
+            f"http://127.0.0.1:{api.tcp_port}/v1/apps/{app}/run", data=json.dumps(body),
+            headers={"Authorization": f"Bearer {token}",
+                     "Content-Type": "application/json"}) as response:
+        text = await response.text()
+    if response.status != 200:
+        return response.status, [json.loads(text)]
+    return response.status, [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.fixture
+async def deployed(api: ApiServer, hub: Hub) -> str:
+    """An admin token over TCP, with the app ``tool`` deployed and X set."""
+    async with Client(f"unix:{api.socket_path}") as admin:
+        await admin.create_app({"name": "tool", "hosts": ["tool.test"]})
+        release = await admin.upload_release("tool", HELLO)
+        await hub.call("tool", Deploy(str(release["number"])))
+        await admin.set_env("tool", {"X": "from-env"})
+        return str((await admin.create_token("ops"))["token"])
+
+
+async def test_run_arguments_reach_the_command_verbatim_never_expanded_by_systemd(
+        api: ApiServer, hub: Hub, deployed: str) -> None:
+    tricky = ["$X", "${X}", "$$X", "%h %u %n %%", "a\nExecStartPre=/bin/false", "'\"\\",
+              "--property=User=root", ";", "-", ""]
+    status, lines = await run_lines(api, deployed, "tool", {
+        "args": ["sh", "-c", 'for a in "$@"; do printf "<%s>\\n" "$a"; done; echo "X=$X"',
+                 "sh", *tricky]})
+    assert status == 200, lines
+    messages = "\n".join(line["message"] for line in lines if "message" in line)
+    expected = "\n".join(f"<{a}>" for a in tricky) + "\nX=from-env"
+    assert messages == expected
+    assert lines[-1] == {"exit_status": 0}
+
+
+async def test_a_run_whose_caller_goes_away_is_stopped_and_leaves_no_unit(
+        api: ApiServer, hub: Hub, machine: Machine, deployed: str) -> None:
+    async with aiohttp.ClientSession() as session, session.post(
+            f"http://127.0.0.1:{api.tcp_port}/v1/apps/tool/run",
+            data=json.dumps({"args": ["sh", "-c", "echo started; exec sleep 100000"]}),
+            headers={"Authorization": f"Bearer {deployed}"}) as response:
+        first = json.loads(await response.content.readline())
+        unit = first["unit"]
+        assert unit.startswith("bindrop-app-tool-") and "_run." in unit
+        assert json.loads(await response.content.readline()) == {"message": "started"}
+        response.close()  # the caller goes away mid-run
+    async with asyncio.timeout(60):
+        while True:
+            listed = machine.exec("systemctl", "list-units", "--all", "--plain", "--no-legend",
+                                  unit).stdout
+            if unit not in listed:
+                break
+            await asyncio.sleep(0.2)
+    assert not [u for u in active_units(machine, "tool") if "_run." in u]
+
+
+@pytest.mark.parametrize("body", [
+    {"args": []}, {"args": "sh -c id"}, {"args": [1, 2]}, {"args": ["sh", None]},
+    {"args": ["a\x00b"]}, {"args": ["x"] * 1000}, {"args": ["../../../bin/sh"]},
+    {"args": ["sh"], "detach": "yes"}, {"args": ["sh"], "user": "root"}, {},
+])
+async def test_a_bad_run_is_refused_with_400_and_starts_nothing(
+        api: ApiServer, hub: Hub, machine: Machine, deployed: str, body: object) -> None:
+    status, lines = await run_lines(api, deployed, "tool", body)
+    assert status == 400, lines
+    assert not [u for u in active_units(machine, "tool") if "_run." in u]
+
+
+@pytest.mark.parametrize("counts", [
+    {"web": -1}, {"web": 17}, {"web": 10**30}, {"web": 1.5}, {"web": "2"}, {"web": True},
+    {"web": None}, {"nope": 1}, {"release": 1}, {"../x": 1}, {"web;id": 1}, {"Web": 1},
+    {"w" * 16: 1}, {},
+])
+async def test_a_scale_out_of_bounds_is_refused_with_400_and_changes_nothing(
+        api: ApiServer, hub: Hub, store: Store, machine: Machine, deployed: str,
+        counts: object) -> None:
+    before = (store.get_processes("tool"), active_units(machine, "tool"))
+    async with aiohttp.ClientSession() as session, session.put(
+            f"http://127.0.0.1:{api.tcp_port}/v1/apps/tool/scale",
+            data=json.dumps({"counts": counts}),
+            headers={"Authorization": f"Bearer {deployed}"}) as response:
+        answer = await response.json()
+    assert response.status == 400, answer
+    assert (store.get_processes("tool"), active_units(machine, "tool")) == before
