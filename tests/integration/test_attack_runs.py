@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import json
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import pytest
 
 from bindrop.api import ApiServer
 from bindrop.client.client import Client
-from bindrop.errors import NotReady
+from bindrop.errors import InvalidInput, NotReady
 from bindrop.hub.commands import Deploy, Stop
 from bindrop.hub.hub import Hub
 from bindrop.machine import Machine
@@ -141,3 +143,71 @@ async def test_a_scale_out_of_bounds_is_refused_with_400_and_changes_nothing(
         answer = await response.json()
     assert response.status == 400, answer
     assert (store.get_processes("tool"), active_units(machine, "tool")) == before
+
+
+def tar_gz(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return out.getvalue()
+
+
+def entry(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", mode: int = 0o755
+          ) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, link, mode
+    return info
+
+
+SERVER = (entry("server"), b"#!/bin/sh\nexec sleep 100000\n")
+PROCFILE = (entry("Procfile", mode=0o644), b"web: ./server\n")
+
+
+def procfile(text: str) -> tuple[tarfile.TarInfo, bytes]:
+    return entry("Procfile", mode=0o644), text.encode()
+
+
+EVIL_BUNDLES = {
+    "dot-dot path": tar_gz(SERVER, PROCFILE, (entry("../../etc/cron.d/x"), b"* * * * * root id\n")),
+    "absolute path": tar_gz(SERVER, PROCFILE, (entry("/etc/x"), b"x")),
+    "symlink out": tar_gz(SERVER, PROCFILE, (entry("etc", tarfile.SYMTYPE, "../../../etc"), None)),
+    "absolute symlink": tar_gz(SERVER, PROCFILE, (entry("e", tarfile.SYMTYPE, "/etc"), None)),
+    "hard link out": tar_gz(SERVER, PROCFILE, (entry("p", tarfile.LNKTYPE, "../../etc/passwd"),
+                                               None)),
+    "write through a symlink": tar_gz(SERVER, PROCFILE, (entry("d", tarfile.SYMTYPE, "."), None),
+                                      (entry("d/../../x"), b"x")),
+    "device": tar_gz(SERVER, PROCFILE, (entry("null", tarfile.CHRTYPE), None)),
+    "fifo": tar_gz(SERVER, PROCFILE, (entry("pipe", tarfile.FIFOTYPE), None)),
+    "Procfile symlink": tar_gz(SERVER, (entry("Procfile", tarfile.SYMTYPE, "server"), None)),
+    "Procfile directory": tar_gz(SERVER, (entry("Procfile", tarfile.DIRTYPE), None)),
+    "huge Procfile": tar_gz(SERVER, procfile("# pad\n" * 20000 + "web: ./server\n")),
+    "shell in a name": tar_gz(SERVER, procfile("web: ./server\nx;id: ./server\n")),
+    "unit-name chars": tar_gz(SERVER, procfile("web: ./server\nw_1: ./server\n")),
+    "dash in a name": tar_gz(SERVER, procfile("web: ./server\nw-x: ./server\n")),
+    "dots in a name": tar_gz(SERVER, procfile("web: ./server\n..: ./server\n")),
+    "upper case": tar_gz(SERVER, procfile("Web: ./server\n")),
+    "twice": tar_gz(SERVER, procfile("web: ./server\nweb: ./server\n")),
+    "too many": tar_gz(SERVER, procfile("".join(f"p{i}: ./server\n" for i in range(17)))),
+    "no command": tar_gz(SERVER, procfile("web:\n")),
+    "bad quoting": tar_gz(SERVER, procfile("web: ./server 'oops\n")),
+    "not UTF-8": tar_gz(SERVER, (entry("Procfile", mode=0o644), b"web: ./server \xff\n")),
+}
+
+
+@pytest.mark.parametrize("name", EVIL_BUNDLES)
+async def test_a_malicious_bundle_is_refused_and_leaves_no_release_blob_or_file(
+        hub: Hub, store: Store, blobs: BlobStore, settings: Settings, name: str) -> None:
+    store.create_app(AppConfig(name="evil", hosts=("evil.test",)))
+    bundles = settings.state_dir / "bundles"
+    with pytest.raises(InvalidInput):
+        await upload(hub, "evil", EVIL_BUNDLES[name])
+    assert store.list_releases("evil") == []
+    assert [p for p in settings.blobs_dir.rglob("*") if p.is_file()] == []
+    assert not Path("/etc/x").exists() and not (settings.state_dir.parent / "x").exists()
+    # An unsafe archive leaves no unpacked tree nor temp dir; one with a bad Procfile may
+    # leave its (read-only, content-addressed) tree, collected by gc as its blob is gone.
+    after = sorted(p.name for p in bundles.iterdir()) if bundles.is_dir() else []
+    assert not [p for p in after if p.startswith(".unpack-")]
