@@ -20,6 +20,8 @@ from aiohttp import web
 from bindrop.api.bodies import LINES_MAX, query_flag, query_int
 from bindrop.api.keys import CLOSING, HUB, STREAMING
 from bindrop.errors import InvalidInput, SystemdError
+from bindrop.units.cron import CRON_UNIT_PREFIX
+from bindrop.units.names import APP_UNIT_PREFIX, APP_UNIT_SUFFIX
 from bindrop.units.processes import validate_process_name
 
 CURSOR_MAX = 512
@@ -61,6 +63,21 @@ def parse_entry(line: bytes) -> dict[str, Any] | None:
             "message": message if isinstance(message, str) else ""}
 
 
+def unit_of_app(unit: object, app: str) -> bool:
+    """Whether ``unit`` (an entry's ``_SYSTEMD_UNIT``, which journald sets itself) is one of
+    ``app``'s: an instance, its release command or a run (``bindrop-app-<app>-<token>``, no
+    ``-`` in the token, so not the app ``<app>-x``), or a cron job. Pure.
+
+    ``BINDROP_APP=`` alone is no proof: any process may send the journal that field (its
+    native protocol), so another app could put lines into this app's logs."""
+    if not isinstance(unit, str):
+        return False
+    stem = f"{APP_UNIT_PREFIX}{app}-"
+    if unit.startswith(stem) and unit.endswith(APP_UNIT_SUFFIX):
+        return "-" not in unit[len(stem):-len(APP_UNIT_SUFFIX)]
+    return unit.startswith(f"{CRON_UNIT_PREFIX}{app}.")
+
+
 async def logs(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     app = request.match_info["app"]
@@ -88,7 +105,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
         request[STREAMING] = True
         closing = asyncio.ensure_future(request.app[CLOSING].wait())
         try:
-            await _copy(proc, response, closing)
+            await _copy(proc, response, closing, app)
         finally:
             closing.cancel()
         return response
@@ -108,7 +125,7 @@ async def _end(proc: asyncio.subprocess.Process) -> None:
 
 
 async def _copy(proc: asyncio.subprocess.Process, response: web.StreamResponse,
-                closing: asyncio.Future[Any]) -> None:
+                closing: asyncio.Future[Any], app: str) -> None:
     assert proc.stdout is not None
     while True:
         read = asyncio.ensure_future(proc.stdout.readline())
@@ -120,5 +137,5 @@ async def _copy(proc: asyncio.subprocess.Process, response: web.StreamResponse,
         if not line:
             return
         entry = parse_entry(line)
-        if entry is not None:
+        if entry is not None and unit_of_app(entry["unit"], app):
             await response.write(json.dumps(entry).encode() + b"\n")

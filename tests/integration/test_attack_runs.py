@@ -211,3 +211,28 @@ async def test_a_malicious_bundle_is_refused_and_leaves_no_release_blob_or_file(
     # leave its (read-only, content-addressed) tree, collected by gc as its blob is gone.
     after = sorted(p.name for p in bundles.iterdir()) if bundles.is_dir() else []
     assert not [p for p in after if p.startswith(".unpack-")]
+
+
+FORGE = ("import socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+         "s.sendto(b'MESSAGE=forged: your database was dropped\\nBINDROP_APP=tool\\n"
+         "BINDROP_PROCESS=web\\n', '/run/systemd/journal/socket'); print('sent')")
+
+
+async def test_another_app_cannot_forge_lines_into_an_app_s_logs(
+        api: ApiServer, hub: Hub, deployed: str) -> None:
+    async with Client(f"unix:{api.socket_path}") as admin:
+        await admin.create_app({"name": "mallory", "hosts": ["mallory.test"]})
+        release = await admin.upload_release("mallory", HELLO)
+    await hub.call("mallory", Deploy(str(release["number"])))
+    status, lines = await run_lines(api, deployed, "mallory",
+                                    {"args": ["python3", "-c", FORGE]})
+    assert status == 200 and {"message": "sent"} in lines, lines
+    await asyncio.sleep(1)  # journald has it
+    async with aiohttp.ClientSession() as session, session.get(
+            f"http://127.0.0.1:{api.tcp_port}/v1/apps/tool/logs", params={"lines": "500"},
+            headers={"Authorization": f"Bearer {deployed}"}) as response:
+        entries = [json.loads(line) for line in (await response.text()).splitlines()]
+    assert response.status == 200
+    assert entries, "the app's own lines are shown"
+    assert not [e for e in entries if "forged" in e["message"]], entries
+    assert all(e["unit"].startswith("bindrop-app-tool-") for e in entries), entries
