@@ -20,8 +20,7 @@ from aiohttp import web
 from bindrop.api.bodies import LINES_MAX, query_flag, query_int
 from bindrop.api.keys import CLOSING, HUB, STREAMING
 from bindrop.errors import InvalidInput, SystemdError
-from bindrop.units.cron import CRON_UNIT_PREFIX
-from bindrop.units.names import APP_UNIT_PREFIX, APP_UNIT_SUFFIX
+from bindrop.hub.logs import unit_of_app
 from bindrop.units.processes import validate_process_name
 
 CURSOR_MAX = 512
@@ -61,21 +60,6 @@ def parse_entry(line: bytes) -> dict[str, Any] | None:
             "unit": raw.get("_SYSTEMD_UNIT"), "release": raw.get("BINDROP_RELEASE"),
             "process": raw.get("BINDROP_PROCESS"), "instance": raw.get("BINDROP_INSTANCE"),
             "message": message if isinstance(message, str) else ""}
-
-
-def unit_of_app(unit: object, app: str) -> bool:
-    """Whether ``unit`` (an entry's ``_SYSTEMD_UNIT``, which journald sets itself) is one of
-    ``app``'s: an instance, its release command or a run (``bindrop-app-<app>-<token>``, no
-    ``-`` in the token, so not the app ``<app>-x``), or a cron job. Pure.
-
-    ``BINDROP_APP=`` alone is no proof: any process may send the journal that field (its
-    native protocol), so another app could put lines into this app's logs."""
-    if not isinstance(unit, str):
-        return False
-    stem = f"{APP_UNIT_PREFIX}{app}-"
-    if unit.startswith(stem) and unit.endswith(APP_UNIT_SUFFIX):
-        return "-" not in unit[len(stem):-len(APP_UNIT_SUFFIX)]
-    return unit.startswith(f"{CRON_UNIT_PREFIX}{app}.")
 
 
 async def logs(request: web.Request) -> web.StreamResponse:

@@ -236,3 +236,6 @@ async def test_another_app_cannot_forge_lines_into_an_app_s_logs(
     assert entries, "the app's own lines are shown"
     assert not [e for e in entries if "forged" in e["message"]], entries
     assert all(e["unit"].startswith("bindrop-app-tool-") for e in entries), entries
+    # Nor into the lines recorded when systemd gives up on the app.
+    tail = await hub.journal.tail_app("tool", 50)
+    assert tail and not [line for line in tail if "forged" in line], tail

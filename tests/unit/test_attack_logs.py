@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bindrop.api.logs import unit_of_app
+from bindrop.hub.logs import unit_of_app
 
 
 @pytest.mark.parametrize("unit", [
