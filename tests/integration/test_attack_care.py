@@ -159,3 +159,28 @@ async def test_a_flood_of_care_requests_gets_one_run_and_409s_and_queued_ones_go
     assert all(a["state"] == "succeeded" for _, a in queued), queued
     assert len({a["units"][0] for _, a in queued}) == 4
     assert most == 1 and hub.care_runs.current is None
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("PUT", "/v1/alerts", {"webhook": 5}),
+    ("PUT", "/v1/alerts", {"webhook": "http://u:p@[::1/"}),
+    ("PUT", "/v1/alerts", {"webhook": "file:///etc/shadow"}),
+    ("PUT", "/v1/alerts", {}),
+    ("PUT", "/v1/alerts", {"webhook": "http://h/", "extra": 1}),
+    ("POST", "/v1/disk/check", {"threshold": "abc"}),
+    ("POST", "/v1/disk/check", {"threshold": True}),
+    ("POST", "/v1/disk/check", {"threshold": 1e400}),
+    ("POST", "/v1/disk/check", {"threshold": -5}),
+    ("POST", "/v1/gc", {"dry_run": "yes"}),
+    ("POST", "/v1/backups", {"app": "../../etc"}),
+    ("POST", "/v1/backups", {"app": ["x"]}),
+    ("POST", "/v1/backups", {"app": "nosuchapp"}),
+    ("GET", "/v1/care/runs/..%2F..%2Fetc", None),
+])
+async def test_bad_care_input_gets_a_clear_4xx_and_changes_nothing(
+        api: ApiServer, hub: Hub, store: Store, admin_token: str, method: str, path: str,
+        body: object) -> None:
+    status, answer = await admin_request(api, admin_token, method, path, body)
+    assert 400 <= status < 500, answer
+    assert answer["error"]["message"]
+    assert hub.care_runs.list() == [] and store.alert_webhook() is None
