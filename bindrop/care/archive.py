@@ -55,12 +55,8 @@ def write_archive(source: Path, target: Path, staging: Path) -> Archived:
                     continue
                 if rel in databases:
                     snapshot = staging / f"db{len(os.listdir(staging))}"
-                    try:
-                        copy_database(path, snapshot)
-                    except CopyFailed:
-                        if path.exists():
-                            raise
-                        continue  # deleted by its app meanwhile: not part of the snapshot
+                    if not _snapshot(path, snapshot):
+                        continue  # deleted or replaced by its app meanwhile
                     info = tar.gettarinfo(snapshot, arcname=rel)
                     _copy_owner(info, path)
                     with snapshot.open("rb") as f:
@@ -79,8 +75,33 @@ def write_archive(source: Path, target: Path, staging: Path) -> Archived:
     return Archived(tuple(sorted(copied)), count)
 
 
+def _snapshot(path: Path, snapshot: Path) -> bool:
+    """Copy the database at ``path`` (in a folder its app controls) into ``snapshot``; False
+    if it is gone, or no longer the regular file it was each time it is tried (the app
+    replaced it, or swapped a symlink in: never copied through one). ``CopyFailed`` else."""
+    for _ in range(3):
+        try:
+            found = path.lstat()
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISREG(found.st_mode):
+            return False
+        try:
+            copy_database(path, snapshot, expect=found)
+            return True
+        except CopyFailed:
+            try:
+                now = path.lstat()
+            except FileNotFoundError:
+                return False
+            if (now.st_dev, now.st_ino, now.st_mode) == (found.st_dev, found.st_ino,
+                                                         found.st_mode):
+                raise  # the same file, and still no copy: a real failure
+    return False
+
+
 def _copy_owner(info: tarfile.TarInfo, original: Path) -> None:
-    st = original.stat()
+    st = original.lstat()  # never through a symlink swapped in meanwhile
     info.uid, info.gid, info.mode = st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
 
 
