@@ -239,3 +239,16 @@ async def test_another_app_cannot_forge_lines_into_an_app_s_logs(
     # Nor into the lines recorded when systemd gives up on the app.
     tail = await hub.journal.tail_app("tool", 50)
     assert tail and not [line for line in tail if "forged" in line], tail
+
+
+async def test_process_types_added_at_upload_are_bounded_like_a_procfile_s(
+        api: ApiServer, hub: Hub, store: Store, deployed: str) -> None:
+    many = {f"p{i}": ["--x"] for i in range(40)}
+    async with aiohttp.ClientSession() as session, session.post(
+            f"http://127.0.0.1:{api.tcp_port}/v1/apps/tool/releases",
+            params={"processes": json.dumps(many)}, data=HELLO.read_bytes(),
+            headers={"Authorization": f"Bearer {deployed}"}) as response:
+        answer = await response.json()
+    assert response.status == 400, answer
+    assert "16" in answer["error"]["message"]
+    assert [r.number for r in store.list_releases("tool")] == [1]
