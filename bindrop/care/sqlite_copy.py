@@ -69,13 +69,15 @@ def copy_database(src: Path, dst: Path, expect: os.stat_result | None = None) ->
     (``CopyFailed``) unless the file SQLite opened is that very file, and every other file it
     opened (``-wal``, ``-shm``) is on the same filesystem with the same owner: the folder's
     owner cannot swap the database (or its ``-wal``) for a symlink to a file it may not read,
-    such as another app's database, and have it copied into its own backup.
+    such as another app's database, and have it copied into its own backup. ``src`` must
+    then be the database's real path (no symlink in it, ``bindrop.care.archive`` takes it
+    from the folder's descriptor): a path SQLite opened through a symlink is refused.
     """
     part = dst.with_name(dst.name + ".part")
     _remove(part)
     try:
         before = _open_fds() if expect is not None else set()
-        real = os.path.join(os.path.realpath(src.parent), src.name)
+        real = str(src)  # with ``expect``: where the database really is (no symlink in it)
         source = sqlite3.connect(f"file:{_uri_path(src)}?mode=rw", uri=True,
                                  timeout=BUSY_TIMEOUT_MS / 1000)
         try:
