@@ -24,6 +24,8 @@ DEFAULT_CONTROL_HOST = "bindrop.localhost"
 DEFAULT_UPLOAD_LIMIT = 1024**3
 #: The most instances one process type of an app may be scaled to (BINDROP_MAX_INSTANCES).
 DEFAULT_MAX_INSTANCES = 16
+#: How long a release command may run (Heroku's release phase: one hour too).
+DEFAULT_RELEASE_TIMEOUT_S = 3600.0
 #: The host at which the proxy serves the dashboard (a system app); "off" for none.
 DEFAULT_DASHBOARD_HOST = "dashboard.localhost"
 
@@ -58,6 +60,9 @@ class Settings:
     dashboard_host: str | None = DEFAULT_DASHBOARD_HOST
     #: Most instances a process type of an app may be scaled to (BINDROP_MAX_INSTANCES).
     max_instances: int = DEFAULT_MAX_INSTANCES
+    #: Longest a release command may run before it is stopped and its deploy fails (a
+    #: migration waiting on a lock forever would otherwise hold the app's every action).
+    release_timeout_s: float = DEFAULT_RELEASE_TIMEOUT_S
     #: Networks of the load balancers / CDNs in front of the proxy (CIDR, as given), whose
     #: X-Forwarded-* headers the proxy keeps; none: the proxy is the edge.
     trusted_proxies: tuple[str, ...] = ()

@@ -20,6 +20,7 @@ from aiohttp import web
 from bindrop.api.bodies import LINES_MAX, query_flag, query_int
 from bindrop.api.keys import CLOSING, HUB, STREAMING
 from bindrop.errors import InvalidInput, SystemdError
+from bindrop.hub.logs import unit_of_app
 from bindrop.units.processes import validate_process_name
 
 CURSOR_MAX = 512
@@ -88,7 +89,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
         request[STREAMING] = True
         closing = asyncio.ensure_future(request.app[CLOSING].wait())
         try:
-            await _copy(proc, response, closing)
+            await _copy(proc, response, closing, app)
         finally:
             closing.cancel()
         return response
@@ -108,7 +109,7 @@ async def _end(proc: asyncio.subprocess.Process) -> None:
 
 
 async def _copy(proc: asyncio.subprocess.Process, response: web.StreamResponse,
-                closing: asyncio.Future[Any]) -> None:
+                closing: asyncio.Future[Any], app: str) -> None:
     assert proc.stdout is not None
     while True:
         read = asyncio.ensure_future(proc.stdout.readline())
@@ -120,5 +121,5 @@ async def _copy(proc: asyncio.subprocess.Process, response: web.StreamResponse,
         if not line:
             return
         entry = parse_entry(line)
-        if entry is not None:
+        if entry is not None and unit_of_app(entry["unit"], app):
             await response.write(json.dumps(entry).encode() + b"\n")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 from pathlib import Path
 
 from bindrop.errors import CopyFailed
@@ -52,7 +53,7 @@ def find_sqlite_files(directory: Path) -> list[Path]:
     return sorted(found)
 
 
-def copy_database(src: Path, dst: Path) -> None:
+def copy_database(src: Path, dst: Path, expect: os.stat_result | None = None) -> None:
     """Copy the database at ``src`` into a new single file at ``dst`` while others write it.
 
     The snapshot is one read transaction of ``src`` (the commits before it, none after), taken
@@ -62,18 +63,35 @@ def copy_database(src: Path, dst: Path) -> None:
     source) nothing is left at ``dst`` and ``CopyFailed`` is raised. An existing ``dst`` is
     replaced. ``src`` is opened read-write (as its app does, so SQLite may roll back a hot
     journal) but never written otherwise.
+
+    ``expect``: the ``lstat`` of ``src`` when it was found, for a database in a folder someone
+    else controls (an app's data, backed up as root). The copy is then refused
+    (``CopyFailed``) unless the file SQLite opened is that very file, and every other file it
+    opened (``-wal``, ``-shm``) is on the same filesystem with the same owner: the folder's
+    owner cannot swap the database (or its ``-wal``) for a symlink to a file it may not read,
+    such as another app's database, and have it copied into its own backup. ``src`` must
+    then be the database's real path (no symlink in it, ``bindrop.care.archive`` takes it
+    from the folder's descriptor): a path SQLite opened through a symlink is refused.
     """
     part = dst.with_name(dst.name + ".part")
     _remove(part)
     try:
+        before = _open_fds() if expect is not None else set()
+        real = str(src)  # with ``expect``: where the database really is (no symlink in it)
         source = sqlite3.connect(f"file:{_uri_path(src)}?mode=rw", uri=True,
                                  timeout=BUSY_TIMEOUT_MS / 1000)
         try:
+            if expect is not None and not _opened_as_expected(before, expect, real,
+                                                                   part.parent):
+                raise CopyFailed(f"{src} changed while it was being copied")
             target = sqlite3.connect(part, isolation_level=None)
             try:
                 # pages=-1: all in one step, one read transaction: a consistent snapshot that
                 # writers in WAL mode do not block (stepwise copies restart on every write).
                 source.backup(target, pages=-1)
+                if expect is not None and not _opened_as_expected(before, expect, real,
+                                                                   part.parent):
+                    raise CopyFailed(f"{src} changed while it was being copied")
                 target.execute("PRAGMA journal_mode = DELETE")
             finally:
                 target.close()
@@ -81,10 +99,41 @@ def copy_database(src: Path, dst: Path) -> None:
             source.close()
         fsync(part)
         os.replace(part, dst)
-    except (sqlite3.Error, OSError) as exc:
+    except (sqlite3.Error, OSError, CopyFailed) as exc:
         _remove(part)
         _remove(part.with_name(part.name + "-journal"))
+        if isinstance(exc, CopyFailed):
+            raise
         raise CopyFailed(f"could not copy the database {src}: {exc}") from None
+
+
+def _open_fds() -> set[int]:
+    try:
+        return {int(n) for n in os.listdir("/proc/self/fd")}
+    except OSError:
+        return set()
+
+
+def _opened_as_expected(before: set[int], expect: os.stat_result, real: str,
+                        skip: Path) -> bool:
+    """Every regular file opened since ``before`` (outside ``skip``, where the copy goes) is
+    the database at ``real`` (its resolved path, taken before) with ``expect``'s inode, or
+    its ``-wal``/``-shm``/``-journal``. None opened: SQLite shares a file this process
+    already holds."""
+    names = {real, *(real + suffix for suffix in SIDE_SUFFIXES)}
+    for fd in _open_fds() - before:
+        try:
+            st = os.fstat(fd)
+            where = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile (listdir's own)
+        if not stat.S_ISREG(st.st_mode) or where.startswith(f"{skip}/"):
+            continue
+        if where not in names:
+            return False
+        if where == real and (st.st_dev, st.st_ino) != (expect.st_dev, expect.st_ino):
+            return False
+    return True
 
 
 def integrity_check(path: Path) -> str | None:

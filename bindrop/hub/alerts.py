@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -175,9 +176,14 @@ class Alerts:
                                  headers={"User-Agent": "bindrop-alerts"}) as response:
                 if not 200 <= response.status < 300:
                     raise DeliveryFailed(f"the webhook answered {response.status}")
+        except aiohttp.InvalidURL:
+            raise DeliveryFailed("the webhook's URL is not valid; set it again "
+                                 "(`bindrop alerts set --webhook URL`)") from None
+        except aiohttp.TooManyRedirects:
+            raise DeliveryFailed("the webhook redirected too many times") from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise DeliveryFailed(f"the webhook could not be reached: "
-                               f"{exc.__class__.__name__} {exc}") from None
+                                 f"{exc.__class__.__name__} {redact(str(exc), url)}") from None
 
     async def test(self) -> Alert:
         """Send a test alert now, once; ``BindropError`` if no webhook is set or it fails."""
@@ -219,3 +225,15 @@ class Alerts:
         return {"webhook": self.hub.store.alert_webhook(), "sent": self.sent,
                 "dropped": self.dropped, "pending": len(self._queue),
                 "last_error": self.last_error}
+
+
+def redact(text: str, url: str) -> str:
+    """``text`` without the parts of ``url`` that may be secrets: its user and password, its
+    path (a Slack-style hook's secret) and query. What is left says host and port. Pure."""
+    parts = urlsplit(url)
+    secrets = {url, parts.netloc.rpartition("@")[0] if "@" in parts.netloc else "",
+               parts.username or "", parts.password or "", parts.query,
+               parts.path if len(parts.path) > 1 else ""}
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "…")
+    return text

@@ -19,13 +19,27 @@ CHANNEL = "webhook"
 
 
 def parse_webhook_url(text: object) -> str:
-    """An ``http(s)://`` URL with a host; ``InvalidInput`` otherwise. Pure."""
-    if not isinstance(text, str) or len(text) > URL_MAX or any(c in text for c in " \r\n\t"):
-        raise InvalidInput("the webhook must be an http:// or https:// URL")
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"the webhook must be an http:// or https:// URL with a host, not "
-                           f"{text[:80]!r}")
+    """An ``http(s)://`` URL with a host and a valid port; ``InvalidInput`` otherwise (never
+    repeating the URL, which may hold credentials). Pure."""
+    if (not isinstance(text, str) or len(text) > URL_MAX
+            or any(c.isspace() or not c.isprintable() for c in text)):
+        raise InvalidInput("the webhook must be an http:// or https:// URL (no spaces or "
+                           "control characters)")
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        if parts.port == 0:  # ValueError for one out of range or not a number
+            host = None
+        if host and ":" not in host:  # an IPv6 address has no labels
+            host.encode("idna")  # UnicodeError: an empty or too long label
+    except (ValueError, UnicodeError):
+        host = None
+    else:
+        if parts.scheme not in ("http", "https"):
+            host = None
+    if not host:
+        raise InvalidInput("the webhook must be an http:// or https:// URL with a host name "
+                           "(and a port from 1 to 65535, if any)")
     return text
 
 

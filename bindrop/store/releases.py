@@ -26,7 +26,7 @@ from bindrop.errors import Conflict, InvalidInput, NotFound
 from bindrop.store.apps import require_app
 from bindrop.store.connection import write_transaction
 from bindrop.store.timestamps import now_text, parse_timestamp
-from bindrop.units.processes import validate_process_name
+from bindrop.units.processes import PROCESSES_MAX, validate_process_name
 
 ReleaseKind = Literal["binary", "bundle"]
 ReleaseStatus = Literal["pending", "live", "previous", "failed"]
@@ -160,6 +160,9 @@ def add_release(
     if processes is not None:
         procs = {validate_process_name(name): validate_command(kind, cmd)
                  for name, cmd in processes.items()}
+        if len(procs) > PROCESSES_MAX:  # a Procfile and --process options together
+            raise InvalidInput(f"the release declares {len(procs)} processes; at most "
+                               f"{PROCESSES_MAX} are allowed")
     release_cmd = None if release_command is None else validate_command(kind, release_command)
     _text("created_by", created_by, CREATED_BY_MAX)
     with write_transaction(db):

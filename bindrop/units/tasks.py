@@ -58,10 +58,15 @@ def parse_run_unit_name(unit: str, app: str) -> bool:
 def build_release_task(app: AppSpec, release: str, exec_path: str, args: tuple[str, ...],
                        settings: Settings) -> UnitSpec:
     """The oneshot that runs a release's release command once, before its instances start.
-    Its start job ends when the command does (``JobFailed`` if it exits non-zero)."""
-    return _task(app, release, exec_path, args, release_task_name(app.name, release),
+    Its start job ends when the command does (``JobFailed`` if it exits non-zero, or runs
+    longer than ``settings.release_timeout_s``: systemd stops it then)."""
+    spec = _task(app, release, exec_path, args, release_task_name(app.name, release),
                  "release", "oneshot", f"bindrop app {app.name} release {release}: "
                  "release command", settings)
+    # A oneshot has no start timeout by default: one that never ends would hold the deploy,
+    # and every later action of the app, forever.
+    timeout = prop("TimeoutStartUSec", max(1, int(settings.release_timeout_s * 1_000_000)))
+    return UnitSpec(spec.name, (*spec.properties, timeout))
 
 
 def build_run_task(app: AppSpec, release: str, run_id: str, exec_path: str,
