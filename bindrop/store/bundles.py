@@ -84,6 +84,23 @@ def _check_link(name: str, target: PurePosixPath, linkname: str) -> None:
         )
 
 
+#: tarfile's extraction filters came with Python 3.11.4; Debian 12 (what `bindrop server
+#: setup` installs on) has 3.11.2.
+_FILTER_ERRORS: tuple[type[Exception], ...] = (
+    (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ())
+
+
+def _extract(tar: tarfile.TarFile, target: Path, members: list[tarfile.TarInfo]) -> None:
+    """Extract the checked ``members``, with the ``data`` filter as a second guard where
+    this Python has it; without it, as that filter would: no set-id or sticky bits."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(target, members=members, filter="data")
+        return
+    for member in members:
+        member.mode &= 0o777
+    tar.extractall(target, members=members)
+
+
 def unpack_bundle(
     archive: Path, sha256: str, dest_root: Path, *, max_unpacked: int = DEFAULT_MAX_UNPACKED
 ) -> Path:
@@ -105,8 +122,8 @@ def unpack_bundle(
             with tarfile.open(archive, "r:gz") as tar:
                 members = tar.getmembers()
                 check_members(members, max_unpacked=max_unpacked)
-                tar.extractall(temp, members=members, filter="data")
-        except tarfile.FilterError as e:
+                _extract(tar, temp, members)
+        except _FILTER_ERRORS as e:
             raise InvalidInput(f"the bundle cannot be unpacked safely: {e}") from None
         except (
             tarfile.ReadError,

@@ -5,6 +5,7 @@ server, deploys the example app and serves it and the dashboard through its prox
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import shutil
@@ -114,12 +115,22 @@ class Venv:
         return proc
 
 
+def _distribution_python() -> str:
+    """The distribution's Python 3.11+ when it has venv, as bootstrap.sh picks it on a server
+    (Debian 12's is 3.11.2: no tarfile extraction filters); else the one running the tests."""
+    debian = "/usr/bin/python3"
+    ok = Path(debian).exists() and subprocess.run(
+        [debian, "-c", "import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))"],
+        capture_output=True, check=False).returncode == 0
+    return debian if ok else sys.executable
+
+
 @pytest.fixture(scope="module")
 def venv(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Venv:
     """A fresh virtualenv in a folder of its own, with only the built wheel (and its
     dependencies, from a local wheelhouse) in it; nothing of the checkout on its path."""
     root = tmp_path_factory.mktemp("users-home") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, timeout=300)
+    subprocess.run([_distribution_python(), "-m", "venv", str(root)], check=True, timeout=300)
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
            and not k.startswith("BINDROP_")}
@@ -223,5 +234,20 @@ def test_a_wheel_install_runs_a_whole_server(server: Server, tmp_path: Path) -> 
         assert status == 200 and b"wheel from hello release 1" in body, body
         status, body = _get(server.env["BINDROP_HTTP_URL"], "dashboard.localhost", "/login")
         assert status == 200 and b"token" in body.lower(), body[:200]
+        # A bundle, unpacked by the hub on the install's own Python (Debian's 3.11.2 here).
+        server.bindrop("deploy", "hello", str(_bundle(tmp_path / "hello.tar.gz")))
+        status, body = _get(server.env["BINDROP_HTTP_URL"], "hello.localhost", "/")
+        assert status == 200 and b"bundled from hello release 2" in body, body
     finally:
         server.bindrop("destroy", "hello", "--yes", check=False)
+
+
+def _bundle(path: Path) -> Path:
+    """hello.py in a .tar.gz with a Procfile, as a user packs an app."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data, mode in (("hello.py", HELLO.read_bytes(), 0o755),
+                                 ("Procfile", b"web: ./hello.py --label bundled\n", 0o644)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    return path
