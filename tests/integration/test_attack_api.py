@@ -51,12 +51,38 @@ def concrete(route: Route) -> str:
     return route.path.format(**PATH_VALUES)
 
 
+#: Writes that touch only the caller's own login (a dashboard session standing for the
+#: caller's token, with the token's scope): open to read-only tokens on purpose.
+OWN_LOGIN = {("POST", "/v1/sessions"), ("DELETE", "/v1/sessions/current")}
+
+
 def writes() -> list[Route]:
-    return [r for r in (*ROUTES, *LOCAL_ROUTES) if r.method != "GET"]
+    return [r for r in (*ROUTES, *LOCAL_ROUTES)
+            if r.method != "GET" and (r.method, r.path) not in OWN_LOGIN]
 
 
 def test_every_route_that_changes_something_is_for_admins_only() -> None:
     assert [f"{r.method} {r.path}" for r in writes() if not r.admin] == []
+    assert {(r.method, r.path) for r in ROUTES if not r.admin and r.method != "GET"} == OWN_LOGIN
+
+
+async def test_a_read_only_tokens_session_is_read_only_too(api: ApiServer) -> None:
+    async with Client(f"unix:{api.socket_path}") as admin:
+        token = (await admin.create_token("viewer-session", read_only=True))["token"]
+    base = f"http://127.0.0.1:{api.tcp_port}"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{base}/v1/sessions",
+                                headers={"Authorization": f"Bearer {token}"}) as made:
+            assert made.status == 201
+            login = await made.json()
+        assert login["admin"] is False
+        as_session = {"Authorization": f"Bearer {login['session']}",
+                      "Content-Type": "application/json"}
+        async with session.post(f"{base}/v1/apps", headers=as_session,
+                                data=json.dumps({"name": "x", "hosts": ["x.test"]})) as refused:
+            assert refused.status == 403
+        async with session.post(f"{base}/v1/sessions", headers=as_session) as again:
+            assert again.status == 403  # a session cannot mint another (it would never end)
 
 
 def snapshot(store: Store, hub: Hub) -> dict[str, Any]:
