@@ -50,8 +50,9 @@ async def test_the_backup_timer_fires_and_its_service_makes_a_backup(
         assert manifest.part_for("timed") is not None
         await wait_for(lambda: any(e.kind == "backup_succeeded"
                                    for e in hub.store.list_events()), timeout=20)
-        log = machine.exec("journalctl", "-u", "bindrop-backup.service", "--no-pager").stdout
-        assert f"backup {manifest.id}" in log
+        # The service prints the backup's id once the hub answers it: after the event.
+        await wait_for(lambda: f"backup {manifest.id}" in machine.exec(
+            "journalctl", "-u", "bindrop-backup.service", "--no-pager").stdout, timeout=20)
     finally:
         machine.exec("systemctl", "stop", "bindrop-backup.timer", "bindrop-backup.service",
                      check=False)
