@@ -19,6 +19,7 @@ next attempt). Only the last is written to SQLite.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 from collections.abc import Collection, Mapping
@@ -50,6 +51,8 @@ LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 CHECK_INTERVAL = 60.0
 #: Longest a proxy may take to confirm it serves a challenge before the CA is asked to look.
 PUBLISH_TIMEOUT = 10.0
+#: How long a closing hub waits for an order in flight to reach its next step and end.
+CLOSE_TIMEOUT = 30.0
 HSTS_MAX_AGE = 31536000
 TLS_EVENTS = ("tls_issued", "tls_renewed", "tls_failed")
 
@@ -71,6 +74,10 @@ class TlsManager:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # One order at a time, in a thread of its own (the acme library blocks).
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="acme")
+        #: The order running in its thread, if any (close waits for it to end).
+        self._order: concurrent.futures.Future[acmeflow.Issued] | None = None
         self._unsubscribe = store.subscribe_events(self._on_event)
 
     # -- life ----------------------------------------------------------------------------
@@ -89,6 +96,12 @@ class TlsManager:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        order = self._order
+        if order is not None and not order.done():
+            # Its next step sees _closing and ends; its connections to the CA close then,
+            # not whenever the garbage collector finds them.
+            await asyncio.to_thread(concurrent.futures.wait, [order], CLOSE_TIMEOUT)
+        self._executor.shutdown(wait=False)
 
     def wake(self) -> None:
         """Look at every name soon (config may have changed)."""
@@ -213,7 +226,8 @@ class TlsManager:
         log.info("automatic HTTPS: asking %s for a certificate for %s", settings.directory,
                  name)
         try:
-            issued = await asyncio.to_thread(acmeflow.issue, account, name, publish)
+            order = self._order = self._executor.submit(acmeflow.issue, account, name, publish)
+            issued = await asyncio.wrap_future(order)
         except AcmeFailed as exc:
             retry = now_utc() + timedelta(seconds=backoff_delay(failures + 1))
             self.store.record_tls_attempt(name, error=exc.message,
