@@ -121,7 +121,9 @@ def start_sshd(m: Machine, keys: Path) -> None:
 
 
 def wait_for_ssh(world: World, address: str) -> None:
-    deadline = time.monotonic() + HANG
+    # Generous: after a reboot the machine's boot (hub, proxy, timers that were due) competes
+    # with the rest of a full test run for two cores.
+    deadline = time.monotonic() + 3 * HANG
     ssh = json.loads(world.env["BDTEST_SSH_JSON"])
     while True:
         # Each attempt bounded: one whose SYN went unanswered (the network namespace still
