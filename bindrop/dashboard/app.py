@@ -63,8 +63,11 @@ def build_templates() -> jinja2.Environment:
 def render(request: web.Request, template: str, *, status: int = 200,
            **context: Any) -> web.Response:
     session = request.get(SESSION)
+    # A page's script refreshing a part of it in the background never takes the messages
+    # meant for the page the person goes to next.
+    flash = session.take_flash() if session is not None and not wants_json(request) else []
     page = request.app[TEMPLATES].get_template(template).render(
-        session=session, flash=session.take_flash() if session else [], path=request.path,
+        session=session, flash=flash, path=request.path,
         **context)
     return web.Response(text=page, status=status, content_type="text/html",
                         headers={"Cache-Control": "no-store"})

@@ -420,3 +420,18 @@ async def test_guessing_session_cookies_counts_as_failed_logins(dashboard: Dash,
                                                    "csrf": csrf_of(await form.text())},
                                    allow_redirects=False)
     assert refused.status == 429
+
+
+async def test_a_pages_background_refresh_leaves_the_message_for_the_next_page(
+    dashboard: Dash, hub: Hub
+) -> None:
+    # Found in CI: the apps list's live refresh took "app fresh created" before the
+    # redirected page could show it.
+    add_app(hub.store, hub.blobs, "dash-f")
+    csrf = await log_in(dashboard, await token(hub, "dash-flash"))
+    answer = await dashboard.post("/apps/dash-f/limits", allow_redirects=False, data={
+        "csrf": csrf, "memory_max": "256M", "cpu_quota": "", "tasks_max": ""})
+    assert answer.status == 303
+    refresh = await dashboard.get("/", headers={"X-Requested-With": "fetch"})
+    assert "limits saved" not in await refresh.text()
+    assert "limits saved" in await (await dashboard.get(answer.headers["Location"])).text()

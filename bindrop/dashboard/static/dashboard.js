@@ -74,7 +74,7 @@
   var listing = null;
   function refreshAppsList() {
     if (!appsList || listing) return;
-    listing = fetch("/", {credentials: "same-origin"})
+    listing = fetch("/", {credentials: "same-origin", headers: {"X-Requested-With": "fetch"}})
       .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
       .then(function (html) {
         var fresh = html && new DOMParser().parseFromString(html, "text/html")
@@ -106,7 +106,8 @@
   // Sections re-read from the server when an event they show arrives (backups, disk), or
   // every data-refresh-every seconds. The new section comes from this very page.
   function refresh(section) {
-    fetch(window.location.href, {credentials: "same-origin"})
+    fetch(window.location.href, {credentials: "same-origin",
+                                 headers: {"X-Requested-With": "fetch"}})
       .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
       .then(function (text) {
         if (!text) return;
@@ -239,7 +240,7 @@
   function refreshCharts() {
     var box = document.getElementById("charts");
     if (!box || document.hidden) return;
-    fetch(box.dataset.src, {credentials: "same-origin"})
+    fetch(box.dataset.src, {credentials: "same-origin", headers: {"X-Requested-With": "fetch"}})
       .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
       .then(function (html) {
         if (!html) return;
