@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shlex
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
-from bindrop.cli.install import deploy_dir, render_installed_unit
-from bindrop.hub.proxylink import ProxyLink
-from bindrop.hub.state import StateStore
 from bindrop.machine import Machine
 from bindrop.settings import Settings
 from bindrop.store import AppConfig, Store
@@ -27,11 +21,11 @@ from tests.proxy.kit import Backend, HubEnd
 from tests.proxy.rawapp import RawApp
 
 from .hubkit import HANG
+from .proxykit import installed_proxy, running_hub_end
 from .test_proxy_units import free_port
 
 pytestmark = pytest.mark.integration
 
-UNITS = ("bindrop-proxy.socket", "bindrop-proxy.service")
 #: The proxy's environment beyond the defaults (as an override of the installed unit would).
 TIMEOUTS = {"BINDROP_PROXY_UPSTREAM_TIMEOUT": "4", "BINDROP_PROXY_UPLOAD_IDLE_TIMEOUT": "5"}
 
@@ -46,52 +40,15 @@ def edge_store(settings: Settings) -> Iterator[Store]:
 
 @pytest.fixture
 async def edge_hub(settings: Settings, edge_store: Store) -> AsyncIterator[HubEnd]:
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
-    link = ProxyLink(StateStore(), edge_store, ping_interval=0.5)
-    end = HubEnd(link, settings.control_socket)
-    await end.start()
-    try:
+    async with running_hub_end(settings, edge_store) as end:
         yield end
-    finally:
-        await end.stop()
-        link.close()
 
 
 @pytest.fixture
 def edge_port(machine: Machine, settings: Settings) -> Iterator[int]:
     """The proxy's units from deploy/, as install renders them, on a free port."""
-    unit_dir = machine.layout.private_dir("/etc/systemd/system")
-    command = f"{shlex.quote(sys.executable)} -m bindrop"
-    port = free_port()
-    written: list[Path] = []
-    for name in UNITS:
-        path = unit_dir / name
-        path.write_text(render_installed_unit((deploy_dir() / name).read_text(), command,
-                                              https_port=None))
-        written.append(path)
-    env = {"BINDROP_ROOT": str(settings.root),
-           "BINDROP_PROXY_HUB_SOCKET": str(settings.control_socket), **TIMEOUTS}
-    drop_ins = {
-        "bindrop-proxy.socket.d": f"[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n",
-        "bindrop-proxy.service.d": "[Service]\n" + "".join(
-            f"Environment={key}={value}\n" for key, value in env.items()),
-    }
-    for folder, text in drop_ins.items():
-        (unit_dir / folder).mkdir(exist_ok=True)
-        (unit_dir / folder / "test.conf").write_text(text)
-        written.append(unit_dir / folder / "test.conf")
-    machine.exec("systemctl", "daemon-reload")
-    machine.exec("systemctl", "start", "bindrop-proxy.socket")
-    try:
+    with installed_proxy(machine, settings, free_port(), TIMEOUTS) as port:
         yield port
-    finally:
-        machine.exec("systemctl", "stop", *UNITS, check=False)
-        machine.exec("systemctl", "reset-failed", *UNITS, check=False)
-        for path in written:
-            path.unlink()
-        for folder in drop_ins:
-            (unit_dir / folder).rmdir()
-        machine.exec("systemctl", "daemon-reload")
 
 
 async def send(port: int, data: bytes) -> bytes:

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shlex
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
-from bindrop.cli.install import deploy_dir, render_installed_unit
-from bindrop.hub.proxylink import ProxyLink
-from bindrop.hub.state import StateStore
 from bindrop.machine import Machine
 from bindrop.proxy.listen import bind_socket
 from bindrop.settings import Settings
@@ -22,10 +16,10 @@ from bindrop.store import AppConfig, Store
 from tests.proxy.kit import Backend, HubEnd
 
 from .hubkit import HANG
+from .proxykit import installed_proxy, running_hub_end
 
 pytestmark = pytest.mark.integration
 
-UNITS = ("bindrop-proxy.socket", "bindrop-proxy.service")
 
 
 def free_port() -> int:
@@ -43,52 +37,16 @@ def proxy_store(settings: Settings) -> Iterator[Store]:
 
 @pytest.fixture
 async def hub_end(settings: Settings, proxy_store: Store) -> AsyncIterator[HubEnd]:
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
-    link = ProxyLink(StateStore(), proxy_store, ping_interval=0.5)
-    end = HubEnd(link, settings.control_socket)
-    await end.start()
-    try:
+    async with running_hub_end(settings, proxy_store) as end:
         yield end
-    finally:
-        await end.stop()
-        link.close()
 
 
 @pytest.fixture
 def installed(machine: Machine, settings: Settings) -> Iterator[int]:
     """The proxy's units from deploy/ in the machine, listening on a free port (a drop-in,
     as install will render it), its hub socket and snapshot under the test's root."""
-    unit_dir = machine.layout.private_dir("/etc/systemd/system")
-    command = f"{shlex.quote(sys.executable)} -m bindrop"
-    port = free_port()
-    written: list[Path] = []
-    for name in UNITS:
-        path = unit_dir / name
-        path.write_text(render_installed_unit((deploy_dir() / name).read_text(), command,
-                                              https_port=None))
-        written.append(path)
-    drop_ins = {
-        "bindrop-proxy.socket.d": f"[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n",
-        "bindrop-proxy.service.d": f"[Service]\nEnvironment=BINDROP_ROOT={settings.root}\n"
-                                   f"Environment=BINDROP_PROXY_HUB_SOCKET="
-                                   f"{settings.control_socket}\n",
-    }
-    for folder, text in drop_ins.items():
-        (unit_dir / folder).mkdir(exist_ok=True)
-        (unit_dir / folder / "test.conf").write_text(text)
-        written.append(unit_dir / folder / "test.conf")
-    machine.exec("systemctl", "daemon-reload")
-    machine.exec("systemctl", "start", "bindrop-proxy.socket")
-    try:
+    with installed_proxy(machine, settings, free_port()) as port:
         yield port
-    finally:
-        machine.exec("systemctl", "stop", *UNITS, check=False)
-        machine.exec("systemctl", "reset-failed", *UNITS, check=False)
-        for path in written:
-            path.unlink()
-        for folder in drop_ins:
-            (unit_dir / folder).rmdir()
-        machine.exec("systemctl", "daemon-reload")
 
 
 async def get_status(port: int) -> int:
