@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,3 +68,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"skipped under CI=true (CI must run every test): {reason}"
+
+
+@pytest.fixture(scope="module")
+def sockets_collected_here() -> Iterator[None]:
+    """After a module's last test, collect garbage while its own warning filters still apply.
+
+    For the modules that talk to an ACME CA (pebble): a client socket to the CA is now and then
+    found unclosed by the garbage collector (about 1 run in 3 of them before the ACME requests
+    went to one connection each; its source not found). Left to chance, the collector finds it
+    during some later, unrelated test, which then fails (seen in CI: a backup test). Collected
+    here, it is tolerated where it belongs.
+    """
+    yield
+    gc.collect()

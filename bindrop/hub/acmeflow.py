@@ -64,9 +64,13 @@ def network(account: Account) -> client.ClientNetwork:
     """The signed HTTP channel to the CA (close its ``session`` when done)."""
     # verify_ssl goes to requests' ``verify``, which also takes a CA bundle's path.
     verify: Any = str(account.ca_bundle) if account.ca_bundle else True
-    return client.ClientNetwork(_account_key(account.key_pem), alg=ES256,
-                                user_agent=USER_AGENT, verify_ssl=verify,
-                                timeout=int(REQUEST_TIMEOUT))
+    net = client.ClientNetwork(_account_key(account.key_pem), alg=ES256,
+                               user_agent=USER_AGENT, verify_ssl=verify,
+                               timeout=int(REQUEST_TIMEOUT))
+    # One connection per request: an order is a dozen requests a few times a day, and no
+    # pooled socket to the CA outlives its request (nothing for the garbage collector to find).
+    net.session.headers["Connection"] = "close"
+    return net
 
 
 def connect(account: Account, net: client.ClientNetwork) -> client.ClientV2:

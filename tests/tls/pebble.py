@@ -19,6 +19,7 @@ import socket
 import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -105,7 +106,9 @@ def _wait_for_directory(url: str, cafile: Path, process: subprocess.Popen[bytes]
         try:
             with urllib.request.urlopen(url, context=context, timeout=5):
                 return
-        except OSError:
+        except OSError as exc:
+            if isinstance(exc, urllib.error.HTTPError):
+                exc.close()  # an answer, not yet the directory: it holds the socket
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
@@ -149,3 +152,4 @@ def running_pebble(workdir: Path, http_port: int) -> Iterator[Pebble]:
                 os.kill(process.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(10)
+
