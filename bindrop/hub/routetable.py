@@ -2,7 +2,7 @@
 
 Built whole from every app's config (hosts, maintenance message, body limit, on-demand) and
 the state store's views (status, routed unit and port), as the JSON the proxies read
-(``bindrop.client.protocol`` parses it). Two apps claiming one host (+ prefix) is a conflict:
+(``bindrop.client.proxywire`` parses it). Two apps claiming one host (+ prefix) is a conflict:
 the first by name keeps it and the conflict is reported, so one bad row cannot take a
 working site away.
 

@@ -2,7 +2,7 @@
 
 A ``Traffic`` is what the proxies counted for one app (or one release) over some span:
 requests, answers per class, gateway errors, bytes and a latency histogram with the buckets
-of ``LATENCY_BUCKETS`` (the same as the proxies', ``bindrop.client.protocol``). A ``Point``
+of ``LATENCY_BUCKETS`` (the same as the proxies', ``bindrop.client.proxywire``). A ``Point``
 is one app over one step: its traffic plus memory, CPU and tasks from systemd.
 """
 
@@ -87,7 +87,7 @@ def _count(value: object, what: str) -> int:
 
 
 def parse_entry(entry: object) -> tuple[str, str, Traffic]:
-    """One entry of a proxy's traffic report (``bindrop.client.protocol``): app, release and
+    """One entry of a proxy's traffic report (``bindrop.client.proxywire``): app, release and
     what was counted. ``InvalidInput`` for anything malformed. Pure."""
     if not isinstance(entry, dict):
         raise InvalidInput("a traffic entry must be a JSON object")

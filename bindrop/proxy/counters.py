@@ -4,7 +4,7 @@
 once an (app, release) pair has its row. ``take`` hands over what was counted since the last
 call (deltas: the hub adds up every worker's reports) as the JSON body of a traffic report;
 ``give_back`` returns a report the hub did not receive, so no count is lost while it is away.
-The report's layout is documented in ``bindrop.client.protocol``.
+The report's layout is documented in ``bindrop.client.proxywire``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Any
 
-from bindrop.client.protocol import LATENCY_BUCKETS
+from bindrop.client.proxywire import LATENCY_BUCKETS
 
 # A row: requests, answers per class, gateway errors, bytes, latency sum, then the latency
 # buckets (the last one is +Inf). Plain indexes into one list: cheaper than attributes.

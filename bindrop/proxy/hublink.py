@@ -4,7 +4,7 @@ Connects to the hub's control socket, swaps in every table it receives (and ackn
 its version), answers each drain request once nothing is in flight to that unit, reports
 which apps had requests (for idle stops) and what it counted (``bindrop.proxy.counters``),
 and reconnects (with a growing pause, at most ``retry_max``) whenever the hub is away.
-While the hub is down the last table keeps serving. The protocol is in ``bindrop.client.protocol``.
+While the hub is down the last table keeps serving. The protocol is in ``bindrop.client.proxywire``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from bindrop.client.protocol import (
+from bindrop.client.proxywire import (
     ACK_PATH,
     ACTIVITY_PATH,
     DRAINED_PATH,

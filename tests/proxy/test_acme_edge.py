@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from bindrop.client.protocol import parse_message
+from bindrop.client.proxywire import parse_message
 from bindrop.errors import InvalidInput
 from bindrop.proxy.server import ProxyServer
 from bindrop.store import AppConfig, Store

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bindrop.hub.proxylink_http import TRAFFIC_PATH, add_proxy_routes
+from bindrop.api.proxylink import TRAFFIC_PATH, add_proxy_routes
 from bindrop.proxy.server import ProxyServer
 
 from .kit import Backend, HubEnd, proxy_options, running_proxy

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bindrop.api.metrics import parse_duration, plan_span
 from bindrop.api.prometheus import render_prometheus
 from bindrop.cli.metrics import render_top, sparkline
-from bindrop.client.protocol import LATENCY_BUCKETS as PROXY_BUCKETS
+from bindrop.client.proxywire import LATENCY_BUCKETS as PROXY_BUCKETS
 from bindrop.errors import InvalidInput
 from bindrop.hub.metrics import Resources
 from bindrop.hub.traffic import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bindrop.client.protocol import Upstream, parse_table
+from bindrop.client.proxywire import Upstream, parse_table
 from bindrop.errors import InvalidInput
 from bindrop.hub.plan import Adopt, DesiredApp, ObservedUnit, next_instance, plan_reconcile
 from bindrop.hub.routetable import build_route_table

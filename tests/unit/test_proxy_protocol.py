@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bindrop.client.protocol import (
+from bindrop.api.proxylink import encode_line
+from bindrop.client.proxywire import (
     AppRoute,
     Drain,
     Ping,
@@ -18,7 +19,6 @@ from bindrop.client.protocol import (
     render_table,
 )
 from bindrop.errors import InvalidInput
-from bindrop.hub.proxylink_http import encode_line
 from bindrop.hub.routetable import build_route_table
 from bindrop.hub.state import AppRunState, AppView, Route
 from bindrop.proxy.snapshot import load_table, save_table

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bindrop.client.protocol import parse_table, render_table
+from bindrop.client.proxywire import parse_table, render_table
 from bindrop.hub.routetable import ControlRoute, build_route_table
 from bindrop.proxy.certs import host_for_file_stem, pick_certificate
 from bindrop.proxy.headers import build_https_location

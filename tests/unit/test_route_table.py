@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bindrop.client.protocol import parse_table
+from bindrop.client.proxywire import parse_table
 from bindrop.errors import Conflict
 from bindrop.hub.routetable import (
     CONTROL_ENTRY,
