@@ -1,10 +1,15 @@
-"""The proxy's side of the hub <-> proxy wire protocol: message types and their parsing.
+"""The wire between the hub and its proxies: every message, its path, render and parse.
 
-Pure: no IO. The hub writes these messages (``bindrop.hub.proxylink`` documents the exchange
-and builds them as plain JSON); the proxy reads them with ``parse_message``. A newer hub may
-add fields and statuses: unknown fields are ignored, an unknown status is kept as text.
+One module owns the protocol so both ends speak it from one definition: the hub
+(``bindrop.hub.proxylink`` builds and sends, ``bindrop.api.proxylink`` serves the paths) and
+the proxy (``bindrop.proxy.hublink`` follows the stream and reports back). It lives in
+``bindrop.client`` because the proxy may import only ``errors``, ``settings``, ``proxy`` and
+the client package, and it is the proxy's client of the hub; the hub and the API import this
+one module of the client package and nothing else of it. Pure: no IO. A newer hub may add
+fields and statuses: unknown fields are ignored, an unknown status is kept as text.
 
-On ``GET /v1/proxy/stream?proxy=<id>`` the hub sends newline-delimited JSON objects:
+Hub to proxy, on ``GET /v1/proxy/stream?proxy=<id>``, newline-delimited JSON objects
+(``encode_line`` / ``parse_message``):
 
     {"type": "table", "version": 7, "apps": [APP, ...]}   the whole route table
     {"type": "drain", "unit": "bindrop-app-blog-3.service"}
@@ -12,11 +17,7 @@ On ``GET /v1/proxy/stream?proxy=<id>`` the hub sends newline-delimited JSON obje
 
 where APP is ``{"app", "hosts", "status", "upstream": {"unit", "release", "port"} | null,
 "upstreams": [{"unit", "release", "port"}, ...] (every web instance; the proxy balances),
-"maintenance_message", "body_limit", "on_demand", "hold", "https_redirect"}``. The proxy
-answers with ``POST /v1/proxy/ack {"proxy", "version"}`` once it serves a table, and
-``POST /v1/proxy/drained {"proxy", "unit"}`` once no request to that unit is in flight;
-it reports apps that had requests with ``POST /v1/proxy/activity {"proxy", "apps"}`` and
-wakes a stopped on-demand app with ``POST /v1/proxy/wake {"app"}`` (answered when ready).
+"maintenance_message", "body_limit", "on_demand", "hold", "https_redirect"}``.
 
 Automatic HTTPS adds ``{"type": "tls", "version": N, "challenges": {TOKEN: KEY_AUTH},
 "redirect": [HOST], "hsts": [HOST], "hsts_max_age": S, "certs": C}``: the ACME HTTP-01
@@ -24,17 +25,27 @@ answers to serve, the hosts whose plain HTTP gets a 308 to https, those whose HT
 carry Strict-Transport-Security, and a certificate version (reload the files when it
 changes). The proxy acknowledges its version as it does a table's.
 
+Proxy to hub, JSON bodies posted to the paths below (``render_report`` / ``parse_ack`` and
+its siblings): ``POST /v1/proxy/ack {"proxy", "version"}`` once it serves a table (or a tls
+message), ``POST /v1/proxy/drained {"proxy", "unit"}`` once no request to that unit is in
+flight, ``POST /v1/proxy/activity {"proxy", "apps"}`` with the apps that had requests, and
+``POST /v1/proxy/wake {"app"}`` to start a stopped on-demand app (answered when ready).
+
 Every few seconds it reports what it counted since its last report (deltas) with
 ``POST /v1/proxy/traffic {"proxy", "buckets": LATENCY_BUCKETS, "traffic": [ENTRY, ...]}``
 where ENTRY is ``{"app", "release", "requests", "classes": {"none"|"1xx".."5xx": n},
 "gateway": {"502"|"503"|"504": n}, "bytes_in", "bytes_out", "latency_sum" (seconds),
 "latency": [n per bucket of LATENCY_BUCKETS, then one for +Inf]}`` (classes and gateway
 codes with no request are left out; "none" counts requests that got no answer).
+
+The protocol's version is the ``v1`` in its paths (``VERSION``); a change that an older
+proxy or hub cannot read gets new paths.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,15 +53,24 @@ from typing import Any
 
 from bindrop.errors import InvalidInput
 
-STREAM_PATH = "/v1/proxy/stream"
-ACK_PATH = "/v1/proxy/ack"
-DRAINED_PATH = "/v1/proxy/drained"
-ACTIVITY_PATH = "/v1/proxy/activity"
-WAKE_PATH = "/v1/proxy/wake"
-TRAFFIC_PATH = "/v1/proxy/traffic"
+#: The protocol's version: the first part of every path.
+VERSION = "v1"
+_PREFIX = f"/{VERSION}/proxy"
+STREAM_PATH = f"{_PREFIX}/stream"
+ACK_PATH = f"{_PREFIX}/ack"
+DRAINED_PATH = f"{_PREFIX}/drained"
+ACTIVITY_PATH = f"{_PREFIX}/activity"
+WAKE_PATH = f"{_PREFIX}/wake"
+TRAFFIC_PATH = f"{_PREFIX}/traffic"
+#: Every path of the wire: the hub serves each, the proxy uses each.
+PATHS = (STREAM_PATH, ACK_PATH, DRAINED_PATH, ACTIVITY_PATH, WAKE_PATH, TRAFFIC_PATH)
 
 #: Upper bounds (seconds, inclusive) of the latency histogram's buckets; +Inf follows.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: The answer classes a traffic entry counts ("none": no answer at all).
+CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
+#: The gateway errors a traffic entry counts apart.
+GATEWAY_CODES = ("502", "503", "504")
 
 #: Statuses in which the proxy forwards to the upstream (others answer 503).
 SERVING = frozenset({"running", "starting"})
@@ -128,11 +148,89 @@ class TlsState:
     certs: int = 0
 
 
+#: What the hub sends on the stream.
 Message = RouteTable | Drain | Ping | TlsState
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The proxy serves table (or tls message) ``version``."""
+
+    proxy: str
+    version: int
+
+
+@dataclass(frozen=True)
+class Drained:
+    """No request to ``unit`` is in flight at the proxy (the answer to a ``Drain``)."""
+
+    proxy: str
+    unit: str
+
+
+@dataclass(frozen=True)
+class Activity:
+    """These apps had requests since the last report (for idle stops)."""
+
+    proxy: str
+    apps: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Wake:
+    """Start the on-demand ``app``; the hub answers once it is ready."""
+
+    app: str
+
+
+@dataclass(frozen=True)
+class TrafficEntry:
+    """What one proxy counted for one app and release since its last report."""
+
+    app: str
+    release: str
+    requests: int
+    classes: Mapping[str, int]
+    gateway: Mapping[str, int]
+    bytes_in: int
+    bytes_out: int
+    latency_sum: float
+    #: one count per bucket of ``LATENCY_BUCKETS``, then one for +Inf
+    latency: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TrafficReport:
+    proxy: str
+    traffic: tuple[TrafficEntry, ...]
+
+
+#: What the proxy posts to the hub.
+Report = Ack | Drained | Activity | Wake | TrafficReport
+
+_REPORT_PATHS: dict[type[Report], str] = {
+    Ack: ACK_PATH, Drained: DRAINED_PATH, Activity: ACTIVITY_PATH, Wake: WAKE_PATH,
+    TrafficReport: TRAFFIC_PATH}
 
 #: An ACME token and key authorization: base64url text (RFC 8555 section 8.3).
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _KEY_AUTH = re.compile(r"[A-Za-z0-9_-]{1,256}\.[A-Za-z0-9_-]{1,256}")
+
+
+def encode_line(message: Message) -> bytes:
+    """One line of the stream. Pure."""
+    return json.dumps(render_message(message), separators=(",", ":")).encode() + b"\n"
+
+
+def render_message(message: Message) -> dict[str, Any]:
+    """A stream message as JSON (the inverse of ``parse_message``). Pure."""
+    if isinstance(message, RouteTable):
+        return render_table(message)
+    if isinstance(message, Drain):
+        return {"type": "drain", "unit": message.unit}
+    if isinstance(message, Ping):
+        return {"type": "ping"}
+    return render_tls(message)
 
 
 def parse_message(line: bytes | str) -> Message | None:
@@ -174,6 +272,13 @@ def parse_tls(data: Mapping[str, Any]) -> TlsState:
     assert isinstance(version, int)
     return TlsState(version, dict(challenges), _names(data, "redirect"), _names(data, "hsts"),
                     max_age, certs)
+
+
+def render_tls(tls: TlsState) -> dict[str, Any]:
+    """The inverse of ``parse_tls``. Pure."""
+    return {"type": "tls", "challenges": dict(tls.challenges),
+            "redirect": sorted(tls.redirect), "hsts": sorted(tls.hsts),
+            "hsts_max_age": tls.hsts_max_age, "certs": tls.certs, "version": tls.version}
 
 
 def _names(data: Mapping[str, Any], key: str) -> frozenset[str]:
@@ -237,6 +342,127 @@ def _parse_upstream(data: object) -> Upstream:
     if not isinstance(data, dict) or not isinstance(data.get("port"), int):
         raise InvalidInput("an upstream needs a unit, a release and an integer port")
     return Upstream(_text(data, "unit"), _text(data, "release"), data["port"])
+
+
+# -- what the proxy posts -----------------------------------------------------------------
+
+
+def report_path(report: Report) -> str:
+    """Where the proxy posts ``report``."""
+    return _REPORT_PATHS[type(report)]
+
+
+def render_report(report: Report) -> dict[str, Any]:
+    """A report as the JSON body the proxy posts. Pure."""
+    if isinstance(report, Ack):
+        return {"proxy": report.proxy, "version": report.version}
+    if isinstance(report, Drained):
+        return {"proxy": report.proxy, "unit": report.unit}
+    if isinstance(report, Activity):
+        return {"proxy": report.proxy, "apps": list(report.apps)}
+    if isinstance(report, Wake):
+        return {"app": report.app}
+    return {"proxy": report.proxy, "buckets": list(LATENCY_BUCKETS),
+            "traffic": [render_traffic_entry(e) for e in report.traffic]}
+
+
+# The parsers below read bodies a proxy posted; ``InvalidInput`` (the API answers 400 with
+# its message) for a body the hub cannot take.
+
+
+def parse_ack(body: Mapping[str, Any]) -> Ack:
+    version = body.get("version")
+    if not isinstance(version, int):
+        raise InvalidInput("version must be an integer")
+    return Ack(_proxy_id(body), version)
+
+
+def parse_drained(body: Mapping[str, Any]) -> Drained:
+    unit = body.get("unit")
+    if not isinstance(unit, str):
+        raise InvalidInput("unit must be a unit name")
+    return Drained(_proxy_id(body), unit)
+
+
+def parse_activity(body: Mapping[str, Any]) -> Activity:
+    apps = body.get("apps")
+    if not isinstance(apps, list) or not all(isinstance(a, str) for a in apps):
+        raise InvalidInput("apps must be a list of app names")
+    return Activity(_proxy_id(body), tuple(apps))
+
+
+def parse_wake(body: Mapping[str, Any]) -> Wake:
+    app = body.get("app")
+    if not isinstance(app, str):
+        raise InvalidInput("app must be an app name")
+    return Wake(app)
+
+
+def parse_traffic(body: Mapping[str, Any]) -> TrafficReport:
+    """A proxy's whole traffic report; ``InvalidInput`` if its buckets are not ours."""
+    proxy = _proxy_id(body)
+    buckets = body.get("buckets")
+    if not isinstance(buckets, list) or tuple(buckets) != LATENCY_BUCKETS:
+        raise InvalidInput("the report's latency buckets differ from the hub's; "
+                           "upgrade the proxy and the hub together")
+    entries = body.get("traffic")
+    if not isinstance(entries, list):
+        raise InvalidInput("traffic must be a list of entries")
+    return TrafficReport(proxy, tuple(parse_traffic_entry(e) for e in entries))
+
+
+def render_traffic_entry(entry: TrafficEntry) -> dict[str, Any]:
+    """One entry of a traffic report as JSON (the inverse of ``parse_traffic_entry``)."""
+    return {"app": entry.app, "release": entry.release, "requests": entry.requests,
+            "classes": dict(entry.classes), "gateway": dict(entry.gateway),
+            "bytes_in": entry.bytes_in, "bytes_out": entry.bytes_out,
+            "latency_sum": entry.latency_sum, "latency": list(entry.latency)}
+
+
+_MAX_COUNT = 2**53  # what a JSON number carries exactly
+
+
+def _count(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < _MAX_COUNT:
+        raise InvalidInput(f"{what} must be a count")
+    return value
+
+
+def parse_traffic_entry(entry: object) -> TrafficEntry:
+    """One entry of a traffic report; ``InvalidInput`` for anything malformed."""
+    if not isinstance(entry, dict):
+        raise InvalidInput("a traffic entry must be a JSON object")
+    app, release = entry.get("app"), entry.get("release")
+    if not isinstance(app, str) or not isinstance(release, str) or not app:
+        raise InvalidInput("a traffic entry needs an app and a release (text)")
+    classes, gateway = entry.get("classes"), entry.get("gateway")
+    latency = entry.get("latency")
+    latency_sum = entry.get("latency_sum")
+    if not isinstance(classes, dict) or not set(classes) <= set(CLASSES):
+        raise InvalidInput(f"classes must map {', '.join(CLASSES)} to counts")
+    if not isinstance(gateway, dict) or not set(gateway) <= set(GATEWAY_CODES):
+        raise InvalidInput(f"gateway must map {', '.join(GATEWAY_CODES)} to counts")
+    if not isinstance(latency, list) or len(latency) != len(LATENCY_BUCKETS) + 1:
+        raise InvalidInput(f"latency must hold {len(LATENCY_BUCKETS) + 1} counts")
+    if (not isinstance(latency_sum, (int, float)) or isinstance(latency_sum, bool)
+            or not math.isfinite(latency_sum) or latency_sum < 0):
+        raise InvalidInput("latency_sum must be a number of seconds")
+    return TrafficEntry(
+        app=app, release=release,
+        requests=_count(entry.get("requests"), "requests"),
+        classes={k: _count(v, "a class") for k, v in classes.items()},
+        gateway={k: _count(v, "a gateway code") for k, v in gateway.items()},
+        bytes_in=_count(entry.get("bytes_in"), "bytes_in"),
+        bytes_out=_count(entry.get("bytes_out"), "bytes_out"),
+        latency_sum=float(latency_sum),
+        latency=tuple(_count(n, "a latency bucket") for n in latency))
+
+
+def _proxy_id(body: Mapping[str, Any]) -> str:
+    proxy = body.get("proxy")
+    if not isinstance(proxy, str) or not proxy:
+        raise InvalidInput("proxy must be the id the proxy streamed with")
+    return proxy
 
 
 def _text(data: Mapping[str, Any], key: str) -> str:
