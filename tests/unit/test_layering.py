@@ -78,7 +78,7 @@ RULES = (
          forbidden=(*DB, "dbus_fast", "click")),
     # client: where the readers of the API's stream protocol find it.
     Rule("proxy", (*BASE, "proxy", "client"), forbidden=(*DB, "dbus_fast", "click")),
-    Rule("client", (*BASE, "client"), forbidden=(*DB, "dbus_fast", "click")),
+    Rule("client", (*BASE, "client"), forbidden=(*DB, "dbus_fast", "click", "aiohttp.web")),
     Rule("cli", None, forbidden=(*DB, "dbus_fast"), exempt=CLI_SERVER_SIDE),
     Rule("dashboard", (*BASE, "dashboard", "client"), forbidden=(*DB, "dbus_fast")),
     # machine/ boots a private systemd with subprocesses; it knows nothing of apps.
@@ -195,6 +195,7 @@ def test_every_rule_names_a_distinct_folder() -> None:
         ("hub/bad.py", "from bindrop.client.names import Client\n", "bindrop.client.names"),
         ("hub/bad.py", "from bindrop import client\n", "bindrop.client"),
         ("api/bad.py", "from bindrop.client.names import Client\n", "bindrop.client.names"),
+        ("client/bad.py", "from aiohttp import web\n", "aiohttp.web"),
     ],
 )
 def test_a_forbidden_edge_is_reported(

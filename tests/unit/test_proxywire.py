@@ -4,6 +4,7 @@ both ends take their paths from it."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, get_args
@@ -52,6 +53,8 @@ from bindrop.hub.state import StateStore
 from bindrop.proxy import hublink as proxy_end
 from bindrop.settings import Settings
 from bindrop.store import Store
+
+from .test_layering import BINDROP_DIR, NO_IO, imported_modules
 
 UP = Upstream("bindrop-app-blog-3.service", "3", 20001)
 MESSAGES: tuple[Message, ...] = (
@@ -129,6 +132,17 @@ def test_a_malformed_report_is_refused_with_why(
         parse: Callable[[Mapping[str, Any]], Report], body: dict[str, Any], why: str) -> None:
     with pytest.raises(InvalidInput, match=why):
         parse(body)
+
+
+def test_the_wire_is_pure_so_the_hub_may_import_it_from_the_client_package() -> None:
+    path = BINDROP_DIR / "client" / "proxywire.py"
+    modules = {m for _, m in imported_modules(path, BINDROP_DIR)}
+    bindrop_modules = {m for m in modules if m.startswith("bindrop.")}
+    assert bindrop_modules <= {"bindrop.errors", "bindrop.errors.InvalidInput"}
+    assert not [m for m in modules
+                if any(m == n or m.startswith(n + ".") for n in NO_IO)]
+    assert all(m.split(".")[0] in sys.stdlib_module_names or m.startswith("bindrop.")
+               for m in modules)
 
 
 def test_the_hub_and_the_proxy_take_every_path_from_the_wire() -> None:
