@@ -12,9 +12,10 @@ from bindrop.api.bodies import query_flag
 from bindrop.api.keys import HUB
 from bindrop.api.prometheus import CONTENT_TYPE, render_prometheus
 from bindrop.api.views import view_dict
+from bindrop.client.proxywire import LATENCY_BUCKETS
 from bindrop.errors import InvalidInput
 from bindrop.hub.metrics import MEMORY_KEPT, MINUTE, RETENTION, STEP
-from bindrop.hub.traffic import LATENCY_BUCKETS, Point, merge_points, quantile, sum_traffic
+from bindrop.hub.traffic import Point, merge_points, quantile, sum_traffic
 
 POINTS_MAX = 2000
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

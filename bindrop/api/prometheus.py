@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from bindrop.client.proxywire import CLASSES, GATEWAY_CODES, LATENCY_BUCKETS
 from bindrop.hub.metrics import Resources
-from bindrop.hub.traffic import CLASSES, GATEWAY_CODES, LATENCY_BUCKETS, Traffic
+from bindrop.hub.traffic import Traffic
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

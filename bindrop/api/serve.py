@@ -69,7 +69,7 @@ async def serve_api(hub: Hub, settings: Settings, *,
     set, on 127.0.0.1 (port 0 picks a free one). Stops both on exit; ongoing streams end.
 
     ``local_only`` may add routes to the unix socket's application only (the proxies' link,
-    ``bindrop.hub.proxylink_http.add_proxy_routes``): they pass the same middlewares.
+    ``bindrop.api.proxylink.add_proxy_routes``): they pass the same middlewares.
     """
     path = settings.control_socket
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)

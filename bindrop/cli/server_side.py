@@ -10,11 +10,11 @@ import signal
 import click
 
 from bindrop.api import serve_api
+from bindrop.api.proxylink import add_proxy_routes
 from bindrop.errors import BindropError
 from bindrop.hub.hub import Hub
 from bindrop.hub.notify import sd_notify
 from bindrop.hub.proxylink import ProxyLink
-from bindrop.hub.proxylink_http import add_proxy_routes
 from bindrop.hub.routetable import ControlRoute
 from bindrop.hub.state import StateStore
 from bindrop.hub.tls import TlsManager

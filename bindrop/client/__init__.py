@@ -1,2 +1,2 @@
 """Clients of the hub: the control API client (``bindrop.client.client.Client``) for the CLI
-and the dashboard, and the proxy's side of the stream protocol (``protocol``)."""
+and the dashboard, and the wire between the hub and its proxies (``proxywire``)."""

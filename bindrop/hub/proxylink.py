@@ -1,6 +1,7 @@
 """ProxyLink: the hub's side of the hub <-> proxy protocol, and the hub's ``Router``.
 
-Proxies connect to the hub over the control socket (handlers in ``proxylink_http``):
+The messages, their paths and their JSON are ``bindrop.client.proxywire``'s; proxies
+connect to the hub over the control socket (handlers in ``bindrop.api.proxylink``):
 
     GET  /v1/proxy/stream?proxy=ID   long-lived, newline-delimited JSON from the hub:
          {"type": "table", "version": N, "apps": [...]}  the whole route table: first at
@@ -38,9 +39,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
+from bindrop.client.proxywire import AppRoute, Drain, Message, RouteTable, TlsState
 from bindrop.hub.router import Routes, as_routes
 from bindrop.hub.routetable import ControlRoute, HostConflict, build_route_table
 from bindrop.hub.state import AppStateChanged, Change, Route, StateStore
@@ -52,8 +53,6 @@ CONFIRM_TIMEOUT = 2.0
 PING_INTERVAL = 2.0
 # How often a waiter looks again at whether a silent proxy is still connected.
 _RECHECK = 0.1
-
-Message = dict[str, Any]
 
 
 @dataclass
@@ -94,11 +93,11 @@ class ProxyLink:
         self.confirm_timeout = confirm_timeout
         self.ping_interval = ping_interval
         self.version = 0
-        self._apps: list[dict[str, Any]] | None = None
+        self._apps: tuple[AppRoute, ...] | None = None
         self._conflicts: list[HostConflict] = []
         self._peers: dict[str, ProxyPeer] = {}
         #: The last message ``announce``d of each type: a proxy that connects gets them too.
-        self._announced: dict[str, Message] = {}
+        self._announced: dict[type[Message], Message] = {}
         self._reported = asyncio.Event()
         self._refresh_queued = False
         #: When a proxy last reported a request to each app (loop time): for idle stops.
@@ -117,11 +116,12 @@ class ProxyLink:
 
     # -- the table -----------------------------------------------------------------------
 
-    def table(self) -> Message:
+    def table(self) -> RouteTable:
         """The current table message (built on first use)."""
         if self._apps is None:
             self.refresh()
-        return {"type": "table", "version": self.version, "apps": self._apps}
+        assert self._apps is not None
+        return RouteTable(self.version, self._apps)
 
     def route_control(self, control: ControlRoute | None) -> int:
         """Route the control host to the API's TCP port (None: no such route); sends the
@@ -141,8 +141,8 @@ class ProxyLink:
             self._conflicts = conflicts
             for conflict in conflicts:
                 log.warning("route table: %s", conflict.describe())
-        if apps != self._apps:
-            self._apps = apps
+        if tuple(apps) != self._apps:
+            self._apps = tuple(apps)
             self.version += 1
             message = self.table()
             for peer in self._peers.values():
@@ -172,13 +172,13 @@ class ProxyLink:
         except Exception:  # a closed store while shutting down: the next change retries
             log.exception("could not rebuild the route table")
 
-    async def announce(self, message: Message) -> None:
+    async def announce(self, message: TlsState) -> None:
         """Send ``message`` (given a ``version``, the next of the table's) to every proxy and
         to each that connects later; return once every connected proxy acknowledged it
         (bounded by ``confirm_timeout``: a late proxy is logged, not waited for)."""
         self.version += 1
-        message = {**message, "version": self.version}
-        self._announced[str(message["type"])] = message
+        message = replace(message, version=self.version)
+        self._announced[type(message)] = message
         for peer in self._peers.values():
             peer.send(message)
         version = self.version
@@ -186,8 +186,8 @@ class ProxyLink:
             lambda: unconfirmed({p.id: p.acked for p in self._live()}, version),
             self.confirm_timeout)
         if late:
-            log.warning("proxies %s did not confirm %s message %d within %.1f s",
-                        ", ".join(sorted(late)), message["type"], version, self.confirm_timeout)
+            log.warning("proxies %s did not confirm tls message %d within %.1f s",
+                        ", ".join(sorted(late)), version, self.confirm_timeout)
 
     # -- Router --------------------------------------------------------------------------
 
@@ -205,7 +205,7 @@ class ProxyLink:
         peers = self._live()
         for peer in peers:
             peer.drained.discard(route.unit)
-            peer.send({"type": "drain", "unit": route.unit})
+            peer.send(Drain(route.unit))
         try:
             late = await self._wait_for(
                 lambda: undrained({p.id: p.drained for p in peers if self._is_live(p)},

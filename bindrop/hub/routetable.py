@@ -1,10 +1,10 @@
 """The route table the hub sends to proxies: desired hosts plus live routes. Pure.
 
 Built whole from every app's config (hosts, maintenance message, body limit, on-demand) and
-the state store's views (status, routed unit and port), as the JSON the proxies read
-(``bindrop.client.protocol`` parses it). Two apps claiming one host (+ prefix) is a conflict:
-the first by name keeps it and the conflict is reported, so one bad row cannot take a
-working site away.
+the state store's views (status, routed unit and port), as the wire's ``AppRoute`` entries
+(``bindrop.client.proxywire`` renders them for the proxies). Two apps claiming one host
+(+ prefix) is a conflict: the first by name keeps it and the conflict is reported, so one
+bad row cannot take a working site away.
 
 With a ``ControlRoute`` the table also holds a system entry: the control host to the TCP
 control API on 127.0.0.1, forwarded like any app (the API itself asks for a token; the
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from bindrop.client.proxywire import AppRoute, Upstream
 from bindrop.errors import Conflict
 from bindrop.hub.state import AppRunState, AppView
 from bindrop.store import AppConfig, parse_host
@@ -61,7 +61,7 @@ def check_hosts_free(hosts: Iterable[str], control_host: str) -> None:
 
 def build_route_table(apps: Sequence[AppConfig], views: Mapping[str, AppView],
                       control: ControlRoute | None = None
-                      ) -> tuple[list[dict[str, Any]], list[HostConflict]]:
+                      ) -> tuple[list[AppRoute], list[HostConflict]]:
     """The control route (if any) then every app as a table entry (sorted by name), and the
     host conflicts found."""
     owners: dict[str, str] = {}
@@ -85,7 +85,7 @@ def build_route_table(apps: Sequence[AppConfig], views: Mapping[str, AppView],
 
 
 def build_entry(config: AppConfig, hosts: tuple[str, ...], view: AppView | None
-                ) -> dict[str, Any]:
+                ) -> AppRoute:
     state = view.state if view is not None else AppRunState.STOPPED
     serving = view.serving if view is not None else ()
     # "upstream" is the first serving web instance (proxies before balancing read only it);
@@ -97,31 +97,29 @@ def build_entry(config: AppConfig, hosts: tuple[str, ...], view: AppView | None
           and any(r.web for r in view.instances)):
         # web instances exist, none runs right now (workers may): they are restarting
         state = AppRunState.RESTARTING
-    return {
-        "app": config.name,
-        "hosts": list(hosts),
-        "status": str(state),
-        "upstream": None if route is None else {
-            "unit": route.unit, "release": route.instance, "port": route.port},
-        "upstreams": [{"unit": r.unit, "release": r.instance, "port": r.port}
-                      for r in serving],
-        "maintenance_message": config.maintenance_message,
-        "body_limit": config.body_limit,
-        "on_demand": config.on_demand,
-        "https_redirect": config.https_redirect,
-        "hold": view is not None and view.holding,
-    }
+    return AppRoute(
+        app=config.name,
+        hosts=hosts,
+        status=str(state),
+        upstream=None if route is None else Upstream(route.unit, route.instance, route.port),
+        upstreams=tuple(Upstream(r.unit, r.instance, r.port) for r in serving),
+        maintenance_message=config.maintenance_message,
+        body_limit=config.body_limit,
+        on_demand=config.on_demand,
+        https_redirect=config.https_redirect,
+        hold=view is not None and view.holding,
+    )
 
 
-def build_control_entry(control: ControlRoute) -> dict[str, Any]:
+def build_control_entry(control: ControlRoute) -> AppRoute:
     """The control API as a table entry: always running (the table comes from the hub that
     serves it); its requests pass through the proxy untouched, tokens included."""
-    return {
-        "app": CONTROL_ENTRY,
-        "hosts": [control.host],
-        "status": str(AppRunState.RUNNING),
-        "upstream": {"unit": CONTROL_UNIT, "release": "api", "port": control.port},
-        "maintenance_message": None,
-        "body_limit": control.body_limit,
-        "on_demand": False,
-    }
+    return AppRoute(
+        app=CONTROL_ENTRY,
+        hosts=(control.host,),
+        status=str(AppRunState.RUNNING),
+        upstream=Upstream(CONTROL_UNIT, "api", control.port),
+        maintenance_message=None,
+        body_limit=control.body_limit,
+        on_demand=False,
+    )

@@ -26,6 +26,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from bindrop.client.proxywire import TlsState
 from bindrop.errors import AcmeFailed, Conflict, InvalidInput, NotFound
 from bindrop.hub import acmeflow
 from bindrop.hub.certfiles import CertFiles, now_utc, parse_ca_bundle
@@ -69,7 +70,7 @@ class TlsManager:
         self.working: set[str] = set()
         self._challenges: dict[str, str] = {}
         self._certs_version = 0
-        self._announced: dict[str, Any] | None = None
+        self._announced: TlsState | None = None
         self._closing = False
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -259,7 +260,7 @@ class TlsManager:
         self._challenges = dict(answers)
         await self._announce()
 
-    def build_message(self, now: datetime | None = None) -> dict[str, Any]:
+    def build_message(self, now: datetime | None = None) -> TlsState:
         """The ``tls`` message for proxies now."""
         now = now or now_utc()
         apps = self.store.list_apps(include_system=True)
@@ -277,9 +278,9 @@ class TlsManager:
             cert = self.files.read_info(name)
             if cert is not None and cert.not_after > now:
                 valid.add(name)
-        return {"type": "tls", "challenges": dict(self._challenges),
-                "redirect": sorted(valid - allow_http), "hsts": sorted(valid & hsts),
-                "hsts_max_age": HSTS_MAX_AGE, "certs": self._certs_version}
+        return TlsState(challenges=dict(self._challenges),
+                        redirect=frozenset(valid - allow_http), hsts=frozenset(valid & hsts),
+                        hsts_max_age=HSTS_MAX_AGE, certs=self._certs_version)
 
     async def _announce(self, *, if_changed: bool = False) -> None:
         """Send the ``tls`` message (with ``if_changed``: only if it differs from the last)."""

@@ -2,24 +2,17 @@
 
 A ``Traffic`` is what the proxies counted for one app (or one release) over some span:
 requests, answers per class, gateway errors, bytes and a latency histogram with the buckets
-of ``LATENCY_BUCKETS`` (the same as the proxies', ``bindrop.client.protocol``). A ``Point``
+of ``LATENCY_BUCKETS`` (the wire's, ``bindrop.client.proxywire``). A ``Point``
 is one app over one step: its traffic plus memory, CPU and tasks from systemd.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bindrop.errors import InvalidInput
-
-#: Upper bounds (seconds, inclusive) of the latency buckets; a last one, +Inf, follows.
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
-GATEWAY_CODES = ("502", "503", "504")
-_MAX_COUNT = 2**53  # what a JSON number carries exactly
+from bindrop.client.proxywire import LATENCY_BUCKETS, TrafficReport
 
 
 @dataclass
@@ -80,52 +73,12 @@ def quantile(latency: Sequence[int], q: float) -> float | None:
     return LATENCY_BUCKETS[-1]
 
 
-def _count(value: object, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < _MAX_COUNT:
-        raise InvalidInput(f"{what} must be a count")
-    return value
-
-
-def parse_entry(entry: object) -> tuple[str, str, Traffic]:
-    """One entry of a proxy's traffic report (``bindrop.client.protocol``): app, release and
-    what was counted. ``InvalidInput`` for anything malformed. Pure."""
-    if not isinstance(entry, dict):
-        raise InvalidInput("a traffic entry must be a JSON object")
-    app, release = entry.get("app"), entry.get("release")
-    if not isinstance(app, str) or not isinstance(release, str) or not app:
-        raise InvalidInput("a traffic entry needs an app and a release (text)")
-    classes, gateway = entry.get("classes"), entry.get("gateway")
-    latency = entry.get("latency")
-    latency_sum = entry.get("latency_sum")
-    if not isinstance(classes, dict) or not set(classes) <= set(CLASSES):
-        raise InvalidInput(f"classes must map {', '.join(CLASSES)} to counts")
-    if not isinstance(gateway, dict) or not set(gateway) <= set(GATEWAY_CODES):
-        raise InvalidInput(f"gateway must map {', '.join(GATEWAY_CODES)} to counts")
-    if not isinstance(latency, list) or len(latency) != len(LATENCY_BUCKETS) + 1:
-        raise InvalidInput(f"latency must hold {len(LATENCY_BUCKETS) + 1} counts")
-    if (not isinstance(latency_sum, (int, float)) or isinstance(latency_sum, bool)
-            or not math.isfinite(latency_sum) or latency_sum < 0):
-        raise InvalidInput("latency_sum must be a number of seconds")
-    return app, release, Traffic(
-        requests=_count(entry.get("requests"), "requests"),
-        classes={k: _count(v, "a class") for k, v in classes.items()},
-        gateway={k: _count(v, "a gateway code") for k, v in gateway.items()},
-        bytes_in=_count(entry.get("bytes_in"), "bytes_in"),
-        bytes_out=_count(entry.get("bytes_out"), "bytes_out"),
-        latency_sum=float(latency_sum),
-        latency=[_count(n, "a latency bucket") for n in latency])
-
-
-def parse_report(body: Mapping[str, Any]) -> list[tuple[str, str, Traffic]]:
-    """A proxy's whole traffic report; ``InvalidInput`` if its buckets are not ours. Pure."""
-    buckets = body.get("buckets")
-    if not isinstance(buckets, list) or tuple(buckets) != LATENCY_BUCKETS:
-        raise InvalidInput("the report's latency buckets differ from the hub's; "
-                           "upgrade the proxy and the hub together")
-    entries = body.get("traffic")
-    if not isinstance(entries, list):
-        raise InvalidInput("traffic must be a list of entries")
-    return [parse_entry(e) for e in entries]
+def traffic_of(report: TrafficReport) -> list[tuple[str, str, Traffic]]:
+    """A proxy's traffic report as app, release and what was counted. Pure."""
+    return [(e.app, e.release, Traffic(
+        requests=e.requests, classes=dict(e.classes), gateway=dict(e.gateway),
+        bytes_in=e.bytes_in, bytes_out=e.bytes_out, latency_sum=e.latency_sum,
+        latency=list(e.latency))) for e in report.traffic]
 
 
 @dataclass

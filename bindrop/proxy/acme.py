@@ -1,6 +1,6 @@
 """Automatic HTTPS at the edge: ACME HTTP-01 answers and the redirect to https, before routing.
 
-The hub sends what to do in ``tls`` messages (``bindrop.client.protocol.TlsState``); the
+The hub sends what to do in ``tls`` messages (``bindrop.client.proxywire.TlsState``); the
 proxy keeps the last one in memory. ``TlsEdge.wrap(handler)`` answers, ahead of the route
 table and for any host:
 
@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
-from bindrop.client.protocol import TlsState
+from bindrop.client.proxywire import TlsState
 from bindrop.proxy.headers import RawHeaders, build_https_location, request_host
 from bindrop.proxy.http1 import Request, Response
 

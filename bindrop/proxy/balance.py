@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
-from bindrop.client.protocol import Upstream
+from bindrop.client.proxywire import Upstream
 
 
 def pick_upstream(upstreams: Sequence[Upstream], in_flight: Mapping[str, int], *,

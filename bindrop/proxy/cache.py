@@ -6,7 +6,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from bindrop.client.protocol import RouteTable
+from bindrop.client.proxywire import RouteTable
 from bindrop.proxy.snapshot import load_table, save_table
 from bindrop.proxy.table import Lookup, build_lookup
 

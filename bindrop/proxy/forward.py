@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bindrop.client.protocol import AppRoute, Upstream
+from bindrop.client.proxywire import AppRoute, Upstream
 from bindrop.proxy.accesslog import AccessLog, AccessRecord
 from bindrop.proxy.balance import pick_upstream
 from bindrop.proxy.cache import RouteCache

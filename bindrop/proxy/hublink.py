@@ -4,7 +4,8 @@ Connects to the hub's control socket, swaps in every table it receives (and ackn
 its version), answers each drain request once nothing is in flight to that unit, reports
 which apps had requests (for idle stops) and what it counted (``bindrop.proxy.counters``),
 and reconnects (with a growing pause, at most ``retry_max``) whenever the hub is away.
-While the hub is down the last table keeps serving. The protocol is in ``bindrop.client.protocol``.
+While the hub is down the last table keeps serving. The messages and their paths are
+``bindrop.client.proxywire``'s.
 """
 
 from __future__ import annotations
@@ -18,18 +19,20 @@ from typing import Any
 
 import aiohttp
 
-from bindrop.client.protocol import (
-    ACK_PATH,
-    ACTIVITY_PATH,
-    DRAINED_PATH,
-    LATENCY_BUCKETS,
+from bindrop.client.proxywire import (
     STREAM_PATH,
-    TRAFFIC_PATH,
-    WAKE_PATH,
+    Ack,
+    Activity,
     Drain,
+    Drained,
+    Report,
     RouteTable,
     TlsState,
+    TrafficReport,
+    Wake,
     parse_message,
+    render_report,
+    report_path,
 )
 from bindrop.errors import InvalidInput
 from bindrop.proxy.counters import Counters
@@ -101,8 +104,9 @@ class HubLink:
 
     async def _wake(self, app: str, timeout: float) -> str | None:
         assert self._session is not None
+        wake = Wake(app)
         try:
-            async with self._session.post(f"{BASE}{WAKE_PATH}", json={"app": app},
+            async with self._session.post(f"{BASE}{report_path(wake)}", json=render_report(wake),
                                           timeout=aiohttp.ClientTimeout(total=timeout)
                                           ) as response:
                 if response.status == 200:
@@ -155,13 +159,11 @@ class HubLink:
                     if isinstance(message, RouteTable):
                         self.on_table(message)
                         self.connected.set()
-                        spawn(self._post(ACK_PATH, {"proxy": self.proxy_id,
-                                                    "version": message.version}))
+                        spawn(self._post(Ack(self.proxy_id, message.version)))
                     elif isinstance(message, TlsState):
                         if self.on_tls is not None:
                             self.on_tls(message)
-                        spawn(self._post(ACK_PATH, {"proxy": self.proxy_id,
-                                                    "version": message.version}))
+                        spawn(self._post(Ack(self.proxy_id, message.version)))
                     elif isinstance(message, Drain):
                         spawn(self._report_drained(message.unit))
         finally:
@@ -170,14 +172,14 @@ class HubLink:
 
     async def _report_drained(self, unit: str) -> None:
         await self.inflight.wait_idle(unit)
-        await self._post(DRAINED_PATH, {"proxy": self.proxy_id, "unit": unit})
+        await self._post(Drained(self.proxy_id, unit))
 
     async def _report_activity(self) -> None:
         while True:
             await asyncio.sleep(self.activity_interval)
             apps = sorted(self.activity())
             if apps:
-                await self._post(ACTIVITY_PATH, {"proxy": self.proxy_id, "apps": apps})
+                await self._post(Activity(self.proxy_id, tuple(apps)))
             await self.report_traffic()
 
     async def report_traffic(self) -> None:
@@ -187,19 +189,19 @@ class HubLink:
             return
         entries = self.traffic.take()
         try:
-            sent = await self._post(TRAFFIC_PATH, {"proxy": self.proxy_id,
-                                                   "buckets": list(LATENCY_BUCKETS),
-                                                   "traffic": entries})
+            sent = await self._post(TrafficReport(self.proxy_id, tuple(entries)))
         except asyncio.CancelledError:
             self.traffic.give_back(entries)
             raise
         if not sent:
             self.traffic.give_back(entries)
 
-    async def _post(self, path: str, body: dict[str, Any]) -> bool:
+    async def _post(self, report: Report) -> bool:
         assert self._session is not None
+        path = report_path(report)
         try:
-            async with self._session.post(f"{BASE}{path}", json=body) as response:
+            async with self._session.post(f"{BASE}{path}",
+                                          json=render_report(report)) as response:
                 if response.status >= 400:
                     log.warning("hub link: %s answered %d", path, response.status)
                     return False

@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from bindrop.client.protocol import RouteTable, parse_table, render_table
+from bindrop.client.proxywire import RouteTable, parse_table, render_table
 from bindrop.errors import InvalidInput
 
 log = logging.getLogger(__name__)

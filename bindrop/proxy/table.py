@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bindrop.client.protocol import AppRoute, RouteTable
+from bindrop.client.proxywire import AppRoute, RouteTable
 from bindrop.proxy.headers import request_host
 
 

@@ -16,13 +16,13 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from bindrop.api import ApiServer, serve_api
+from bindrop.api.proxylink import add_proxy_routes
 from bindrop.cli.main import cli
 from bindrop.client.client import Client, RemoteError
 from bindrop.hub.commands import Deploy
 from bindrop.hub.hub import Hub
 from bindrop.hub.logs import JournalReader
 from bindrop.hub.proxylink import ProxyLink
-from bindrop.hub.proxylink_http import add_proxy_routes
 from bindrop.hub.state import StateStore
 from bindrop.proxy.server import ProxyOptions, ProxyServer
 from bindrop.settings import Settings

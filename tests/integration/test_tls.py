@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from bindrop.api import ApiServer, serve_api
+from bindrop.api.proxylink import add_proxy_routes
 from bindrop.hub.hub import Hub
 from bindrop.hub.logs import JournalReader
 from bindrop.hub.proxylink import ProxyLink
-from bindrop.hub.proxylink_http import add_proxy_routes
 from bindrop.hub.state import StateStore
 from bindrop.hub.tls import TlsManager
 from bindrop.proxy.listen import bind_socket

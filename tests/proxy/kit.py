@@ -17,9 +17,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bindrop.api.proxylink import add_proxy_routes
 from bindrop.hub.hub import Hub
 from bindrop.hub.proxylink import ProxyLink
-from bindrop.hub.proxylink_http import add_proxy_routes
 from bindrop.hub.state import Route
 from bindrop.proxy.listen import bind_socket
 from bindrop.proxy.server import ProxyOptions, ProxyServer

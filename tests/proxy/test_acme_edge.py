@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from bindrop.client.protocol import parse_message
+from bindrop.client.proxywire import TlsState, parse_message
 from bindrop.errors import InvalidInput
 from bindrop.proxy.server import ProxyServer
 from bindrop.store import AppConfig, Store
@@ -18,9 +18,10 @@ TOKEN = "tok_EN-123"
 ANSWER = f"{TOKEN}.thumb-print_456"
 
 
-async def publish(hub_end: HubEnd, proxy: ProxyServer, **fields: object) -> None:
-    message = {"type": "tls", "challenges": {}, "redirect": [], "hsts": [], "certs": 0}
-    await hub_end.link.announce(message | fields)
+async def publish(hub_end: HubEnd, proxy: ProxyServer, challenges: dict[str, str],
+                  redirect: tuple[str, ...] = ()) -> None:
+    await hub_end.link.announce(TlsState(challenges=challenges, redirect=frozenset(redirect),
+                                         certs=0))
     async with asyncio.timeout(HANG):
         while proxy.tls.state.version != hub_end.link.version:
             await asyncio.sleep(0.01)
@@ -87,7 +88,7 @@ async def test_a_challenge_for_an_on_demand_app_does_not_wake_it(
 
 async def test_a_host_with_a_certificate_redirects_except_the_challenge_path(
         hub_end: HubEnd, proxy: ProxyServer, backend: Backend) -> None:
-    await publish(hub_end, proxy, challenges={TOKEN: ANSWER}, redirect=["web.test"])
+    await publish(hub_end, proxy, challenges={TOKEN: ANSWER}, redirect=("web.test",))
     raw = await raw_request(proxy.ports[0], get("WEB.test.:8080", "/a%2Fb?c=d%20e"))
     head = raw.partition(b"\r\n\r\n")[0].decode()
     assert head.startswith("HTTP/1.1 308")

@@ -9,7 +9,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bindrop.hub.proxylink_http import TRAFFIC_PATH, add_proxy_routes
+from bindrop.api.proxylink import add_proxy_routes
+from bindrop.client.proxywire import TRAFFIC_PATH, render_traffic_entry
 from bindrop.proxy.server import ProxyServer
 
 from .kit import Backend, HubEnd, proxy_options, running_proxy
@@ -26,7 +27,7 @@ async def send(proxy: ProxyServer, host: str, path: str = "/", body: bytes | Non
 
 def counted(proxy: ProxyServer) -> dict[tuple[str, str], dict[str, Any]]:
     assert proxy.counters is not None
-    return {(e["app"], e["release"]): e for e in proxy.counters.take()}
+    return {(e.app, e.release): render_traffic_entry(e) for e in proxy.counters.take()}
 
 
 async def test_answers_are_counted_by_class_and_gateway_code_with_bytes_and_latency(

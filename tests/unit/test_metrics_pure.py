@@ -9,23 +9,26 @@ from prometheus_client.parser import text_string_to_metric_families
 from bindrop.api.metrics import parse_duration, plan_span
 from bindrop.api.prometheus import render_prometheus
 from bindrop.cli.metrics import render_top, sparkline
-from bindrop.client.protocol import LATENCY_BUCKETS as PROXY_BUCKETS
-from bindrop.errors import InvalidInput
-from bindrop.hub.metrics import Resources
-from bindrop.hub.traffic import (
+from bindrop.client.proxywire import (
     LATENCY_BUCKETS,
-    Point,
-    Traffic,
-    downsample,
-    parse_entry,
-    parse_report,
-    quantile,
+    TrafficReport,
+    parse_traffic,
+    parse_traffic_entry,
+    render_report,
+    render_traffic_entry,
 )
+from bindrop.errors import InvalidInput
+from bindrop.hub import traffic as hub_traffic
+from bindrop.hub.metrics import Resources
+from bindrop.hub.traffic import Point, Traffic, downsample, quantile, traffic_of
+from bindrop.proxy import counters as proxy_counters
 from bindrop.proxy.counters import Counters
 
 
 def test_the_proxy_and_the_hub_agree_on_the_latency_buckets() -> None:
-    assert PROXY_BUCKETS == LATENCY_BUCKETS
+    # one definition, the wire's, that both ends import
+    assert hub_traffic.LATENCY_BUCKETS is LATENCY_BUCKETS
+    assert proxy_counters.LATENCY_BUCKETS is LATENCY_BUCKETS
 
 
 def counted() -> Counters:
@@ -40,7 +43,7 @@ def counted() -> Counters:
 
 
 def test_counters_report_requests_classes_gateway_codes_bytes_and_buckets() -> None:
-    entries = {(e["app"], e["release"]): e for e in counted().take()}
+    entries = {(e.app, e.release): render_traffic_entry(e) for e in counted().take()}
     assert set(entries) == {("blog", "3"), ("blog", "")}
     blog = entries[("blog", "3")]
     assert blog["requests"] == 4
@@ -58,14 +61,14 @@ def test_take_resets_and_give_back_adds_the_counts_again() -> None:
     assert not counters and counters.take() == []
     counters.count("blog", "3", 200, 0, 1, 0.001)
     counters.give_back(first)
-    again = {(e["app"], e["release"]): e for e in counters.take()}
-    assert again[("blog", "3")]["requests"] == 5
-    assert again[("blog", "3")]["classes"]["2xx"] == 3
+    again = {(e.app, e.release): e for e in counters.take()}
+    assert again[("blog", "3")].requests == 5
+    assert again[("blog", "3")].classes["2xx"] == 3
 
 
 def test_what_the_proxy_reports_is_what_the_hub_parses() -> None:
-    entries = counted().take()
-    parsed = parse_report({"buckets": list(PROXY_BUCKETS), "traffic": entries})
+    body = render_report(TrafficReport("p1", tuple(counted().take())))
+    parsed = traffic_of(parse_traffic(body))
     assert {(a, r): t.requests for a, r, t in parsed} == {("blog", "3"): 4, ("blog", ""): 1}
 
 
@@ -75,14 +78,14 @@ def test_what_the_proxy_reports_is_what_the_hub_parses() -> None:
     {"latency_sum": -1}, {"app": ""}, {"release": None}, {"classes": {"2xx": "1"}},
 ])
 def test_a_malformed_traffic_entry_is_refused(change: dict[str, object]) -> None:
-    entry = counted().take()[0] | change
+    entry = render_traffic_entry(counted().take()[0]) | change
     with pytest.raises(InvalidInput):
-        parse_entry(entry)
+        parse_traffic_entry(entry)
 
 
 def test_a_report_with_other_buckets_is_refused() -> None:
     with pytest.raises(InvalidInput, match="buckets"):
-        parse_report({"buckets": [1, 2], "traffic": []})
+        parse_traffic({"proxy": "p1", "buckets": [1, 2], "traffic": []})
 
 
 def test_quantiles_interpolate_within_a_bucket_and_none_without_requests() -> None:

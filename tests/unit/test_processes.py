@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bindrop.client.protocol import Upstream, parse_table
+from bindrop.client.proxywire import RouteTable, Upstream, parse_table, render_table
 from bindrop.errors import InvalidInput
 from bindrop.hub.plan import Adopt, DesiredApp, ObservedUnit, next_instance, plan_reconcile
 from bindrop.hub.routetable import build_route_table
@@ -166,14 +166,15 @@ def test_the_route_table_lists_every_serving_instance_and_the_proxy_reads_them()
     view = derive_view("blog", routes, [_unit("w1"), _unit("w2")], None, None)
     entries, _ = build_route_table([AppConfig(name="blog", hosts=("blog.test",))],
                                    {"blog": view})
-    assert entries[0]["upstream"]["port"] == 2001
-    assert [u["port"] for u in entries[0]["upstreams"]] == [2001, 2002]
-    table = parse_table({"version": 1, "apps": entries})
+    assert entries[0].upstream is not None and entries[0].upstream.port == 2001
+    assert [u.port for u in entries[0].upstreams] == [2001, 2002]
+    rendered = render_table(RouteTable(1, tuple(entries)))
+    assert [u["port"] for u in rendered["apps"][0]["upstreams"]] == [2001, 2002]
+    table = parse_table(rendered)
     assert [u.port for u in table.apps[0].upstreams] == [2001, 2002]
     # a hub before process types sends only "upstream": one instance
-    del entries[0]["upstreams"]
-    assert [u.port for u in parse_table({"version": 1, "apps": entries}).apps[0].upstreams
-            ] == [2001]
+    del rendered["apps"][0]["upstreams"]
+    assert [u.port for u in parse_table(rendered).apps[0].upstreams] == [2001]
 
 
 def test_web_instances_all_restarting_beside_a_running_worker_read_as_restarting() -> None:
@@ -181,7 +182,7 @@ def test_web_instances_all_restarting_beside_a_running_worker_read_as_restarting
     view = derive_view("blog", routes, [_unit("w1", False), _unit("k1")], None, None)
     entries, _ = build_route_table([AppConfig(name="blog", hosts=("blog.test",))],
                                    {"blog": view})
-    assert entries[0]["status"] == "restarting" and entries[0]["upstream"] is None
+    assert entries[0].status == "restarting" and entries[0].upstream is None
 
 
 def test_an_interactive_run_over_ssh_asks_for_a_terminal_and_runs_bindrop_there() -> None:

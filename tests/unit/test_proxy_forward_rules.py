@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bindrop.client.protocol import AppRoute
+from bindrop.client.proxywire import AppRoute
 from bindrop.proxy.accesslog import AccessRecord, render_access_line
 from bindrop.proxy.forward import describe_unavailable
 from bindrop.proxy.upstream import render_request_head

@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from bindrop.client.protocol import (
+from bindrop.client.proxywire import (
     AppRoute,
     Drain,
     Ping,
     RouteTable,
     Upstream,
+    encode_line,
     parse_message,
     parse_table,
     render_table,
 )
 from bindrop.errors import InvalidInput
-from bindrop.hub.proxylink_http import encode_line
 from bindrop.hub.routetable import build_route_table
 from bindrop.hub.state import AppRunState, AppView, Route
 from bindrop.proxy.snapshot import load_table, save_table
@@ -32,7 +32,7 @@ def test_a_table_the_hub_builds_is_the_table_the_proxy_reads() -> None:
     views = {"blog": AppView("blog", AppRunState.RUNNING,
                              Route("bindrop-app-blog-3.service", "3", 20001))}
     entries, _ = build_route_table(apps, views)
-    line = encode_line({"type": "table", "version": 9, "apps": entries})
+    line = encode_line(RouteTable(9, tuple(entries)))
     assert parse_message(line) == RouteTable(9, (
         AppRoute("blog", ("blog.test", "blog.test/api"), "running",
                  Upstream("bindrop-app-blog-3.service", "3", 20001), "soon", 10, True),
@@ -94,7 +94,7 @@ def test_a_holding_app_reaches_the_proxy_as_hold() -> None:
     apps = [AppConfig(name="single", hosts=("single.test",), no_overlap=True)]
     views = {"single": AppView("single", AppRunState.STARTING, holding=True)}
     entries, _ = build_route_table(apps, views)
-    table = parse_message(encode_line({"type": "table", "version": 1, "apps": entries}))
+    table = parse_message(encode_line(RouteTable(1, tuple(entries))))
     assert isinstance(table, RouteTable)
     assert table.apps[0].hold and not table.apps[0].serving
     assert parse_table(render_table(table)) == table

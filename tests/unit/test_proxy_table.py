@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bindrop.client.protocol import AppRoute, RouteTable
+from bindrop.client.proxywire import AppRoute, RouteTable
 from bindrop.proxy.table import build_lookup, match_route
 
 TABLE = RouteTable(3, (

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bindrop.client.protocol import parse_table, render_table
+from bindrop.client.proxywire import RouteTable, parse_table, render_table
 from bindrop.hub.routetable import ControlRoute, build_route_table
 from bindrop.proxy.certs import host_for_file_stem, pick_certificate
 from bindrop.proxy.headers import build_https_location
@@ -68,7 +68,7 @@ def test_https_redirect_is_stored_and_reaches_the_proxy_but_not_for_the_control_
         updated = store.update_app("blog", https_redirect=True)
         assert updated.https_redirect is True and store.get_app("blog") == updated
         entries, _ = build_route_table([updated], {}, ControlRoute("bindrop.test", 9, 1000))
-    table = parse_table({"type": "table", "version": 1, "apps": entries})
+    table = parse_table(render_table(RouteTable(1, tuple(entries))))
     by_app = {a.app: a for a in table.apps}
     assert by_app["blog"].https_redirect is True
     assert by_app["bindrop:control"].https_redirect is False

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bindrop.client.proxywire import Drain, RouteTable
 from bindrop.hub.proxylink import ProxyLink, unconfirmed, undrained
 from bindrop.hub.state import Route, StateStore
 from bindrop.store import AppConfig, Store
@@ -39,22 +40,22 @@ def test_the_version_grows_only_when_the_table_changes(link: ProxyLink) -> None:
 
 
 async def test_a_recorded_event_refreshes_the_table_by_itself(link: ProxyLink) -> None:
-    before = link.table()["version"]
+    before = link.table().version
     link.store.update_app("web", hosts=["web.test", "www.test"])
     link.store.add_event("app_updated", "web", "hosts changed")
     await asyncio.sleep(0)
     table = link.table()
-    assert table["version"] == before + 1 and table["apps"][0]["hosts"] == ["web.test",
-                                                                            "www.test"]
+    assert table.version == before + 1 and table.apps[0].hosts == ("web.test", "www.test")
 
 
 async def test_a_proxy_gets_the_whole_table_first_then_each_change(link: ProxyLink) -> None:
     peer = link.connect("p1", alive=lambda: True)
-    assert peer.outbox.get_nowait()["version"] == link.version  # type: ignore[index]
+    assert peer.outbox.get_nowait() == link.table() and link.table().version == link.version
     task = asyncio.ensure_future(link.publish("web", Route("u.service", "1", 20001)))
     message = await asyncio.wait_for(peer.outbox.get(), 1)
-    assert message is not None and message["apps"][0]["upstream"]["port"] == 20001
-    link.ack("p1", message["version"])
+    assert isinstance(message, RouteTable)
+    assert message.apps[0].upstream is not None and message.apps[0].upstream.port == 20001
+    link.ack("p1", message.version)
     await asyncio.wait_for(task, 1)
 
 
@@ -85,7 +86,7 @@ async def test_drain_asks_each_proxy_and_returns_when_all_reported(link: ProxyLi
     await asyncio.sleep(0)
     for peer in (p1, p2):
         peer.outbox.get_nowait()
-        assert peer.outbox.get_nowait() == {"type": "drain", "unit": "old.service"}
+        assert peer.outbox.get_nowait() == Drain("old.service")
     link.report_drained("p1", "old.service")
     await asyncio.sleep(0.05)
     assert not task.done()

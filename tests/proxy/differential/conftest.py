@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bindrop.client.protocol import AppRoute, RouteTable, Upstream
+from bindrop.client.proxywire import AppRoute, RouteTable, Upstream
 from bindrop.proxy.listen import bind_socket
 from bindrop.proxy.server import ProxyOptions, ProxyServer
 from bindrop.proxy.snapshot import save_table

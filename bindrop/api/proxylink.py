@@ -1,32 +1,43 @@
 """The control API's routes for proxies: the route stream, acks and drain reports.
 
-``add_proxy_routes(app, link)`` adds them to the API's aiohttp application; the protocol is
-documented in ``bindrop.hub.proxylink``. They belong on the root-only unix socket: a proxy is
-part of the server, not a remote client.
+``add_proxy_routes(app, link)`` adds them to the API's aiohttp application; the messages and
+their paths are ``bindrop.client.proxywire``'s, the exchange is documented in
+``bindrop.hub.proxylink``. They belong on the root-only unix socket: a proxy is part of the
+server, not a remote client.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, TypeVar
 
 from aiohttp import web
 
+from bindrop.client.proxywire import (
+    ACK_PATH,
+    ACTIVITY_PATH,
+    DRAINED_PATH,
+    STREAM_PATH,
+    TRAFFIC_PATH,
+    WAKE_PATH,
+    Message,
+    Ping,
+    encode_line,
+    parse_ack,
+    parse_activity,
+    parse_drained,
+    parse_traffic,
+    parse_wake,
+)
 from bindrop.errors import BindropError, InvalidInput
 from bindrop.hub.hub import Hub
 from bindrop.hub.ondemand import CHECK_INTERVAL, OnDemand
 from bindrop.hub.proxylink import ProxyLink
-from bindrop.hub.traffic import parse_report
+from bindrop.hub.traffic import traffic_of
 
-STREAM_PATH = "/v1/proxy/stream"
-ACK_PATH = "/v1/proxy/ack"
-DRAINED_PATH = "/v1/proxy/drained"
-ACTIVITY_PATH = "/v1/proxy/activity"
-WAKE_PATH = "/v1/proxy/wake"
-TRAFFIC_PATH = "/v1/proxy/traffic"
+_Body = TypeVar("_Body")
 
 
 def add_proxy_routes(app: web.Application, link: ProxyLink, *, hub: Hub | None = None,
@@ -54,10 +65,6 @@ def add_proxy_routes(app: web.Application, link: ProxyLink, *, hub: Hub | None =
         app.cleanup_ctx.append(idle_stops)
 
 
-def encode_line(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
-
-
 def _stream(link: ProxyLink) -> Any:
     async def stream(request: web.Request) -> web.StreamResponse:
         proxy_id = request.query.get("proxy") or f"proxy-{uuid.uuid4().hex[:8]}"
@@ -72,10 +79,11 @@ def _stream(link: ProxyLink) -> Any:
         try:
             await response.prepare(request)
             while True:
+                message: Message | None
                 try:
                     message = await asyncio.wait_for(peer.outbox.get(), link.ping_interval)
                 except TimeoutError:
-                    message = {"type": "ping"}
+                    message = Ping()
                 if message is None:  # replaced by a newer stream of the same proxy, or closing
                     break
                 await response.write(encode_line(message))
@@ -90,11 +98,8 @@ def _stream(link: ProxyLink) -> Any:
 
 def _ack(link: ProxyLink) -> Any:
     async def ack(request: web.Request) -> web.Response:
-        body = await _json(request)
-        version = body.get("version")
-        if not isinstance(version, int):
-            raise web.HTTPBadRequest(text="version must be an integer")
-        link.ack(_proxy_id(body), version)
+        report = await _json(request, parse_ack)
+        link.ack(report.proxy, report.version)
         return web.Response(status=204)
 
     return ack
@@ -102,11 +107,8 @@ def _ack(link: ProxyLink) -> Any:
 
 def _drained(link: ProxyLink) -> Any:
     async def drained(request: web.Request) -> web.Response:
-        body = await _json(request)
-        unit = body.get("unit")
-        if not isinstance(unit, str):
-            raise web.HTTPBadRequest(text="unit must be a unit name")
-        link.report_drained(_proxy_id(body), unit)
+        report = await _json(request, parse_drained)
+        link.report_drained(report.proxy, report.unit)
         return web.Response(status=204)
 
     return drained
@@ -114,12 +116,8 @@ def _drained(link: ProxyLink) -> Any:
 
 def _activity(link: ProxyLink) -> Any:
     async def activity(request: web.Request) -> web.Response:
-        body = await _json(request)
-        apps = body.get("apps")
-        if not isinstance(apps, list) or not all(isinstance(a, str) for a in apps):
-            raise web.HTTPBadRequest(text="apps must be a list of app names")
-        _proxy_id(body)
-        link.record_activity(apps)
+        report = await _json(request, parse_activity)
+        link.record_activity(report.apps)
         return web.Response(status=204)
 
     return activity
@@ -127,13 +125,8 @@ def _activity(link: ProxyLink) -> Any:
 
 def _traffic(hub: Hub) -> Any:
     async def traffic(request: web.Request) -> web.Response:
-        body = await _json(request)
-        _proxy_id(body)
-        try:
-            entries = parse_report(body)
-        except InvalidInput as exc:
-            raise web.HTTPBadRequest(text=exc.message) from None
-        hub.metrics.record_traffic(entries)
+        report = await _json(request, parse_traffic)
+        hub.metrics.record_traffic(traffic_of(report))
         return web.Response(status=204)
 
     return traffic
@@ -141,12 +134,9 @@ def _traffic(hub: Hub) -> Any:
 
 def _wake(on_demand: OnDemand) -> Any:
     async def wake(request: web.Request) -> web.Response:
-        body = await _json(request)
-        app = body.get("app")
-        if not isinstance(app, str):
-            raise web.HTTPBadRequest(text="app must be an app name")
+        asked = await _json(request, parse_wake)
         try:
-            outcome = await on_demand.wake(app)
+            outcome = await on_demand.wake(asked.app)
         except BindropError as exc:
             return web.json_response(exc.to_dict(), status=exc.status)
         return web.json_response(outcome.to_dict())
@@ -154,18 +144,15 @@ def _wake(on_demand: OnDemand) -> Any:
     return wake
 
 
-async def _json(request: web.Request) -> dict[str, Any]:
+async def _json(request: web.Request, parse: Callable[[Mapping[str, Any]], _Body]) -> _Body:
+    """The request's body read by one of the wire's parsers; 400 if it cannot be."""
     try:
         body = await request.json()
     except ValueError:
         raise web.HTTPBadRequest(text="the body must be JSON") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="the body must be a JSON object")
-    return body
-
-
-def _proxy_id(body: dict[str, Any]) -> str:
-    proxy = body.get("proxy")
-    if not isinstance(proxy, str) or not proxy:
-        raise web.HTTPBadRequest(text="proxy must be the id the proxy streamed with")
-    return proxy
+    try:
+        return parse(body)
+    except InvalidInput as exc:
+        raise web.HTTPBadRequest(text=exc.message) from None
