@@ -10,7 +10,7 @@ import click
 
 from bindrop.cli.lazy import LazyGroup
 from bindrop.cli.remote import emit_json, json_option, remote
-from bindrop.settings import DEFAULT_DASHBOARD_HOST
+from bindrop.client.servers import DEFAULT_DASHBOARD_HOST
 
 Run = Callable[..., Any]
 
