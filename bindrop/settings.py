@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The host at which the proxy serves the dashboard (a system app; "off" for none): defined
+# with the client, whose `dashboard setup` offers it too.
+from bindrop.client.servers import DEFAULT_DASHBOARD_HOST as DEFAULT_DASHBOARD_HOST
 from bindrop.errors import InvalidInput
 
 SYSTEM_BUS_DEFAULT = "unix:path=/run/dbus/system_bus_socket"
@@ -26,8 +29,6 @@ DEFAULT_UPLOAD_LIMIT = 1024**3
 DEFAULT_MAX_INSTANCES = 16
 #: How long a release command may run (Heroku's release phase: one hour too).
 DEFAULT_RELEASE_TIMEOUT_S = 3600.0
-#: The host at which the proxy serves the dashboard (a system app); "off" for none.
-DEFAULT_DASHBOARD_HOST = "dashboard.localhost"
 
 
 def _default_machines_dir(environ: Mapping[str, str]) -> Path:

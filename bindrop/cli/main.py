@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import Any
 
 import click
 
+from bindrop.cli.lazy import LazyGroup
 from bindrop.errors import BindropError
 
 
-class BindropGroup(click.Group):
+class BindropGroup(LazyGroup):
     """Loads each command's module only when that command runs (a CLI call stays fast), and
     turns a BindropError into a one-line reason on stderr and a non-zero exit."""
-
-    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.lazy = dict(lazy or {})
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self.lazy})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in self.lazy:
-            module, _, attr = self.lazy[cmd_name].partition(":")
-            command = getattr(importlib.import_module(module), attr)
-            self.add_command(command, cmd_name)
-        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -45,13 +30,14 @@ def _print_version(ctx: click.Context, value: bool) -> None:
         ctx.exit()
 
 
-#: Every command, as "module:attribute": imported when used.
+#: Every command, as "module:attribute": imported when used. The server's own entry points
+#: are in bindrop.serve (named here only, never imported by the CLI).
 COMMANDS = {
-    "machine": "bindrop.cli.machine:machine",
-    "hub": "bindrop.cli.server_side:hub",
-    "install": "bindrop.cli.install:install",
-    "proxy": "bindrop.cli.proxy_cmd:proxy",
-    "api-stdio": "bindrop.cli.api_stdio:api_stdio",
+    "machine": "bindrop.serve.machine:machine",
+    "hub": "bindrop.serve.hub:hub",
+    "install": "bindrop.serve.install:install",
+    "proxy": "bindrop.serve.proxy:proxy",
+    "api-stdio": "bindrop.serve.api_stdio:api_stdio",
     "create": "bindrop.cli.apps:create",
     "destroy": "bindrop.cli.apps:destroy",
     "apps": "bindrop.cli.apps:list_apps",
@@ -69,13 +55,13 @@ COMMANDS = {
     "limits": "bindrop.cli.env:limits",
     "token": "bindrop.cli.tokens:token",
     "server": "bindrop.cli.servers:server",
-    "migrate": "bindrop.cli.moving:migrate",
+    "migrate": "bindrop.serve.moving:migrate",
     "dashboard": "bindrop.cli.dashboard:dashboard",
     "backup": "bindrop.cli.backup:backup",
     "disk": "bindrop.cli.disk:disk",
     "gc": "bindrop.cli.disk:gc",
     "cron": "bindrop.cli.cron:cron",
-    "care-run": "bindrop.cli.care_run:care_run",
+    "care-run": "bindrop.serve.care_run:care_run",
     "alerts": "bindrop.cli.alerts:alerts",
     "bucket": "bindrop.cli.bucket:bucket",
     "tls": "bindrop.cli.tls:tls",

@@ -6,24 +6,25 @@ import os
 
 import click
 
-from bindrop.cli.moving import export_cmd, import_cmd, setup
+from bindrop.cli.lazy import LazyGroup
 from bindrop.cli.remote import emit_json, json_option, table
-from bindrop.cli.restore import restore_cmd
 from bindrop.client.servers import SavedServer, load_servers, remove_server, save_server
 
+#: What runs on the server's own files, or sets one up over SSH (bindrop.serve).
+SERVER_SIDE = {
+    "setup": "bindrop.serve.moving:setup",
+    "export": "bindrop.serve.moving:export_cmd",
+    "import": "bindrop.serve.moving:import_cmd",
+    "restore": "bindrop.serve.restore:restore_cmd",
+}
 
-@click.group()
+
+@click.group(cls=LazyGroup, lazy=SERVER_SIDE)
 def server() -> None:
     """Servers saved by name, to use as --server NAME; set up, export and import one.
 
     Example: bindrop server add prod https://bindrop.example.com --token "$T"
     """
-
-
-server.add_command(setup)
-server.add_command(export_cmd)
-server.add_command(import_cmd)
-server.add_command(restore_cmd)
 
 
 @server.command()

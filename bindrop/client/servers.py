@@ -24,6 +24,9 @@ from urllib.parse import urlsplit
 from bindrop.errors import InvalidInput, NotFound
 
 DEFAULT_SERVER = "unix:/run/bindrop/control.sock"
+#: The host at which the proxy serves the dashboard (a system app); "off" for none. A server's
+#: settings (bindrop.settings) take their default from here.
+DEFAULT_DASHBOARD_HOST = "dashboard.localhost"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 Transport = Literal["unix", "http", "ssh"]

@@ -9,10 +9,10 @@ import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
-from bindrop.cli.install import deploy_dir, render_installed_unit
 from bindrop.hub.proxylink import ProxyLink
 from bindrop.hub.state import StateStore
 from bindrop.machine import Machine
+from bindrop.serve.install import deploy_dir, render_installed_unit
 from bindrop.settings import Settings
 from bindrop.store import Store
 from tests.proxy.kit import HubEnd

@@ -8,9 +8,9 @@ import pytest
 
 from bindrop.api import ApiServer
 from bindrop.care.local import LocalBackups
-from bindrop.cli.install import deploy_dir, render_installed_unit
 from bindrop.hub.hub import Hub
 from bindrop.machine import Machine
+from bindrop.serve.install import deploy_dir, render_installed_unit
 from bindrop.settings import Settings
 
 from .carekit import deploy_writer, wait_for

@@ -66,6 +66,8 @@ def test_the_wheel_carries_every_file_bindrop_reads_at_run_time(dist: Path) -> N
     missing = [w for w in PACKAGE_DATA if not _has(names, w)]
     assert not missing, f"the wheel lacks {missing}"
     assert b"bindrop = bindrop.cli.main:cli" in entry_points
+    # The server's entry points, which the CLI imports by name only (#19).
+    assert "bindrop/serve/hub.py" in names
     assert not [n for n in names if "__pycache__" in n or n.startswith(("deploy/", "tests/"))]
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from bindrop.cli.install import deploy_dir, render_installed_unit
 from bindrop.client.servers import parse_server
 from bindrop.client.ssh import ssh_argv
 from bindrop.errors import InvalidInput
 from bindrop.machine.machine import remote_url
+from bindrop.serve.install import deploy_dir, render_installed_unit
 from bindrop.settings import DEFAULT_UPLOAD_LIMIT, Settings
 
 

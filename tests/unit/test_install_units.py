@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bindrop.cli.install import UNITS, deploy_dir, installed_units, render_installed_unit
+from bindrop.serve.install import UNITS, deploy_dir, installed_units, render_installed_unit
 
 
 def render(name: str, https_port: int | None) -> str:
@@ -36,7 +36,7 @@ def test_with_https_off_there_is_no_https_socket_anywhere() -> None:
 
 
 def test_the_timers_run_their_oneshots_on_schedule() -> None:
-    from bindrop.cli.install import TIMER_SERVICES
+    from bindrop.serve.install import TIMER_SERVICES
 
     backup = render_installed_unit((deploy_dir() / "bindrop-backup.timer").read_text(), "b",
                                    backup_schedule="*-*-* 03:00")
@@ -52,15 +52,15 @@ def test_the_timers_run_their_oneshots_on_schedule() -> None:
 
 @pytest.mark.parametrize("spec", ["daily", "*-*-* 03:00", "Mon *-*-* 04:00:00"])
 def test_a_calendar_spec_is_accepted(spec: str) -> None:
-    from bindrop.cli.install import parse_calendar
+    from bindrop.serve.install import parse_calendar
 
     assert parse_calendar(spec) == spec
 
 
 @pytest.mark.parametrize("spec", ["", "whenever", "daily\nExecStart=/bin/sh", "@x@"])
 def test_a_bad_calendar_spec_is_refused(spec: str) -> None:
-    from bindrop.cli.install import parse_calendar
     from bindrop.errors import InvalidInput
+    from bindrop.serve.install import parse_calendar
 
     with pytest.raises(InvalidInput, match="calendar spec"):
         parse_calendar(spec)

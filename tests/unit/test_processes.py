@@ -199,7 +199,7 @@ def test_an_interactive_run_over_ssh_asks_for_a_terminal_and_runs_bindrop_there(
 
 
 def test_install_gives_the_hub_its_max_instances() -> None:
-    from bindrop.cli.install import deploy_dir, render_installed_unit
+    from bindrop.serve.install import deploy_dir, render_installed_unit
 
     text = render_installed_unit((deploy_dir() / "bindrop.service").read_text(), "b",
                                  max_instances=4)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bindrop.cli.proxy_cmd import parse_listen
 from bindrop.errors import InvalidInput
 from bindrop.proxy.listen import parse_listen_fds
+from bindrop.serve.proxy import parse_listen
 
 
 @pytest.mark.parametrize(("environ", "fds"), [

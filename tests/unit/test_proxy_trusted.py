@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bindrop.cli.install import deploy_dir, render_installed_unit
 from bindrop.errors import InvalidInput
 from bindrop.proxy.trusted import TrustedProxies, parse_trusted_proxies
+from bindrop.serve.install import deploy_dir, render_installed_unit
 from bindrop.settings import Settings
 
 

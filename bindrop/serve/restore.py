@@ -12,9 +12,9 @@ from typing import Any
 
 import click
 
-from bindrop.cli.moving import _remote, _settings, _ssh_server
 from bindrop.cli.remote import emit_json, json_option, size_text
 from bindrop.errors import InvalidInput
+from bindrop.serve.moving import _remote, _settings, _ssh_server
 
 
 @click.command(name="restore")
