@@ -13,10 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
+from bindrop.domain.limits import parse_cpu, parse_memory
 from bindrop.errors import InvalidInput
 from bindrop.hub.config import UPDATABLE
 from bindrop.store import AppConfig
-from bindrop.units import parse_cpu, parse_memory
 
 JSON_BODY_MAX = 1024 * 1024
 CREATE_FIELDS = frozenset({"name", *UPDATABLE} - {"maintenance_message"})

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bindrop.domain.limits import Limits
+from bindrop.domain.processes import WEB, InstanceId, build_instance_id, parse_instance_token
 from bindrop.errors import BindropError, InvalidInput, JobFailed, NotFound, NotReady
 from bindrop.hub.actor import Actor
 from bindrop.hub.commands import (
@@ -50,13 +52,11 @@ from bindrop.store.processes import ProcessConfig
 from bindrop.systemd import ActiveState, Manager, SubState
 from bindrop.units import (
     AppSpec,
-    Limits,
     ReleaseSpec,
     app_unit_name,
     build_app_unit,
     parse_app_unit_name,
 )
-from bindrop.units.processes import WEB, InstanceId, build_instance_id, parse_instance_token
 from bindrop.units.tasks import build_release_task
 
 log = logging.getLogger(__name__)

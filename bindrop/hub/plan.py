@@ -7,7 +7,7 @@ what is missing (after a reboot transient units are gone) and stops what no conf
 Unit instances: a release's first unit is ``bindrop-app-<app>-<release>``; a restart of the
 same release needs a fresh name while the old one still serves, so later *generations* are
 ``<release>.<n>`` (``bindrop-app-blog-3.1.service``). Every instance of every process of one
-generation shares it (``3.1_worker_2``; see ``bindrop.units.processes``), and reconcile keeps
+generation shares it (``3.1_worker_2``; see ``bindrop.domain.processes``), and reconcile keeps
 or stops a generation whole.
 """
 

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bindrop import __version__
+from bindrop.domain.hosts import parse_host
 from bindrop.errors import Conflict, InvalidInput
 from bindrop.hub.commands import Deploy, Start
 from bindrop.hub.routetable import check_hosts_free
 from bindrop.hub.state import AppRunState
 from bindrop.store import AppConfig
-from bindrop.store.hosts import parse_host
 
 if TYPE_CHECKING:
     from bindrop.hub.hub import Hub

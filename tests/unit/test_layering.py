@@ -57,12 +57,15 @@ class Rule:
     exempt: tuple[str, ...] = ()
 
 
-BASE = ("errors", "settings")
-# units/ is pure (validators, parsers, unit building): the server-side layers may share it.
+# domain/ is the pure core (names, limits, sizes, time spans, hosts, processes, releases):
+# every layer may use it.
+BASE = ("errors", "settings", "domain")
+# units/ is pure (unit building): the server-side layers may share it.
 PURE = (*BASE, "units")
 
 # One line per folder; "may import" as in design.md's code layout.
 RULES = (
+    Rule("domain", ("errors", "domain"), forbidden=NO_IO, stdlib_only=True),
     Rule("units", PURE, forbidden=NO_IO, stdlib_only=True),
     # systemd/ knows systemd, not apps: it takes units' properties duck-typed.
     Rule("systemd", (*BASE, "systemd"), forbidden=(*DB, "aiohttp", "click")),
@@ -182,6 +185,9 @@ def test_every_rule_names_a_distinct_folder() -> None:
         ("units/bad.py", "from ..store import db\n", "bindrop.store"),
         ("units/bad.py", "if TYPE_CHECKING:\n    import sqlite3\n", "sqlite3"),
         ("units/bad.py", "def f():\n    import subprocess\n", "subprocess"),
+        ("domain/bad.py", "from bindrop.settings import Settings\n", "bindrop.settings"),
+        ("domain/bad.py", "from bindrop.units.names import SLICE\n", "bindrop.units.names"),
+        ("domain/bad.py", "import sqlite3\n", "sqlite3"),
         ("systemd/bad.py", "from bindrop.units import prop\n", "bindrop.units"),
         ("systemd/bad.py", "from ..units.names import SLICE\n", "bindrop.units.names"),
         ("cli/bad.py", "import sqlite_utils\n", "sqlite_utils"),
@@ -201,6 +207,9 @@ def test_a_forbidden_edge_is_reported(
     ("file", "source"),
     [
         ("units/ok.py", "from __future__ import annotations\nimport re, hashlib\n"),
+        ("units/ok.py", "from bindrop.domain.names import validate_app_name\n"),
+        ("domain/ok.py", "from bindrop.errors import InvalidInput\nfrom . import names\n"),
+        ("dashboard/ok.py", "from bindrop.domain.names import validate_app_name\n"),
         ("units/ok.py", "from . import names\nfrom .names import SLICE\n"),
         ("units/ok.py", "from bindrop.errors import InvalidInput\nfrom bindrop import units\n"),
         ("units/ok.py", "from bindrop.settings import Settings\nimport bindrop\n"),

@@ -6,6 +6,14 @@ from __future__ import annotations
 import pytest
 
 from bindrop.client.protocol import Upstream, parse_table
+from bindrop.domain.processes import (
+    InstanceId,
+    build_instance_id,
+    parse_instance_token,
+    parse_procfile,
+    parse_scale,
+    parse_scale_args,
+)
 from bindrop.errors import InvalidInput
 from bindrop.hub.plan import Adopt, DesiredApp, ObservedUnit, next_instance, plan_reconcile
 from bindrop.hub.routetable import build_route_table
@@ -15,14 +23,6 @@ from bindrop.settings import Settings
 from bindrop.store import AppConfig
 from bindrop.systemd.types import ActiveState, SubState, UnitState
 from bindrop.units import AppSpec, ReleaseSpec, build_app_unit, parse_app_unit_name
-from bindrop.units.processes import (
-    InstanceId,
-    build_instance_id,
-    parse_instance_token,
-    parse_procfile,
-    parse_scale,
-    parse_scale_args,
-)
 from bindrop.units.tasks import build_release_task, build_run_task, parse_run_unit_name
 
 
