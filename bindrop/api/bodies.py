@@ -106,15 +106,6 @@ def parse_env(body: Mapping[str, Any]) -> dict[str, str]:
     return dict(body)
 
 
-def parse_release_number(value: object, what: str = "release") -> int:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
-        raise InvalidInput(f"{what} {value!r} is not valid: use a release number such as 3 "
-                           "(see `bindrop releases APP`)")
-    return value
-
-
 def parse_command(text: str | None) -> list[str]:
     """The ``cmd`` query value: a JSON list of strings (absent: no arguments)."""
     if text is None or text == "":

@@ -177,8 +177,7 @@ class Hub:
 
     async def reconcile(self) -> list[Step]:
         """Compare desired config with the units systemd has and apply the plan."""
-        desired = [DesiredApp(a.name, a.desired_state == "running",
-                              str(a.current_release) if a.current_release else None)
+        desired = [DesiredApp(a.name, a.desired_state == "running", a.current_release or None)
                    for a in self.store.list_apps(include_system=True)]
         observed = []
         for name, unit in self.state.snapshot().units.items():

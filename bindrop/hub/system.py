@@ -139,7 +139,7 @@ async def ensure_dashboard(hub: Hub, host: str, api_url: str | None = None) -> S
         hub.store.add_event("release_uploaded", DASHBOARD_APP,
                             f"release {release} of {DASHBOARD_APP} written",
                             {"release": release, "sha256": blob.sha256, "size": blob.size})
-        await hub.call(DASHBOARD_APP, Deploy(str(release)))
+        await hub.call(DASHBOARD_APP, Deploy(release))
         changed.append("release")
     else:
         view = hub.state.app(DASHBOARD_APP)

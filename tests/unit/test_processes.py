@@ -83,7 +83,7 @@ def test_a_new_generation_skips_every_process_of_the_old_ones() -> None:
 def test_reconcile_adopts_a_whole_generation_and_stops_the_older_one() -> None:
     observed = [ObservedUnit(f"u-{t}", "blog", t, True)
                 for t in ["3", "3_worker_1", "3.1", "3.1_web_2", "3.1_worker_1"]]
-    steps = plan_reconcile([DesiredApp("blog", True, "3")], observed)
+    steps = plan_reconcile([DesiredApp("blog", True, 3)], observed)
     adopted = sorted(s.instance for s in steps if isinstance(s, Adopt))
     assert adopted == ["3.1", "3.1_web_2", "3.1_worker_1"]
     assert sorted(s.unit for s in steps if not isinstance(s, Adopt)) == ["u-3", "u-3_worker_1"]
