@@ -14,6 +14,9 @@ from pathlib import Path
 # The host at which the proxy serves the dashboard (a system app; "off" for none): defined
 # with the client, whose `dashboard setup` offers it too.
 from bindrop.client.servers import DEFAULT_DASHBOARD_HOST as DEFAULT_DASHBOARD_HOST
+from bindrop.domain.hosts import parse_host
+from bindrop.domain.processes import DEFAULT_MAX_INSTANCES
+from bindrop.domain.sizes import SIZE_FACTORS
 from bindrop.errors import InvalidInput
 
 SYSTEM_BUS_DEFAULT = "unix:path=/run/dbus/system_bus_socket"
@@ -25,8 +28,6 @@ DEFAULT_API_PORT = 7300
 #: The host at which the proxy exposes the TCP control API; no app may claim it.
 DEFAULT_CONTROL_HOST = "bindrop.localhost"
 DEFAULT_UPLOAD_LIMIT = 1024**3
-#: The most instances one process type of an app may be scaled to (BINDROP_MAX_INSTANCES).
-DEFAULT_MAX_INSTANCES = 16
 #: How long a release command may run (Heroku's release phase: one hour too).
 DEFAULT_RELEASE_TIMEOUT_S = 3600.0
 
@@ -158,9 +159,6 @@ def parse_api_port(text: str | None) -> int | None:
 def parse_control_host(text: str) -> str:
     """``BINDROP_CONTROL_HOST``: a host name as an app's (canonical, lowercased), without a
     path prefix: the control API takes the whole host. ``InvalidInput`` otherwise."""
-    # Imported here: bindrop.store imports this module.
-    from bindrop.store.hosts import parse_host
-
     try:
         host = parse_host(text)
     except InvalidInput as exc:
@@ -184,16 +182,13 @@ def parse_dashboard_host(text: str) -> str | None:
     return host
 
 
-_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-
-
 def _size(name: str, text: str | None, default: int) -> int:
     """A size such as ``512M`` or ``2G`` (powers of 1024) or a number of bytes."""
     if text is None or not text.strip():
         return default
     value = text.strip().upper().removesuffix("B")
-    unit = value[-1:] if value[-1:] in _SIZE_UNITS else ""
+    unit = value[-1:] if value[-1:] in SIZE_FACTORS else ""
     number = value[: len(value) - len(unit)]
     if not number.isdigit() or int(number) == 0:
         raise InvalidInput(f"{name} must be a size such as 512M or 2G, not {text!r}")
-    return int(number) * _SIZE_UNITS[unit]
+    return int(number) * SIZE_FACTORS[unit]

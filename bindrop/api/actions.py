@@ -12,8 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bindrop.api.bodies import only, parse_limit, parse_release_number, query_flag, read_json
+from bindrop.api.bodies import only, parse_limit, query_flag, read_json
 from bindrop.api.keys import HUB, JOBS
+from bindrop.domain.releases import parse_release_number
 from bindrop.errors import InvalidInput
 from bindrop.hub.commands import Command, Deploy, Restart, Rollback, Start, Stop, describe
 from bindrop.hub.lifecycle import Outcome
@@ -39,7 +40,7 @@ async def deploy(request: web.Request) -> dict[str, Any]:
     rolling = body.get("rolling", False)
     if not isinstance(rolling, bool):
         raise InvalidInput("rolling must be true or false")
-    return await _act(request, Deploy(str(parse_release_number(body.get("release"))),
+    return await _act(request, Deploy(parse_release_number(body.get("release")),
                                       rolling=rolling))
 
 
@@ -47,8 +48,7 @@ async def rollback(request: web.Request) -> dict[str, Any]:
     body = await read_json(request, required=False)
     only(body, {"to"}, "a rollback")
     to = body.get("to")
-    return await _act(request, Rollback(None if to is None else
-                                        str(parse_release_number(to, "to"))))
+    return await _act(request, Rollback(None if to is None else parse_release_number(to, "to")))
 
 
 async def start(request: web.Request) -> dict[str, Any]:

@@ -21,10 +21,10 @@ from bindrop.care.config import CareSettings, load_care_settings, parse_threshol
 from bindrop.care.disk import samples_path
 from bindrop.care.manifest import parse_backup_id
 from bindrop.care.restore import fetched, list_backups
+from bindrop.domain.names import validate_app_name
 from bindrop.errors import InvalidInput
 from bindrop.hub.care import CareRun
 from bindrop.hub.hub import Hub
-from bindrop.units import validate_app_name
 
 SAMPLES_SHOWN = 96  # a day of 15-minute checks
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
+from bindrop.domain.limits import parse_cpu, parse_memory
 from bindrop.errors import InvalidInput
 from bindrop.hub.config import UPDATABLE
 from bindrop.store import AppConfig
-from bindrop.units import parse_cpu, parse_memory
 
 JSON_BODY_MAX = 1024 * 1024
 CREATE_FIELDS = frozenset({"name", *UPDATABLE} - {"maintenance_message"})
@@ -104,15 +104,6 @@ def parse_env(body: Mapping[str, Any]) -> dict[str, str]:
             raise InvalidInput(f"the value of {key} must be text (a JSON string), "
                                f"not {type(value).__name__}")
     return dict(body)
-
-
-def parse_release_number(value: object, what: str = "release") -> int:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
-        raise InvalidInput(f"{what} {value!r} is not valid: use a release number such as 3 "
-                           "(see `bindrop releases APP`)")
-    return value
 
 
 def parse_command(text: str | None) -> list[str]:

@@ -24,10 +24,10 @@ from aiohttp import web
 from bindrop.api.bodies import query_int
 from bindrop.api.keys import CLOSING, HUB, STREAMING
 from bindrop.api.views import event_dict, view_dict
+from bindrop.domain.names import validate_app_name
 from bindrop.errors import InvalidInput
 from bindrop.hub.state import AppStateChanged, Change
 from bindrop.store import Event
-from bindrop.units import validate_app_name
 
 QUEUE_MAX = 1000
 PING_S = 15.0

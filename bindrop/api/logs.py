@@ -19,9 +19,9 @@ from aiohttp import web
 
 from bindrop.api.bodies import LINES_MAX, query_flag, query_int
 from bindrop.api.keys import CLOSING, HUB, STREAMING
+from bindrop.domain.processes import validate_process_name
 from bindrop.errors import InvalidInput, SystemdError
 from bindrop.hub.logs import unit_of_app
-from bindrop.units.processes import validate_process_name
 
 CURSOR_MAX = 512
 LINE_MAX = 4 * 1024 * 1024  # journald keeps messages up to 48K by default; JSON doubles some

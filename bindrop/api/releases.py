@@ -10,15 +10,15 @@ from aiohttp import web
 from bindrop.api.bodies import parse_command, parse_processes
 from bindrop.api.keys import CALLER, HUB, SETTINGS
 from bindrop.api.views import release_dict
+from bindrop.domain.sizes import format_bytes
 from bindrop.errors import InvalidInput, TooLarge
 from bindrop.store.releases import ReleaseKind
-from bindrop.units import format_bytes
 
 CHUNK = 256 * 1024
 
 
 def _too_large(limit: int) -> TooLarge:
-    return TooLarge(f"the upload is larger than the limit of {format_bytes(limit)}; "
+    return TooLarge(f"the upload is larger than the limit of {format_bytes(limit, 'exact')}; "
                     "make the build smaller or raise BINDROP_UPLOAD_LIMIT on the server")
 
 

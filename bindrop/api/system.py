@@ -14,9 +14,9 @@ from aiohttp import web
 from bindrop.api.bodies import only, query_int, read_json
 from bindrop.api.keys import CALLER, HUB
 from bindrop.api.views import event_dict
+from bindrop.domain.names import validate_app_name
 from bindrop.errors import BindropError, Conflict, InvalidInput
 from bindrop.hub.system import DASHBOARD_APP, ensure_dashboard
-from bindrop.units import validate_app_name
 
 #: bindrop's own installed units (those not installed on this server are left out).
 SERVICE_PATTERNS = ("bindrop.service", "bindrop-proxy*", "bindrop-backup*", "bindrop-disk*",

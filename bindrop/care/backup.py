@@ -35,9 +35,9 @@ from bindrop.care.retention import Dated, plan_retention
 from bindrop.care.s3 import S3Backups
 from bindrop.care.server_part import SERVER_PART, write_server_part
 from bindrop.care.sqlite_copy import copy_database, fsync
+from bindrop.domain.names import validate_app_name
 from bindrop.errors import BackupFailed, BindropError, CopyFailed, NotFound
 from bindrop.settings import Settings
-from bindrop.units import validate_app_name
 
 BINDROP_DB = "bindrop.db"
 log = logging.getLogger(__name__)

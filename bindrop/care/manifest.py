@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bindrop.domain.names import validate_app_name
 from bindrop.errors import InvalidInput
-from bindrop.units import validate_app_name
 
 MANIFEST = "manifest.json"
 FORMAT = 1

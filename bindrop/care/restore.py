@@ -25,8 +25,8 @@ from bindrop.care.config import CareSettings
 from bindrop.care.local import LocalBackups
 from bindrop.care.manifest import Manifest, Part, check_parts, parse_backup_id
 from bindrop.care.sqlite_copy import integrity_check
+from bindrop.domain.names import validate_app_name
 from bindrop.errors import DamagedBackup, InvalidInput, NotFound
-from bindrop.units import validate_app_name
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from bindrop.care.restore import (
     swap_in,
     verify_backup,
 )
+from bindrop.domain.names import validate_app_name
 from bindrop.errors import BackupFailed, DamagedBackup
 from bindrop.settings import Settings
-from bindrop.units import validate_app_name
 
 Progress = Callable[[str], None]
 

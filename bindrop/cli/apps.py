@@ -20,12 +20,12 @@ from bindrop.cli.remote import (
     json_option,
     remote,
     server_options,
-    size_text,
     table,
 )
 from bindrop.client.client import Client
 from bindrop.client.servers import resolve_server
 from bindrop.client.ssh import ssh_tty_argv
+from bindrop.domain.sizes import format_bytes
 
 Run = Callable[..., Any]
 GZIP_MAGIC = b"\x1f\x8b"
@@ -161,10 +161,10 @@ def status(app: str | None, as_json: bool, run: Run) -> None:
         ("pid", live["main_pid"] or "-"),
         ("restarts", live["n_restarts"]),
         ("since", live["active_since"] or "-"),
-        ("memory", size_text(metrics.get("memory_current"))),
+        ("memory", format_bytes(metrics.get("memory_current"))),
         ("url", shown["url"] or "-"),
         ("hosts", ", ".join(config["hosts"])),
-        ("limits", f"memory {size_text(config['memory_max'])}, cpu "
+        ("limits", f"memory {format_bytes(config['memory_max'])}, cpu "
                    f"{str(config['cpu_quota']) + '%' if config['cpu_quota'] else '-'}, "
                    f"tasks {config['tasks_max'] or '-'}"),
     ]
@@ -193,7 +193,7 @@ def _server_status(info: dict[str, Any], as_json: bool) -> None:
 
     rows = [
         ("apps", info["apps"]),
-        ("disk", f"{size_text(disk['used'])} of {size_text(disk['total'])} used "
+        ("disk", f"{format_bytes(disk['used'])} of {format_bytes(disk['total'])} used "
                  f"({100 * disk['used'] / max(disk['total'], 1):.0f} %)"),
         ("backup", event("last_backup")),
         ("failure", event("last_backup_failure")),
@@ -285,7 +285,7 @@ def releases(app: str, as_json: bool, run: Run) -> None:
         emit_json(found)
         return
     table(["RELEASE", "STATUS", "SIZE", "CREATED", "BY", "COMMAND"],
-          [[r["number"], r["status"], size_text(r["size"]), r["created_at"][:19],
+          [[r["number"], r["status"], format_bytes(r["size"]), r["created_at"][:19],
             r["created_by"], shlex.join(r["command"])] for r in found])
 
 
@@ -376,8 +376,8 @@ def scale(app: str, counts: tuple[str, ...], memory: tuple[str, ...], health: tu
 
     Example: bindrop scale blog web=3 worker=1
     """
+    from bindrop.domain.processes import parse_scale_args
     from bindrop.errors import InvalidInput
-    from bindrop.units.processes import parse_scale_args
 
     if not counts and not memory and not health:
         shown = run(lambda c: c.processes(app))
@@ -385,7 +385,7 @@ def scale(app: str, counts: tuple[str, ...], memory: tuple[str, ...], health: tu
             emit_json(shown)
             return
         table(["PROCESS", "COUNT", "MEMORY", "HEALTH", "COMMAND"],
-              [[p["name"], p["count"], size_text(p["memory_max"]), p["health_path"] or "-",
+              [[p["name"], p["count"], format_bytes(p["memory_max"]), p["health_path"] or "-",
                 shlex.join(p["command"]) or "-"] for p in shown["processes"]])
         if shown["release_command"]:
             click.echo(f"release command: {shlex.join(shown['release_command'])}")

@@ -15,9 +15,10 @@ from typing import Any
 import click
 
 from bindrop.cli.care_common import follow, wait_option
-from bindrop.cli.remote import emit_json, json_option, remote, size_text, table
+from bindrop.cli.remote import emit_json, json_option, remote, table
 from bindrop.client.client import Client, RemoteError
-from bindrop.units import validate_app_name
+from bindrop.domain.names import validate_app_name
+from bindrop.domain.sizes import format_bytes
 
 Run = Callable[..., Any]
 #: How long a restore of the server's database may take, hub restart included.
@@ -55,7 +56,7 @@ def run_cmd(app: str | None, queue: bool, as_json: bool, run: Run) -> None:
         emit_json(result)
         return
     click.echo(f"backup {result['id']}: {len(result.get('apps', []))} apps, "
-               f"{size_text(result.get('size'))}"
+               f"{format_bytes(result.get('size'))}"
                + (", uploaded" if result.get("uploaded") else ""))
     for backup_id in result.get("deleted", []):
         click.echo(f"deleted {backup_id} (retention)")
@@ -81,7 +82,7 @@ def list_cmd(app: str | None, as_json: bool, run: Run) -> None:
         click.echo("no backups yet; make one with `bindrop backup run`")
         return
     table(["ID", "SIZE", "APPS", "WHERE"],
-          [[b["id"], size_text(b["size"]), ", ".join(b["apps"]) or "-", ", ".join(b["where"])]
+          [[b["id"], format_bytes(b["size"]), ", ".join(b["apps"]) or "-", ", ".join(b["where"])]
            for b in listed])
 
 
@@ -98,10 +99,10 @@ def show_cmd(backup_id: str, as_json: bool, run: Run) -> None:
     if as_json:
         emit_json(shown)
         return
-    click.echo(f"backup {shown['id']} of {shown['created_at']}: {size_text(shown['size'])}, "
+    click.echo(f"backup {shown['id']} of {shown['created_at']}: {format_bytes(shown['size'])}, "
                f"stored {', '.join(shown['where']) or '-'}")
     table(["PART", "SIZE", "APP", "DATABASES", "SHA256"],
-          [[p["name"], size_text(p["size"]), p.get("app") or "bindrop",
+          [[p["name"], format_bytes(p["size"]), p.get("app") or "bindrop",
             ", ".join(p.get("databases") or []) or "-", p["sha256"][:16]]
            for p in shown["parts"]])
 

@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from bindrop.cli.care_common import follow, wait_option
-from bindrop.cli.remote import emit_json, json_option, remote, size_text, table
+from bindrop.cli.remote import emit_json, json_option, remote, table
+from bindrop.domain.sizes import format_bytes
 
 Run = Callable[..., Any]
 
@@ -31,13 +32,13 @@ def disk(ctx: click.Context, as_json: bool, run: Run) -> None:
         emit_json(report)
         return
     table(["FILESYSTEM", "SIZE", "USED", "FREE", "USE%", "HOLDS"],
-          [[f["mount"], size_text(f["total"]), size_text(f["used"]), size_text(f["free"]),
+          [[f["mount"], format_bytes(f["total"]), format_bytes(f["used"]), format_bytes(f["free"]),
             f"{f['percent']:.0f}%", ", ".join(f["holds"])] for f in report["filesystems"]])
     click.echo()
     table(["PART", "SIZE"],
-          [*([name, size_text(size)] for name, size in report["parts"].items()
+          [*([name, format_bytes(size)] for name, size in report["parts"].items()
              if name != "apps"),
-           *([f"app {name}", size_text(size)] for name, size in report["apps"].items())])
+           *([f"app {name}", format_bytes(size)] for name, size in report["apps"].items())])
 
 
 @disk.command("check")
@@ -58,7 +59,7 @@ def check(threshold: str | None, as_json: bool, run: Run) -> None:
         return
     for f in result["filesystems"]:
         mark = "  OVER THRESHOLD" if f["mount"] in result["over"] else ""
-        click.echo(f"{f['mount']}: {f['percent']:.0f}% used ({size_text(f['free'])} free)"
+        click.echo(f"{f['mount']}: {f['percent']:.0f}% used ({format_bytes(f['free'])} free)"
                    f"{mark}")
 
 
@@ -78,5 +79,5 @@ def gc(dry_run: bool, queue: bool, as_json: bool, run: Run) -> None:
         emit_json(freed)
         return
     click.echo(f"gc {'would free' if dry_run else 'freed'} "
-               f"{size_text(freed.get('total_bytes'))}: {freed.get('blobs')} blobs, "
+               f"{format_bytes(freed.get('total_bytes'))}: {freed.get('blobs')} blobs, "
                f"{len(freed.get('backups') or [])} backups")

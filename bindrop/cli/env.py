@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from bindrop.cli.remote import emit_json, json_option, remote, size_text
+from bindrop.cli.remote import emit_json, json_option, remote
+from bindrop.domain.sizes import format_bytes
 
 Run = Callable[..., Any]
 NONE = ("none", "off", "unlimited")
@@ -114,7 +115,7 @@ def limits(app: str, memory: str | None, cpu: str | None, tasks: str | None, as_
     if as_json:
         emit_json({k: config[k] for k in ("memory_max", "cpu_quota", "tasks_max")})
         return
-    click.echo(f"memory: {size_text(config['memory_max']) if config['memory_max'] else 'none'}")
+    click.echo(f"memory: {format_bytes(config['memory_max']) if config['memory_max'] else 'none'}")
     click.echo(f"cpu:    {str(config['cpu_quota']) + '%' if config['cpu_quota'] else 'none'}")
     click.echo(f"tasks:  {config['tasks_max'] or 'none'}")
     if changes and result.get("restarted"):

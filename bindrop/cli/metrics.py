@@ -13,8 +13,9 @@ from typing import Any
 
 import click
 
-from bindrop.cli.remote import emit_json, json_option, remote, size_text, table
+from bindrop.cli.remote import emit_json, json_option, remote, table
 from bindrop.client.client import Client
+from bindrop.domain.sizes import format_bytes
 
 _CLEAR = "\x1b[H\x1b[2J"  # home, then clear the screen
 _SPARKS = " ▁▂▃▄▅▆▇█"
@@ -45,7 +46,7 @@ def render_top(overview: dict[str, Any], *, width: int, now: float) -> str:
     header = ["APP", "STATE", "REQ/S", "ERRORS", "P95", "MEMORY", "CPU"]
     rows = [[a["app"], a["state"], rate_text(a["rate"]),
              f"{a['errors']} ({percent_text(a['error_rate'])})" if a["errors"] else "0",
-             ms_text(a["p95"]), size_text(a["memory_now"]), percent_text(a["cpu"])]
+             ms_text(a["p95"]), format_bytes(a["memory_now"]), percent_text(a["cpu"])]
             for a in overview["apps"]]
     cells = [header, *rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
@@ -85,7 +86,7 @@ def metrics(app: str, since: str, step: str | None, as_json: bool, run: Any) -> 
           [[time.strftime("%m-%d %H:%M:%S", time.localtime(p["t"])), p["requests"],
             rate_text(p["requests"] / p["step"]), p["classes"].get("5xx", 0),
             p["classes"].get("4xx", 0), ms_text(p["p50"]), ms_text(p["p95"]),
-            size_text(p["memory"]), percent_text(p["cpu_seconds"] / p["step"])]
+            format_bytes(p["memory"]), percent_text(p["cpu_seconds"] / p["step"])]
            for p in series["points"]])
     for mark in series["marks"]:
         click.echo(f"{time.strftime('%m-%d %H:%M:%S', time.localtime(mark['t']))}  "

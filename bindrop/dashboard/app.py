@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from bindrop.client.client import Client, RemoteError
 from bindrop.dashboard import format as fmt
 from bindrop.dashboard.limiter import LoginLimiter, client_address
 from bindrop.dashboard.sessions import Session, SessionStore, same_secret
+from bindrop.domain.sizes import format_bytes
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ SECURITY_HEADERS = {
 def build_templates() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters.update(bytes=fmt.format_bytes, uptime=fmt.format_uptime,
+    env.filters.update(bytes=partial(format_bytes, style="iec"), uptime=fmt.format_uptime,
                        time=fmt.format_time, cpu=fmt.format_cpu, limit=fmt.format_limit)
     env.globals["version"] = __version__
     return env

@@ -11,11 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from markupsafe import Markup, escape
 
-from bindrop.dashboard.format import format_bytes
+from bindrop.domain.sizes import format_bytes
 
 WIDTH, HEIGHT = 400, 130
 LEFT, RIGHT, TOP, BOTTOM = 46, 6, 8, 18
@@ -137,6 +138,9 @@ def _rate(v: float) -> str:
     return f"{v:.2f}/s" if v < 10 else f"{v:.0f}/s"
 
 
+_bytes = partial(format_bytes, style="iec")
+
+
 def _ms(v: float) -> str:
     return f"{v * 1000:.0f} ms" if v >= 0.001 else f"{v * 1000:.2f} ms"
 
@@ -172,8 +176,7 @@ def build_charts(series: dict[str, Any]) -> list[Chart]:
         Chart("Latency p50 / p95", [Line("p50", p50, "line-p50"),
                                     Line("p95", p95, "line-p95")], _ms,
               f"{now(p50, _ms)} / {now(p95, _ms)}"),
-        Chart("Memory", [Line("memory", memory, "line-memory")], format_bytes,
-              now(memory, format_bytes)),
+        Chart("Memory", [Line("memory", memory, "line-memory")], _bytes, now(memory, _bytes)),
         Chart("CPU (share of one core)", [Line("cpu", cpu, "line-cpu")], _percent,
               now(cpu, _percent)),
     ]

@@ -4,19 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
-
-
-def format_bytes(value: object) -> str:
-    """``123456789`` -> ``"117.7 MiB"``; ``"-"`` for none."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        return "-"
-    size = float(value)
-    for unit in _UNITS:
-        if size < 1024 or unit == _UNITS[-1]:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return "-"  # unreachable
+from bindrop.domain.sizes import SIZE_FACTORS
 
 
 def format_duration(seconds: float) -> str:
@@ -67,7 +55,8 @@ def format_limit(value: object, kind: str) -> str:
     if isinstance(value, bool) or not isinstance(value, int):
         return ""
     if kind == "memory":
-        for unit, size in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        for unit in ("G", "M", "K"):
+            size = SIZE_FACTORS[unit]
             if value % size == 0:
                 return f"{value // size}{unit}"
         return str(value)

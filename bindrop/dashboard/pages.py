@@ -16,7 +16,8 @@ from aiohttp import web
 from bindrop.client.client import Client, RemoteError
 from bindrop.dashboard.app import SESSION, api, render, wants_json
 from bindrop.dashboard.charts import RANGES, build_charts, render_chart, render_sparkline
-from bindrop.dashboard.format import app_url, format_bytes, format_cpu
+from bindrop.dashboard.format import app_url, format_cpu
+from bindrop.domain.sizes import format_bytes
 
 LIMIT_FIELDS = ("memory_max", "cpu_quota", "tasks_max")
 SYSTEM_KINDS = ("deploy", "restart", "rollback", "start")
@@ -61,7 +62,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         if isinstance(status, RemoteError) and status.status == 401:
             raise status
         m = (status.get("metrics") or {}) if isinstance(status, dict) else {}
-        shown[name] = {"memory": format_bytes(m.get("memory_current")),
+        shown[name] = {"memory": format_bytes(m.get("memory_current"), "iec"),
                        "cpu": format_cpu(m.get("cpu_usage_nsec"))}
     return web.json_response(shown, headers={"Cache-Control": "no-store"})
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from bindrop.domain.names import validate_app_name
+from bindrop.domain.sizes import format_bytes
 from bindrop.errors import BindropError
 from bindrop.hub.care import CareRun, CareRuns, error_of
 from bindrop.hub.commands import Restore
-from bindrop.units import format_bytes, validate_app_name
 
 if TYPE_CHECKING:
     from bindrop.hub.hub import Hub
@@ -97,7 +98,7 @@ class CareActions:
                 if ok:
                     store.add_event("backup_succeeded", run.app,
                                     f"backup {result.get('id')} made "
-                                    f"({format_bytes(int(result.get('size') or 0))}"
+                                    f"({format_bytes(int(result.get('size') or 0), 'exact')}"
                                     f"{', uploaded' if result.get('uploaded') else ''})",
                                     {**result, "run": run.id})
                 else:
@@ -110,7 +111,7 @@ class CareActions:
                     store.add_event("restore_failed", run.app, message,
                                     {"backup": run.backup, "run": run.id})
             elif run.kind == "gc" and ok:
-                freed = format_bytes(int(result.get("total_bytes") or 0))
+                freed = format_bytes(int(result.get("total_bytes") or 0), "exact")
                 store.add_event("gc_finished", None,
                                 f"gc freed {freed}: {result.get('blobs')} blobs, "
                                 f"{len(result.get('backups') or [])} backups", result)

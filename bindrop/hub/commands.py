@@ -30,7 +30,7 @@ class Deploy:
     """Put ``release`` live: start it, wait until ready, flip the route, drain, stop the old.
     ``rolling``: one instance at a time (start, ready, swap, drain, stop its old one)."""
 
-    release: str
+    release: int
     rolling: bool = False
 
 
@@ -38,7 +38,7 @@ class Deploy:
 class Rollback:
     """Deploy an earlier release (``to``, or the one before the current) the same way."""
 
-    to: str | None = None
+    to: int | None = None
 
 
 @dataclass(frozen=True)

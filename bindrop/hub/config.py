@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from bindrop.domain.processes import WEB, parse_procfile, parse_scale, validate_process_name
 from bindrop.errors import Cancelled, Conflict, InvalidInput, JobFailed, NotFound, NotReady
 from bindrop.hub.commands import Restart, Scale, Stop
 from bindrop.hub.lifecycle import Outcome
@@ -28,7 +29,6 @@ from bindrop.store.content import HEAD_SIZE
 from bindrop.store.processes import ProcessConfig
 from bindrop.store.releases import ReleaseKind, validate_command
 from bindrop.store.tokens import Scope, Token
-from bindrop.units.processes import WEB, parse_procfile, parse_scale, validate_process_name
 from bindrop.units.purge import build_purge_unit
 from bindrop.units.tasks import parse_run_unit_name
 

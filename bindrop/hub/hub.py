@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from bindrop.domain.processes import parse_instance_token
 from bindrop.errors import BindropError, Cancelled
 from bindrop.hub.actor import Actor
 from bindrop.hub.alerts import Alerts
@@ -54,7 +55,6 @@ from bindrop.systemd import Bus, Manager, Watcher
 from bindrop.systemd.bus import SERVICE_IFACE
 from bindrop.units import parse_app_unit_name
 from bindrop.units.names import APP_UNIT_PREFIX
-from bindrop.units.processes import parse_instance_token
 
 if TYPE_CHECKING:
     from bindrop.hub.tls import TlsManager
@@ -177,8 +177,7 @@ class Hub:
 
     async def reconcile(self) -> list[Step]:
         """Compare desired config with the units systemd has and apply the plan."""
-        desired = [DesiredApp(a.name, a.desired_state == "running",
-                              str(a.current_release) if a.current_release else None)
+        desired = [DesiredApp(a.name, a.desired_state == "running", a.current_release or None)
                    for a in self.store.list_apps(include_system=True)]
         observed = []
         for name, unit in self.state.snapshot().units.items():

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bindrop.domain.limits import Limits
+from bindrop.domain.processes import WEB, InstanceId, build_instance_id, parse_instance_token
 from bindrop.errors import BindropError, InvalidInput, JobFailed, NotFound, NotReady
 from bindrop.hub.actor import Actor
 from bindrop.hub.commands import (
@@ -50,13 +52,11 @@ from bindrop.store.processes import ProcessConfig
 from bindrop.systemd import ActiveState, Manager, SubState
 from bindrop.units import (
     AppSpec,
-    Limits,
     ReleaseSpec,
     app_unit_name,
     build_app_unit,
     parse_app_unit_name,
 )
-from bindrop.units.processes import WEB, InstanceId, build_instance_id, parse_instance_token
 from bindrop.units.tasks import build_release_task
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class AppLifecycle:
 
     async def handle(self, command: Command) -> Outcome:
         if isinstance(command, Deploy):
-            return await self._deploy(self._release(int_release(command.release)), "deploy",
+            return await self._deploy(self._release(command.release), "deploy",
                                       rolling=command.rolling)
         if isinstance(command, Rollback):
             return await self._deploy(self._rollback_target(command.to), "rollback")
@@ -527,9 +527,9 @@ class AppLifecycle:
                            f"`bindrop deploy {self.app} ./binary`")
         return self._release(config.current_release)
 
-    def _rollback_target(self, to: str | None) -> Release:
+    def _rollback_target(self, to: int | None) -> Release:
         if to is not None:
-            return self._release(int_release(to))
+            return self._release(to)
         config = self.store.get_app(self.app)
         current = config.current_release
         earlier = [r for r in self.store.list_releases(self.app)
@@ -564,13 +564,6 @@ def resolve_command(blobs: BlobStore, settings: Settings, release: Release,
         program = root / command[0]
         return str(program), tuple(command[1:])
     return str(blob), tuple(command)
-
-
-def int_release(release: str) -> int:
-    head = release.split(".", 1)[0]
-    if not head.isdigit():
-        raise InvalidInput(f"release {release!r} is not valid: use a release number such as 3")
-    return int(head)
 
 
 def _describe_counts(routes: tuple[Route, ...]) -> str:

@@ -7,7 +7,7 @@ what is missing (after a reboot transient units are gone) and stops what no conf
 Unit instances: a release's first unit is ``bindrop-app-<app>-<release>``; a restart of the
 same release needs a fresh name while the old one still serves, so later *generations* are
 ``<release>.<n>`` (``bindrop-app-blog-3.1.service``). Every instance of every process of one
-generation shares it (``3.1_worker_2``; see ``bindrop.units.processes``), and reconcile keeps
+generation shares it (``3.1_worker_2``; see ``bindrop.domain.processes``), and reconcile keeps
 or stops a generation whole.
 """
 
@@ -47,7 +47,7 @@ class DesiredApp:
 
     name: str
     running: bool
-    release: str | None
+    release: int | None
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class Recreate:
     """Start the app's wanted release: nothing of it runs (after a reboot, say)."""
 
     app: str
-    release: str
+    release: int
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class Redeploy:
     """Something else serves; deploy the wanted release through the zero-downtime path."""
 
     app: str
-    release: str
+    release: int
 
 
 @dataclass(frozen=True)
@@ -117,9 +117,9 @@ def plan_reconcile(desired: Sequence[DesiredApp], observed: Sequence[ObservedUni
     return steps
 
 
-def _plan_running(app: str, release: str, up: list[ObservedUnit]) -> list[Step]:
-    mine = [u for u in up if instance_release(u.instance) == release]
-    others = [u for u in up if instance_release(u.instance) != release]
+def _plan_running(app: str, release: int, up: list[ObservedUnit]) -> list[Step]:
+    mine = [u for u in up if instance_release(u.instance) == str(release)]
+    others = [u for u in up if instance_release(u.instance) != str(release)]
     if mine:
         newest = max(instance_number(u.instance) for u in mine)
         keep = [u for u in mine if instance_number(u.instance) == newest]

@@ -19,9 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bindrop.client.proxywire import AppRoute, Upstream
+from bindrop.domain.hosts import parse_host
 from bindrop.errors import Conflict
 from bindrop.hub.state import AppRunState, AppView
-from bindrop.store import AppConfig, parse_host
+from bindrop.store import AppConfig
 
 #: The control route's name in the table (and the proxy's access log): not a valid app
 #: name, so it can be no app's.

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bindrop import __version__
+from bindrop.domain.hosts import parse_host
 from bindrop.errors import Conflict, InvalidInput
 from bindrop.hub.commands import Deploy, Start
 from bindrop.hub.routetable import check_hosts_free
 from bindrop.hub.state import AppRunState
 from bindrop.store import AppConfig
-from bindrop.store.hosts import parse_host
 
 if TYPE_CHECKING:
     from bindrop.hub.hub import Hub
@@ -139,7 +139,7 @@ async def ensure_dashboard(hub: Hub, host: str, api_url: str | None = None) -> S
         hub.store.add_event("release_uploaded", DASHBOARD_APP,
                             f"release {release} of {DASHBOARD_APP} written",
                             {"release": release, "sha256": blob.sha256, "size": blob.size})
-        await hub.call(DASHBOARD_APP, Deploy(str(release)))
+        await hub.call(DASHBOARD_APP, Deploy(release))
         changed.append("release")
     else:
         view = hub.state.app(DASHBOARD_APP)

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
+from bindrop.domain.names import validate_app_name
 from bindrop.errors import InvalidInput
-from bindrop.units.names import validate_app_name
 
 FORMAT = "bindrop-bundle"
 VERSION = 1

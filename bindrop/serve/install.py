@@ -14,13 +14,13 @@ from pathlib import Path
 import click
 
 import bindrop
+from bindrop.domain.processes import DEFAULT_MAX_INSTANCES
 from bindrop.errors import BindropError, InvalidInput
 from bindrop.proxy.trusted import parse_trusted_proxies
 from bindrop.settings import (
     DEFAULT_API_PORT,
     DEFAULT_CONTROL_HOST,
     DEFAULT_DASHBOARD_HOST,
-    DEFAULT_MAX_INSTANCES,
     Settings,
     parse_api_port,
     parse_control_host,

@@ -17,8 +17,9 @@ from typing import IO, Any
 
 import click
 
-from bindrop.cli.remote import call, emit_json, json_option, server_options, size_text
+from bindrop.cli.remote import call, emit_json, json_option, server_options
 from bindrop.client.servers import SavedServer, load_servers, resolve_server, save_server
+from bindrop.domain.sizes import format_bytes
 from bindrop.errors import BindropError, InvalidInput
 
 _ssh_server = click.option(
@@ -121,7 +122,7 @@ def export_cmd(file: str, blobs_in_bucket: bool, server: str | None, as_json: bo
                    "apps": [a.name for a in manifest.apps]})
     else:
         click.echo(f"exported {len(manifest.apps)} apps, {len(manifest.files)} files "
-                   f"({size_text(size)})" + (f" to {file}" if file != "-" else ""), err=True)
+                   f"({format_bytes(size)})" + (f" to {file}" if file != "-" else ""), err=True)
 
 
 @click.command(name="import")
@@ -174,7 +175,7 @@ def import_cmd(file: str, replace: bool, keep_install_options: bool, server: str
         emit_json(result.to_dict() | {"install": install})
         return
     click.echo(f"imported {len(result.manifest.apps)} apps from {result.manifest.source} "
-               f"({result.files} files, {size_text(result.bytes)}); the hub starts: "
+               f"({result.files} files, {format_bytes(result.bytes)}); the hub starts: "
                f"{', '.join(result.started) or 'none'}")
     click.echo(describe_install(install))
     kept = result.system_apps.kept
@@ -310,7 +311,7 @@ def migrate(to: str | None, finish: bool, http_port: int, timeout: float, replac
 
 def _print_report(report: Any, source: str) -> None:
     click.echo(f"moved {len(report.apps)} apps from {report.source} to {report.target} "
-               f"({size_text(report.bytes)})")
+               f"({format_bytes(report.bytes)})")
     for app in report.apps:
         state = ("stopped" if not app.should_run else "not checked" if app.served is None
                  else "answers" if app.served else "NOT ANSWERING")

@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from bindrop.cli.remote import emit_json, json_option, size_text
+from bindrop.cli.remote import emit_json, json_option
+from bindrop.domain.sizes import format_bytes
 from bindrop.errors import InvalidInput
 from bindrop.serve.moving import _remote, _settings, _ssh_server
 
@@ -130,7 +131,7 @@ def _restore_here(from_bucket: bool, from_path: str | None, backup_id: str | Non
 
 def _print(report: dict[str, Any]) -> None:
     click.echo(f"restored backup {report['backup']} from {report['from']}: "
-               f"{len(report['apps'])} apps ({size_text(int(report['bytes']))})")
+               f"{len(report['apps'])} apps ({format_bytes(int(report['bytes']))})")
     for app in report["apps"]:
         state = ("stopped" if not app["should_run"] else
                  "answers" if app["served"] else "NOT ANSWERING")

@@ -12,7 +12,6 @@ from bindrop.store.content import check_executable_content, kind_of, read_head, 
 from bindrop.store.db import Store
 from bindrop.store.env import mask_env, validate_env
 from bindrop.store.events import Event
-from bindrop.store.hosts import parse_host
 from bindrop.store.releases import Release, ReleaseKind, ReleaseStatus
 
 __all__ = [
@@ -30,7 +29,6 @@ __all__ = [
     "gc_bundles",
     "kind_of",
     "mask_env",
-    "parse_host",
     "read_head",
     "sniff_kind",
     "unpack_bundle",

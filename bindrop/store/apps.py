@@ -17,12 +17,12 @@ from typing import Any, Literal, get_args
 
 from sqlite_utils import Database
 
+from bindrop.domain.hosts import parse_host
+from bindrop.domain.limits import Limits
+from bindrop.domain.names import validate_app_name
 from bindrop.errors import Conflict, InvalidInput, NotFound
 from bindrop.store.connection import write_transaction
-from bindrop.store.hosts import parse_host
 from bindrop.store.timestamps import now_text, parse_timestamp
-from bindrop.units.limits import Limits
-from bindrop.units.names import validate_app_name
 
 DesiredState = Literal["running", "stopped"]
 

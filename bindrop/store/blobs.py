@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from bindrop.domain.sizes import format_bytes
 from bindrop.errors import BindropError, InvalidInput, NotFound, TooLarge
 from bindrop.settings import Settings
 from bindrop.store.bundles import unpack_bundle
 from bindrop.store.releases import validate_sha256
-from bindrop.units.limits import format_bytes
 
 BLOB_MODE = 0o555
 DIR_MODE = 0o755
@@ -69,7 +69,8 @@ class _BlobWriter:
             raise TypeError(f"upload chunks must be bytes, not {type(chunk).__name__}")
         self.size += len(chunk)
         if self.size > self.max_size:
-            raise TooLarge(f"the upload is larger than the limit of {format_bytes(self.max_size)}")
+            raise TooLarge("the upload is larger than the limit of "
+                           f"{format_bytes(self.max_size, 'exact')}")
         self.hash.update(chunk)
         self.file.write(chunk)
 

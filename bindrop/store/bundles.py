@@ -18,9 +18,9 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
+from bindrop.domain.sizes import format_bytes
 from bindrop.errors import InvalidInput, TooLarge
 from bindrop.settings import Settings
-from bindrop.units.limits import format_bytes
 
 BUNDLES_SUBDIR = "bundles"
 DEFAULT_MAX_UNPACKED = 8 * 1024**3
@@ -64,7 +64,8 @@ def check_members(members: Sequence[tarfile.TarInfo], *, max_unpacked: int) -> N
         total += member.size if member.isfile() else 0
         if total > max_unpacked:
             raise TooLarge(
-                f"the bundle unpacks to more than {format_bytes(max_unpacked)}; make it smaller"
+                f"the bundle unpacks to more than {format_bytes(max_unpacked, 'exact')}; "
+                "make it smaller"
             )
 
 

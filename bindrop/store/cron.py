@@ -13,12 +13,12 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from bindrop.domain.names import validate_app_name
 from bindrop.errors import Conflict, InvalidInput, NotFound
 from bindrop.store.apps import require_app
 from bindrop.store.connection import write_transaction
 from bindrop.store.timestamps import now_text
 from bindrop.units.cron import validate_job_name
-from bindrop.units.names import validate_app_name
 
 JOBS_PER_APP_MAX = 50
 ARGS_MAX = 100

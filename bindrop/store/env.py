@@ -10,10 +10,10 @@ from collections.abc import Iterable, Mapping
 
 from sqlite_utils import Database
 
+from bindrop.domain.names import validate_env_key
 from bindrop.errors import InvalidInput, NotFound
 from bindrop.store.apps import require_app
 from bindrop.store.connection import write_transaction
-from bindrop.units.names import validate_env_key
 
 RESERVED_PREFIX = "BINDROP_"
 VALUE_MAX = 32 * 1024

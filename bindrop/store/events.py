@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from bindrop.domain.names import validate_app_name
 from bindrop.errors import InvalidInput
 from bindrop.store.timestamps import now_text, parse_timestamp
-from bindrop.units.names import validate_app_name
 
 KIND = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 KIND_MAX = 64

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
+from bindrop.domain.processes import validate_process_name
 from bindrop.errors import InvalidInput
 from bindrop.store.apps import require_app
 from bindrop.store.connection import write_transaction
-from bindrop.units.processes import validate_process_name
 
 HEALTH_PATH_MAX = 1024
 

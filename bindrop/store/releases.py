@@ -22,11 +22,11 @@ from typing import Any, Literal, get_args
 
 from sqlite_utils import Database
 
+from bindrop.domain.processes import PROCESSES_MAX, validate_process_name
 from bindrop.errors import Conflict, InvalidInput, NotFound
 from bindrop.store.apps import require_app
 from bindrop.store.connection import write_transaction
 from bindrop.store.timestamps import now_text, parse_timestamp
-from bindrop.units.processes import PROCESSES_MAX, validate_process_name
 
 ReleaseKind = Literal["binary", "bundle"]
 ReleaseStatus = Literal["pending", "live", "previous", "failed"]

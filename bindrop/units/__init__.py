@@ -10,31 +10,23 @@ from bindrop.units.app import (
     app_state_directory,
     build_app_unit,
 )
-from bindrop.units.limits import Limits, format_bytes, parse_cpu, parse_memory
 from bindrop.units.names import (
     APP_UNIT_PREFIX,
     APP_UNIT_SUFFIX,
-    RESERVED_ENV_KEYS,
     SLICE,
     app_unit_name,
     dynamic_user_name,
     parse_app_unit_name,
-    validate_app_name,
-    validate_env_key,
-    validate_release_id,
 )
 from bindrop.units.properties import PROPERTY_SIGNATURES, Property, UnitSpec, prop
 from bindrop.units.render import render_unit_file
-from bindrop.units.timespan import format_usec
 
 __all__ = [
     "APP_UNIT_PREFIX",
     "APP_UNIT_SUFFIX",
     "PROPERTY_SIGNATURES",
-    "RESERVED_ENV_KEYS",
     "SLICE",
     "AppSpec",
-    "Limits",
     "Property",
     "ReleaseSpec",
     "UnitSpec",
@@ -42,14 +34,7 @@ __all__ = [
     "app_unit_name",
     "build_app_unit",
     "dynamic_user_name",
-    "format_bytes",
-    "format_usec",
     "parse_app_unit_name",
-    "parse_cpu",
-    "parse_memory",
     "prop",
     "render_unit_file",
-    "validate_app_name",
-    "validate_env_key",
-    "validate_release_id",
 ]

@@ -15,37 +15,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from bindrop.domain.limits import USEC_PER_CPU_PERCENT, Limits
+from bindrop.domain.names import validate_app_name, validate_env_key, validate_release_id
+from bindrop.domain.processes import parse_instance_token
+from bindrop.domain.timespans import USEC_PER_SEC
 from bindrop.errors import InvalidInput
 from bindrop.settings import Settings
-from bindrop.units.limits import (
-    USEC_PER_CPU_PERCENT,
-    Limits,
-    format_bytes,
-    parse_cpu,
-    parse_memory,
-)
-from bindrop.units.names import (
-    SLICE,
-    app_unit_name,
-    dynamic_user_name,
-    validate_app_name,
-    validate_env_key,
-    validate_release_id,
-)
-from bindrop.units.processes import parse_instance_token
+from bindrop.units.names import SLICE, app_unit_name, dynamic_user_name
 from bindrop.units.properties import Property, UnitSpec, prop
-from bindrop.units.timespan import USEC_PER_SEC, format_usec
 
 __all__ = [
     "AppSpec",
-    "Limits",
     "ReleaseSpec",
     "UnitSpec",
     "build_app_unit",
-    "format_bytes",
-    "format_usec",
-    "parse_cpu",
-    "parse_memory",
 ]
 
 RESTART_USEC = 1 * USEC_PER_SEC
@@ -97,7 +80,7 @@ class ReleaseSpec:
     ``InvalidInput``).
 
     ``id`` is the instance token (``3``, ``3.1``, ``3_worker_2``; see
-    ``bindrop.units.processes``); ``exec_path`` is the absolute path of the binary or
+    ``bindrop.domain.processes``); ``exec_path`` is the absolute path of the binary or
     launcher; ``args`` follow it. ``port`` is None for a process that gets no traffic.
     ``working_directory`` (absolute) defaults to the app's state directory.
     """

@@ -15,10 +15,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bindrop.domain.names import validate_app_name
 from bindrop.errors import InvalidInput
 from bindrop.settings import Settings
 from bindrop.units.app import AppSpec, ReleaseSpec, build_app_unit
-from bindrop.units.names import validate_app_name
 from bindrop.units.properties import UnitSpec, prop
 
 CRON_UNIT_PREFIX = "bindrop-cron-"

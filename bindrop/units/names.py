@@ -1,7 +1,6 @@
-"""Names bindrop gives to apps, releases, env keys, units and users.
+"""Names bindrop gives to units and users, and the one parser of bindrop's unit names.
 
-Pure validators (each returns its argument or raises ``InvalidInput`` with a message that says
-what is allowed) and the one parser of bindrop's unit names.
+The names a person gives (apps, releases, env keys) are checked in ``bindrop.domain.names``.
 
 An app unit is ``bindrop-app-<app>-<release>.service``. App names may contain ``-`` but release
 ids may not, so a unit name splits unambiguously at its last ``-``. The same fact makes a glob
@@ -14,68 +13,22 @@ from __future__ import annotations
 import hashlib
 import re
 
+from bindrop.domain.names import validate_app_name, validate_release_id
 from bindrop.errors import InvalidInput
 
 APP_UNIT_PREFIX = "bindrop-app-"
 APP_UNIT_SUFFIX = ".service"
 SLICE = "bindrop.slice"
 
-APP_NAME_MAX = 40
-RELEASE_ID_MAX = 20
 # glibc and systemd refuse user names longer than 31 characters (utmp's field is 32 bytes).
 USER_NAME_MAX = 31
 
-# Set by bindrop on every release; a user value would break routing or the journal fields.
-RESERVED_ENV_KEYS = frozenset({"PORT", "BINDROP_APP", "BINDROP_RELEASE", "BINDROP_PROCESS",
-                               "BINDROP_INSTANCE"})
-
-_APP_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
-_RELEASE_ID = re.compile(r"[a-z0-9][a-z0-9.]*")
-_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # An instance token: a release (generation) id, then for every instance but web 1
-# "_<process>_<n>" (bindrop.units.processes builds and parses them).
+# "_<process>_<n>" (bindrop.domain.processes builds and parses them).
 _INSTANCE_SUFFIX = re.compile(r"_[a-z][a-z0-9]{0,14}_[1-9][0-9]{0,3}")
 
 _USER_PREFIX = "bindrop-"
 _USER_HASH_LEN = 8
-
-
-def validate_app_name(name: str) -> str:
-    """Return ``name`` if it is a valid app name (a lowercase DNS label of 1-40 characters)."""
-    if not isinstance(name, str) or len(name) > APP_NAME_MAX or not _APP_NAME.fullmatch(name):
-        raise InvalidInput(
-            f"app name {name!r} is not valid: use 1-{APP_NAME_MAX} lowercase letters, digits "
-            "and '-', starting and ending with a letter or digit"
-        )
-    return name
-
-
-def validate_release_id(rid: str) -> str:
-    """Return ``rid`` if it is a valid release id: 1-20 of ``[a-z0-9.]``, no ``-``."""
-    if not isinstance(rid, str) or len(rid) > RELEASE_ID_MAX or not _RELEASE_ID.fullmatch(rid):
-        raise InvalidInput(
-            f"release id {rid!r} is not valid: use 1-{RELEASE_ID_MAX} lowercase letters, "
-            "digits and '.', starting with a letter or digit (no '-')"
-        )
-    return rid
-
-
-def validate_env_key(key: str) -> str:
-    """Return ``key`` if a user may set it in an app's environment.
-
-    Refuses names that are not shell-style identifiers, and the reserved names bindrop sets
-    itself on every release (``PORT``, ``BINDROP_APP``, ``BINDROP_RELEASE``).
-    """
-    if not isinstance(key, str) or not _ENV_KEY.fullmatch(key):
-        raise InvalidInput(
-            f"environment variable name {key!r} is not valid: use letters, digits and '_', "
-            "not starting with a digit"
-        )
-    if key in RESERVED_ENV_KEYS:
-        raise InvalidInput(
-            f"environment variable {key} is set by bindrop for every release; choose another name"
-        )
-    return key
 
 
 def app_unit_name(app: str, release: str) -> str:
@@ -94,7 +47,7 @@ def parse_app_unit_name(unit: str) -> tuple[str, str] | None:
 
     The inverse of ``app_unit_name``: ``None`` also for names with the prefix whose parts are
     not a valid app name and instance token (a release id, optionally followed by
-    ``_<process>_<n>``; see ``bindrop.units.processes``).
+    ``_<process>_<n>``; see ``bindrop.domain.processes``).
     """
     if not unit.startswith(APP_UNIT_PREFIX) or not unit.endswith(APP_UNIT_SUFFIX):
         return None

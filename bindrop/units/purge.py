@@ -7,8 +7,9 @@ the hub may run on a host and talk to a machine's bus, so removing it is systemd
 
 from __future__ import annotations
 
+from bindrop.domain.names import validate_app_name
 from bindrop.units.app import SYSTEMD_STATE_ROOT, app_state_directory
-from bindrop.units.names import SLICE, validate_app_name
+from bindrop.units.names import SLICE
 from bindrop.units.properties import UnitSpec, prop
 
 PURGE_UNIT_PREFIX = "bindrop-purge-"

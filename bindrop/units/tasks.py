@@ -17,10 +17,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bindrop.domain.names import validate_app_name
 from bindrop.errors import InvalidInput
 from bindrop.settings import Settings
 from bindrop.units.app import AppSpec, ReleaseSpec, build_app_unit
-from bindrop.units.names import APP_UNIT_PREFIX, APP_UNIT_SUFFIX, validate_app_name
+from bindrop.units.names import APP_UNIT_PREFIX, APP_UNIT_SUFFIX
 from bindrop.units.properties import UnitSpec, prop
 
 NOT_FOR_TASKS = frozenset({"Type", "Restart", "RestartUSec", "StartLimitIntervalUSec",

@@ -53,7 +53,7 @@ async def deploy_writer(hub: Hub, app: str, *args: str) -> None:
     hub.store.create_app(AppConfig(name=app, hosts=(f"{app}.test",)))
     blob = hub.blobs.put_file(WRITER, max_size=1 << 20)
     release = hub.store.add_release(app, blob.sha256, blob.size, "binary", list(args), "tests")
-    await hub.call(app, Deploy(str(release.number)))
+    await hub.call(app, Deploy(release.number))
 
 
 def table_rows(path: Path) -> list[tuple[int, str]]:

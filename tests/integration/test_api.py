@@ -386,7 +386,7 @@ async def test_open_streams_end_promptly_when_the_api_shuts_down(
     hub: Hub, settings: Settings, store: Store, blobs: BlobStore
 ) -> None:
     add_app(store, blobs, "chatty")
-    await hub.call("chatty", Deploy("1"))
+    await hub.call("chatty", Deploy(1))
     async with serve_api(hub, settings) as server:
         client = Client(f"unix:{server.socket_path}")
         events = client.events()

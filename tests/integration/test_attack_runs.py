@@ -42,12 +42,12 @@ async def test_a_release_command_that_never_ends_is_stopped_and_the_app_can_act_
         hub: Hub, store: Store, blobs: BlobStore, machine: Machine, tmp_path: Path) -> None:
     store.create_app(AppConfig(name="stuck", hosts=("stuck.test",)))
     good = await upload(hub, "stuck", bundle(tmp_path, "one"))
-    await hub.call("stuck", Deploy(str(good.number)))
+    await hub.call("stuck", Deploy(good.number))
     bad = await upload(hub, "stuck", bundle(tmp_path, "two", ENDLESS))
     started = time.monotonic()
     with pytest.raises(NotReady) as failed:
         async with asyncio.timeout(RELEASE_TIMEOUT_S + 60):
-            await hub.call("stuck", Deploy(str(bad.number)))
+            await hub.call("stuck", Deploy(bad.number))
     assert time.monotonic() - started < RELEASE_TIMEOUT_S + 60
     assert "waiting for a lock" in failed.value.message
     assert "time" in failed.value.message, failed.value.message  # says it ran out of time
@@ -75,7 +75,7 @@ async def deployed(api: ApiServer, hub: Hub) -> str:
     async with Client(f"unix:{api.socket_path}") as admin:
         await admin.create_app({"name": "tool", "hosts": ["tool.test"]})
         release = await admin.upload_release("tool", HELLO)
-        await hub.call("tool", Deploy(str(release["number"])))
+        await hub.call("tool", Deploy(release["number"]))
         await admin.set_env("tool", {"X": "from-env"})
         return str((await admin.create_token("ops"))["token"])
 
@@ -223,7 +223,7 @@ async def test_another_app_cannot_forge_lines_into_an_app_s_logs(
     async with Client(f"unix:{api.socket_path}") as admin:
         await admin.create_app({"name": "mallory", "hosts": ["mallory.test"]})
         release = await admin.upload_release("mallory", HELLO)
-    await hub.call("mallory", Deploy(str(release["number"])))
+    await hub.call("mallory", Deploy(release["number"]))
     status, lines = await run_lines(api, deployed, "mallory",
                                     {"args": ["python3", "-c", FORGE]})
     assert status == 200 and {"message": "sent"} in lines, lines

@@ -127,7 +127,7 @@ async def test_an_app_that_gave_up_and_came_back_and_a_failed_deploy_alert(
     hub.alerts.backoff = (0.2,)
     store.set_alert_webhook(receiver.url)
     add_app(store, blobs, "loopy", "--crash-after", "0.3")
-    await hub.call("loopy", Deploy("1"))
+    await hub.call("loopy", Deploy(1))
     await wait_for(lambda: [e for e in store.list_events("loopy") if e.kind == "app_gave_up"],
                    timeout=60)
     await settle(receiver, 1)
@@ -136,7 +136,7 @@ async def test_an_app_that_gave_up_and_came_back_and_a_failed_deploy_alert(
     assert gave_up["link"] == "http://dashboard.localhost/apps/loopy"
 
     add_app(store, blobs, "loopy", "--label", "good")
-    await hub.call("loopy", Deploy("2"))
+    await hub.call("loopy", Deploy(2))
     await wait_for(lambda: (v := hub.state.app("loopy")) is not None
                    and v.state == AppRunState.RUNNING)
     await settle(receiver, 2)
@@ -144,7 +144,7 @@ async def test_an_app_that_gave_up_and_came_back_and_a_failed_deploy_alert(
 
     add_app(store, blobs, "loopy", "--fail")
     with pytest.raises(NotReady):
-        await hub.call("loopy", Deploy("3"))
+        await hub.call("loopy", Deploy(3))
     await settle(receiver, 3)
     assert receiver.alerts[2]["kind"] == "deploy_failed"
     assert "failing on purpose" in receiver.alerts[2]["message"]

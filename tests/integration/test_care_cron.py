@@ -83,7 +83,7 @@ async def test_jobs_follow_deploys_and_go_with_their_app(
     blob = hub.blobs.put_file(WRITER, max_size=1 << 20)
     release = hub.store.add_release("moving", blob.sha256, blob.size, "binary",
                                     ["serve", "--until", "2"], "tests")
-    await hub.call("moving", Deploy(str(release.number)))
+    await hub.call("moving", Deploy(release.number))
     await wait_for(lambda: "BINDROP_RELEASE=2 " in environment() + " ", timeout=20)
 
     ok_json(await bindrop(env, "destroy", "moving", "--yes", "--json"))

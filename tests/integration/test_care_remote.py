@@ -123,13 +123,13 @@ async def test_a_restore_asked_for_during_a_deploy_waits_its_turn(
     hub.store.create_app(AppConfig(name="turns", hosts=("turns.test",)))
     blob = hub.blobs.put_file(HELLO, max_size=1 << 20)
     hub.store.add_release("turns", blob.sha256, blob.size, "binary", [], "tests")
-    await hub.call("turns", Deploy("1"))
+    await hub.call("turns", Deploy(1))
     async with Client(f"unix:{api.socket_path}") as client:
         made = await client.start_backup("turns", wait=True)
         assert made["state"] == "succeeded", made
         hub.store.add_release("turns", blob.sha256, blob.size, "binary",
                               ["--listen-after", "3"], "tests")
-        deploying = hub.submit("turns", Deploy("2"))
+        deploying = hub.submit("turns", Deploy(2))
         restored = await client.restore("turns", wait=True)
         assert deploying.done()
     assert restored["state"] == "succeeded", restored

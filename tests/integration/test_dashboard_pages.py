@@ -110,7 +110,7 @@ async def test_an_admin_sees_an_app_and_stops_it_only_with_the_forms_csrf_token(
     dashboard: Dash, hub: Hub
 ) -> None:
     add_app(hub.store, hub.blobs, "dash-a")
-    await hub.call("dash-a", Deploy("1"))
+    await hub.call("dash-a", Deploy(1))
     csrf = await log_in(dashboard, await token(hub, "dash-admin"))
     apps = await (await dashboard.get("/")).text()
     assert 'data-app="dash-a"' in apps and "running" in apps
@@ -137,7 +137,7 @@ async def test_a_read_only_token_sees_no_buttons_and_its_posts_are_refused_by_th
     dashboard: Dash, hub: Hub
 ) -> None:
     add_app(hub.store, hub.blobs, "dash-r")
-    await hub.call("dash-r", Deploy("1"))
+    await hub.call("dash-r", Deploy(1))
     csrf = await log_in(dashboard, await token(hub, "dash-reader", "read-only"))
     page = await (await dashboard.get("/apps/dash-r")).text()
     assert 'value="stop"' not in page and "read-only" in page
@@ -192,7 +192,7 @@ async def test_env_values_that_look_secret_are_masked_and_setting_one_names_only
 
 async def test_the_live_stream_passes_on_the_hubs_state(dashboard: Dash, hub: Hub) -> None:
     add_app(hub.store, hub.blobs, "dash-l")
-    await hub.call("dash-l", Deploy("1"))
+    await hub.call("dash-l", Deploy(1))
     await log_in(dashboard, await token(hub, "dash-live"))
     async with asyncio.timeout(HANG):
         answer = await dashboard.get("/live/events?app=dash-l")
@@ -271,7 +271,7 @@ async def test_the_app_page_shows_processes_and_scales_them_with_the_form(
     dashboard: Dash, hub: Hub
 ) -> None:
     add_app(hub.store, hub.blobs, "dash-s")
-    await hub.call("dash-s", Deploy("1"))
+    await hub.call("dash-s", Deploy(1))
     csrf = await log_in(dashboard, await token(hub, "dash-scaler"))
     page = await (await dashboard.get("/apps/dash-s")).text()
     assert 'data-process="web"' in page and 'name="count_web" value="1"' in page

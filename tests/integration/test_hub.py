@@ -23,7 +23,7 @@ async def test_deploy_runs_the_release_on_a_fresh_port_and_routes_it(
     hub: Hub, store: Store, blobs: BlobStore
 ) -> None:
     add_app(store, blobs, "web", "--label", "one")
-    outcome = await hub.call("web", Deploy("1"))
+    outcome = await hub.call("web", Deploy(1))
     assert outcome.unit == "bindrop-app-web-1.service" and outcome.port
     status, body = await http_get(outcome.port)
     assert status == 200 and body.startswith("one from web release 1")
@@ -37,7 +37,7 @@ async def test_a_crash_is_counted_and_systemd_brings_the_app_back(
     hub: Hub, store: Store, blobs: BlobStore, machine: Machine
 ) -> None:
     add_app(store, blobs, "crashy")
-    await hub.call("crashy", Deploy("1"))
+    await hub.call("crashy", Deploy(1))
     before = hub.state.app("crashy")
     assert before is not None
     machine.exec("kill", "-9", str(before.main_pid))
@@ -50,7 +50,7 @@ async def test_a_crash_loop_ends_in_a_clear_gave_up_state(
     hub: Hub, store: Store, blobs: BlobStore
 ) -> None:
     add_app(store, blobs, "loopy", "--crash-after", "0.3")
-    await hub.call("loopy", Deploy("1"))
+    await hub.call("loopy", Deploy(1))
     view = await wait_for_app(hub, "loopy", in_state(AppRunState.CRASH_LOOPING))
     assert view is not None and view.problem is not None
     assert view.problem.startswith("exited with status 1")
@@ -67,10 +67,10 @@ async def test_a_release_that_exits_at_once_leaves_the_old_one_serving(
     hub: Hub, store: Store, blobs: BlobStore
 ) -> None:
     add_app(store, blobs, "steady", "--label", "good")
-    good = await hub.call("steady", Deploy("1"))
+    good = await hub.call("steady", Deploy(1))
     add_app(store, blobs, "steady", "--fail")
     with pytest.raises(NotReady) as failed:
-        await hub.call("steady", Deploy("2"))
+        await hub.call("steady", Deploy(2))
     assert "exited with status 1" in failed.value.message
     assert "failing on purpose" in failed.value.message  # the last log lines
     assert good.port is not None
@@ -86,7 +86,7 @@ async def test_restart_replaces_the_unit_with_no_gap_and_keeps_the_data(
     hub: Hub, store: Store, blobs: BlobStore
 ) -> None:
     add_app(store, blobs, "counter")
-    first = await hub.call("counter", Deploy("1"))
+    first = await hub.call("counter", Deploy(1))
     assert first.port is not None
     await http_get(first.port)
     second = await hub.call("counter", Restart())
@@ -101,7 +101,7 @@ async def test_stop_supersedes_a_queued_restart_and_cancels_the_readiness_wait(
     hub: Hub, store: Store, blobs: BlobStore
 ) -> None:
     add_app(store, blobs, "slow", "--listen-after", "60")
-    deploy = hub.submit("slow", Deploy("1"))
+    deploy = hub.submit("slow", Deploy(1))
     await wait_for_app(hub, "slow", in_state(AppRunState.STARTING))
     restart = hub.submit("slow", Restart())
     stop = hub.submit("slow", Stop())
@@ -119,9 +119,9 @@ async def test_a_stuck_app_does_not_delay_another(
 ) -> None:
     add_app(store, blobs, "stuck", "--listen-after", "600", health_timeout_s=120)
     add_app(store, blobs, "quick")
-    stuck = hub.submit("stuck", Deploy("1"))
+    stuck = hub.submit("stuck", Deploy(1))
     await wait_for_app(hub, "stuck", in_state(AppRunState.STARTING))
-    outcome = await asyncio.wait_for(hub.call("quick", Deploy("1")), HANG)
+    outcome = await asyncio.wait_for(hub.call("quick", Deploy(1)), HANG)
     assert outcome.release == "1" and not stuck.done()
     await hub.call("stuck", Stop())
     with pytest.raises(Cancelled):
@@ -132,7 +132,7 @@ async def test_start_after_stop_runs_the_current_release_again(
     hub: Hub, store: Store, blobs: BlobStore
 ) -> None:
     add_app(store, blobs, "again")
-    await hub.call("again", Deploy("1"))
+    await hub.call("again", Deploy(1))
     await hub.call("again", Stop())
     assert store.get_app("again").desired_state == "stopped"
     stopped = hub.state.app("again")  # systemd may not have collected the unit yet
@@ -149,7 +149,7 @@ async def test_hub_close_leaves_apps_running_and_a_new_hub_adopts_them(
     hub: Hub, store: Store, blobs: BlobStore
 ) -> None:
     add_app(store, blobs, "kept")
-    await hub.call("kept", Deploy("1"))
+    await hub.call("kept", Deploy(1))
     view = hub.state.app("kept")
     assert view is not None
     second = Hub(hub.settings, store, blobs, journal=hub.journal)
@@ -167,7 +167,7 @@ async def test_a_failed_restart_keeps_the_serving_release_live(
     hub: Hub, store: Store, blobs: BlobStore
 ) -> None:
     add_app(store, blobs, "fickle")
-    first = await hub.call("fickle", Deploy("1"))
+    first = await hub.call("fickle", Deploy(1))
     store.set_env("fickle", {"HELLO_FAIL": "1"})  # the next unit of release 1 exits at once
     with pytest.raises(NotReady, match="exited with status 1"):
         await hub.call("fickle", Restart())
@@ -180,7 +180,7 @@ async def test_liveness_restarts_an_app_that_stops_answering(
 ) -> None:
     add_app(store, blobs, "hangs", "--hang-after", "1", health_path="/",
             liveness_interval_s=0.3)
-    first = await hub.call("hangs", Deploy("1"))
+    first = await hub.call("hangs", Deploy(1))
     # Three failed checks in a row (each times out after 2 s) make the hub restart it.
     view = await wait_for_app(hub, "hangs", lambda v: v is not None and v.route is not None
                               and v.route.unit != first.unit)
@@ -194,9 +194,9 @@ async def test_rollback_serves_the_previous_build_again(
     hub: Hub, store: Store, blobs: BlobStore
 ) -> None:
     add_app(store, blobs, "back", "--label", "one")
-    await hub.call("back", Deploy("1"))
+    await hub.call("back", Deploy(1))
     add_app(store, blobs, "back", "--label", "two")
-    await hub.call("back", Deploy("2"))
+    await hub.call("back", Deploy(2))
     outcome = await hub.call("back", Rollback())
     assert outcome.release == "1" and outcome.port is not None
     _, body = await http_get(outcome.port)
@@ -220,7 +220,7 @@ async def test_old_releases_and_their_files_are_collected_after_a_deploy(
         if n == 1:
             store.create_app(AppConfig(name="gc", hosts=("gc.test",)))
         store.add_release("gc", blob.sha256, blob.size, "binary", [], "tests")
-        await hub.call("gc", Deploy(str(n)))
+        await hub.call("gc", Deploy(n))
     numbers = [r.number for r in store.list_releases("gc")]
     assert numbers == list(range(keep + 2, 2, -1))  # the newest `keep`, newest first
     assert [blobs.exists(sha) for sha in shas] == [False, False] + [True] * keep

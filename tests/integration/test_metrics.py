@@ -105,7 +105,7 @@ async def test_traffic_to_two_apps_is_counted_exactly_in_the_series_and_in_prome
         stack: Stack, store: Store, blobs: BlobStore) -> None:
     for name in ("alpha", "beta"):
         add_app(store, blobs, name, "--label", name)
-        await stack.hub.call(name, Deploy("1"))
+        await stack.hub.call(name, Deploy(1))
     port = stack.proxy.ports[0]
     plan = {"alpha": ["/"] * 10 + ["/status/500"] * 3 + ["/sleep/0.3"] * 2,
             "beta": ["/"] * 4 + ["/status/404"] * 2 + ["/sleep/1.2"]}
@@ -216,7 +216,7 @@ async def test_a_span_of_too_many_points_is_refused(stack: Stack, store: Store,
 async def test_a_restart_systemd_made_after_a_crash_is_marked_on_the_graphs(
         stack: Stack, store: Store, blobs: BlobStore) -> None:
     add_app(store, blobs, "crashy", "--crash-after", "3")
-    await stack.hub.call("crashy", Deploy("1"))
+    await stack.hub.call("crashy", Deploy(1))
     async with Client(f"unix:{stack.api.socket_path}") as client:
         async def marked() -> Any:
             marks = (await client.metrics("crashy", since="15m"))["marks"]

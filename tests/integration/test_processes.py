@@ -120,7 +120,7 @@ async def test_a_procfile_bundle_runs_web_and_worker_scales_balances_and_survive
     assert dict(first.processes or {}) == {"web": ("./hello.py", "--label", "one"),
                                            "worker": ("./worker.sh",)}
     assert first.release_command == ("./migrate.sh",)
-    outcome = await hub.call("shop", Deploy("1"))
+    outcome = await hub.call("shop", Deploy(1))
     assert outcome.unit == "bindrop-app-shop-1.service"
     assert "migrating to release 1" in outcome.release_log  # the deploy's own output
     assert active_units(machine, "shop") == ["bindrop-app-shop-1.service",
@@ -150,7 +150,7 @@ async def test_a_procfile_bundle_runs_web_and_worker_scales_balances_and_survive
     # a new release under load: no request fails, every old unit is stopped
     await upload(hub, "shop", bundle(tmp_path, "two"))
     async with Visitors(port, "shop.test") as visitors:
-        outcome = await hub.call("shop", Deploy("2"))
+        outcome = await hub.call("shop", Deploy(2))
     assert set(visitors.results) == {"200"}, (visitors.results, visitors.failures)
     assert len(outcome.stopped) == 4
     assert active_units(machine, "shop") == [
@@ -160,7 +160,7 @@ async def test_a_procfile_bundle_runs_web_and_worker_scales_balances_and_survive
     # a failing release command stops the deploy; release 2 keeps serving
     await upload(hub, "shop", bundle(tmp_path, "three", FAILING))
     with pytest.raises(NotReady, match="table users is locked"):
-        await hub.call("shop", Deploy("3"))
+        await hub.call("shop", Deploy(3))
     status, body, _ = await get(port, "shop.test")
     assert status == 200 and body.startswith("two from shop release 2")
     assert store.get_release("shop", 3).status == "failed"
@@ -238,7 +238,7 @@ async def test_a_rolling_deploy_replaces_one_instance_at_a_time_under_load(
     hub, _ = linked_hub
     store.create_app(AppConfig(name="roll", hosts=("roll.test",)))
     await upload(hub, "roll", bundle(tmp_path, "one"))
-    await hub.call("roll", Deploy("1"))
+    await hub.call("roll", Deploy(1))
     await hub.config.scale("roll", {"web": 2, "worker": 1})
     await upload(hub, "roll", bundle(tmp_path, "two"))
     most = 0
@@ -250,7 +250,7 @@ async def test_a_rolling_deploy_replaces_one_instance_at_a_time_under_load(
     unsubscribe = hub.state.subscribe(count)
     try:
         async with Visitors(proxy.ports[0], "roll.test") as visitors:
-            outcome = await hub.call("roll", Deploy("2", rolling=True))
+            outcome = await hub.call("roll", Deploy(2, rolling=True))
     finally:
         unsubscribe()
     assert set(visitors.results) == {"200"}, (visitors.results, visitors.failures)
@@ -280,7 +280,7 @@ async def test_a_worker_systemd_gives_up_on_is_reported_while_web_serves_on(
             member.size = len(content)
             tar.addfile(member, io.BytesIO(content))
     await upload(hub, "flaky", out.getvalue())
-    await hub.call("flaky", Deploy("1"))
+    await hub.call("flaky", Deploy(1))
     worker = "bindrop-app-flaky-1_worker_1.service"
     view = await wait_for_app(hub, "flaky", lambda v: v is not None
                               and [u for u, _ in v.gave_up] == [worker], timeout=60)

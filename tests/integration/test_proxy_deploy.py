@@ -71,7 +71,7 @@ async def test_three_deploys_under_a_request_loop_through_the_proxy_lose_no_requ
     hub, _ = linked_hub
     for label in ("one", "two", "three", "four"):
         add_app(store, blobs, "steady", "--label", label)
-    await hub.call("steady", Deploy("1"))
+    await hub.call("steady", Deploy(1))
     port = proxy.ports[0]
     assert (await get(port, "steady.test"))[1].startswith("one from steady release 1")
     results: Counter[str] = Counter()
@@ -90,7 +90,7 @@ async def test_three_deploys_under_a_request_loop_through_the_proxy_lose_no_requ
 
     visitors = [asyncio.ensure_future(visitor()) for _ in range(4)]
     try:
-        for release in ("2", "3", "4"):
+        for release in (2, 3, 4):
             await asyncio.sleep(0.2)
             outcome = await hub.call("steady", Deploy(release))
             assert outcome.stopped  # the old unit was drained and stopped before returning
@@ -114,12 +114,12 @@ async def test_a_stopped_app_answers_503_through_the_proxy_and_serves_again_afte
         blobs: BlobStore) -> None:
     hub, _ = linked_hub
     add_app(store, blobs, "pause", "--label", "back")
-    await hub.call("pause", Deploy("1"))
+    await hub.call("pause", Deploy(1))
     assert (await get(proxy.ports[0], "pause.test"))[0] == 200
     await hub.call("pause", Stop())
     status, body = await get(proxy.ports[0], "pause.test")
     assert status == 503 and "pause is not running" in body
-    await hub.call("pause", Deploy("1"))
+    await hub.call("pause", Deploy(1))
     status, body = await get(proxy.ports[0], "pause.test")
     assert status == 200 and body.startswith("back from pause")
 
@@ -163,7 +163,7 @@ async def test_a_no_overlap_deploy_holds_requests_instead_of_failing_them(
     hub, _ = linked_hub
     add_app(store, blobs, "single", "--label", "one", no_overlap=True)
     add_app(store, blobs, "single", "--label", "two", "--listen-after", "0.5")
-    await hub.call("single", Deploy("1"))
+    await hub.call("single", Deploy(1))
     port = proxy.ports[0]
     results: Counter[str] = Counter()
     bodies: list[str] = []
@@ -178,7 +178,7 @@ async def test_a_no_overlap_deploy_holds_requests_instead_of_failing_them(
     visitors = [asyncio.ensure_future(visitor()) for _ in range(3)]
     try:
         await asyncio.sleep(0.2)
-        outcome = await hub.call("single", Deploy("2"))
+        outcome = await hub.call("single", Deploy(2))
         await asyncio.sleep(0.2)
     finally:
         stop.set()

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bindrop.domain.limits import Limits
 from bindrop.machine import Machine
 from bindrop.settings import Settings
 from bindrop.systemd import Bus, Manager
-from bindrop.units import AppSpec, Limits, ReleaseSpec, build_app_unit, render_unit_file
+from bindrop.units import AppSpec, ReleaseSpec, build_app_unit, render_unit_file
 
 pytestmark = pytest.mark.integration
 

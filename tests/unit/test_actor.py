@@ -11,6 +11,9 @@ from bindrop.errors import Cancelled, Conflict
 from bindrop.hub.actor import Actor
 from bindrop.hub.commands import Check, Command, Deploy, Restart, Start, Stop
 
+# The release number the fake lifecycle takes as a readiness wait that never ends.
+WAITS = 99
+
 
 class Recorder:
     """A handler that records what ran, and can be held inside a command."""
@@ -37,7 +40,7 @@ class Recorder:
         self.entered.set()
         if isinstance(command, Check):
             raise Conflict("check failed")
-        if isinstance(command, Deploy) and command.release == "wait":
+        if isinstance(command, Deploy) and command.release == WAITS:
             assert self.actor is not None
             await self.actor.wait(asyncio.sleep(3600))  # a readiness wait that never ends
         await self.gate.wait()
@@ -53,9 +56,9 @@ async def _actor() -> tuple[Actor, Recorder]:
 
 async def test_commands_run_one_at_a_time_in_order() -> None:
     actor, rec = await _actor()
-    results = await asyncio.gather(actor.call(Deploy("2")), actor.call(Stop()))
+    results = await asyncio.gather(actor.call(Deploy(2)), actor.call(Stop()))
     assert results == ["Deploy", "Stop"]
-    assert rec.ran == [Deploy("2"), Stop()]
+    assert rec.ran == [Deploy(2), Stop()]
     assert rec.most_inside == 1
     await actor.stop()
 
@@ -86,7 +89,7 @@ async def test_stop_supersedes_queued_restart() -> None:
 
 async def test_stop_cancels_an_in_flight_readiness_wait() -> None:
     actor, rec = await _actor()
-    deploy = actor.submit(Deploy("wait"))
+    deploy = actor.submit(Deploy(WAITS))
     await rec.entered.wait()
     stop = actor.submit(Stop())
     with pytest.raises(Cancelled, match="cancelled by stop"):
@@ -114,7 +117,7 @@ async def test_stopping_the_actor_fails_queued_commands_with_a_named_error() -> 
     rec.gate.clear()
     running = actor.submit(Start())
     await rec.entered.wait()
-    queued = actor.submit(Deploy("9"))
+    queued = actor.submit(Deploy(9))
     await actor.stop()
     for fut in (running, queued):
         with pytest.raises(Cancelled, match="hub is stopping"):
@@ -150,7 +153,7 @@ async def test_a_stop_that_arrives_before_the_wait_begins_still_cancels_it() -> 
 
     actors.append(Actor("app", handler))
     actor = actors[0]
-    deploy = actor.submit(Deploy("wait"))
+    deploy = actor.submit(Deploy(WAITS))
     await started.wait()
     stop = actor.submit(Stop())
     gate.set()

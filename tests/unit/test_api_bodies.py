@@ -10,7 +10,6 @@ from bindrop.api.bodies import (
     parse_env,
     parse_limit,
     parse_new_app,
-    parse_release_number,
     query_flag,
     query_int,
 )
@@ -52,12 +51,6 @@ def test_env_values_must_be_text() -> None:
         parse_env({"A": 1})
     with pytest.raises(InvalidInput, match="JSON object"):
         parse_env({})
-
-
-@pytest.mark.parametrize("value", [0, -1, True, "x", "1.5", 1.5, None, 2**63])
-def test_a_bad_release_number_says_how_to_find_one(value: object) -> None:
-    with pytest.raises(InvalidInput, match="bindrop releases"):
-        parse_release_number(value)
 
 
 def test_cmd_is_a_json_list_of_strings() -> None:

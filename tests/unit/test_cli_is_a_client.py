@@ -20,9 +20,10 @@ from bindrop.cli.main import cli
 
 BINDROP_DIR = Path(bindrop.__file__).parent
 SERVE = "bindrop.serve."
-# What a client command must never load: the server's parts and their IO libraries. (The
-# layering test keeps bindrop.settings, a pure value, out of the CLI's own imports.)
+# What a client command must never load: the server's parts, its settings and their IO
+# libraries.
 SERVER_PARTS = ("bindrop.serve", "bindrop.hub", "bindrop.api", "bindrop.store",
+                "bindrop.settings", "bindrop.units",
                 "bindrop.systemd", "bindrop.proxy", "bindrop.care", "bindrop.moving",
                 "bindrop.machine", "bindrop.dashboard", "dbus_fast", "sqlite_utils")
 

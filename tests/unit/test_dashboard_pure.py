@@ -8,7 +8,6 @@ import pytest
 
 from bindrop.dashboard.format import (
     app_url,
-    format_bytes,
     format_cpu,
     format_duration,
     format_limit,
@@ -84,13 +83,6 @@ def test_csrf_tokens_compare_exactly(given: object, ok: bool) -> None:
                                               ("x" * 513, None), ("a\x00", None), (3, None)])
 def test_a_login_token_is_one_printable_word(value: object, token: str | None) -> None:
     assert parse_token(value) == token
-
-
-@pytest.mark.parametrize(("value", "text"), [
-    (0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (256 * 1024**2, "256.0 MiB"),
-    (None, "-"), (True, "-"), (-1, "-"), (5 * 1024**5, "5120.0 TiB")])
-def test_format_bytes(value: object, text: str) -> None:
-    assert format_bytes(value) == text
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (59, "59s"), (61, "1m 1s"),

@@ -36,9 +36,6 @@ IO_MODULES = (
 )
 DB = ("sqlite3", "sqlite_utils")
 NO_IO = (*IO_MODULES, "dbus_fast", "sqlite_utils", "aiohttp")
-# Until bindrop.domain lands: the two CLI files that still import bindrop.units (an app name's
-# validator, the scale arguments' parser) for what will be bindrop.domain.
-CLI_UNTIL_DOMAIN = ("cli/apps.py", "cli/backup.py")
 
 
 @dataclass(frozen=True)
@@ -59,8 +56,10 @@ class Rule:
     exempt: tuple[str, ...] = ()
 
 
-BASE = ("errors", "settings")
-# units/ is pure (validators, parsers, unit building): the server-side layers may share it.
+# domain/ is the pure core (names, limits, sizes, time spans, hosts, processes, releases):
+# every layer may use it.
+BASE = ("errors", "settings", "domain")
+# units/ is pure (unit building): the server-side layers may share it.
 PURE = (*BASE, "units")
 # The hub <-> proxy wire: the proxy reads it from the client package; the hub and the API
 # that serve it import that one module of the client package, nothing else of it.
@@ -68,6 +67,7 @@ WIRE = "client.proxywire"
 
 # One line per folder; "may import" as in design.md's code layout.
 RULES = (
+    Rule("domain", ("errors", "domain"), forbidden=NO_IO, stdlib_only=True),
     Rule("units", PURE, forbidden=NO_IO, stdlib_only=True),
     # systemd/ knows systemd, not apps: it takes units' properties duck-typed.
     Rule("systemd", (*BASE, "systemd"), forbidden=(*DB, "aiohttp", "click")),
@@ -82,7 +82,7 @@ RULES = (
     Rule("client", (*BASE, "client"), forbidden=(*DB, "dbus_fast", "click", "aiohttp.web")),
     # The CLI is a client: the server's own entry points are in serve/, which it only names.
     Rule("cli", ("cli", "client", "errors", "version", "domain"),
-         forbidden=(*DB, "dbus_fast", "aiohttp"), exempt=CLI_UNTIL_DOMAIN),
+         forbidden=(*DB, "dbus_fast", "aiohttp")),
     # serve/ is the composition root (hub, proxy, install, care runs…): it may import anything,
     # and nothing imports it (test_nothing_imports_the_composition_root).
     Rule("serve", None),
@@ -193,6 +193,9 @@ def test_every_rule_names_a_distinct_folder() -> None:
         ("units/bad.py", "from ..store import db\n", "bindrop.store"),
         ("units/bad.py", "if TYPE_CHECKING:\n    import sqlite3\n", "sqlite3"),
         ("units/bad.py", "def f():\n    import subprocess\n", "subprocess"),
+        ("domain/bad.py", "from bindrop.settings import Settings\n", "bindrop.settings"),
+        ("domain/bad.py", "from bindrop.units.names import SLICE\n", "bindrop.units.names"),
+        ("domain/bad.py", "import sqlite3\n", "sqlite3"),
         ("systemd/bad.py", "from bindrop.units import prop\n", "bindrop.units"),
         ("systemd/bad.py", "from ..units.names import SLICE\n", "bindrop.units.names"),
         ("cli/bad.py", "import sqlite_utils\n", "sqlite_utils"),
@@ -221,6 +224,9 @@ def test_a_forbidden_edge_is_reported(
     ("file", "source"),
     [
         ("units/ok.py", "from __future__ import annotations\nimport re, hashlib\n"),
+        ("units/ok.py", "from bindrop.domain.names import validate_app_name\n"),
+        ("domain/ok.py", "from bindrop.errors import InvalidInput\nfrom . import names\n"),
+        ("dashboard/ok.py", "from bindrop.domain.names import validate_app_name\n"),
         ("units/ok.py", "from . import names\nfrom .names import SLICE\n"),
         ("units/ok.py", "from bindrop.errors import InvalidInput\nfrom bindrop import units\n"),
         ("units/ok.py", "from bindrop.settings import Settings\nimport bindrop\n"),

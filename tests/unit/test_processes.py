@@ -6,6 +6,14 @@ from __future__ import annotations
 import pytest
 
 from bindrop.client.proxywire import RouteTable, Upstream, parse_table, render_table
+from bindrop.domain.processes import (
+    InstanceId,
+    build_instance_id,
+    parse_instance_token,
+    parse_procfile,
+    parse_scale,
+    parse_scale_args,
+)
 from bindrop.errors import InvalidInput
 from bindrop.hub.plan import Adopt, DesiredApp, ObservedUnit, next_instance, plan_reconcile
 from bindrop.hub.routetable import build_route_table
@@ -15,14 +23,6 @@ from bindrop.settings import Settings
 from bindrop.store import AppConfig
 from bindrop.systemd.types import ActiveState, SubState, UnitState
 from bindrop.units import AppSpec, ReleaseSpec, build_app_unit, parse_app_unit_name
-from bindrop.units.processes import (
-    InstanceId,
-    build_instance_id,
-    parse_instance_token,
-    parse_procfile,
-    parse_scale,
-    parse_scale_args,
-)
 from bindrop.units.tasks import build_release_task, build_run_task, parse_run_unit_name
 
 
@@ -83,7 +83,7 @@ def test_a_new_generation_skips_every_process_of_the_old_ones() -> None:
 def test_reconcile_adopts_a_whole_generation_and_stops_the_older_one() -> None:
     observed = [ObservedUnit(f"u-{t}", "blog", t, True)
                 for t in ["3", "3_worker_1", "3.1", "3.1_web_2", "3.1_worker_1"]]
-    steps = plan_reconcile([DesiredApp("blog", True, "3")], observed)
+    steps = plan_reconcile([DesiredApp("blog", True, 3)], observed)
     adopted = sorted(s.instance for s in steps if isinstance(s, Adopt))
     assert adopted == ["3.1", "3.1_web_2", "3.1_worker_1"]
     assert sorted(s.unit for s in steps if not isinstance(s, Adopt)) == ["u-3", "u-3_worker_1"]

@@ -34,7 +34,7 @@ class NoSteps:
 
 
 KINDS: dict[str, Command] = {
-    "start": Start(), "stop": Stop(), "restart": Restart(), "deploy": Deploy("2"),
+    "start": Start(), "stop": Stop(), "restart": Restart(), "deploy": Deploy(2),
     "rollback": Rollback(), "check": Check(), "restore": Restore(None, NoSteps()),
     "scale": Scale(),
 }
@@ -90,8 +90,8 @@ def test_stop_supersedes_queued_restart() -> None:
 
 
 def test_stop_keeps_a_queued_deploy_because_it_records_the_wanted_build() -> None:
-    assert not supersedes(Stop(), Deploy("3"))
+    assert not supersedes(Stop(), Deploy(3))
 
 
 def test_newer_deploy_replaces_older_queued_deploy() -> None:
-    assert supersedes(Deploy("4"), Deploy("3"))
+    assert supersedes(Deploy(4), Deploy(3))

@@ -7,20 +7,17 @@ from pathlib import Path
 import pytest
 from dbus_fast import Message, Variant
 
+from bindrop.domain.limits import Limits, parse_cpu, parse_memory
+from bindrop.domain.timespans import format_usec
 from bindrop.errors import InvalidInput
 from bindrop.settings import Settings
 from bindrop.units import (
     PROPERTY_SIGNATURES,
     AppSpec,
-    Limits,
     Property,
     ReleaseSpec,
     UnitSpec,
     build_app_unit,
-    format_bytes,
-    format_usec,
-    parse_cpu,
-    parse_memory,
     prop,
 )
 from bindrop.units.signature import split_types
@@ -318,19 +315,6 @@ def test_parse_cpu_reads_percent_or_cpus(text: str, percent: int) -> None:
 def test_parse_cpu_refuses_nonsense_zero_negative_and_fractions_of_a_percent(text: str) -> None:
     with pytest.raises(InvalidInput, match="CPU quota"):
         parse_cpu(text)
-
-
-@pytest.mark.parametrize(
-    ("size", "text"),
-    [(0, "0B"), (512, "512B"), (1024, "1K"), (256 * 1024**2, "256M"), (1536 * 1024**2, "1.5G")],
-)
-def test_format_bytes_is_short_and_human(size: int, text: str) -> None:
-    assert format_bytes(size) == text
-
-
-@pytest.mark.parametrize("size", [1, 1024, 512 * 1024, 256 * 1024**2, 3 * 1024**3, 2 * 1024**4])
-def test_parse_memory_reads_back_format_bytes_of_exact_sizes(size: int) -> None:
-    assert parse_memory(format_bytes(size)) == size
 
 
 @pytest.mark.parametrize(

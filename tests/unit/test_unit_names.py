@@ -1,4 +1,5 @@
-"""Names of apps, releases, env keys, units and dynamic users (bindrop.units.names)."""
+"""Names of apps, releases and env keys (bindrop.domain.names), units and dynamic users
+(bindrop.units.names)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,14 @@ import re
 
 import pytest
 
-from bindrop.errors import InvalidInput
-from bindrop.units import (
+from bindrop.domain.names import (
     RESERVED_ENV_KEYS,
-    app_unit_name,
-    dynamic_user_name,
-    parse_app_unit_name,
     validate_app_name,
     validate_env_key,
     validate_release_id,
 )
+from bindrop.errors import InvalidInput
+from bindrop.units import app_unit_name, dynamic_user_name, parse_app_unit_name
 
 # systemd's strict user-name rule (valid_user_group_name without RELAX), and utmp's 31 chars.
 USER_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_-]{0,30}")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from bindrop.domain.limits import Limits
 from bindrop.settings import Settings
 from bindrop.units import (
     PROPERTY_SIGNATURES,
     AppSpec,
-    Limits,
     ReleaseSpec,
     UnitSpec,
     build_app_unit,

@@ -22,9 +22,8 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bindrop.domain.names import validate_release_id
 from bindrop.errors import InvalidInput
-from bindrop.settings import DEFAULT_MAX_INSTANCES
-from bindrop.units.names import validate_release_id
 
 WEB = "web"
 RELEASE = "release"
@@ -32,6 +31,8 @@ PROCESS_NAME_MAX = 15
 #: A Procfile bigger than this is not a Procfile.
 PROCFILE_MAX = 64 * 1024
 PROCESSES_MAX = 16
+#: The most instances one process type of an app may be scaled to (BINDROP_MAX_INSTANCES).
+DEFAULT_MAX_INSTANCES = 16
 
 _PROCESS_NAME = re.compile(r"[a-z][a-z0-9]*")
 _TOKEN = re.compile(r"([a-z0-9][a-z0-9.]*)(?:_([a-z][a-z0-9]*)_([1-9][0-9]{0,3}))?")

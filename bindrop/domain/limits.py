@@ -1,6 +1,7 @@
 """Resource limits of an app, and the parsers that read them from people.
 
-Sizes use powers of 1024 (``K``, ``M``, ``G``, ``T``), as systemd's ``MemoryMax=`` does.
+Sizes use powers of 1024 (``K``, ``M``, ``G``, ``T``; ``bindrop.domain.sizes``), as
+systemd's ``MemoryMax=`` does.
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+from bindrop.domain.sizes import SIZE_FACTORS
 from bindrop.errors import InvalidInput
 
 # UINT64_MAX means "no limit" to systemd, so the largest real limit is one below it.
 _U64_LIMIT_MAX = 2**64 - 2
 USEC_PER_CPU_PERCENT = 10_000
 
-_SIZE_FACTORS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
 _CPU = re.compile(r"(\d+(?:\.\d+)?)\s*(%?)")
 
@@ -54,7 +55,7 @@ def parse_memory(text: str) -> int:
     match = _SIZE.fullmatch(text.strip()) if isinstance(text, str) else None
     size = 0
     if match:
-        size = int(Fraction(match[1]) * _SIZE_FACTORS[match[2].upper()])
+        size = int(Fraction(match[1]) * SIZE_FACTORS[match[2].upper()])
     if not 0 < size <= _U64_LIMIT_MAX:
         raise InvalidInput(
             f"memory size {text!r} is not valid: use a positive size such as 512M, 1G "
@@ -79,21 +80,3 @@ def parse_cpu(text: str) -> int:
             "or 150%, or a number of CPUs such as 0.5 or 2"
         )
     return int(percent)
-
-
-def format_bytes(size: int) -> str:
-    """Format a byte count for people: ``"256M"``, ``"1.5G"``, ``"512B"`` (powers of 1024).
-
-    Exact multiples print without a decimal and ``parse_memory`` reads them back unchanged;
-    others keep one decimal, rounded down.
-    """
-    if size < 0:
-        raise ValueError(f"a size cannot be negative: {size}")
-    for suffix in ("T", "G", "M", "K"):
-        factor = _SIZE_FACTORS[suffix]
-        if size >= factor:
-            whole, rest = divmod(size, factor)
-            if rest == 0:
-                return f"{whole}{suffix}"
-            return f"{whole}.{rest * 10 // factor}{suffix}"
-    return f"{size}B"
