@@ -20,10 +20,11 @@ from aiohttp.typedefs import Middleware
 from bindrop.api.auth import Caller, local_caller, parse_bearer, peer_uid, require_admin
 from bindrop.api.bodies import JSON_BODY_MAX
 from bindrop.api.bucket import BUCKET, BucketControl
+from bindrop.api.endpoint import Endpoint
 from bindrop.api.jobs import Jobs
 from bindrop.api.keys import CALLER, CLOSING, HUB, JOBS, SETTINGS, STREAMING
 from bindrop.api.openapi import OPENAPI, build_openapi
-from bindrop.api.routes import LOCAL_ROUTES, ROUTES, Route
+from bindrop.api.routes import LOCAL_ROUTES, ROUTES
 from bindrop.errors import BindropError
 from bindrop.hub.hub import Hub
 from bindrop.settings import Settings
@@ -93,7 +94,7 @@ def authenticate(require_token: bool) -> Middleware:
     return middleware
 
 
-def _endpoint(route: Route) -> AiohttpHandler:
+def _endpoint(route: Endpoint) -> AiohttpHandler:
     async def handle(request: web.Request) -> web.StreamResponse:
         if route.admin:
             require_admin(request[CALLER], "change anything" if route.method != "GET"

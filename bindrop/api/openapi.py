@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from bindrop import __version__
+from bindrop.api.endpoint import Endpoint
 from bindrop.api.schemas import ANSWERS, SCHEMAS
-
-if TYPE_CHECKING:
-    from bindrop.api.routes import Route
 
 OPENAPI = web.AppKey("openapi", dict)
 
@@ -25,7 +23,7 @@ _ERRORS = {"400": "Invalid input", "401": "No valid token", "403": "Not allowed"
 _PARAM = re.compile(r"\{(\w+)\}")
 
 
-def build_openapi(routes: Sequence[Route]) -> dict[str, Any]:
+def build_openapi(routes: Sequence[Endpoint]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         op: dict[str, Any] = {
@@ -69,7 +67,7 @@ def build_openapi(routes: Sequence[Route]) -> dict[str, Any]:
     }
 
 
-def _answer(route: Route) -> dict[str, Any]:
+def _answer(route: Endpoint) -> dict[str, Any]:
     if route.produces != "application/json":
         return {"type": "string"}
     return ANSWERS[route.returns] if route.returns else {"type": "object"}

@@ -70,7 +70,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Event": EVENT,
 }
 
-#: What each kind of answer is; routes name one of these (``Route.returns``).
+#: What each kind of answer is; endpoints name one of these (``Endpoint.returns``).
 APP_WITH_LIVE = {"allOf": [_ref("App"), _object({"live": _ref("Live")})]}
 ANSWERS: dict[str, dict[str, Any]] = {
     "app": APP_WITH_LIVE,

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from bindrop.client.client import Client
-from bindrop.dashboard.app import api, render
+from bindrop.dashboard.context import api, render
 from bindrop.dashboard.pages import _done
 
 TREND_W, TREND_H = 240, 40

@@ -13,7 +13,7 @@ import logging
 from aiohttp import web
 
 from bindrop.client.client import Client, RemoteError
-from bindrop.dashboard.app import (
+from bindrop.dashboard.context import (
     API_URL,
     COOKIE,
     LIMITER,

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from bindrop.client.client import RemoteError
-from bindrop.dashboard.app import SESSION, api, wants_json
+from bindrop.dashboard.context import SESSION, api, wants_json
 from bindrop.dashboard.pages import _done, _outcome
 from bindrop.dashboard.sessions import same_secret
 

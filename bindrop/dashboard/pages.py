@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from bindrop.client.client import Client, RemoteError
-from bindrop.dashboard.app import SESSION, api, render, wants_json
 from bindrop.dashboard.charts import RANGES, build_charts, render_chart, render_sparkline
+from bindrop.dashboard.context import SESSION, api, render, wants_json
 from bindrop.dashboard.format import app_url, format_cpu
 from bindrop.domain.sizes import format_bytes
 

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from bindrop.client.client import RemoteError
-from bindrop.dashboard.app import api
+from bindrop.dashboard.context import api
 
 LOG_LINES = 100
 

@@ -36,7 +36,7 @@ from bindrop.hub.logs import JournalReader
 from bindrop.hub.plan import instance_generation, next_instance
 from bindrop.hub.ports import PortPool
 from bindrop.hub.router import Router
-from bindrop.hub.state import AppRunState, Route, StateStore, describe_exit, is_up
+from bindrop.hub.state import AppRunState, Route, StateStore, is_up
 from bindrop.hub.system import system_read_only_paths
 from bindrop.settings import Settings
 from bindrop.store import (
@@ -50,6 +50,7 @@ from bindrop.store import (
 )
 from bindrop.store.processes import ProcessConfig
 from bindrop.systemd import ActiveState, Manager, SubState
+from bindrop.systemd.jobs import describe_unit_exit
 from bindrop.units import (
     AppSpec,
     ReleaseSpec,
@@ -473,9 +474,9 @@ class AppLifecycle:
         state = self.state.unit(unit)
         if state is None:
             last = self.state.last_state(unit)
-            return f"the unit {describe_exit(last)}" if last else None
+            return f"the unit {describe_unit_exit(last)}" if last else None
         if state.active_state == ActiveState.FAILED or state.sub_state == SubState.AUTO_RESTART:
-            return f"the unit {describe_exit(state)}"
+            return f"the unit {describe_unit_exit(state)}"
         if state.active_state in (ActiveState.INACTIVE, ActiveState.DEACTIVATING):
             return f"the unit is {state.active_state}"
         return None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from bindrop.systemd.events import Resynced, UnitChanged, UnitGone, WatchEvent
+from bindrop.systemd.jobs import describe_unit_exit
 from bindrop.systemd.types import ActiveState, SubState, UnitState
 from bindrop.units.names import parse_app_unit_name
 
@@ -192,10 +193,10 @@ class StateStore:
                 facts.routes = tuple(r for r in facts.routes if r.unit != name)
                 # A live unit vanished while failed: systemd gave up on it.
                 if final is not None and final.active_state == ActiveState.FAILED:
-                    facts.gave_up = (*facts.gave_up, (name, describe_exit(final)))
+                    facts.gave_up = (*facts.gave_up, (name, describe_unit_exit(final)))
                     if not facts.routes:
                         facts.problem_state = AppRunState.CRASH_LOOPING
-                        facts.problem = describe_exit(final)
+                        facts.problem = describe_unit_exit(final)
         else:
             facts.units.add(name)
         self._refresh(app)
@@ -326,21 +327,9 @@ def derive_view(app: str, routes: tuple[Route, ...] | Route | None, units: list[
     if live is not None and (live.sub_state == SubState.AUTO_RESTART
                              or live.active_state == ActiveState.FAILED):
         return replace(base, state=AppRunState.RESTARTING, n_restarts=live.n_restarts,
-                       problem=describe_exit(live))
+                       problem=describe_unit_exit(live))
     if others_up or (live is not None and is_up(live)):
         return replace(base, state=AppRunState.STARTING)
     if problem_state is not None:
         return replace(base, state=problem_state, problem=problem)
     return base
-
-
-def describe_exit(state: UnitState) -> str:
-    """systemd's last word on a unit's main process, for a person."""
-    if state.exec_main_code == 1:
-        how = f"exited with status {state.exec_main_status}"
-    elif state.exec_main_code in (2, 3):
-        how = f"was killed by signal {state.exec_main_status}"
-    else:
-        how = f"ended ({state.result})"
-    restarts = f" after {state.n_restarts} restarts" if state.n_restarts else ""
-    return f"{how}{restarts}"

@@ -70,6 +70,32 @@ class _Result:
     release: str | None = None
 
 
+class _Exchange:
+    """The connection to the app a request is on and the task sending its body; ``end``
+    gives the connection back to the pool (or closes it), whatever happened."""
+
+    __slots__ = ("conn", "upload")
+
+    def __init__(self) -> None:
+        self.conn: UpstreamConnection | None = None
+        self.upload: asyncio.Task[None] | None = None
+
+    def end(self, upgrade: bool) -> None:
+        conn, upload = self.conn, self.upload
+        if upload is not None:
+            if not upload.done():
+                upload.cancel()  # the app answered before it read the whole upload
+                if conn is not None:
+                    conn.close()
+            elif not upload.cancelled():
+                upload.exception()  # seen (or beside the point once the app answered)
+        if conn is not None:
+            if upgrade:
+                conn.close()
+            else:
+                conn.release()
+
+
 class _Refused(Exception):
     """The instance refused the connection before anything was sent, or (a request safe to
     repeat, without a body) closed it before any byte of an answer: try another one."""
@@ -153,6 +179,9 @@ class Forwarder:
 
     async def _answer(self, request: Request, response: Response, host: str,
                       request_id: str, result: _Result) -> None:
+        """Route the request (the app for its host and path), redirect it to HTTPS, wake an
+        on-demand app or hold it through a release swap, as its route says; then forward it
+        to the app (``_balance``, ``_forward``), or answer with an error page (``_page``)."""
         route = match_route(self.routes.lookup, host, request.raw_path)
         if route is None:
             return await self._page(request, response, result, 404, f"No app answers on "
@@ -174,6 +203,12 @@ class Forwarder:
         length = request.content_length
         if length is not None and length > route.body_limit:
             return await self._too_large(request, response, result, route, request_id)
+        await self._balance(request, response, route, request_id, result)
+
+    async def _balance(self, request: Request, response: Response, route: AppRoute,
+                       request_id: str, result: _Result) -> None:
+        """Forward to one of the route's instances (the least busy), and to another one if
+        it refused the request before anything was sent."""
         busy = self._busy
         busy[route.app] = busy.get(route.app, 0) + 1
         refused: set[str] = set()
@@ -192,9 +227,7 @@ class Forwarder:
                     refused.add(unit)
                     upstream = self._pick(route, refused)
                     if upstream is None:
-                        await self._page(request, response, result, 502, f"{route.app} did "
-                                         "not accept the connection. It may be starting or "
-                                         "stopping; try again.", request_id, route.app)
+                        await self._not_accepted(request, response, result, route, request_id)
                 finally:
                     self.inflight.leave(unit)
         finally:
@@ -249,6 +282,20 @@ class Forwarder:
         refused connect, or a request safe to repeat whose connection closed before any byte
         of an answer, raises ``_Refused`` so the caller tries another instance."""
         upgrade = request.upgrade and is_websocket_upgrade(request.headers)
+        head = self._upstream_head(request, upstream, request_id, upgrade)
+        exchange = _Exchange()
+        try:
+            if await self._send(request, response, route, upstream, head, request_id, result,
+                                exchange, upgrade=upgrade, retry_refused=retry_refused):
+                assert exchange.conn is not None
+                await self._relay(request, response, route, exchange.conn, request_id, result,
+                                  upgrade=upgrade)
+        finally:
+            exchange.end(upgrade)
+
+    def _upstream_head(self, request: Request, upstream: Upstream, request_id: str,
+                       upgrade: bool) -> bytes:
+        """The request head as the app gets it (``headers`` says which headers pass)."""
         trusted = self.trusted.peer_is_trusted(request.remote)
         headers = build_upstream_headers(
             request.headers, client=request.remote, scheme=self._scheme(request),
@@ -261,147 +308,156 @@ class Forwarder:
         if upgrade:  # hop-by-hop, but the one hop the app must see to agree
             headers.append((b"Connection", b"Upgrade"))
             headers.append((b"Upgrade", get_header(request.headers, b"upgrade") or b""))
+        return render_request_head(request.method, request.raw_url, headers,
+                                   chunked=request.chunked, length=request.content_length)
+
+    async def _send(self, request: Request, response: Response, route: AppRoute,
+                    upstream: Upstream, head: bytes, request_id: str, result: _Result,
+                    exchange: _Exchange, *, upgrade: bool, retry_refused: bool) -> bool:
+        """Connect (or take a pooled connection), send the request, and wait for the head of
+        the app's answer: True then, with ``exchange.conn`` holding it; False when the
+        visitor got an error page instead. A pooled connection the app had just closed is
+        retried once (only requests without a body that are safe to repeat)."""
         has_body = request.body_exists
-        chunked = request.chunked
-        head = render_request_head(request.method, request.raw_url, headers, chunked=chunked,
-                                   length=request.content_length)
         attempts = 1 if has_body or upgrade or request.method not in _IDEMPOTENT else 2
-        conn: UpstreamConnection | None = None
-        upload: asyncio.Task[None] | None = None
-        try:
-            for attempt in range(attempts):
-                try:
-                    conn = None if attempt or upgrade else self.pool.take_idle(upstream.port)
-                    if conn is None:
-                        conn = await self.pool.connect(upstream.port)
-                except ConnectionRefusedError:
-                    if retry_refused:
-                        raise _Refused from None
-                    return await self._page(request, response, result, 502, f"{route.app} did "
-                                            "not accept the connection. It may be starting or "
-                                            "stopping; try again.", request_id, route.app)
-                except (OSError, TimeoutError):
-                    return await self._page(request, response, result, 502, f"{route.app} did "
-                                            "not accept the connection. It may be starting or "
-                                            "stopping; try again.", request_id, route.app)
-                conn.send_head(head, head_only=request.method == "HEAD")
-                conn.on_interim = _interim_to(response)
-                if has_body:
-                    conn.send_timeout = self.limits.upload_idle_timeout
-                    upload = asyncio.ensure_future(
-                        _upload(request, conn, route.body_limit, chunked, result))
-                try:
-                    if upload is None:
-                        await conn.head(self.upstream_timeout)
-                    else:
-                        await _wait_head(conn, upload, self.upstream_timeout)
-                    break
-                except TimeoutError:
-                    log_fired("upstream_timeout", self.upstream_timeout, f"{route.app} sent "
-                              f"no answer head to {request.method} {request.raw_path[:200]}")
-                    return await self._page(request, response, result, 504, f"{route.app} did "
-                                            f"not answer within {self.upstream_timeout:g} s.",
-                                            request_id, route.app)
-                except BodyTooLarge:
-                    return await self._too_large(request, response, result, route, request_id)
-                except UploadTimeout:
-                    request.keep_alive = False
-                    return await self._page(request, response, result, 408, "The request "
-                                            "body stopped arriving.", request_id, route.app)
-                except BadBody as exc:
-                    request.keep_alive = False
-                    return await self._page(request, response, result, exc.status,
-                                            f"The request body is malformed ({exc.reason}).",
-                                            request_id, route.app)
-                except UpstreamTimeout as exc:
-                    log_fired(exc.name, exc.seconds, f"{route.app}: {exc}")
-                    request.keep_alive = False
-                    return await self._page(request, response, result, 504, f"{route.app} "
-                                            "stopped reading the request.", request_id,
-                                            route.app)
-                except StaleConnection:
-                    # A pooled keep-alive connection the app had just closed: retry once
-                    # (only requests without a body that are safe to repeat).
-                    conn.close()
-                    if attempt + 1 < attempts:
-                        continue
-                    if retry_refused and attempts > 1:
-                        raise _Refused from None
-                    return await self._page(request, response, result, 502, f"{route.app} "
-                                            "closed the connection without answering.",
-                                            request_id, route.app)
-                except UpstreamError:
-                    # An instance that died with the request (no byte of an answer yet): a
-                    # request safe to repeat goes to another one, as nginx's default
-                    # proxy_next_upstream (error) does for idempotent methods.
-                    if retry_refused and attempts > 1:
-                        conn.close()
-                        raise _Refused from None
-                    return await self._page(request, response, result, 502, f"{route.app} "
-                                            "closed the connection without answering.",
-                                            request_id, route.app)
-            assert conn is not None
-            status = conn.status
-            result.status = status
-            if status == 101 and upgrade:
-                out = build_downstream_headers(conn.headers, request_id)
-                out.append((b"Connection", b"Upgrade"))
-                out.append((b"Upgrade", get_header(conn.headers, b"upgrade") or b"websocket"))
-                response.start(101, conn.reason, out)
-                await response.write(b"")
-                await _tunnel(request, response, conn, self.limits.tunnel_idle_timeout)
-                return None
-            if status == 101:  # a switch nobody asked for (or to what the proxy cannot
-                status = result.status = 502  # carry): not passed on
-                return await self._page(request, response, result, 502, f"{route.app} "
-                                        "switched protocols unasked.", request_id, route.app)
-            length = conn.length
-            if status == 204 or (request.method != "HEAD" and status == 304) \
-                    or 100 <= status < 200:
-                length = None
-            out = build_downstream_headers(conn.headers, request_id, decided=True,
-                                           length=length)
-            response.start(status, conn.reason, out)
-            if response_has_body(request.method, status):
-                whole = conn.take()
-                if whole is not None:  # all here already (small answers): one write
-                    result.sent = len(whole)
-                    await response.end(whole)
-                    return None
-                limits = self.limits
-                idle, name = limits.answer_idle_timeout, "answer_idle_timeout"
-                if (get_header(conn.headers, b"content-type") or b"").startswith(
-                        b"text/event-stream"):
-                    idle, name = limits.tunnel_idle_timeout, "tunnel_idle_timeout"
-                try:
-                    while chunk := await conn.read(idle, name):
-                        result.sent += len(chunk)
-                        if conn.complete and not conn.pending:
-                            break  # the last piece: it goes with the end below
-                        await response.write(chunk)
-                        chunk = b""
-                except UpstreamTimeout as exc:
-                    log_fired(exc.name, exc.seconds, f"{route.app} stalled mid-answer to "
-                              f"{request.method} {request.raw_path[:200]}")
-                    response.connection.abort()
-                    return None
-                await response.end(chunk)
-            else:
-                await response.end()
-            return None
-        finally:
-            if upload is not None:
-                if not upload.done():
-                    upload.cancel()  # the app answered before it read the whole upload
-                    if conn is not None:
-                        conn.close()
-                elif not upload.cancelled():
-                    upload.exception()  # seen (or beside the point once the app answered)
-            if conn is not None:
-                if upgrade:
-                    conn.close()
+        for attempt in range(attempts):
+            try:
+                conn = exchange.conn = (None if attempt or upgrade
+                                        else self.pool.take_idle(upstream.port))
+                if conn is None:
+                    conn = exchange.conn = await self.pool.connect(upstream.port)
+            except ConnectionRefusedError:
+                if retry_refused:
+                    raise _Refused from None
+                await self._not_accepted(request, response, result, route, request_id)
+                return False
+            except (OSError, TimeoutError):
+                await self._not_accepted(request, response, result, route, request_id)
+                return False
+            conn.send_head(head, head_only=request.method == "HEAD")
+            conn.on_interim = _interim_to(response)
+            upload = None
+            if has_body:
+                conn.send_timeout = self.limits.upload_idle_timeout
+                upload = exchange.upload = asyncio.ensure_future(
+                    _upload(request, conn, route.body_limit, request.chunked, result))
+            try:
+                if upload is None:
+                    await conn.head(self.upstream_timeout)
                 else:
-                    conn.release()
+                    await _wait_head(conn, upload, self.upstream_timeout)
+                return True
+            except (TimeoutError, BodyTooLarge, UploadTimeout, BadBody, UpstreamTimeout) as exc:
+                await self._head_failed(request, response, result, route, request_id, exc)
+                return False
+            except StaleConnection:
+                # A pooled keep-alive connection the app had just closed: retry once.
+                conn.close()
+                if attempt + 1 < attempts:
+                    continue
+                if retry_refused and attempts > 1:
+                    raise _Refused from None
+                await self._closed(request, response, result, route, request_id)
+                return False
+            except UpstreamError:
+                # An instance that died with the request (no byte of an answer yet): a
+                # request safe to repeat goes to another one, as nginx's default
+                # proxy_next_upstream (error) does for idempotent methods.
+                if retry_refused and attempts > 1:
+                    conn.close()
+                    raise _Refused from None
+                await self._closed(request, response, result, route, request_id)
+                return False
+        return False  # not reached: the last attempt returns or raises
+
+    async def _relay(self, request: Request, response: Response, route: AppRoute,
+                     conn: UpstreamConnection, request_id: str, result: _Result, *,
+                     upgrade: bool) -> None:
+        """The app's answer back to the visitor: its head, then its body as it comes (or a
+        byte tunnel, once a WebSocket upgrade is agreed)."""
+        status = conn.status
+        result.status = status
+        if status == 101 and upgrade:
+            out = build_downstream_headers(conn.headers, request_id)
+            out.append((b"Connection", b"Upgrade"))
+            out.append((b"Upgrade", get_header(conn.headers, b"upgrade") or b"websocket"))
+            response.start(101, conn.reason, out)
+            await response.write(b"")
+            await _tunnel(request, response, conn, self.limits.tunnel_idle_timeout)
+            return
+        if status == 101:  # a switch nobody asked for (or to what the proxy cannot
+            status = result.status = 502  # carry): not passed on
+            return await self._page(request, response, result, 502, f"{route.app} "
+                                    "switched protocols unasked.", request_id, route.app)
+        length = conn.length
+        if status == 204 or (request.method != "HEAD" and status == 304) \
+                or 100 <= status < 200:
+            length = None
+        out = build_downstream_headers(conn.headers, request_id, decided=True,
+                                       length=length)
+        response.start(status, conn.reason, out)
+        if not response_has_body(request.method, status):
+            await response.end()
+            return
+        whole = conn.take()
+        if whole is not None:  # all here already (small answers): one write
+            result.sent = len(whole)
+            await response.end(whole)
+            return
+        limits = self.limits
+        idle, name = limits.answer_idle_timeout, "answer_idle_timeout"
+        if (get_header(conn.headers, b"content-type") or b"").startswith(
+                b"text/event-stream"):
+            idle, name = limits.tunnel_idle_timeout, "tunnel_idle_timeout"
+        try:
+            while chunk := await conn.read(idle, name):
+                result.sent += len(chunk)
+                if conn.complete and not conn.pending:
+                    break  # the last piece: it goes with the end below
+                await response.write(chunk)
+                chunk = b""
+        except UpstreamTimeout as exc:
+            log_fired(exc.name, exc.seconds, f"{route.app} stalled mid-answer to "
+                      f"{request.method} {request.raw_path[:200]}")
+            response.connection.abort()
+            return
+        await response.end(chunk)
+
+    async def _head_failed(self, request: Request, response: Response, result: _Result,
+                           route: AppRoute, request_id: str, exc: Exception) -> None:
+        """The error page for a request whose answer never began: the app was silent, or
+        the visitor's upload went wrong (too large, stalled, malformed) or was not read."""
+        if isinstance(exc, TimeoutError):
+            log_fired("upstream_timeout", self.upstream_timeout, f"{route.app} sent "
+                      f"no answer head to {request.method} {request.raw_path[:200]}")
+            return await self._page(request, response, result, 504, f"{route.app} did "
+                                    f"not answer within {self.upstream_timeout:g} s.",
+                                    request_id, route.app)
+        if isinstance(exc, BodyTooLarge):
+            return await self._too_large(request, response, result, route, request_id)
+        request.keep_alive = False  # the rest of the body is not worth reading
+        if isinstance(exc, UploadTimeout):
+            return await self._page(request, response, result, 408, "The request "
+                                    "body stopped arriving.", request_id, route.app)
+        if isinstance(exc, BadBody):
+            return await self._page(request, response, result, exc.status,
+                                    f"The request body is malformed ({exc.reason}).",
+                                    request_id, route.app)
+        assert isinstance(exc, UpstreamTimeout)
+        log_fired(exc.name, exc.seconds, f"{route.app}: {exc}")
+        await self._page(request, response, result, 504, f"{route.app} "
+                         "stopped reading the request.", request_id, route.app)
+
+    async def _not_accepted(self, request: Request, response: Response, result: _Result,
+                            route: AppRoute, request_id: str) -> None:
+        await self._page(request, response, result, 502, f"{route.app} did not accept the "
+                         "connection. It may be starting or stopping; try again.", request_id,
+                         route.app)
+
+    async def _closed(self, request: Request, response: Response, result: _Result,
+                      route: AppRoute, request_id: str) -> None:
+        await self._page(request, response, result, 502, f"{route.app} closed the "
+                         "connection without answering.", request_id, route.app)
 
     async def _too_large(self, request: Request, response: Response, result: _Result,
                          route: AppRoute, request_id: str) -> None:

@@ -52,7 +52,7 @@ class _Slot:
 
 
 @dataclass
-class Supervisor:
+class WorkerPool:
     """Forks ``count`` workers running ``worker`` and keeps them running until SIGTERM or
     SIGINT. ``on_ready`` is called once, when all of them serve; ``on_stopping`` when the
     stop begins."""

@@ -21,7 +21,7 @@ from bindrop.proxy.limits import Limits
 from bindrop.proxy.listen import bind_socket, inherited_sockets_by_kind
 from bindrop.proxy.server import ProxyOptions, ProxyServer
 from bindrop.proxy.trusted import parse_trusted_proxies
-from bindrop.proxy.workers import Supervisor, default_workers
+from bindrop.proxy.workers import WorkerPool, default_workers
 from bindrop.settings import Settings
 
 
@@ -148,12 +148,12 @@ def proxy(listen: str, listen_https: str | None, hub_socket: Path | None, upstre
         run_loop(_run_proxy(options, sockets, https_sockets, ready=ready))
         return 0
 
-    supervisor = Supervisor(
+    pool = WorkerPool(
         count, worker,
         on_ready=lambda: sd_notify(f"READY=1\nSTATUS=serving with {count} workers",
                                    os.environ),
         on_stopping=lambda: sd_notify("STOPPING=1", os.environ))
-    code = supervisor.run()
+    code = pool.run()
     if code:
         raise SystemExit(code)
 

@@ -20,7 +20,14 @@ from dbus_fast import Message
 from bindrop.errors import BindropError, BusUnavailable, JobFailed, SystemdError
 from bindrop.systemd.bus import MANAGER_IFACE, PROPERTIES_IFACE, Bus
 from bindrop.systemd.paths import unit_path
-from bindrop.systemd.types import CLD_DUMPED, CLD_EXITED, CLD_KILLED, JobResult, UnitResult
+from bindrop.systemd.types import (
+    CLD_DUMPED,
+    CLD_EXITED,
+    CLD_KILLED,
+    JobResult,
+    UnitResult,
+    UnitState,
+)
 from bindrop.systemd.variants import unwrap_properties
 
 _KEEP_UNCLAIMED = 256
@@ -75,16 +82,27 @@ _UNIT_RESULT_HINTS: Mapping[str, str] = {
 _EXIT_RESULTS = (UnitResult.EXIT_CODE, UnitResult.SIGNAL, UnitResult.CORE_DUMP)
 
 
-def describe_exit(code: int, status: int) -> str | None:
-    """``ExecMainCode``/``ExecMainStatus`` in words, or None if there was no exit yet."""
+def describe_exit(code: int, status: int, *, hint: bool = True) -> str | None:
+    """How a main process ended (``ExecMainCode``/``ExecMainStatus``), in words: "exited with
+    status 1", "was killed by signal 9"; None if there was no exit yet. ``hint``: systemd's own
+    statuses are named and explained ("exited with status 203/EXEC (the binary could not…)")."""
     if code == CLD_EXITED:
-        hint = EXIT_STATUS_HINTS.get(status)
-        if hint:
-            return f"its main process exited with status {status}/{hint[0]} ({hint[1]})"
-        return f"its main process exited with status {status}"
+        named = EXIT_STATUS_HINTS.get(status) if hint else None
+        if named:
+            return f"exited with status {status}/{named[0]} ({named[1]})"
+        return f"exited with status {status}"
     if code in (CLD_KILLED, CLD_DUMPED):
-        return f"its main process was killed by signal {status}"
+        return f"was killed by signal {status}"
     return None
+
+
+def describe_unit_exit(state: UnitState) -> str:
+    """systemd's last word on a unit's main process, for a person (the hub's app states):
+    how it ended, or the unit's ``Result``, and after how many restarts."""
+    how = (describe_exit(state.exec_main_code, state.exec_main_status, hint=False)
+           or f"ended ({state.result})")
+    restarts = f" after {state.n_restarts} restarts" if state.n_restarts else ""
+    return f"{how}{restarts}"
 
 
 def describe_job_failure(
@@ -98,7 +116,8 @@ def describe_job_failure(
     code, status = unit_props.get("ExecMainCode"), unit_props.get("ExecMainStatus")
     exit_text = None
     if isinstance(code, int) and isinstance(status, int):
-        exit_text = describe_exit(code, status)
+        how = describe_exit(code, status)
+        exit_text = f"its main process {how}" if how else None
     if result in _EXIT_RESULTS or result is None:
         # The exit status says more than "exit-code"/"signal" would.
         if exit_text:

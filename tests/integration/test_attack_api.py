@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 
 from bindrop.api import ApiServer
-from bindrop.api.routes import LOCAL_ROUTES, ROUTES, Route
+from bindrop.api.endpoint import Endpoint
+from bindrop.api.routes import LOCAL_ROUTES, ROUTES
 from bindrop.client.client import Client
 from bindrop.hub.hub import Hub
 from bindrop.store import Store
@@ -47,7 +48,7 @@ PATH_VALUES = {"app": "victim", "backup": BACKUP_ID, "run": "1", "job": "1", "na
                "step": "1"}
 
 
-def concrete(route: Route) -> str:
+def concrete(route: Endpoint) -> str:
     return route.path.format(**PATH_VALUES)
 
 
@@ -56,7 +57,7 @@ def concrete(route: Route) -> str:
 OWN_LOGIN = {("POST", "/v1/sessions"), ("DELETE", "/v1/sessions/current")}
 
 
-def writes() -> list[Route]:
+def writes() -> list[Endpoint]:
     return [r for r in (*ROUTES, *LOCAL_ROUTES)
             if r.method != "GET" and (r.method, r.path) not in OWN_LOGIN]
 
@@ -100,7 +101,7 @@ def snapshot(store: Store, hub: Hub) -> dict[str, Any]:
 
 @pytest.mark.parametrize("route", writes(), ids=lambda r: f"{r.method} {r.path}")
 async def test_a_read_only_token_is_refused_every_write_and_nothing_changes(
-        api: ApiServer, hub: Hub, store: Store, route: Route) -> None:
+        api: ApiServer, hub: Hub, store: Store, route: Endpoint) -> None:
     async with Client(f"unix:{api.socket_path}") as admin:
         await admin.create_app({"name": "victim", "hosts": ["victim.test"]})
         await admin.upload_release("victim", HELLO)

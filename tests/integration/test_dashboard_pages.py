@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bindrop.api import ApiServer
 from bindrop.client.client import Client, RemoteError
 from bindrop.dashboard import make_dashboard_app
-from bindrop.dashboard.app import SESSIONS
+from bindrop.dashboard.context import SESSIONS
 from bindrop.errors import Conflict, Unauthorized
 from bindrop.hub.commands import Deploy
 from bindrop.hub.hub import Hub

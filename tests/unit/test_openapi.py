@@ -51,9 +51,9 @@ def test_each_operation_declares_its_path_parameters_and_error_shape(
 
 @pytest.mark.parametrize("route", ROUTES, ids=[f"{r.method} {r.path}" for r in ROUTES])
 def test_every_route_that_changes_something_is_admin_only(route: object) -> None:
-    from bindrop.api.routes import Route
+    from bindrop.api.endpoint import Endpoint
 
-    assert isinstance(route, Route)
+    assert isinstance(route, Endpoint)
     # A read-only token still logs in to the dashboard: its own session is all these touch.
     own_login = {("POST", "/v1/sessions"), ("DELETE", "/v1/sessions/current")}
     if route.method != "GET" and (route.method, route.path) not in own_login:

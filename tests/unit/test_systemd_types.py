@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bindrop.systemd.jobs import describe_exit, describe_job_failure
+from bindrop.systemd.jobs import describe_exit, describe_job_failure, describe_unit_exit
 from bindrop.systemd.types import (
     UINT64_MAX,
     ActiveState,
@@ -101,6 +101,22 @@ def test_describe_exit(code: int, status: int, text: str | None) -> None:
         assert described is None
     else:
         assert described is not None and text in described
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "result", "restarts", "text"),
+    [
+        (1, 3, "exit-code", 5, "exited with status 3 after 5 restarts"),
+        (1, 203, "exit-code", 0, "exited with status 203"),
+        (2, 9, "signal", 1, "was killed by signal 9 after 1 restarts"),
+        (0, 0, "timeout", 0, "ended (timeout)"),
+    ],
+)
+def test_a_units_exit_reads_as_the_hub_has_always_said_it(
+        code: int, status: int, result: str, restarts: int, text: str) -> None:
+    state = UnitState("bindrop-x.service", result=UnitResult(result), n_restarts=restarts,
+                      exec_main_code=code, exec_main_status=status)
+    assert describe_unit_exit(state) == text
 
 
 def test_failed_start_names_the_exit_status_and_the_next_step() -> None:
