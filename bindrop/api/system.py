@@ -15,7 +15,7 @@ from bindrop.api.bodies import only, query_int, read_json
 from bindrop.api.keys import CALLER, HUB
 from bindrop.api.views import event_dict
 from bindrop.errors import BindropError, Conflict, InvalidInput
-from bindrop.hub.system import DASHBOARD_APP, ensure_dashboard
+from bindrop.hub.system import DASHBOARD_APP
 from bindrop.units import validate_app_name
 
 #: bindrop's own installed units (those not installed on this server are left out).
@@ -59,4 +59,4 @@ async def setup_dashboard(request: web.Request) -> dict[str, Any]:
     if hub.settings.api_port == 0:
         raise Conflict("the dashboard needs the control API on a fixed TCP port; this hub "
                        "listens on a random one (--api-port 0)")
-    return (await ensure_dashboard(hub, body["host"])).to_dict() | {"app": DASHBOARD_APP}
+    return (await hub.system_apps.ensure_dashboard(body["host"])).to_dict() | {"app": DASHBOARD_APP}

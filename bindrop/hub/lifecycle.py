@@ -33,6 +33,7 @@ from bindrop.hub.health import HealthCheck, probe, wait_until_ready
 from bindrop.hub.logs import JournalReader
 from bindrop.hub.plan import instance_generation, next_instance
 from bindrop.hub.ports import PortPool
+from bindrop.hub.pubsub import PubSub, ReleaseChanged
 from bindrop.hub.router import Router
 from bindrop.hub.state import AppRunState, Route, StateStore, describe_exit, is_up
 from bindrop.hub.system import system_read_only_paths
@@ -89,7 +90,7 @@ class AppLifecycle:
 
     def __init__(self, app: str, *, settings: Settings, store: Store, blobs: BlobStore,
                  manager: Manager, state: StateStore, ports: PortPool, router: Router,
-                 journal: JournalReader, actor: Callable[[], Actor]) -> None:
+                 journal: JournalReader, events: PubSub, actor: Callable[[], Actor]) -> None:
         self.app = app
         self.settings = settings
         self.store = store
@@ -99,6 +100,7 @@ class AppLifecycle:
         self.ports = ports
         self.router = router
         self.journal = journal
+        self.events = events
         self._actor = actor
 
     async def handle(self, command: Command) -> Outcome:
@@ -240,6 +242,8 @@ class AppLifecycle:
                              {"release": release.number,
                               "unit": first.unit if first else None,
                               "units": sorted(new_units)})
+        if action in ("deploy", "rollback"):  # a start or restart keeps the current one
+            self.events.publish(ReleaseChanged(self.app, release.number))
         return Outcome(self.app, action, release.release_id, first.unit if first else None,
                        first.port if first and first.web else None, tuple(stopped),
                        f"release {release.number} of {self.app} is live"
