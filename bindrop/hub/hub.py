@@ -37,7 +37,7 @@ from bindrop.hub.plan import (
 )
 from bindrop.hub.ports import PortPool, port_from_environment
 from bindrop.hub.pubsub import PubSub
-from bindrop.hub.router import Router, StateRouter
+from bindrop.hub.router import RoutePublisher, StateRoutePublisher
 from bindrop.hub.runs import Runs
 from bindrop.hub.state import (
     AppRunState,
@@ -68,7 +68,7 @@ class Hub:
     """Owns the bus, the watcher, the state store and the actors. Two may live in one process."""
 
     def __init__(self, settings: Settings, store: Store, blobs: BlobStore, *,
-                 journal: JournalReader | None = None, router: Router | None = None,
+                 journal: JournalReader | None = None, router: RoutePublisher | None = None,
                  state: StateStore | None = None, events: PubSub | None = None,
                  care_environ: Mapping[str, str] | None = None) -> None:
         """``state``, ``events`` and ``router`` may be given together when the router needs
@@ -81,7 +81,7 @@ class Hub:
         self.state = state or StateStore()
         #: What the hub's operations changed, for the parts that follow it (``hub.pubsub``).
         self.events = events or PubSub()
-        self.router: Router = router or StateRouter(self.state)
+        self.router: RoutePublisher = router or StateRoutePublisher(self.state)
         self.ports = PortPool(*settings.port_range)
         self.bus = Bus(settings.bus_address)
         self.manager = Manager(self.bus)

@@ -34,7 +34,7 @@ from bindrop.hub.logs import JournalReader
 from bindrop.hub.plan import instance_generation, next_instance
 from bindrop.hub.ports import PortPool
 from bindrop.hub.pubsub import PubSub, ReleaseChanged
-from bindrop.hub.router import Router
+from bindrop.hub.router import RoutePublisher
 from bindrop.hub.state import AppRunState, Route, StateStore, describe_exit, is_up
 from bindrop.hub.system import system_read_only_paths
 from bindrop.settings import Settings
@@ -89,7 +89,7 @@ class AppLifecycle:
     """Carries out one app's commands. Only its actor calls ``handle``."""
 
     def __init__(self, app: str, *, settings: Settings, store: Store, blobs: BlobStore,
-                 manager: Manager, state: StateStore, ports: PortPool, router: Router,
+                 manager: Manager, state: StateStore, ports: PortPool, router: RoutePublisher,
                  journal: JournalReader, events: PubSub, actor: Callable[[], Actor]) -> None:
         self.app = app
         self.settings = settings

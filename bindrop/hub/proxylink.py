@@ -1,4 +1,4 @@
-"""ProxyLink: the hub's side of the hub <-> proxy protocol, and the hub's ``Router``.
+"""ProxyLink: the hub's side of the hub <-> proxy protocol, and the hub's ``RoutePublisher``.
 
 Proxies connect to the hub over the control socket (handlers in ``proxylink_http``):
 
@@ -82,7 +82,7 @@ def undrained(drained: Mapping[str, Collection[str]], unit: str) -> set[str]:
 
 
 class ProxyLink:
-    """A ``Router`` that keeps every connected proxy's route table current."""
+    """A ``RoutePublisher`` that keeps every connected proxy's route table current."""
 
     def __init__(self, state: StateStore, store: Store, events: PubSub, *,
                  confirm_timeout: float = CONFIRM_TIMEOUT,
@@ -201,7 +201,7 @@ class ProxyLink:
             log.warning("proxies %s did not confirm %s message %d within %.1f s",
                         ", ".join(sorted(late)), message["type"], version, self.confirm_timeout)
 
-    # -- Router --------------------------------------------------------------------------
+    # -- RoutePublisher ------------------------------------------------------------------
 
     async def publish(self, app: str, route: Routes) -> None:
         self.state.set_routes(app, as_routes(route))
