@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from bindrop.api.bodies import only, query_int, read_json
-from bindrop.api.keys import CALLER, HUB
+from bindrop.api.keys import CALLER, HUB, STORE
 from bindrop.api.views import event_dict
 from bindrop.errors import BindropError, Conflict, InvalidInput
 from bindrop.hub.system import DASHBOARD_APP
@@ -42,12 +42,12 @@ async def services(request: web.Request) -> dict[str, Any]:
 
 async def history(request: web.Request) -> dict[str, Any]:
     """The newest recorded events, oldest first (the live stream is /v1/events)."""
-    hub = request.app[HUB]
+    store = request.app[STORE]
     app = request.query.get("app")
     if app is not None:
         validate_app_name(app)
     limit = query_int(request.query, "limit", 50, 1, 500)
-    return {"events": [event_dict(e) for e in hub.store.list_events(app, limit=limit)]}
+    return {"events": [event_dict(e) for e in store.list_events(app, limit=limit)]}
 
 
 async def setup_dashboard(request: web.Request) -> dict[str, Any]:
