@@ -168,7 +168,7 @@ class CareRuns:
     async def _check_no_leftover_unit(self) -> None:
         # A step started by a hub that restarted meanwhile may still run.
         units = await self.manager.list_units(f"{CARE_UNIT_PREFIX}*",
-                                                  states=("active", "activating"))
+                                              states=("active", "activating"))
         busy = [u.name for u in units if not u.name.startswith(
             tuple(f"{CARE_UNIT_PREFIX}{k}-" for k in SHARED))]
         if busy:

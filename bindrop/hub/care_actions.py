@@ -59,7 +59,7 @@ class CareActions:
 
         async def body(r: CareRun) -> dict[str, Any]:
             outcome = await self.call(app, Restore(backup_id, _Steps(self.runs, r, app,
-                                                                          backup_id)))
+                                                                      backup_id)))
             return {**outcome.to_dict(), "backup": r.backup, "started": outcome.unit is not None}
 
         self.runs.execute(run, body)

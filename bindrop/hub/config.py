@@ -127,7 +127,7 @@ class ConfigChanges:
         if not changed:
             return after, None
         self.store.add_event("app_updated", app, f"{app}: changed {', '.join(changed)}",
-                                 {"changed": changed})
+                             {"changed": changed})
         self.events.publish(ConfigChanged(app, tuple(changed)))
         if not set(changed) & IN_UNIT:
             return after, None
@@ -174,7 +174,7 @@ class ConfigChanges:
         still_used = self.store.referenced_blobs()
         removed = sum(self.blobs.remove(sha) for sha in sorted(unused - still_used))
         self.store.add_event("app_destroyed", app, f"app {app} destroyed",
-                                 {"purge_data": purge_data})
+                             {"purge_data": purge_data})
         self.events.publish(AppDestroyed(app))
         if purge_data:
             spec = build_purge_unit(app)
@@ -195,7 +195,7 @@ class ConfigChanges:
         self.store.set_env(app, values)
         log.info("%s: environment %s set", app, ", ".join(sorted(values)))  # names only
         self.store.add_event("env_changed", app, f"{app}: set {', '.join(sorted(values))}",
-                                 {"set": sorted(values)})
+                             {"set": sorted(values)})
 
         def undo() -> None:
             added = [k for k in values if k not in before]
@@ -212,7 +212,7 @@ class ConfigChanges:
         before = self.store.get_env(app)
         self.store.unset_env(app, wanted)
         self.store.add_event("env_changed", app, f"{app}: unset {', '.join(wanted)}",
-                                 {"unset": wanted})
+                             {"unset": wanted})
         return await self._restart_or_undo(
             app, lambda: self.store.set_env(app, {k: before[k] for k in wanted}))
 
@@ -228,7 +228,7 @@ class ConfigChanges:
         except NotReady as exc:
             undo()
             self.store.add_event("change_undone", app,
-                                     f"{app}: the change was undone, the restart failed")
+                                 f"{app}: the change was undone, the restart failed")
             raise NotReady(f"{exc.message}\nthe change was undone: {app} keeps running with "
                            "its previous settings") from None
 
@@ -321,22 +321,22 @@ class ConfigChanges:
                        else validate_command(kind, release_command))
         limit = max_size if max_size is not None else self.settings.upload_limit
         blob = await self.blobs.put_stream(_checked(chunks, kind == "bundle"),
-                                               max_size=limit)
+                                           max_size=limit)
         try:
             procs, release_cmd = await self._processes(kind, blob.sha256, command, extra,
                                                        release_cmd)
             # With a bucket, a release exists off the server before it exists at all.
             await self.blobs.mirror(blob.sha256)
             release = self.store.add_release(app, blob.sha256, blob.size, kind, command,
-                                                 created_by, procs, release_cmd)
+                                             created_by, procs, release_cmd)
         except BaseException:
             if blob.sha256 not in self.store.referenced_blobs():
                 self.blobs.remove(blob.sha256)
             raise
         self.store.add_event("release_uploaded", app,
-                                 f"release {release.number} of {app} uploaded",
-                                 {"release": release.number, "sha256": blob.sha256,
-                                  "size": blob.size})
+                             f"release {release.number} of {app} uploaded",
+                             {"release": release.number, "sha256": blob.sha256,
+                              "size": blob.size})
         return release
 
     async def _processes(self, kind: ReleaseKind, sha256: str, command: tuple[str, ...],

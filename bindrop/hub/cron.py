@@ -80,8 +80,8 @@ class CronJobs:
             self.store.remove_cron_job(app, name)
             raise
         self.store.add_event("cron_job_added", app,
-                                 f"job {name} of {app} added: {schedule}",
-                                 {"job": name, "schedule": schedule})
+                             f"job {name} of {app} added: {schedule}",
+                             {"job": name, "schedule": schedule})
         return job
 
     async def remove(self, app: str, name: str) -> CronJob:
@@ -90,7 +90,7 @@ class CronJobs:
         job = self.store.remove_cron_job(app, name)
         await self._stop_units(*cron_unit_names(app, name))
         self.store.add_event("cron_job_removed", app, f"job {name} of {app} removed",
-                                 {"job": name})
+                             {"job": name})
         return job
 
     # -- keeping systemd in line ---------------------------------------------------------

@@ -88,7 +88,7 @@ class Runs:
         await self.manager.start_transient_unit(spec.name, spec.properties)
         log.info("%s: run %s started", app, spec.name)  # never the arguments: secrets
         self.store.add_event("run_started", app, f"{app}: one-off run {spec.name} started",
-                                 {"unit": spec.name, "release": number})
+                             {"unit": spec.name, "release": number})
         return spec.name
 
     async def _fetch_blob(self, app: str) -> None:
@@ -110,8 +110,8 @@ class Runs:
         properties = [line for p in spec.properties if p.name not in TTY_SKIPPED
                       for line in render_property(p)]
         self.store.add_event("run_started", app, f"{app}: one-off run {spec.name} "
-                                 "started on a terminal", {"unit": spec.name,
-                                                           "release": number})
+                             "started on a terminal", {"unit": spec.name,
+                                                       "release": number})
         # The arguments keep their "$$" escapes: systemd (252) expands what systemd-run sends.
         # "prefix" is how the server runs systemd's tools: nothing on a server, nsenter into
         # a private systemd (bindrop machine), as the hub's journal reader does.
