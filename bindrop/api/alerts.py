@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from bindrop.api.bodies import only, read_json
-from bindrop.api.keys import HUB
+from bindrop.api.keys import HUB, STORE
 from bindrop.errors import InvalidInput
 
 
@@ -21,9 +21,10 @@ async def set_channel(request: web.Request) -> dict[str, Any]:
     if "webhook" not in body:
         raise InvalidInput("give webhook: an http(s) URL, or null for no alerts")
     hub = request.app[HUB]
-    url = hub.store.set_alert_webhook(body["webhook"])
-    hub.store.add_event("alerts_changed", None,
-                        "alerts go to a webhook" if url else "alerts are off")
+    store = request.app[STORE]
+    url = store.set_alert_webhook(body["webhook"])
+    store.add_event("alerts_changed", None,
+                    "alerts go to a webhook" if url else "alerts are off")
     return hub.alerts.to_dict()
 
 

@@ -22,7 +22,7 @@ from bindrop.api.bodies import JSON_BODY_MAX
 from bindrop.api.bucket import BUCKET, BucketControl
 from bindrop.api.endpoint import Endpoint
 from bindrop.api.jobs import Jobs
-from bindrop.api.keys import CALLER, CLOSING, HUB, JOBS, SETTINGS, STREAMING
+from bindrop.api.keys import CALLER, CLOSING, HUB, JOBS, SETTINGS, STORE, STREAMING
 from bindrop.api.openapi import OPENAPI, build_openapi
 from bindrop.api.routes import LOCAL_ROUTES, ROUTES
 from bindrop.errors import BindropError
@@ -120,6 +120,7 @@ def make_api_app(hub: Hub, settings: Settings, *, require_token: bool,
     app = web.Application(middlewares=[render_errors, authenticate(require_token)],
                           client_max_size=JSON_BODY_MAX)
     app[HUB] = hub
+    app[STORE] = hub.store
     app[SETTINGS] = settings
     app[JOBS] = jobs if jobs is not None else Jobs()
     app[CLOSING] = asyncio.Event()

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from bindrop.api.bodies import parse_changes, parse_new_app, query_flag, read_json
-from bindrop.api.keys import HUB
+from bindrop.api.keys import HUB, STORE
 from bindrop.api.views import app_dict, metrics_dict, view_dict
 from bindrop.errors import BindropError
 from bindrop.hub.config import UPDATABLE
@@ -28,9 +28,10 @@ def _with_state(hub: Hub, config_dict: dict[str, Any]) -> dict[str, Any]:
 
 async def list_apps(request: web.Request) -> dict[str, Any]:
     hub = _hub(request)
+    store = request.app[STORE]
     every = query_flag(request.query, "all")
     return {"apps": [_with_state(hub, app_dict(a))
-                     for a in hub.store.list_apps(include_system=every)]}
+                     for a in store.list_apps(include_system=every)]}
 
 
 async def create_app(request: web.Request) -> dict[str, Any]:
@@ -41,13 +42,15 @@ async def create_app(request: web.Request) -> dict[str, Any]:
 
 async def show_app(request: web.Request) -> dict[str, Any]:
     hub = _hub(request)
-    return _with_state(hub, app_dict(hub.store.get_app(_name(request))))
+    store = request.app[STORE]
+    return _with_state(hub, app_dict(store.get_app(_name(request))))
 
 
 async def update_app(request: web.Request) -> dict[str, Any]:
     hub = _hub(request)
+    store = request.app[STORE]
     name = _name(request)
-    hub.store.get_app(name)
+    store.get_app(name)
     changes = parse_changes(await read_json(request), UPDATABLE, "an app's settings")
     config, outcome = await hub.config.update_app(name, changes)
     return _with_state(hub, app_dict(config)) | {
@@ -63,7 +66,8 @@ async def destroy_app(request: web.Request) -> dict[str, Any]:
 async def app_status(request: web.Request) -> dict[str, Any]:
     """Config, live state from the hub, and metrics of the live unit (read now)."""
     hub = _hub(request)
-    config = hub.store.get_app(_name(request))
+    store = request.app[STORE]
+    config = store.get_app(_name(request))
     view = hub.state.app(config.name)
     metrics = None
     if view is not None and view.route is not None:
@@ -71,7 +75,7 @@ async def app_status(request: web.Request) -> dict[str, Any]:
             metrics = metrics_dict(await hub.manager.read_unit_metrics(view.route.unit))
         except BindropError:  # the unit went away meanwhile
             metrics = None
-    releases = hub.store.list_releases(config.name)
+    releases = store.list_releases(config.name)
     return {
         "app": app_dict(config),
         "live": view_dict(view),

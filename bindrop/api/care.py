@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from bindrop.api.bodies import only, read_json
-from bindrop.api.keys import HUB
+from bindrop.api.keys import STORE
 from bindrop.api.views import event_dict
 from bindrop.errors import InvalidInput
 from bindrop.store import Store
@@ -43,7 +43,7 @@ async def record_event(request: web.Request) -> dict[str, Any]:
         raise InvalidInput("message must be text")
     if data is not None and not isinstance(data, dict):
         raise InvalidInput("data must be a JSON object or null")
-    return event_dict(request.app[HUB].store.add_event(kind, app, message, data))
+    return event_dict(request.app[STORE].add_event(kind, app, message, data))
 
 
 def care_summary(store: Store) -> dict[str, Any]:

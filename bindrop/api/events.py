@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from bindrop.api.bodies import query_int
-from bindrop.api.keys import CLOSING, HUB, STREAMING
+from bindrop.api.keys import CLOSING, HUB, STORE, STREAMING
 from bindrop.api.views import event_dict, view_dict
 from bindrop.domain.names import validate_app_name
 from bindrop.errors import InvalidInput
@@ -53,7 +53,7 @@ def _after(request: web.Request) -> int | None:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    hub = request.app[HUB]
+    hub, store = request.app[HUB], request.app[STORE]
     app = request.query.get("app")
     if app is not None:
         validate_app_name(app)
@@ -81,7 +81,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             put(("event", event_dict(event), event.id))
 
     # Subscribe first, then read what exists: nothing falls in between.
-    unsubscribe = [hub.state.subscribe(on_change), hub.store.subscribe_events(on_event)]
+    unsubscribe = [hub.state.subscribe(on_change), store.subscribe_events(on_event)]
     try:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache"})
@@ -95,14 +95,14 @@ async def events(request: web.Request) -> web.StreamResponse:
         sent = 0
         if after is not None:
             while True:
-                page = hub.store.list_events(app, after_id=max(after, sent), limit=PAGE)
+                page = store.list_events(app, after_id=max(after, sent), limit=PAGE)
                 for event in page:
                     await response.write(sse("event", event_dict(event), event.id))
                     sent = event.id
                 if len(page) < PAGE:
                     break
         elif history:
-            for event in hub.store.list_events(app, limit=history):
+            for event in store.list_events(app, limit=history):
                 await response.write(sse("event", event_dict(event), event.id))
                 sent = event.id
         await _pump(request, response, queue, sent)

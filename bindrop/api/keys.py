@@ -10,8 +10,12 @@ from bindrop.api.auth import Caller
 from bindrop.api.jobs import Jobs
 from bindrop.hub.hub import Hub
 from bindrop.settings import Settings
+from bindrop.store import Store
 
 HUB = web.AppKey("hub", Hub)
+#: The hub's store, for what a handler reads (or records) itself; changes to apps go
+#: through the hub's operations (``Hub.config``, ``Hub.call``).
+STORE = web.AppKey("store", Store)
 SETTINGS = web.AppKey("settings", Settings)
 JOBS = web.AppKey("jobs", Jobs)
 #: Set when the server shuts down: streaming responses end instead of holding it up.

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from bindrop.api.bodies import LINES_MAX, query_flag, query_int
-from bindrop.api.keys import CLOSING, HUB, STREAMING
+from bindrop.api.keys import CLOSING, HUB, STORE, STREAMING
 from bindrop.domain.processes import validate_process_name
 from bindrop.errors import InvalidInput, SystemdError
 from bindrop.hub.logs import unit_of_app
@@ -64,8 +64,9 @@ def parse_entry(line: bytes) -> dict[str, Any] | None:
 
 async def logs(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
+    store = request.app[STORE]
     app = request.match_info["app"]
-    hub.store.get_app(app)
+    store.get_app(app)
     lines = query_int(request.query, "lines", 100, 0, LINES_MAX)
     follow = query_flag(request.query, "follow")
     cursor = request.query.get("cursor")

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from bindrop.api.bodies import query_flag
-from bindrop.api.keys import HUB
+from bindrop.api.keys import HUB, STORE
 from bindrop.api.prometheus import CONTENT_TYPE, render_prometheus
 from bindrop.api.views import view_dict
 from bindrop.client.proxywire import LATENCY_BUCKETS
@@ -55,7 +55,8 @@ def plan_span(since_text: str | None, step_text: str | None, now: int) -> tuple[
 
 async def app_metrics(request: web.Request) -> dict[str, Any]:
     hub = request.app[HUB]
-    app = hub.store.get_app(request.match_info["app"]).name
+    store = request.app[STORE]
+    app = store.get_app(request.match_info["app"]).name
     since, until, step = plan_span(request.query.get("since"), request.query.get("step"),
                                    int(time.time()))
     points = hub.metrics.series(app, since, until, step)
@@ -65,7 +66,7 @@ async def app_metrics(request: web.Request) -> dict[str, Any]:
               in sorted(hub.metrics.totals.items()) if name == app}
     marks: list[dict[str, Any]] = [
         {"t": int(e.at.timestamp()), "kind": e.kind, "message": e.message}
-        for e in hub.store.list_events(app, limit=500)
+        for e in store.list_events(app, limit=500)
         if e.kind in MARK_KINDS and since <= e.at.timestamp() < until + step]
     marks = sorted(marks + hub.metrics.crashes(app, since, until + step),
                    key=lambda m: m["t"])
@@ -99,10 +100,11 @@ async def overview(request: web.Request) -> dict[str, Any]:
     """Every app over one span: its live state, a summary and the requests of each step
     (a trend line). ``bindrop top`` and the dashboard's apps page read this."""
     hub = request.app[HUB]
+    store = request.app[STORE]
     since, until, step = plan_span(request.query.get("since"), request.query.get("step"),
                                    int(time.time()))
     apps = []
-    for config in hub.store.list_apps(include_system=query_flag(request.query, "all")):
+    for config in store.list_apps(include_system=query_flag(request.query, "all")):
         points = hub.metrics.series(config.name, since, until, step)
         resources = hub.metrics.resources(config.name)
         live = view_dict(hub.state.app(config.name))

@@ -54,7 +54,8 @@ def add_proxy_routes(app: web.Application, link: ProxyLink, *, hub: Hub | None =
 
     app.on_shutdown.append(end_streams)
     if hub is not None:
-        on_demand = OnDemand(hub, link, check_interval=idle_check_interval)
+        on_demand = OnDemand(hub.store, hub.state, hub.submit, link,
+                             check_interval=idle_check_interval)
         app.router.add_post(WAKE_PATH, _wake(on_demand))
         app.router.add_post(TRAFFIC_PATH, _traffic(hub))
 

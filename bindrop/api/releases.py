@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from bindrop.api.bodies import parse_command, parse_processes
-from bindrop.api.keys import CALLER, HUB, SETTINGS
+from bindrop.api.keys import CALLER, HUB, SETTINGS, STORE
 from bindrop.api.views import release_dict
 from bindrop.domain.sizes import format_bytes
 from bindrop.errors import InvalidInput, TooLarge
@@ -75,6 +75,6 @@ async def _cut_off(request: web.Request, error: TooLarge) -> web.StreamResponse:
 
 
 async def list_releases(request: web.Request) -> dict[str, Any]:
-    hub = request.app[HUB]
+    store = request.app[STORE]
     app = request.match_info["app"]
-    return {"releases": [release_dict(r) for r in hub.store.list_releases(app)]}
+    return {"releases": [release_dict(r) for r in store.list_releases(app)]}

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from bindrop import __version__
 from bindrop.api.care import care_summary
-from bindrop.api.keys import HUB, SETTINGS
+from bindrop.api.keys import HUB, SETTINGS, STORE
 from bindrop.api.tls import tls_summary
 from bindrop.version import build_commit
 
@@ -26,7 +26,7 @@ def _blob_bytes(root: Path) -> int:
 
 
 async def server_info(request: web.Request) -> dict[str, Any]:
-    hub = request.app[HUB]
+    hub, store = request.app[HUB], request.app[STORE]
     settings = request.app[SETTINGS]
     disk = shutil.disk_usage(settings.state_dir)
     return {
@@ -35,14 +35,14 @@ async def server_info(request: web.Request) -> dict[str, Any]:
         "python": platform.python_version(),
         "aiohttp": aiohttp.__version__,
         "machine": platform.machine(),
-        "apps": len(hub.store.list_apps()),
+        "apps": len(store.list_apps()),
         "upload_limit": settings.upload_limit,
         # Proxies following the hub's routes now (each confirms every route swap).
         "proxies": len(hub.router.peers()),
         "disk": {"path": str(settings.state_dir), "total": disk.total, "used": disk.used,
                  "free": disk.free, "blobs": _blob_bytes(settings.blobs_dir)},
         # The newest backup, failure and disk check (events recorded by bindrop's timers).
-        "care": care_summary(hub.store),
+        "care": care_summary(store),
         # Automatic HTTPS: names by state, the newest certificate event and failure.
-        "tls": tls_summary(hub),
+        "tls": tls_summary(hub.tls, store),
     }

@@ -12,11 +12,11 @@ from typing import Any
 from aiohttp import web
 
 from bindrop.api.bodies import only, query_int, read_json
-from bindrop.api.keys import CALLER, HUB
+from bindrop.api.keys import CALLER, HUB, STORE
 from bindrop.api.views import event_dict
 from bindrop.domain.names import validate_app_name
 from bindrop.errors import BindropError, Conflict, InvalidInput
-from bindrop.hub.system import DASHBOARD_APP, ensure_dashboard
+from bindrop.hub.system import DASHBOARD_APP
 
 #: bindrop's own installed units (those not installed on this server are left out).
 SERVICE_PATTERNS = ("bindrop.service", "bindrop-proxy*", "bindrop-backup*", "bindrop-disk*",
@@ -42,12 +42,12 @@ async def services(request: web.Request) -> dict[str, Any]:
 
 async def history(request: web.Request) -> dict[str, Any]:
     """The newest recorded events, oldest first (the live stream is /v1/events)."""
-    hub = request.app[HUB]
+    store = request.app[STORE]
     app = request.query.get("app")
     if app is not None:
         validate_app_name(app)
     limit = query_int(request.query, "limit", 50, 1, 500)
-    return {"events": [event_dict(e) for e in hub.store.list_events(app, limit=limit)]}
+    return {"events": [event_dict(e) for e in store.list_events(app, limit=limit)]}
 
 
 async def setup_dashboard(request: web.Request) -> dict[str, Any]:
@@ -59,4 +59,4 @@ async def setup_dashboard(request: web.Request) -> dict[str, Any]:
     if hub.settings.api_port == 0:
         raise Conflict("the dashboard needs the control API on a fixed TCP port; this hub "
                        "listens on a random one (--api-port 0)")
-    return (await ensure_dashboard(hub, body["host"])).to_dict() | {"app": DASHBOARD_APP}
+    return (await hub.system_apps.ensure_dashboard(body["host"])).to_dict() | {"app": DASHBOARD_APP}

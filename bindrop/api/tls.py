@@ -16,8 +16,8 @@ from bindrop.api.bodies import only, read_json
 from bindrop.api.keys import HUB
 from bindrop.api.views import event_dict
 from bindrop.errors import Conflict, InvalidInput
-from bindrop.hub.hub import Hub
 from bindrop.hub.tls import TLS_EVENTS, TlsManager
+from bindrop.store import Store
 
 #: Largest CA bundle accepted for --directory-ca.
 CA_BUNDLE_MAX = 256 * 1024
@@ -31,16 +31,16 @@ def _manager(request: web.Request) -> TlsManager:
     return manager
 
 
-def tls_summary(hub: Hub) -> dict[str, Any] | None:
+def tls_summary(tls: TlsManager | None, store: Store) -> dict[str, Any] | None:
     """For ``bindrop status``: on or off, how many names in each state, the newest TLS event
     and the newest failure (with the CA's reason). None on a hub without automatic HTTPS."""
-    if hub.tls is None:
+    if tls is None:
         return None
     counts: dict[str, int] = {}
-    for name in hub.tls.list_names():
+    for name in tls.list_names():
         counts[name["state"]] = counts.get(name["state"], 0) + 1
-    last, failure = hub.store.last_event_of(TLS_EVENTS), hub.store.last_event_of(["tls_failed"])
-    return {"enabled": hub.store.get_tls_settings().enabled, "states": counts,
+    last, failure = store.last_event_of(TLS_EVENTS), store.last_event_of(["tls_failed"])
+    return {"enabled": store.get_tls_settings().enabled, "states": counts,
             "last_event": event_dict(last) if last else None,
             "last_failure": event_dict(failure) if failure else None}
 

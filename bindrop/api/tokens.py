@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from bindrop.api.bodies import only, read_json
-from bindrop.api.keys import CALLER, HUB
+from bindrop.api.keys import CALLER, HUB, STORE
 from bindrop.errors import Forbidden, InvalidInput
 from bindrop.store.tokens import parse_duration, validate_scope
 
@@ -45,7 +45,7 @@ async def create_session(request: web.Request) -> dict[str, Any]:
                            "and a token")
     if caller.session is not None:
         raise Forbidden("a session cannot start another session; log in with a token")
-    secret, expires = request.app[HUB].store.create_session(caller.token)
+    secret, expires = request.app[STORE].create_session(caller.token)
     return {"session": secret, "expires_at": expires.isoformat(), "name": caller.name,
             "scope": caller.scope, "admin": caller.admin}
 
@@ -55,5 +55,5 @@ async def end_session(request: web.Request) -> dict[str, Any]:
     caller = request[CALLER]
     if caller.session is None:
         raise InvalidInput("this request came with no session to end")
-    request.app[HUB].store.end_session(caller.session)
+    request.app[STORE].end_session(caller.session)
     return {"ended": True}

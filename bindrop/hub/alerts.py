@@ -28,17 +28,16 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from bindrop.errors import BindropError, Conflict, DeliveryFailed
-from bindrop.hub.state import AppRunState, AppStateChanged, Change
+from bindrop.hub.state import AppRunState, AppStateChanged, Change, StateStore
+from bindrop.settings import Settings
+from bindrop.store import Store
 from bindrop.store.events import Event
-
-if TYPE_CHECKING:
-    from bindrop.hub.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +73,13 @@ class Alert:
 
 
 class Alerts:
-    def __init__(self, hub: Hub, *, backoff: Sequence[float] = BACKOFF_S,
-                 server: str | None = None) -> None:
-        self.hub = hub
+    """The webhook's alerts. Only the hub creates one (``hub.alerts``)."""
+
+    def __init__(self, settings: Settings, store: Store, state: StateStore, *,
+                 backoff: Sequence[float] = BACKOFF_S, server: str | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.state = state
         self.backoff = tuple(backoff)
         self.server = server or socket.gethostname()
         self._queue: deque[Alert] = deque(maxlen=QUEUE_MAX)
@@ -92,11 +95,11 @@ class Alerts:
     def start(self) -> None:
         """Know the current states from the last events, listen, start delivering."""
         for key in KINDS:
-            last = self.hub.store.last_event_of(
+            last = self.store.last_event_of(
                 [kind for kind, (of, _) in STATEFUL.items() if of == key])
             self._bad[key] = last is not None and STATEFUL[last.kind][1]
-        self._unsubscribe.append(self.hub.store.subscribe_events(self._on_event))
-        self._unsubscribe.append(self.hub.state.subscribe(self._on_change))
+        self._unsubscribe.append(self.store.subscribe_events(self._on_event))
+        self._unsubscribe.append(self.state.subscribe(self._on_change))
         self._task = asyncio.ensure_future(self._deliver())
 
     async def close(self) -> None:
@@ -111,7 +114,7 @@ class Alerts:
 
     def notify(self, kind: str, app: str | None, message: str) -> Alert | None:
         """Queue an alert for the webhook (None when no webhook is set). Never blocks."""
-        if self.hub.store.alert_webhook() is None:
+        if self.store.alert_webhook() is None:
             return None
         alert = Alert(kind, self.server, app, message, self.link(app),
                       datetime.now(UTC).isoformat(timespec="seconds"))
@@ -133,7 +136,7 @@ class Alerts:
         return self.notify(kind if bad else good_kind, app, message)
 
     def link(self, app: str | None) -> str | None:
-        host = self.hub.settings.dashboard_host
+        host = self.settings.dashboard_host
         if host is None:
             return None
         scheme = "http" if host == "localhost" or host.endswith(".localhost") else "https"
@@ -187,7 +190,7 @@ class Alerts:
 
     async def test(self) -> Alert:
         """Send a test alert now, once; ``BindropError`` if no webhook is set or it fails."""
-        url = self.hub.store.alert_webhook()
+        url = self.store.alert_webhook()
         if url is None:
             raise Conflict("no webhook is set; `bindrop alerts set --webhook URL`")
         alert = Alert("test", self.server, None, "a test alert from bindrop", self.link(None),
@@ -202,7 +205,7 @@ class Alerts:
                 await self._wakeup.wait()
             alert = self._queue[0]
             for attempt, wait in enumerate((*self.backoff, None)):
-                url = self.hub.store.alert_webhook()
+                url = self.store.alert_webhook()
                 if url is None:
                     break
                 try:
@@ -222,7 +225,7 @@ class Alerts:
                 self._queue.popleft()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"webhook": self.hub.store.alert_webhook(), "sent": self.sent,
+        return {"webhook": self.store.alert_webhook(), "sent": self.sent,
                 "dropped": self.dropped, "pending": len(self._queue),
                 "last_error": self.last_error}
 

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bindrop.errors import (
     BackupFailed,
@@ -33,10 +33,9 @@ from bindrop.errors import (
     JobFailed,
     NotFound,
 )
+from bindrop.settings import Settings
+from bindrop.systemd import Manager
 from bindrop.units.care import CARE_UNIT_PREFIX, build_care_unit
-
-if TYPE_CHECKING:
-    from bindrop.hub.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +101,10 @@ class CareRuns:
     """The hub's care runs. ``environ``: ``BINDROP_*`` care settings the units get (the hub's
     own environment on a server: ``BINDROP_BACKUP_DIR``, ``BINDROP_S3_*``, …)."""
 
-    def __init__(self, hub: Hub, environ: Mapping[str, str] | None = None) -> None:
-        self.hub = hub
+    def __init__(self, settings: Settings, manager: Manager,
+                 environ: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self.manager = manager
         self.environ = dict(environ or {})
         self._runs: OrderedDict[str, CareRun] = OrderedDict()
         self._steps: dict[str, _Step] = {}
@@ -166,8 +167,8 @@ class CareRuns:
 
     async def _check_no_leftover_unit(self) -> None:
         # A step started by a hub that restarted meanwhile may still run.
-        units = await self.hub.manager.list_units(f"{CARE_UNIT_PREFIX}*",
-                                                  states=("active", "activating"))
+        units = await self.manager.list_units(f"{CARE_UNIT_PREFIX}*",
+                                              states=("active", "activating"))
         busy = [u.name for u in units if not u.name.startswith(
             tuple(f"{CARE_UNIT_PREFIX}{k}-" for k in SHARED))]
         if busy:
@@ -226,7 +227,7 @@ class CareRuns:
     # -- steps -----------------------------------------------------------------------------
 
     def unit_environment(self) -> dict[str, str]:
-        settings = self.hub.settings
+        settings = self.settings
         return {"BINDROP_APPS_DATA": APPS_DATA, **self.environ,
                 "BINDROP_ROOT": str(settings.root),
                 "BINDROP_SERVER": f"unix:{settings.control_socket}"}
@@ -240,7 +241,7 @@ class CareRuns:
         run.units.append(spec.name)
         try:
             try:
-                await self.hub.manager.start_transient_unit(spec.name, spec.properties)
+                await self.manager.start_transient_unit(spec.name, spec.properties)
             except JobFailed as exc:
                 if step.error is not None:
                     raise error_of(step.error, exc.message) from None

@@ -10,29 +10,33 @@ event (``backup_succeeded``, ``backup_failed``, ``backup_restored``, ``restore_f
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from bindrop.domain.names import validate_app_name
 from bindrop.domain.sizes import format_bytes
 from bindrop.errors import BindropError
 from bindrop.hub.care import CareRun, CareRuns, error_of
-from bindrop.hub.commands import Restore
-
-if TYPE_CHECKING:
-    from bindrop.hub.hub import Hub
+from bindrop.hub.commands import Command, Restore
+from bindrop.hub.lifecycle import Outcome
+from bindrop.store import Store
 
 DISK_KINDS = ("disk_over_threshold", "disk_back_under")
 
 
 class CareActions:
-    def __init__(self, hub: Hub, runs: CareRuns) -> None:
-        self.hub = hub
+    """``call`` queues a command for an app's actor and waits for its outcome (``Hub.call``)."""
+
+    def __init__(self, store: Store, runs: CareRuns,
+                 call: Callable[[str, Command], Awaitable[Outcome]]) -> None:
+        self.store = store
         self.runs = runs
+        self.call = call
         runs.on_finished(self._record)
 
     async def start_backup(self, app: str | None, *, queue: bool = False) -> CareRun:
         if app is not None:
-            self.hub.store.get_app(validate_app_name(app))  # NotFound before a unit starts
+            self.store.get_app(validate_app_name(app))  # NotFound before a unit starts
         run = await self.runs.begin("backup", app=app, queue=queue)
         self.runs.execute(run, lambda r: self.runs.step(r, "backup", [app] if app else []))
         return run
@@ -51,12 +55,12 @@ class CareActions:
     async def start_restore(self, app: str, backup_id: str | None, *,
                             queue: bool = False) -> CareRun:
         """Restore ``app``'s data through its actor: it waits its turn behind a deploy."""
-        self.hub.store.get_app(validate_app_name(app))
+        self.store.get_app(validate_app_name(app))
         run = await self.runs.begin("restore", app=app, backup=backup_id, queue=queue)
 
         async def body(r: CareRun) -> dict[str, Any]:
-            outcome = await self.hub.call(app, Restore(backup_id, _Steps(self.runs, r, app,
-                                                                          backup_id)))
+            outcome = await self.call(app, Restore(backup_id, _Steps(self.runs, r, app,
+                                                                      backup_id)))
             return {**outcome.to_dict(), "backup": r.backup, "started": outcome.unit is not None}
 
         self.runs.execute(run, body)
@@ -89,7 +93,7 @@ class CareActions:
     # -- outcomes as events -----------------------------------------------------------------
 
     def _record(self, run: CareRun) -> None:
-        store = self.hub.store
+        store = self.store
         ok = run.state == "succeeded"
         result = run.result or {}
         message = (run.error or {}).get("message", "")
@@ -121,7 +125,7 @@ class CareActions:
             return
 
     def _record_disk(self, result: dict[str, Any]) -> None:
-        store = self.hub.store
+        store = self.store
         last = store.last_event_of(DISK_KINDS)
         was_over = last is not None and last.kind == "disk_over_threshold"
         over = [f for f in result.get("filesystems", []) if f.get("mount") in result["over"]]

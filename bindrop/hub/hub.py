@@ -19,7 +19,7 @@ from bindrop.hub.alerts import Alerts
 from bindrop.hub.care import CareRuns
 from bindrop.hub.care_actions import CareActions
 from bindrop.hub.commands import Command, Deploy, Restart, Scale, Start, describe
-from bindrop.hub.config import Config
+from bindrop.hub.config import ConfigChanges
 from bindrop.hub.cron import CronJobs
 from bindrop.hub.health import HealthCheck
 from bindrop.hub.lifecycle import AppLifecycle, Outcome
@@ -37,7 +37,8 @@ from bindrop.hub.plan import (
     plan_reconcile,
 )
 from bindrop.hub.ports import PortPool, port_from_environment
-from bindrop.hub.router import Router, StateRouter
+from bindrop.hub.pubsub import PubSub
+from bindrop.hub.router import RoutePublisher, StateRoutePublisher
 from bindrop.hub.runs import Runs
 from bindrop.hub.state import (
     AppRunState,
@@ -49,6 +50,7 @@ from bindrop.hub.state import (
     UnitStateChanged,
     is_up,
 )
+from bindrop.hub.system import SystemApps
 from bindrop.settings import Settings
 from bindrop.store import BlobStore, Store
 from bindrop.systemd import Bus, Manager, Watcher
@@ -66,18 +68,20 @@ class Hub:
     """Owns the bus, the watcher, the state store and the actors. Two may live in one process."""
 
     def __init__(self, settings: Settings, store: Store, blobs: BlobStore, *,
-                 journal: JournalReader | None = None, router: Router | None = None,
-                 state: StateStore | None = None,
+                 journal: JournalReader | None = None, router: RoutePublisher | None = None,
+                 state: StateStore | None = None, events: PubSub | None = None,
                  care_environ: Mapping[str, str] | None = None) -> None:
-        """``state`` and ``router`` may be given together when the router needs the store
-        (``ProxyLink(state, store)``). ``care_environ``: the ``BINDROP_*`` care settings
-        (backup folder, S3, …) that care units get."""
+        """``state``, ``events`` and ``router`` may be given together when the router needs
+        them (``ProxyLink(state, store, events)``). ``care_environ``: the ``BINDROP_*`` care
+        settings (backup folder, S3, …) that care units get."""
         self.settings = settings
         self.store = store
         self.blobs = blobs
         self.journal = journal or JournalReader()
         self.state = state or StateStore()
-        self.router: Router = router or StateRouter(self.state)
+        #: What the hub's operations changed, for the parts that follow it (``hub.pubsub``).
+        self.events = events or PubSub()
+        self.router: RoutePublisher = router or StateRoutePublisher(self.state)
         self.ports = PortPool(*settings.port_range)
         self.bus = Bus(settings.bus_address)
         self.manager = Manager(self.bus)
@@ -87,16 +91,24 @@ class Hub:
         self._liveness: dict[str, dict[str, asyncio.Task[None]]] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self._unsubscribe: list[Any] = []
-        self.config = Config(self)
-        self.cron = CronJobs(self)
-        self.care_runs = CareRuns(self, care_environ)
-        self.care = CareActions(self, self.care_runs)
-        self.alerts = Alerts(self)
-        self.runs = Runs(self)
+        self.runs = Runs(settings=settings, store=store, blobs=blobs, manager=self.manager,
+                         state=self.state, journal=self.journal)
+        self.config = ConfigChanges(
+            settings=settings, store=store, blobs=blobs, state=self.state,
+            manager=self.manager, ports=self.ports, events=self.events, call=self.call,
+            drop_actor=self.drop_actor, finish_run=self.runs.finish)
+        self.cron = CronJobs(settings=settings, store=store, blobs=blobs, manager=self.manager,
+                             events=self.events)
+        self.care_runs = CareRuns(settings, self.manager, care_environ)
+        self.care = CareActions(store, self.care_runs, self.call)
+        self.alerts = Alerts(settings, store, self.state)
+        self.system_apps = SystemApps(
+            settings=settings, store=store, blobs=blobs, state=self.state, events=self.events,
+            update_app=self.config.update_app, call=self.call)
         #: Automatic HTTPS, where the hub runs with proxies (``bindrop hub`` sets it).
         self.tls: TlsManager | None = None
         #: Traffic and resource history (proxies report, the hub samples systemd).
-        self.metrics = Metrics(self.state, store, self.manager)
+        self.metrics = Metrics(self.state, store, self.manager, self.events)
 
     # -- life ----------------------------------------------------------------------------
 
@@ -154,7 +166,7 @@ class Hub:
             lifecycle = AppLifecycle(
                 app, settings=self.settings, store=self.store, blobs=self.blobs,
                 manager=self.manager, state=self.state, ports=self.ports, router=self.router,
-                journal=self.journal, actor=lambda: self._actors[app])
+                journal=self.journal, events=self.events, actor=lambda: self._actors[app])
             actor = self._actors[app] = Actor(app, lifecycle.handle)
         return actor
 

@@ -35,7 +35,8 @@ from bindrop.hub.health import HealthCheck, probe, wait_until_ready
 from bindrop.hub.logs import JournalReader
 from bindrop.hub.plan import instance_generation, next_instance
 from bindrop.hub.ports import PortPool
-from bindrop.hub.router import Router
+from bindrop.hub.pubsub import PubSub, ReleaseChanged
+from bindrop.hub.router import RoutePublisher
 from bindrop.hub.state import AppRunState, Route, StateStore, is_up
 from bindrop.hub.system import system_read_only_paths
 from bindrop.settings import Settings
@@ -89,8 +90,8 @@ class AppLifecycle:
     """Carries out one app's commands. Only its actor calls ``handle``."""
 
     def __init__(self, app: str, *, settings: Settings, store: Store, blobs: BlobStore,
-                 manager: Manager, state: StateStore, ports: PortPool, router: Router,
-                 journal: JournalReader, actor: Callable[[], Actor]) -> None:
+                 manager: Manager, state: StateStore, ports: PortPool, router: RoutePublisher,
+                 journal: JournalReader, events: PubSub, actor: Callable[[], Actor]) -> None:
         self.app = app
         self.settings = settings
         self.store = store
@@ -100,6 +101,7 @@ class AppLifecycle:
         self.ports = ports
         self.router = router
         self.journal = journal
+        self.events = events
         self._actor = actor
 
     async def handle(self, command: Command) -> Outcome:
@@ -241,6 +243,8 @@ class AppLifecycle:
                              {"release": release.number,
                               "unit": first.unit if first else None,
                               "units": sorted(new_units)})
+        if action in ("deploy", "rollback"):  # a start or restart keeps the current one
+            self.events.publish(ReleaseChanged(self.app, release.number))
         return Outcome(self.app, action, release.release_id, first.unit if first else None,
                        first.port if first and first.web else None, tuple(stopped),
                        f"release {release.number} of {self.app} is live"

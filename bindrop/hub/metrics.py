@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bindrop.errors import BindropError
+from bindrop.hub.pubsub import AppDestroyed, PubSub
 from bindrop.hub.state import StateStore, is_up
 from bindrop.hub.traffic import Point, Traffic, downsample, merge_points
-from bindrop.store import Event, Store
+from bindrop.store import Store
 from bindrop.systemd import Manager
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,13 @@ class Resources:
 
 
 class Metrics:
-    def __init__(self, state: StateStore, store: Store, manager: Manager, *,
+    def __init__(self, state: StateStore, store: Store, manager: Manager, events: PubSub, *,
                  step: int = STEP, clock: Callable[[], float] = time.time) -> None:
         self.state = state
         self.store = store
         self.manager = manager
+        #: A destroyed app's history is forgotten (``AppDestroyed``).
+        self.events = events
         self.step = step
         self.clock = clock
         #: Traffic since the hub started, per (app, release).
@@ -74,11 +77,10 @@ class Metrics:
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
-        self._unsubscribe = self.store.subscribe_events(self._on_event)
+        self._unsubscribe = self.events.subscribe(AppDestroyed, self._on_destroyed)
 
-    def _on_event(self, event: Event) -> None:
-        if event.kind == "app_destroyed" and event.app:
-            self.forget(event.app)
+    def _on_destroyed(self, event: AppDestroyed) -> None:
+        self.forget(event.app)
 
     async def close(self) -> None:
         if self._unsubscribe is not None:

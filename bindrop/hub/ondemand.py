@@ -15,13 +15,12 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bindrop.errors import BindropError, Conflict
-from bindrop.hub.commands import Start, Stop
+from bindrop.hub.commands import Command, Start, Stop
 from bindrop.hub.lifecycle import Outcome
-from bindrop.hub.state import AppRunState, AppView
-from bindrop.store import AppConfig
+from bindrop.hub.state import AppRunState, AppView, StateStore
+from bindrop.store import AppConfig, Store
 
 if TYPE_CHECKING:
-    from bindrop.hub.hub import Hub
     from bindrop.hub.proxylink import ProxyLink
 
 log = logging.getLogger(__name__)
@@ -47,26 +46,34 @@ def plan_idle_stops(apps: Sequence[AppConfig], views: Mapping[str, AppView],
 
 
 class OnDemand:
-    """Wakes on-demand apps for proxies and stops idle ones (``run`` as a background task)."""
+    """Wakes on-demand apps for proxies and stops idle ones (``run`` as a background task).
 
-    def __init__(self, hub: Hub, link: ProxyLink, *, check_interval: float = CHECK_INTERVAL
-                 ) -> None:
-        self.hub = hub
+    ``submit`` queues a command for an app's actor; its future resolves with the ``Outcome``
+    (``Hub.submit``).
+    """
+
+    def __init__(self, store: Store, state: StateStore,
+                 submit: Callable[[str, Command], asyncio.Future[Any]], link: ProxyLink, *,
+                 check_interval: float = CHECK_INTERVAL) -> None:
+        self.store = store
+        self.state = state
+        self.submit = submit
         self.link = link
         self.check_interval = check_interval
 
     async def wake(self, app: str) -> Outcome:
         """Start ``app`` (if it is on demand) and return once it is ready (or raise why not)."""
-        if not self.hub.store.get_app(app).on_demand:
+        if not self.store.get_app(app).on_demand:
             raise Conflict(f"{app} is not on demand; start it with `bindrop start {app}`")
         self.link.record_activity([app])
-        return await self.hub.call(app, Start())
+        outcome: Outcome = await self.submit(app, Start())
+        return outcome
 
     def check(self) -> list[str]:
         """Queue a Stop for every idle on-demand app; return their names."""
         loop = asyncio.get_running_loop()
-        apps = self.hub.store.list_apps(include_system=True)
-        views = self.hub.state.snapshot().apps
+        apps = self.store.list_apps(include_system=True)
+        views = self.state.snapshot().apps
         for config in apps:  # an app seen running for the first time starts its idle clock
             view = views.get(config.name)
             if config.on_demand and view is not None and view.state == AppRunState.RUNNING:
@@ -76,7 +83,7 @@ class OnDemand:
             log.info("stopping %s: no request for %.0f s (on demand)", app,
                      next(a.idle_timeout_s for a in apps if a.name == app))
             self.link.last_active.pop(app, None)
-            future = self.hub.submit(app, Stop())
+            future = self.submit(app, Stop())
             future.add_done_callback(_log_failure(app))
         return idle
 

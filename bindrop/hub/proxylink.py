@@ -1,4 +1,4 @@
-"""ProxyLink: the hub's side of the hub <-> proxy protocol, and the hub's ``Router``.
+"""ProxyLink: the hub's side of the hub <-> proxy protocol, and the hub's ``RoutePublisher``.
 
 The messages, their paths and their JSON are ``bindrop.client.proxywire``'s; proxies
 connect to the hub over the control socket (handlers in ``bindrop.api.proxylink``):
@@ -42,6 +42,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 
 from bindrop.client.proxywire import AppRoute, Drain, Message, RouteTable, TlsState
+from bindrop.hub.pubsub import AppCreated, AppDestroyed, ConfigChanged, HubEvent, PubSub
 from bindrop.hub.router import Routes, as_routes
 from bindrop.hub.routetable import ControlRoute, HostConflict, build_route_table
 from bindrop.hub.state import AppStateChanged, Change, Route, StateStore
@@ -80,9 +81,9 @@ def undrained(drained: Mapping[str, Collection[str]], unit: str) -> set[str]:
 
 
 class ProxyLink:
-    """A ``Router`` that keeps every connected proxy's route table current."""
+    """A ``RoutePublisher`` that keeps every connected proxy's route table current."""
 
-    def __init__(self, state: StateStore, store: Store, *,
+    def __init__(self, state: StateStore, store: Store, events: PubSub, *,
                  confirm_timeout: float = CONFIRM_TIMEOUT,
                  ping_interval: float = PING_INTERVAL,
                  control: ControlRoute | None = None) -> None:
@@ -99,16 +100,20 @@ class ProxyLink:
         #: The last message ``announce``d of each type: a proxy that connects gets them too.
         self._announced: dict[type[Message], Message] = {}
         self._reported = asyncio.Event()
-        self._refresh_queued = False
+        self._queued: asyncio.Handle | None = None
+        #: How many times the table was built (each build reads every app's config).
+        self.builds = 0
         #: When a proxy last reported a request to each app (loop time): for idle stops.
         self.last_active: dict[str, float] = {}
-        # Config changes (hosts, maintenance message, limits, create, destroy) are all
-        # recorded as events by the hub: any event may have changed the table.
+        # Config changes (hosts, maintenance message, create, destroy) come from the hub's
+        # operations as in-process events.
         self._unsubscribe = (state.subscribe(self._on_change),
-                             store.subscribe_events(lambda _event: self._queue_refresh()))
+                             events.subscribe(AppCreated, self._on_config),
+                             events.subscribe(ConfigChanged, self._on_config),
+                             events.subscribe(AppDestroyed, self._on_config))
 
     def close(self) -> None:
-        """Stop following the state store and the events, and end every proxy's stream."""
+        """Stop following the state store and the hub's events, and end every proxy's stream."""
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self.end_streams()
@@ -132,9 +137,14 @@ class ProxyLink:
     def refresh(self) -> int:
         """Rebuild the table from config and state; send it if it changed. Returns its version.
 
-        Runs by itself after every state change and every event the hub records (config
-        changes are events); call it after a config change that records none.
+        Runs by itself after every state change and every config change the hub publishes;
+        call it after a config change written to the store directly. Covers every change made
+        before it: a rebuild queued by one of those is dropped.
         """
+        if self._queued is not None:
+            self._queued.cancel()
+            self._queued = None
+        self.builds += 1
         apps, conflicts = build_route_table(self.store.list_apps(include_system=True),
                                             self.state.snapshot().apps, self.control)
         if conflicts != self._conflicts:
@@ -153,20 +163,22 @@ class ProxyLink:
         if isinstance(change, AppStateChanged):
             self._queue_refresh()
 
+    def _on_config(self, event: HubEvent) -> None:
+        self._queue_refresh()
+
     def _queue_refresh(self) -> None:
         # Coalesce: one unit change emits several app changes; rebuild once per loop turn.
-        if self._refresh_queued:
+        if self._queued is not None:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self.refresh()
             return
-        self._refresh_queued = True
-        loop.call_soon(self._queued_refresh)
+        self._queued = loop.call_soon(self._queued_refresh)
 
     def _queued_refresh(self) -> None:
-        self._refresh_queued = False
+        self._queued = None
         try:
             self.refresh()
         except Exception:  # a closed store while shutting down: the next change retries
@@ -189,7 +201,7 @@ class ProxyLink:
             log.warning("proxies %s did not confirm tls message %d within %.1f s",
                         ", ".join(sorted(late)), version, self.confirm_timeout)
 
-    # -- Router --------------------------------------------------------------------------
+    # -- RoutePublisher ------------------------------------------------------------------
 
     async def publish(self, app: str, route: Routes) -> None:
         self.state.set_routes(app, as_routes(route))

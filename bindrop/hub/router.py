@@ -21,7 +21,9 @@ def as_routes(routes: Routes) -> tuple[Route, ...]:
     return (routes,) if isinstance(routes, Route) else tuple(routes)
 
 
-class Router(Protocol):
+class RoutePublisher(Protocol):
+    """Makes an app's live instances what the proxies route to, and drains old ones."""
+
     async def publish(self, app: str, route: Routes) -> None:
         """Make ``route`` (the app's live instances; None: none) what every proxy serves."""
         ...
@@ -33,8 +35,8 @@ class Router(Protocol):
         ...
 
 
-class StateRouter:
-    """Routes live in the state store; nothing else to wait for yet."""
+class StateRoutePublisher:
+    """Routes live in the state store; no proxy to wait for (a hub without proxies)."""
 
     def __init__(self, state: StateStore) -> None:
         self.state = state

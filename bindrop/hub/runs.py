@@ -13,19 +13,20 @@ import contextlib
 import logging
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bindrop.errors import BindropError, InvalidInput, NotFound
 from bindrop.hub.lifecycle import resolve_command
+from bindrop.hub.logs import JournalReader
+from bindrop.hub.state import StateStore
 from bindrop.hub.system import system_read_only_paths
-from bindrop.systemd import ActiveState, SubState
+from bindrop.settings import Settings
+from bindrop.store import BlobStore, Store
+from bindrop.systemd import ActiveState, Manager, SubState
 from bindrop.systemd.types import UnitState
 from bindrop.units import AppSpec, UnitSpec
 from bindrop.units.render import render_property
 from bindrop.units.tasks import build_run_task
-
-if TYPE_CHECKING:
-    from bindrop.hub.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -70,26 +71,32 @@ def split_program(argv: Sequence[str], bundle: bool) -> tuple[str, ...]:
 class Runs:
     """Starts and follows one-off runs. Only the hub creates one (``hub.runs``)."""
 
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(self, *, settings: Settings, store: Store, blobs: BlobStore, manager: Manager,
+                 state: StateStore, journal: JournalReader) -> None:
+        self.settings = settings
+        self.store = store
+        self.blobs = blobs
+        self.manager = manager
+        self.state = state
+        self.journal = journal
 
     async def start(self, app: str, argv: Sequence[str]) -> str:
         """Start ``argv`` with the app's current release; return the unit's name.
         ``NotFound`` for an app without a release (nothing started)."""
         await self._fetch_blob(app)
         spec, number = self._spec(app, argv)
-        await self.hub.manager.start_transient_unit(spec.name, spec.properties)
+        await self.manager.start_transient_unit(spec.name, spec.properties)
         log.info("%s: run %s started", app, spec.name)  # never the arguments: secrets
-        self.hub.store.add_event("run_started", app, f"{app}: one-off run {spec.name} started",
-                                 {"unit": spec.name, "release": number})
+        self.store.add_event("run_started", app, f"{app}: one-off run {spec.name} started",
+                             {"unit": spec.name, "release": number})
         return spec.name
 
     async def _fetch_blob(self, app: str) -> None:
         """The current release's blob back from the bucket when gc evicted it."""
-        config, blobs = self.hub.store.get_app(app), self.hub.blobs
+        config, blobs = self.store.get_app(app), self.blobs
         if config.current_release is None or blobs.remote is None:
             return
-        release = self.hub.store.get_release(app, config.current_release)
+        release = self.store.get_release(app, config.current_release)
         if not blobs.exists(release.sha256):
             await blobs.fetch(release.sha256)
 
@@ -102,17 +109,17 @@ class Runs:
         path, args, _ = execs[0][0]  # type: ignore[index]
         properties = [line for p in spec.properties if p.name not in TTY_SKIPPED
                       for line in render_property(p)]
-        self.hub.store.add_event("run_started", app, f"{app}: one-off run {spec.name} "
-                                 "started on a terminal", {"unit": spec.name,
-                                                           "release": number})
+        self.store.add_event("run_started", app, f"{app}: one-off run {spec.name} "
+                             "started on a terminal", {"unit": spec.name,
+                                                       "release": number})
         # The arguments keep their "$$" escapes: systemd (252) expands what systemd-run sends.
         # "prefix" is how the server runs systemd's tools: nothing on a server, nsenter into
         # a private systemd (bindrop machine), as the hub's journal reader does.
-        return {"prefix": list(self.hub.journal.prefix), "unit": spec.name,
+        return {"prefix": list(self.journal.prefix), "unit": spec.name,
                 "argv": [path, *args[1:]], "properties": properties}
 
     def _spec(self, app: str, argv: Sequence[str]) -> tuple[UnitSpec, int]:
-        store = self.hub.store
+        store = self.store
         config = store.get_app(app)
         if config.current_release is None:
             raise NotFound(f"{app} has no release yet: deploy one before running a command "
@@ -122,17 +129,17 @@ class Runs:
         if command[0].startswith("/"):
             exec_path, args = command[0], tuple(command[1:])
         else:
-            exec_path, args = resolve_command(self.hub.blobs, self.hub.settings, release,
+            exec_path, args = resolve_command(self.blobs, self.settings, release,
                                               command)
         spec = build_run_task(
             AppSpec(app, store.get_env(app), config.limits, config.system,
                     system_read_only_paths() if config.system else ()),
-            release.release_id, os.urandom(6).hex(), exec_path, args, self.hub.settings)
+            release.release_id, os.urandom(6).hex(), exec_path, args, self.settings)
         return spec, release.number
 
     async def wait(self, unit: str) -> int:
         """Wait (on the state stream) until the run's main process ended; its exit status."""
-        state = self.hub.state
+        state = self.state
         while True:
             current = state.unit(unit) or state.last_state(unit)
             if current is not None:
@@ -145,7 +152,7 @@ class Runs:
 
     async def finish(self, unit: str) -> None:
         """Unload the run's unit (stopping it if it still runs). Never raises."""
-        manager = self.hub.manager
+        manager = self.manager
         with contextlib.suppress(BindropError):
             await manager.stop_unit(unit)
         with contextlib.suppress(BindropError):

@@ -17,20 +17,19 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bindrop import __version__
 from bindrop.domain.hosts import parse_host
 from bindrop.errors import Conflict, InvalidInput
-from bindrop.hub.commands import Deploy, Start
+from bindrop.hub.commands import Command, Deploy, Start
+from bindrop.hub.pubsub import AppCreated, PubSub
 from bindrop.hub.routetable import check_hosts_free
-from bindrop.hub.state import AppRunState
-from bindrop.store import AppConfig
-
-if TYPE_CHECKING:
-    from bindrop.hub.hub import Hub
+from bindrop.hub.state import AppRunState, StateStore
+from bindrop.settings import Settings
+from bindrop.store import AppConfig, BlobStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ def parse_dashboard_host(text: object) -> str:
 
 @dataclass(frozen=True)
 class SystemAppSetup:
-    """What ``ensure_dashboard`` found and did."""
+    """What ``SystemApps.ensure_dashboard`` found and did."""
 
     app: str
     host: str
@@ -106,66 +105,89 @@ class SystemAppSetup:
                 "changed": list(self.changed)}
 
 
-async def ensure_dashboard(hub: Hub, host: str, api_url: str | None = None) -> SystemAppSetup:
-    """Make the dashboard system app exist, answer at ``host`` and run the current launcher.
+class SystemApps:
+    """Sets bindrop's own apps up. Only the hub creates one (``hub.system_apps``).
 
-    Idempotent: a second call with the same host and API address changes nothing. The API
-    address defaults to the hub's TCP listener (``settings.api_port``); with neither,
-    ``Conflict``: the dashboard cannot run without the TCP control API.
+    ``update_app`` changes an app's settings as the API does (``ConfigChanges.update_app``);
+    ``call`` queues a command for an app's actor and waits for its outcome (``Hub.call``).
     """
-    host = parse_dashboard_host(host)
-    if api_url is None:
-        if hub.settings.api_port is None:
-            raise Conflict("the dashboard talks to the TCP control API, which is off; install "
-                           "with --api-port PORT (e.g. `bindrop install --api-port 7300`)")
-        api_url = f"http://127.0.0.1:{hub.settings.api_port}"
-    check_hosts_free([host], hub.settings.control_host)
-    changed: list[str] = []
-    config = _find(hub)
-    if config is None:
-        hub.store.create_app(AppConfig(name=DASHBOARD_APP, hosts=(host,), system=True,
-                                       health_path="/healthz"))
-        hub.store.add_event("app_created", DASHBOARD_APP, "the dashboard (system app) created")
-        changed.append("created")
-    elif tuple(config.hosts) != (host,):
-        await hub.config.update_app(DASHBOARD_APP, {"hosts": [host]})
-        changed.append("host")
-    launcher = build_launcher(sys.executable, api_url)
-    release = _current_launcher(hub, launcher)
-    if release is None:
-        blob = await hub.blobs.put_stream([launcher], max_size=LAUNCHER_MAX)
-        release = hub.store.add_release(DASHBOARD_APP, blob.sha256, blob.size, "binary", [],
-                                        CREATED_BY).number
-        hub.store.add_event("release_uploaded", DASHBOARD_APP,
-                            f"release {release} of {DASHBOARD_APP} written",
-                            {"release": release, "sha256": blob.sha256, "size": blob.size})
-        await hub.call(DASHBOARD_APP, Deploy(release))
-        changed.append("release")
-    else:
-        view = hub.state.app(DASHBOARD_APP)
-        if view is None or view.state != AppRunState.RUNNING:
-            await hub.call(DASHBOARD_APP, Start())
-            changed.append("started")
-    log.info("dashboard at %s: %s", host, ", ".join(changed) or "unchanged")
-    return SystemAppSetup(DASHBOARD_APP, host, release, tuple(changed))
 
+    def __init__(self, *, settings: Settings, store: Store, blobs: BlobStore,
+                 state: StateStore, events: PubSub,
+                 update_app: Callable[[str, Mapping[str, object]], Awaitable[object]],
+                 call: Callable[[str, Command], Awaitable[object]]) -> None:
+        self.settings = settings
+        self.store = store
+        self.blobs = blobs
+        self.state = state
+        self.events = events
+        self.update_app = update_app
+        self.call = call
 
-def _find(hub: Hub) -> AppConfig | None:
-    for app in hub.store.list_apps(include_system=True):
-        if app.name == DASHBOARD_APP:
-            if not app.system:
-                raise Conflict(f"an app named {DASHBOARD_APP!r} exists and is not bindrop's "
-                               "own; destroy or rename it before setting up the dashboard")
-            return app
-    return None
+    async def ensure_dashboard(self, host: str, api_url: str | None = None) -> SystemAppSetup:
+        """Make the dashboard system app exist, answer at ``host`` and run the current
+        launcher.
 
+        Idempotent: a second call with the same host and API address changes nothing. The
+        API address defaults to the hub's TCP listener (``settings.api_port``); with neither,
+        ``Conflict``: the dashboard cannot run without the TCP control API.
+        """
+        host = parse_dashboard_host(host)
+        if api_url is None:
+            if self.settings.api_port is None:
+                raise Conflict("the dashboard talks to the TCP control API, which is off; "
+                               "install with --api-port PORT (e.g. `bindrop install "
+                               "--api-port 7300`)")
+            api_url = f"http://127.0.0.1:{self.settings.api_port}"
+        check_hosts_free([host], self.settings.control_host)
+        changed: list[str] = []
+        config = self._find()
+        if config is None:
+            self.store.create_app(AppConfig(name=DASHBOARD_APP, hosts=(host,), system=True,
+                                            health_path="/healthz"))
+            self.store.add_event("app_created", DASHBOARD_APP,
+                                 "the dashboard (system app) created")
+            self.events.publish(AppCreated(DASHBOARD_APP))
+            changed.append("created")
+        elif tuple(config.hosts) != (host,):
+            await self.update_app(DASHBOARD_APP, {"hosts": [host]})
+            changed.append("host")
+        launcher = build_launcher(sys.executable, api_url)
+        release = self._current_launcher(launcher)
+        if release is None:
+            blob = await self.blobs.put_stream([launcher], max_size=LAUNCHER_MAX)
+            release = self.store.add_release(DASHBOARD_APP, blob.sha256, blob.size, "binary",
+                                             [], CREATED_BY).number
+            self.store.add_event("release_uploaded", DASHBOARD_APP,
+                                 f"release {release} of {DASHBOARD_APP} written",
+                                 {"release": release, "sha256": blob.sha256,
+                                  "size": blob.size})
+            await self.call(DASHBOARD_APP, Deploy(release))
+            changed.append("release")
+        else:
+            view = self.state.app(DASHBOARD_APP)
+            if view is None or view.state != AppRunState.RUNNING:
+                await self.call(DASHBOARD_APP, Start())
+                changed.append("started")
+        log.info("dashboard at %s: %s", host, ", ".join(changed) or "unchanged")
+        return SystemAppSetup(DASHBOARD_APP, host, release, tuple(changed))
 
-def _current_launcher(hub: Hub, launcher: bytes) -> int | None:
-    """The current release if it is exactly ``launcher`` (and its blob is there)."""
-    config = hub.store.get_app(DASHBOARD_APP)
-    if config.current_release is None:
+    def _find(self) -> AppConfig | None:
+        for app in self.store.list_apps(include_system=True):
+            if app.name == DASHBOARD_APP:
+                if not app.system:
+                    raise Conflict(f"an app named {DASHBOARD_APP!r} exists and is not "
+                                   "bindrop's own; destroy or rename it before setting up "
+                                   "the dashboard")
+                return app
         return None
-    current = hub.store.get_release(DASHBOARD_APP, config.current_release)
-    if current.sha256 != hashlib.sha256(launcher).hexdigest():
-        return None
-    return current.number if hub.blobs.exists(current.sha256) else None
+
+    def _current_launcher(self, launcher: bytes) -> int | None:
+        """The current release if it is exactly ``launcher`` (and its blob is there)."""
+        config = self.store.get_app(DASHBOARD_APP)
+        if config.current_release is None:
+            return None
+        current = self.store.get_release(DASHBOARD_APP, config.current_release)
+        if current.sha256 != hashlib.sha256(launcher).hexdigest():
+            return None
+        return current.number if self.blobs.exists(current.sha256) else None

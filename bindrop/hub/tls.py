@@ -1,11 +1,12 @@
 """Automatic HTTPS in the hub: which names need certificates, asking the CA, telling proxies.
 
 ``TlsManager`` runs beside the actors, never in one: a background task looks at every name
-when something may have changed (an app created or its hosts changed: any recorded event
-wakes it), and every ``check_interval`` seconds for backoffs that ended. Names are done one at
-a time (the CA's rate limits are per account; a slow CA delays no deploy). Each order runs in a
-thread (``acme`` is blocking); its HTTP-01 answers are published to every proxy over the hub
-link (a ``tls`` message, acknowledged like a route table) before the CA is told to look.
+when something may have changed (an app created, destroyed or its settings changed: the
+hub's ``AppCreated``, ``ConfigChanged`` and ``AppDestroyed`` wake it), and every
+``check_interval`` seconds for backoffs that ended. Names are done one at a time (the CA's
+rate limits are per account; a slow CA delays no deploy). Each order runs in a thread
+(``acme`` is blocking); its HTTP-01 answers are published to every proxy over the hub link
+(a ``tls`` message, acknowledged like a route table) before the CA is told to look.
 
 The ``tls`` message also carries the hosts whose plain-HTTP requests get a 308 to https (a
 valid certificate, and no app on the host says ``allow_http``), the hosts with HSTS, and a
@@ -31,6 +32,7 @@ from bindrop.errors import AcmeFailed, Conflict, InvalidInput, NotFound
 from bindrop.hub import acmeflow
 from bindrop.hub.certfiles import CertFiles, now_utc, parse_ca_bundle
 from bindrop.hub.proxylink import ProxyLink
+from bindrop.hub.pubsub import AppCreated, AppDestroyed, ConfigChanged, HubEvent, PubSub
 from bindrop.hub.tlsnames import (
     CertInfo,
     backoff_delay,
@@ -41,7 +43,6 @@ from bindrop.hub.tlsnames import (
 )
 from bindrop.settings import Settings
 from bindrop.store import Store
-from bindrop.store.events import Event
 from bindrop.store.timestamps import parse_timestamp
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,8 @@ TLS_EVENTS = ("tls_issued", "tls_renewed", "tls_failed")
 
 
 class TlsManager:
-    def __init__(self, settings: Settings, store: Store, link: ProxyLink | None, *,
-                 check_interval: float = CHECK_INTERVAL) -> None:
+    def __init__(self, settings: Settings, store: Store, link: ProxyLink | None,
+                 events: PubSub, *, check_interval: float = CHECK_INTERVAL) -> None:
         self.settings = settings
         self.store = store
         self.link = link
@@ -79,7 +80,9 @@ class TlsManager:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="acme")
         #: The order running in its thread, if any (close waits for it to end).
         self._order: concurrent.futures.Future[acmeflow.Issued] | None = None
-        self._unsubscribe = store.subscribe_events(self._on_event)
+        self._unsubscribe = [events.subscribe(AppCreated, self._on_config),
+                             events.subscribe(ConfigChanged, self._on_config),
+                             events.subscribe(AppDestroyed, self._on_config)]
 
     # -- life ----------------------------------------------------------------------------
 
@@ -91,7 +94,8 @@ class TlsManager:
     async def close(self) -> None:
         """Stop the background task; an order in its thread ends at its next step."""
         self._closing = True
-        self._unsubscribe()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -108,9 +112,8 @@ class TlsManager:
         """Look at every name soon (config may have changed)."""
         self._wake.set()
 
-    def _on_event(self, event: Event) -> None:
-        if event.kind not in TLS_EVENTS:
-            self.wake()
+    def _on_config(self, event: HubEvent) -> None:
+        self.wake()  # names, or who redirects to https, may have changed
 
     async def _run(self) -> None:
         while True:

@@ -15,6 +15,7 @@ from bindrop.errors import BindropError
 from bindrop.hub.hub import Hub
 from bindrop.hub.notify import sd_notify
 from bindrop.hub.proxylink import ProxyLink
+from bindrop.hub.pubsub import PubSub
 from bindrop.hub.routetable import ControlRoute
 from bindrop.hub.state import StateStore
 from bindrop.hub.tls import TlsManager
@@ -47,15 +48,15 @@ async def _run_hub(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     store = Store.open(settings)
-    state = StateStore()
+    state, events = StateStore(), PubSub()
     # Connected proxies confirm each route swap and report when an old release is drained.
-    link = ProxyLink(state, store)
+    link = ProxyLink(state, store, events)
     tls: TlsManager | None = None
     try:
         care_environ = {k: v for k, v in os.environ.items()
                         if k.startswith("BINDROP_") and k != "BINDROP_TOKEN"}
         blobs = BlobStore(settings.blobs_dir, _blob_remote(settings))
-        async with Hub(settings, store, blobs, state=state, router=link,
+        async with Hub(settings, store, blobs, state=state, router=link, events=events,
                        care_environ=care_environ) as the_hub, \
                 serve_api(the_hub, settings, local_only=lambda app: add_proxy_routes(
                     app, link, hub=the_hub), bucket=BucketSettings(settings, blobs)) as api:
@@ -64,7 +65,7 @@ async def _run_hub(settings: Settings) -> None:
                 link.route_control(ControlRoute(settings.control_host, api.tcp_port,
                                                 settings.upload_limit))
             # Automatic HTTPS works beside the actors; it answers ACME through the proxies.
-            tls = the_hub.tls = TlsManager(settings, store, link)
+            tls = the_hub.tls = TlsManager(settings, store, link, events)
             tls.start()
             apps = len(store.list_apps(include_system=True))
             logging.getLogger("bindrop.hub").info(

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
 from bindrop.hub.proxylink import ProxyLink
+from bindrop.hub.pubsub import PubSub
 from bindrop.hub.state import StateStore
 from bindrop.machine import Machine
 from bindrop.serve.install import deploy_dir, render_installed_unit
@@ -24,7 +25,7 @@ UNITS = ("bindrop-proxy.socket", "bindrop-proxy.service")
 async def running_hub_end(settings: Settings, store: Store) -> AsyncIterator[HubEnd]:
     """The hub's end of the proxy link on the test root's control socket."""
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    link = ProxyLink(StateStore(), store, ping_interval=0.5)
+    link = ProxyLink(StateStore(), store, PubSub(), ping_interval=0.5)
     end = HubEnd(link, settings.control_socket)
     await end.start()
     try:

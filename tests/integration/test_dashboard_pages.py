@@ -20,7 +20,7 @@ from bindrop.errors import Conflict, Unauthorized
 from bindrop.hub.commands import Deploy
 from bindrop.hub.hub import Hub
 from bindrop.hub.state import AppRunState
-from bindrop.hub.system import DASHBOARD_APP, ensure_dashboard
+from bindrop.hub.system import DASHBOARD_APP
 
 from .hubkit import HANG, add_app, http_get, in_state, wait_for_app
 
@@ -213,7 +213,7 @@ async def test_the_hub_runs_the_dashboard_as_a_hidden_system_app_and_setup_is_id
     hub: Hub, api: ApiServer
 ) -> None:
     url = f"http://127.0.0.1:{api.tcp_port}"
-    first = await ensure_dashboard(hub, "Dash.Test", api_url=url)
+    first = await hub.system_apps.ensure_dashboard("Dash.Test", api_url=url)
     assert (first.app, first.host, first.changed) == (DASHBOARD_APP, "dash.test",
                                                       ("created", "release"))
     view = await wait_for_app(hub, DASHBOARD_APP, in_state(AppRunState.RUNNING))
@@ -222,9 +222,9 @@ async def test_the_hub_runs_the_dashboard_as_a_hidden_system_app_and_setup_is_id
     assert (status, body) == (200, "ok\n")
     status, _ = await http_get(view.route.port, "/")
     assert status == 303
-    again = await ensure_dashboard(hub, "dash.test", api_url=url)
+    again = await hub.system_apps.ensure_dashboard("dash.test", api_url=url)
     assert (again.release, again.changed) == (first.release, ())
-    moved = await ensure_dashboard(hub, "dash2.test", api_url=url)
+    moved = await hub.system_apps.ensure_dashboard("dash2.test", api_url=url)
     assert moved.changed == ("host",) and hub.store.get_app(DASHBOARD_APP).hosts == ("dash2.test",)
     async with Client(f"unix:{api.socket_path}") as client:
         assert DASHBOARD_APP not in [a["name"] for a in await client.apps()]
@@ -236,7 +236,7 @@ async def test_the_hub_runs_the_dashboard_as_a_hidden_system_app_and_setup_is_id
         with pytest.raises(RemoteError, match=r"fixed TCP port|TCP control API"):
             await client.setup_dashboard("dash.test")
     with pytest.raises(Conflict):
-        await ensure_dashboard(hub, "bindrop.localhost", api_url=url)  # the control host
+        await hub.system_apps.ensure_dashboard("bindrop.localhost", api_url=url)  # the control host
     for flags, shown in (((), False), (("--all",), True)):
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bindrop", "apps", *flags, "--server",
@@ -295,7 +295,7 @@ async def test_the_server_page_shows_https_names_and_the_cas_reason_for_a_failur
     from bindrop.hub.tls import TlsManager
 
     await log_in(dashboard, await token(hub, "dash-tls"))
-    hub.tls = TlsManager(hub.settings, hub.store, None)
+    hub.tls = TlsManager(hub.settings, hub.store, None, hub.events)
     try:
         hub.store.set_tls_settings("ops@example.com", "https://ca.example.com/dir")
         hub.store.add_event("tls_failed", None, "no certificate for dash.example.com: DNS "

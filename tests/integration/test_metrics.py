@@ -23,6 +23,7 @@ from bindrop.hub.commands import Deploy
 from bindrop.hub.hub import Hub
 from bindrop.hub.logs import JournalReader
 from bindrop.hub.proxylink import ProxyLink
+from bindrop.hub.pubsub import PubSub
 from bindrop.hub.state import StateStore
 from bindrop.proxy.server import ProxyOptions, ProxyServer
 from bindrop.settings import Settings
@@ -45,9 +46,10 @@ class Stack:
 @pytest.fixture
 async def stack(settings: Settings, store: Store, blobs: BlobStore, journal: JournalReader,
                 tmp_path: Path) -> AsyncIterator[Stack]:
-    state = StateStore()
-    link = ProxyLink(state, store)
-    hub = Hub(settings, store, blobs, journal=journal, router=link, state=state)
+    state, events = StateStore(), PubSub()
+    link = ProxyLink(state, store, events)
+    hub = Hub(settings, store, blobs, journal=journal, router=link, state=state,
+              events=events)
     api_settings = dataclasses.replace(settings, api_port=0)
     await hub.start()
     try:

@@ -13,6 +13,7 @@ from bindrop.hub.commands import Deploy, Stop
 from bindrop.hub.hub import Hub
 from bindrop.hub.logs import JournalReader
 from bindrop.hub.proxylink import ProxyLink
+from bindrop.hub.pubsub import PubSub
 from bindrop.hub.state import AppRunState, StateStore, is_up
 from bindrop.machine import Machine
 from bindrop.proxy.server import ProxyServer
@@ -30,9 +31,10 @@ pytestmark = pytest.mark.integration
 async def linked_hub(settings: Settings, store: Store, blobs: BlobStore,
                      journal: JournalReader) -> AsyncIterator[tuple[Hub, HubEnd]]:
     """A hub whose router is a ProxyLink, serving the proxy routes on its control socket."""
-    state = StateStore()
-    link = ProxyLink(state, store)
-    the_hub = Hub(settings, store, blobs, journal=journal, router=link, state=state)
+    state, events = StateStore(), PubSub()
+    link = ProxyLink(state, store, events)
+    the_hub = Hub(settings, store, blobs, journal=journal, router=link, state=state,
+                  events=events)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     end = HubEnd(link, settings.control_socket, hub=the_hub)
     await the_hub.start()

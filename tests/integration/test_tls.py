@@ -17,6 +17,7 @@ from bindrop.api.proxylink import add_proxy_routes
 from bindrop.hub.hub import Hub
 from bindrop.hub.logs import JournalReader
 from bindrop.hub.proxylink import ProxyLink
+from bindrop.hub.pubsub import PubSub
 from bindrop.hub.state import StateStore
 from bindrop.hub.tls import TlsManager
 from bindrop.proxy.listen import bind_socket
@@ -57,10 +58,11 @@ async def server(settings: Settings, store: Store, blobs: BlobStore, journal: Jo
     """A hub with proxies' link and automatic HTTPS, its API, a proxy on 127.0.0.1 with a
     plain and an HTTPS listener, and pebble validating on the plain one."""
     http, https = bind_socket("127.0.0.1", 0), bind_socket("127.0.0.1", 0)
-    state = StateStore()
-    link = ProxyLink(state, store)
-    hub = Hub(settings, store, blobs, journal=journal, router=link, state=state)
-    hub.tls = TlsManager(settings, store, link, check_interval=1.0)
+    state, events = StateStore(), PubSub()
+    link = ProxyLink(state, store, events)
+    hub = Hub(settings, store, blobs, journal=journal, router=link, state=state,
+              events=events)
+    hub.tls = TlsManager(settings, store, link, events, check_interval=1.0)
     with running_pebble(tmp_path, http.getsockname()[1]) as pebble:
         await hub.start()
         hub.tls.start()

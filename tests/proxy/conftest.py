@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bindrop.hub.proxylink import ProxyLink
+from bindrop.hub.pubsub import PubSub
 from bindrop.hub.state import StateStore
 from bindrop.proxy.server import ProxyServer
 from bindrop.store import AppConfig, Store
@@ -29,7 +30,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 async def hub_end(store: Store, tmp_path: Path) -> AsyncIterator[HubEnd]:
-    link = ProxyLink(StateStore(), store, ping_interval=0.5)
+    link = ProxyLink(StateStore(), store, PubSub(), ping_interval=0.5)
     end = HubEnd(link, tmp_path / "control.sock")
     await end.start()
     try:

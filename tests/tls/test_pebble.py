@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bindrop.hub.proxylink import ProxyLink
+from bindrop.hub.pubsub import AppCreated, PubSub
 from bindrop.hub.state import StateStore
 from bindrop.hub.tls import TlsManager
 from bindrop.proxy.certs import new_server_context
@@ -46,6 +47,7 @@ class Site:
     backend: Backend
     pebble: Pebble
     root: Path  # pebble's root CA, to verify what the proxy serves
+    events: PubSub  # what the hub's operations publish
 
     @property
     def http_port(self) -> int:
@@ -72,7 +74,8 @@ async def site(tmp_path: Path, proxy_sockets: tuple[object, object]
     with Store(tmp_path / "bindrop.db") as store, \
             running_pebble(tmp_path, http.getsockname()[1]) as pebble:  # type: ignore[attr-defined]
         store.create_app(AppConfig(name="secure", hosts=("secure.example.com",)))
-        link = ProxyLink(StateStore(), store, ping_interval=0.5)
+        events = PubSub()
+        link = ProxyLink(StateStore(), store, events, ping_interval=0.5)
         end = HubEnd(link, tmp_path / "control.sock")
         await end.start()
         backend = await Backend("secure").start()
@@ -81,7 +84,7 @@ async def site(tmp_path: Path, proxy_sockets: tuple[object, object]
                                       tls_dir=settings.etc_dir / "tls")
         proxy = ProxyServer(options, access_out=io.StringIO())
         await proxy.start([http], [https])  # type: ignore[list-item]
-        tls = TlsManager(settings, store, link, check_interval=1.0)
+        tls = TlsManager(settings, store, link, events, check_interval=1.0)
         try:
             async with asyncio.timeout(HANG):
                 await proxy.hub.connected.wait()
@@ -89,7 +92,7 @@ async def site(tmp_path: Path, proxy_sockets: tuple[object, object]
             root.write_bytes(await asyncio.to_thread(pebble.root_pem))
             tls.setup("ops@example.com", pebble.directory_url,
                       pebble.listen_cert.read_text())
-            yield Site(settings, store, end, proxy, tls, backend, pebble, root)
+            yield Site(settings, store, end, proxy, tls, backend, pebble, root, events)
         finally:
             await tls.close()
             await proxy.close()
@@ -210,7 +213,7 @@ async def test_a_ca_that_went_away_changes_nothing_served(site: Site) -> None:
 async def test_a_new_host_gets_its_certificate_without_being_asked(site: Site) -> None:
     site.tls.start()
     site.store.create_app(AppConfig(name="late", hosts=("late.example.com/blog",)))
-    site.store.add_event("app_created", "late", "created")  # what the hub records
+    site.events.publish(AppCreated("late"))  # what the hub does
     async with asyncio.timeout(60):
         while site.name("late.example.com")["state"] != "valid":
             await asyncio.sleep(0.2)

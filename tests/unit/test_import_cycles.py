@@ -13,8 +13,6 @@ from pathlib import Path
 import bindrop
 
 BINDROP_DIR = Path(bindrop.__file__).parent
-#: Cycles still being broken on another branch of issue 19 (the hub and its parts).
-PENDING = ("bindrop.hub",)
 
 
 def import_graph(root: Path = BINDROP_DIR) -> dict[str, set[str]]:
@@ -76,9 +74,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_module_imports_one_that_imports_it_back() -> None:
-    left = [c for c in cycles(import_graph())
-            if not all(m.startswith(PENDING) for m in c)]
-    assert left == []
+    assert cycles(import_graph()) == []
 
 
 def test_a_cycle_through_a_type_checking_import_is_found(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bindrop.hub.metrics import MINUTE, RETENTION, Metrics
+from bindrop.hub.pubsub import AppDestroyed, PubSub
 from bindrop.hub.state import StateStore
 from bindrop.hub.traffic import Traffic
 from bindrop.store import Store
@@ -23,7 +24,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def history(store: Store) -> Metrics:
     # No unit runs in this state store, so systemd (the manager) is never asked.
-    return Metrics(StateStore(), store, None)  # type: ignore[arg-type]
+    return Metrics(StateStore(), store, None, PubSub())  # type: ignore[arg-type]
 
 
 def traffic(requests: int, status_class: str = "2xx") -> Traffic:
@@ -78,7 +79,7 @@ async def test_a_destroyed_app_leaves_no_history_for_a_new_app_of_its_name(
         for i in range(6):
             await metrics.sample(T0 + (i + 1) * 10)
         assert store.read_metric_minutes("blog", T0, T0 + MINUTE)
-        store.add_event("app_destroyed", "blog", "app blog destroyed")
+        metrics.events.publish(AppDestroyed("blog"))  # what the hub does
         assert metrics.apps() == []
         assert not store.read_metric_minutes("blog", T0, T0 + MINUTE)
         assert sum(p.traffic.requests for p in metrics.series("blog", T0, T0 + 60, 10)) == 0

@@ -10,6 +10,7 @@ import pytest
 
 from bindrop.client.proxywire import Drain, RouteTable
 from bindrop.hub.proxylink import ProxyLink, unconfirmed, undrained
+from bindrop.hub.pubsub import AppCreated, ConfigChanged, PubSub
 from bindrop.hub.state import Route, StateStore
 from bindrop.store import AppConfig, Store
 
@@ -24,10 +25,15 @@ def test_undrained_lists_proxies_that_did_not_report_the_unit() -> None:
 
 
 @pytest.fixture
-def link(tmp_path: Path) -> Iterator[ProxyLink]:
+def events() -> PubSub:
+    return PubSub()
+
+
+@pytest.fixture
+def link(tmp_path: Path, events: PubSub) -> Iterator[ProxyLink]:
     with Store(tmp_path / "db") as store:
         store.create_app(AppConfig(name="web", hosts=("web.test",)))
-        link = ProxyLink(StateStore(), store, confirm_timeout=0.2)
+        link = ProxyLink(StateStore(), store, events, confirm_timeout=0.2)
         yield link
         link.close()
 
@@ -39,13 +45,55 @@ def test_the_version_grows_only_when_the_table_changes(link: ProxyLink) -> None:
     assert link.refresh() == first + 1
 
 
-async def test_a_recorded_event_refreshes_the_table_by_itself(link: ProxyLink) -> None:
+async def test_a_published_config_change_refreshes_the_table_by_itself(
+        link: ProxyLink, events: PubSub) -> None:
     before = link.table().version
     link.store.update_app("web", hosts=["web.test", "www.test"])
-    link.store.add_event("app_updated", "web", "hosts changed")
+    events.publish(ConfigChanged("web", ("hosts",)))
     await asyncio.sleep(0)
     table = link.table()
     assert table.version == before + 1 and table.apps[0].hosts == ("web.test", "www.test")
+
+
+async def test_a_row_in_the_event_log_is_history_and_rebuilds_nothing(
+        link: ProxyLink) -> None:
+    link.table()
+    before = link.builds
+    link.store.update_app("web", hosts=["web.test", "www.test"])
+    link.store.add_event("app_updated", "web", "hosts changed")
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert link.builds == before
+    assert link.table().apps[0].hosts == ("web.test",)
+
+
+async def test_a_route_flip_builds_the_table_once(link: ProxyLink) -> None:
+    link.table()
+    peer = link.connect("p1", alive=lambda: True)
+    peer.outbox.get_nowait()
+    for n, port in enumerate((20001, 20002, 20003), start=1):
+        before = link.builds
+        task = asyncio.ensure_future(link.publish("web", Route(f"u{n}.service", str(n), port)))
+        message = await asyncio.wait_for(peer.outbox.get(), 1)
+        assert isinstance(message, RouteTable)
+        link.ack("p1", message.version)
+        await asyncio.wait_for(task, 1)
+        for _ in range(3):  # a rebuild queued by the flip's own state change would run now
+            await asyncio.sleep(0)
+        assert link.builds == before + 1, f"flip {n}"
+        assert peer.outbox.empty()
+
+
+async def test_changes_in_one_loop_turn_build_the_table_once(
+        link: ProxyLink, events: PubSub) -> None:
+    link.table()
+    before = link.builds
+    events.publish(ConfigChanged("web", ("hosts",)))
+    events.publish(AppCreated("web"))
+    link.state.set_holding("web", True)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert link.builds == before + 1
 
 
 async def test_a_proxy_gets_the_whole_table_first_then_each_change(link: ProxyLink) -> None:

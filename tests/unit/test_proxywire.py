@@ -49,6 +49,7 @@ from bindrop.client.proxywire import (
 )
 from bindrop.errors import InvalidInput
 from bindrop.hub.proxylink import ProxyLink
+from bindrop.hub.pubsub import PubSub
 from bindrop.hub.state import StateStore
 from bindrop.proxy import hublink as proxy_end
 from bindrop.settings import Settings
@@ -157,7 +158,7 @@ def test_the_hub_and_the_proxy_take_every_path_from_the_wire() -> None:
 
 async def test_the_api_serves_the_link_at_the_wire_paths(tmp_path: Path) -> None:
     with Store.open(Settings(root=tmp_path)) as store:
-        link = ProxyLink(StateStore(), store)
+        link = ProxyLink(StateStore(), store, PubSub())
         app = web.Application()
         api_end.add_proxy_routes(app, link)
         served = {(r.method, r.resource.canonical) for r in app.router.routes()
