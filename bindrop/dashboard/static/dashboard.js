@@ -72,8 +72,11 @@
   // is fetched again as the dashboard renders it).
   var appsList = document.getElementById("apps-list");
   var listing = null;
+  var listAgain = false;  // asked for while a fetch was under way: that one may be too old
   function refreshAppsList() {
-    if (!appsList || listing) return;
+    if (!appsList) return;
+    if (listing) { listAgain = true; return; }
+    listAgain = false;
     listing = fetch("/", {credentials: "same-origin", headers: {"X-Requested-With": "fetch"}})
       .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
       .then(function (html) {
@@ -82,7 +85,7 @@
         if (fresh) { appsList.replaceWith(fresh); appsList = fresh; tickUptimes(); }
       })
       .catch(function () {})
-      .finally(function () { listing = null; });
+      .finally(function () { listing = null; if (listAgain) refreshAppsList(); });
   }
 
   if (body.dataset.live && window.EventSource) {
