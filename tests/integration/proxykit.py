@@ -12,12 +12,19 @@ from pathlib import Path
 from bindrop.hub.proxylink import ProxyLink
 from bindrop.hub.state import StateStore
 from bindrop.machine import Machine
+from bindrop.proxy.listen import bind_socket
 from bindrop.serve.install import deploy_dir, render_installed_unit
 from bindrop.settings import Settings
 from bindrop.store import Store
 from tests.proxy.kit import HubEnd
 
 UNITS = ("bindrop-proxy.socket", "bindrop-proxy.service")
+
+
+def free_port() -> int:
+    with bind_socket("127.0.0.1", 0) as sock:
+        port: int = sock.getsockname()[1]
+    return port
 
 
 @contextlib.asynccontextmanager

@@ -14,6 +14,7 @@ from bindrop.proxy.server import ProxyServer
 from bindrop.store import AppConfig, Store
 
 from .kit import Backend, HubEnd, proxy_options, running_proxy
+from .rawapp import RawApp
 
 
 @pytest.fixture
@@ -46,6 +47,17 @@ async def backend() -> AsyncIterator[Backend]:
         yield b
     finally:
         await b.stop()
+
+
+@pytest.fixture
+async def raw_app(hub_end: HubEnd) -> AsyncIterator[RawApp]:
+    """A raw app routed at api.test (published before the proxy starts)."""
+    app = await RawApp().start()
+    await hub_end.publish("api", app.port)
+    try:
+        yield app
+    finally:
+        await app.stop()
 
 
 @pytest.fixture

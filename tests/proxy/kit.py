@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import gzip
 import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +192,72 @@ async def raw_request(port: int, request: bytes, timeout: float = 5.0) -> bytes:
         data = await reader.read()
         writer.close()
     return data
+
+
+async def ask(port: int, data: bytes) -> bytes:
+    """Send ``data`` to 127.0.0.1:``port`` as it is; everything answered until the other end
+    closes the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        return await reader.read()
+    finally:
+        writer.close()
+
+
+def get_request(host: str = "web.test", path: str = "/") -> bytes:
+    """A GET of ``path`` on ``host``, one request to a connection."""
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+
+
+def status_of(raw: bytes) -> int:
+    """The status of an answer; 0 for none (the connection closed without a word)."""
+    return int(raw.split(b" ", 2)[1]) if raw else 0
+
+
+async def get_status(port: int) -> int:
+    """The status of a GET / on web.test; 0 when nothing is answered."""
+    return status_of(await ask(port, get_request()))
+
+
+async def get(port: int, host: str = "web.test", path: str = "/") -> tuple[int, bytes]:
+    """A GET of ``path`` on ``host``: the status (an answer is required) and the body."""
+    raw = await ask(port, get_request(host, path))
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+@contextlib.asynccontextmanager
+async def request_loop(port: int, visitors: int = 4, hang: float = HANG
+                       ) -> AsyncIterator[Counter[str]]:
+    """``visitors`` clients each asking GET / on web.test over and over (``hang`` seconds at
+    most a request) while the block runs; yields how many times each status, or error by its
+    type's name, came back."""
+    results: Counter[str] = Counter()
+    stop = asyncio.Event()
+
+    async def visitor() -> None:
+        while not stop.is_set():
+            try:
+                async with asyncio.timeout(hang):
+                    results[str(await get_status(port))] += 1
+            except (OSError, TimeoutError) as exc:
+                results[type(exc).__name__] += 1
+
+    tasks = [asyncio.ensure_future(visitor()) for _ in range(visitors)]
+    try:
+        yield results
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+async def wait_for_answers(results: Counter[str], ok: int, hang: float = HANG) -> None:
+    """Until the request loop has counted ``ok`` 200s."""
+    async with asyncio.timeout(hang):
+        while results["200"] < ok:
+            await asyncio.sleep(0.05)
 
 
 def json_body(raw: bytes) -> dict[str, object]:
