@@ -10,7 +10,7 @@ import pytest
 from bindrop.machine import Machine
 from bindrop.settings import Settings
 from bindrop.store import AppConfig, Store
-from tests.proxy.kit import Backend, HubEnd, get_status, request_loop, wait_for_answers
+from tests.proxy.kit import Backend, HubEnd, Visitors, get_status, wait_for_answers
 
 from .hubkit import HANG
 from .proxykit import free_port, installed_proxy, running_hub_end
@@ -53,16 +53,16 @@ async def test_restarting_the_socket_activated_proxy_under_a_request_loop_loses_
             while machine.exec("systemctl", "is-active", "bindrop-proxy.service",
                                check=False).stdout.strip() != "active":
                 await asyncio.sleep(0.05)
-        async with request_loop(installed, hang=HANG) as results:
+        async with Visitors(installed, hang=HANG) as visitors:
             for _ in range(2):
                 await asyncio.sleep(0.5)
-                before = results["200"]
+                before = visitors.results["200"]
                 await asyncio.to_thread(machine.exec, "systemctl", "restart",
                                         "bindrop-proxy.service")
-                await wait_for_answers(results, before + 20, hang=HANG)
+                await wait_for_answers(visitors.results, before + 20, hang=HANG)
     finally:
         await backend.stop()
-    assert set(results) == {"200"}, results
+    assert set(visitors.results) == {"200"}, visitors.results
     log = machine.exec("journalctl", "-u", "bindrop-proxy.service", "-o", "cat").stdout
     assert "serving 1 sockets passed by systemd" in log
     assert '"host":"web.test","path":"/","status":200' in log

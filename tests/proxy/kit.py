@@ -228,29 +228,57 @@ async def get(port: int, host: str = "web.test", path: str = "/") -> tuple[int, 
     return int(head.split(b" ", 2)[1]), body
 
 
-@contextlib.asynccontextmanager
-async def request_loop(port: int, visitors: int = 4, hang: float = HANG
-                       ) -> AsyncIterator[Counter[str]]:
-    """``visitors`` clients each asking GET / on web.test over and over (``hang`` seconds at
-    most a request) while the block runs; yields how many times each status, or error by its
-    type's name, came back."""
-    results: Counter[str] = Counter()
-    stop = asyncio.Event()
+async def get_text(port: int, host: str = "web.test", path: str = "/"
+                   ) -> tuple[int, str, str]:
+    """A GET of ``path`` on ``host`` as text: the status (0 for no answer), head and body."""
+    head, _, body = (await ask(port, get_request(host, path))).decode().partition("\r\n\r\n")
+    return (int(head.split(" ", 2)[1]) if head else 0), head, body
 
-    async def visitor() -> None:
-        while not stop.is_set():
+
+class Visitors:
+    """``n`` clients asking GET / on ``host`` at ``port`` over and over (``hang`` seconds at
+    most an answer) while the ``async with`` block runs, ``settle`` seconds more on each side.
+    Counts answers by status (errors by their type's name) and by X-Instance; keeps each
+    answer's first word and the start of each answer that is not a 200."""
+
+    def __init__(self, port: int, host: str = "web.test", n: int = 4, hang: float = HANG,
+                 settle: float = 0.0) -> None:
+        self.port, self.host, self.n, self.hang, self.settle = port, host, n, hang, settle
+        self.results: Counter[str] = Counter()
+        self.instances: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self.first_words: list[str] = []
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Future[None]] = []
+
+    async def _visit(self) -> None:
+        while not self._stop.is_set():
             try:
-                async with asyncio.timeout(hang):
-                    results[str(await get_status(port))] += 1
+                async with asyncio.timeout(self.hang):
+                    status, head, body = await get_text(self.port, self.host)
+                self.results[str(status)] += 1
+                if status != 200:
+                    self.failures.append(body[:200])
+                self.instances[instance_of(head)] += 1
+                self.first_words.append(body.split(" ", 1)[0])
             except (OSError, TimeoutError) as exc:
-                results[type(exc).__name__] += 1
+                self.results[type(exc).__name__] += 1
 
-    tasks = [asyncio.ensure_future(visitor()) for _ in range(visitors)]
-    try:
-        yield results
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
+    async def __aenter__(self) -> Visitors:
+        self._tasks = [asyncio.ensure_future(self._visit()) for _ in range(self.n)]
+        await asyncio.sleep(self.settle)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.sleep(self.settle)
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+
+def instance_of(head: str) -> str:
+    """The X-Instance header's value in an answer's head ("" when there is none)."""
+    return next((line.split(":", 1)[1].strip() for line in head.split("\r\n")
+                 if line.lower().startswith("x-instance:")), "")
 
 
 async def wait_for_answers(results: Counter[str], ok: int, hang: float = HANG) -> None:

@@ -16,9 +16,9 @@ from .kit import (
     HANG,
     Backend,
     HubEnd,
+    Visitors,
     get_status,
     proxy_options,
-    request_loop,
     running_proxy,
     wait_for_answers,
 )
@@ -50,22 +50,22 @@ async def test_a_proxy_restart_under_a_request_loop_loses_no_request(
     try:
         async with asyncio.timeout(HANG):  # the first answers wait in the socket's queue
             assert await get_status(port) == 200
-        async with request_loop(port) as results:
+        async with Visitors(port) as visitors:
             for _ in range(2):
                 await asyncio.sleep(0.5)
-                before = results["200"]
+                before = visitors.results["200"]
                 # As `systemctl restart`: the old one stops, then the new one starts.
                 proxy.send_signal(signal.SIGTERM)
                 assert await asyncio.wait_for(proxy.wait(), HANG) == 0
                 proxy = await start_proxy_process(sock, hub_end, tmp_path)
-                await wait_for_answers(results, before + 20)
+                await wait_for_answers(visitors.results, before + 20)
     finally:
         with contextlib.suppress(ProcessLookupError):
             proxy.send_signal(signal.SIGTERM)
         await proxy.wait()
         sock.close()
-    assert set(results) == {"200"}, results
-    assert results["200"] > 40
+    assert set(visitors.results) == {"200"}, visitors.results
+    assert visitors.results["200"] > 40
 
 
 async def test_a_connection_accepted_before_stop_still_gets_its_answer(
