@@ -16,7 +16,6 @@ import pytest
 
 from bindrop.machine import Machine
 from bindrop.settings import Settings
-from bindrop.store import AppConfig, Store
 from tests.proxy.kit import Backend, HubEnd, ask, status_of
 from tests.proxy.rawapp import RawApp
 
@@ -30,16 +29,8 @@ TIMEOUTS = {"BINDROP_PROXY_UPSTREAM_TIMEOUT": "4", "BINDROP_PROXY_UPLOAD_IDLE_TI
 
 
 @pytest.fixture
-def edge_store(settings: Settings) -> Iterator[Store]:
-    with Store.open(settings) as store:
-        store.create_app(AppConfig(name="web", hosts=("web.test",)))
-        store.create_app(AppConfig(name="raw", hosts=("raw.test",)))
-        yield store
-
-
-@pytest.fixture
-async def edge_hub(settings: Settings, edge_store: Store) -> AsyncIterator[HubEnd]:
-    async with running_hub_end(settings, edge_store) as end:
+async def edge_hub(settings: Settings) -> AsyncIterator[HubEnd]:
+    async with running_hub_end(settings, "web", "raw") as end:
         yield end
 
 

@@ -9,7 +9,6 @@ import pytest
 
 from bindrop.machine import Machine
 from bindrop.settings import Settings
-from bindrop.store import AppConfig, Store
 from tests.proxy.kit import Backend, HubEnd, Visitors, get_status, wait_for_answers
 
 from .hubkit import HANG
@@ -20,15 +19,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def proxy_store(settings: Settings) -> Iterator[Store]:
-    with Store.open(settings) as store:
-        store.create_app(AppConfig(name="web", hosts=("web.test",)))
-        yield store
-
-
-@pytest.fixture
-async def hub_end(settings: Settings, proxy_store: Store) -> AsyncIterator[HubEnd]:
-    async with running_hub_end(settings, proxy_store) as end:
+async def hub_end(settings: Settings) -> AsyncIterator[HubEnd]:
+    async with running_hub_end(settings, "web") as end:
         yield end
 
 

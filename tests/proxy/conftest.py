@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bindrop.hub.proxylink import ProxyLink
-from bindrop.hub.state import StateStore
 from bindrop.proxy.server import ProxyServer
 from bindrop.store import AppConfig, Store
 
-from .kit import Backend, HubEnd, proxy_options, running_proxy
+from .kit import Backend, HubEnd, proxy_options, running_hub_end, running_proxy
 from .rawapp import RawApp
 
 
@@ -30,14 +28,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 async def hub_end(store: Store, tmp_path: Path) -> AsyncIterator[HubEnd]:
-    link = ProxyLink(StateStore(), store, ping_interval=0.5)
-    end = HubEnd(link, tmp_path / "control.sock")
-    await end.start()
-    try:
+    async with running_hub_end(store, tmp_path / "control.sock") as end:
         yield end
-    finally:
-        await end.stop()
-        link.close()
 
 
 @pytest.fixture

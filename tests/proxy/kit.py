@@ -21,9 +21,10 @@ from aiohttp import web
 from bindrop.api.proxylink import add_proxy_routes
 from bindrop.hub.hub import Hub
 from bindrop.hub.proxylink import ProxyLink
-from bindrop.hub.state import Route
+from bindrop.hub.state import Route, StateStore
 from bindrop.proxy.listen import bind_socket
 from bindrop.proxy.server import ProxyOptions, ProxyServer
+from bindrop.store import Store
 from bindrop.systemd.events import UnitChanged
 from bindrop.systemd.types import ActiveState, SubState, UnitState
 
@@ -61,6 +62,19 @@ class HubEnd:
         self.link.state.apply(UnitChanged(None, UnitState(
             unit, active_state=ActiveState.ACTIVE, sub_state=SubState.RUNNING, main_pid=1)))
         await self.link.publish(app, Route(unit, release, port))
+
+
+@contextlib.asynccontextmanager
+async def running_hub_end(store: Store, socket_path: Path) -> AsyncIterator[HubEnd]:
+    """The hub's end of the proxy link, routing ``store``'s apps, on ``socket_path``."""
+    link = ProxyLink(StateStore(), store, ping_interval=0.5)
+    end = HubEnd(link, socket_path)
+    await end.start()
+    try:
+        yield end
+    finally:
+        await end.stop()
+        link.close()
 
 
 def proxy_options(hub: HubEnd, tmp_path: Path, **overrides: object) -> ProxyOptions:
