@@ -1,6 +1,6 @@
-"""Helpers for tests of whole servers in machines: two machines, each in its own network
-namespace with its own sshd, the CLI run against them over SSH, and plain GETs through a
-machine's proxy."""
+"""Helpers for tests of whole servers in machines: a machine of a test module's own, two
+machines each in its own network namespace with its own sshd, the CLI run against them over
+SSH, and plain GETs through a machine's proxy."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from bindrop.machine import Machine
 
@@ -23,6 +27,21 @@ SSHD = Path("/usr/sbin/sshd")
 #: second. (An ssh session's PATH may hold other bindrops, e.g. a developer's pyenv shims.)
 REMOTE_BINDROP = "/usr/local/bin/bindrop"
 SSH_DIR = "/etc/bdtest-ssh"  # inside each machine: /etc is the machine's own (overlay)
+
+
+@contextmanager
+def installed_machine(tmp_path_factory: pytest.TempPathFactory, prefix: str) -> Iterator[Machine]:
+    """A machine of its own (``prefix``-<random>) with bindrop installed as ``bindrop install``
+    leaves a server; skips without root; gone, purged, afterwards (also when it failed to
+    come up)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    m = Machine(f"{prefix}-{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp(f"{prefix}-machines"))
+    try:
+        m.up(bare=False)  # inside: a failed install still brings the machine down
+        yield m
+    finally:
+        m.down(purge=True)
 
 
 @dataclass
