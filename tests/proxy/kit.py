@@ -200,12 +200,7 @@ def seen_headers(answer: dict[str, object]) -> dict[str, str]:
 async def raw_request(port: int, request: bytes, timeout: float = 5.0) -> bytes:
     """Send ``request`` bytes as they are; return everything the proxy answers."""
     async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(request)
-        await writer.drain()
-        data = await reader.read()
-        writer.close()
-    return data
+        return await ask(port, request)
 
 
 async def ask(port: int, data: bytes) -> bytes:
