@@ -64,8 +64,6 @@ import math
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -81,6 +79,7 @@ if str(REPO) not in sys.path:  # runnable from a checkout without installing bin
     sys.path.insert(0, str(REPO))
 
 import aiohttp  # noqa: E402
+from benchkit import HELLO, compile_c, exit_on_signals, say  # noqa: E402
 from dbus_fast import BusType, Message, MessageType  # noqa: E402
 from dbus_fast.aio import MessageBus  # noqa: E402
 
@@ -90,7 +89,6 @@ from bindrop.machine.machine import free_port  # noqa: E402
 from bindrop.systemd.bus import DBUS, DBUS_PATH, MANAGER_IFACE, SYSTEMD, UNIT_IFACE  # noqa: E402
 from bindrop.systemd.paths import MANAGER_PATH, UNIT_PATH_PREFIX, unit_path  # noqa: E402
 
-HELLO = REPO / "examples" / "hello" / "hello.py"
 APP = "bench"
 HOST = "bench.test"
 
@@ -209,10 +207,6 @@ int main(void) {
 """
 
 
-def say(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile; NaN without values."""
     clean = sorted(v for v in values if not math.isnan(v))
@@ -232,16 +226,8 @@ class Program:
 
 
 def build_program(workdir: Path, kind: str) -> Program:
-    cc = shutil.which("cc")
-    if kind == "c" and cc is not None:
-        source, binary = workdir / "server.c", workdir / "server"
-        source.write_text(SERVER_C)
-        proc = subprocess.run([cc, "-O2", "-s", "-pthread", "-o", str(binary), str(source)],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode == 0:
-            return Program(binary, "C server")
-        say(f"cc failed, falling back to hello.py: {proc.stderr.strip()[:300]}")
-    return Program(HELLO, "hello.py")
+    binary = compile_c(workdir, "server", SERVER_C, "-pthread") if kind == "c" else None
+    return Program(binary, "C server") if binary is not None else Program(HELLO, "hello.py")
 
 
 def build_release(program: Program, size: int, out: Path) -> Path:
@@ -682,10 +668,6 @@ def _value(d: DeployTiming, key: str) -> float:
 
 # -- main ------------------------------------------------------------------------------------
 
-def _raise_exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 async def run(machine: Machine, api_port: int, program: Program, workdir: Path,
               args: argparse.Namespace, report: Report) -> None:
     async with asyncio.timeout(RUN_TIMEOUT):
@@ -722,9 +704,7 @@ def main(argv: Sequence[str]) -> int:
     if os.geteuid() != 0:
         print("bench/deploy.py needs root (it boots a private systemd)", file=sys.stderr)
         return 2
-    # SIGTERM (timeout(1), a CI runner) must still reach the cleanup in ``finally``.
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _raise_exit)
+    exit_on_signals()
     pid = os.getpid()
     workdir = Path(tempfile.mkdtemp(prefix=f"bindrop-bench-deploy-{pid}-"))
     machine = Machine(f"bench-deploy-{pid}", workdir / "machines")

@@ -58,6 +58,7 @@ if str(REPO) not in sys.path:  # runnable from a checkout without installing bin
     sys.path.insert(0, str(REPO))
 
 import psutil  # noqa: E402
+from benchkit import HELLO, compile_c, exit_on_signals, say  # noqa: E402
 from dbus_fast import BusType, Message, MessageType  # noqa: E402
 from dbus_fast.aio import MessageBus  # noqa: E402
 
@@ -82,7 +83,6 @@ from bindrop.systemd.paths import MANAGER_PATH, UNIT_PATH_PREFIX, unit_path  # n
 REFERENCE_MATCH = ("type='signal',interface='org.freedesktop.DBus.Properties',"
                    "member='PropertiesChanged',"
                    f"path_namespace='{UNIT_PATH_PREFIX.rstrip('/')}'")
-HELLO = REPO / "examples" / "hello" / "hello.py"
 
 TARGET_ATTACH_S = 5.0
 TARGET_RSS_MIB = 80.0
@@ -133,10 +133,6 @@ int main(void) {
     }
 }
 """
-
-def say(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
 
 # -- what the child reports ----------------------------------------------------------------
 
@@ -585,16 +581,8 @@ def _running(hub: Hub, app: str) -> bool:
 
 def build_sleeper(workdir: Path, kind: str) -> tuple[Path, str]:
     """The app binary every release runs, and what it is."""
-    cc = shutil.which("cc")
-    if kind == "c" and cc is not None:
-        source, binary = workdir / "sleeper.c", workdir / "sleeper"
-        source.write_text(SLEEPER_C)
-        proc = subprocess.run([cc, "-O2", "-s", "-o", str(binary), str(source)],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode == 0:
-            return binary, "C sleeper"
-        say(f"cc failed, falling back to hello.py: {proc.stderr.strip()[:300]}")
-    return HELLO, "examples/hello/hello.py"
+    binary = compile_c(workdir, "sleeper", SLEEPER_C) if kind == "c" else None
+    return (binary, "C sleeper") if binary is not None else (HELLO, "examples/hello/hello.py")
 
 
 def add_apps(store: Store, blobs: BlobStore, apps: Sequence[str], binary: Path) -> None:
@@ -763,9 +751,7 @@ def parent_main(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print("bench/hub.py needs root (it boots a private systemd)", file=sys.stderr)
         return 2
-    # SIGTERM (timeout(1), a CI runner) must still reach the cleanup in ``finally``.
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _raise_exit)
+    exit_on_signals()
     pid = os.getpid()
     workdir = Path(tempfile.mkdtemp(prefix=f"bindrop-bench-{pid}-"))
     machine = Machine(f"bench-{pid}", workdir / "machines")
@@ -815,10 +801,6 @@ def parent_main(args: argparse.Namespace) -> int:
         print(f"    {line}")
     print_problems(report)
     return 0 if all(r.ok is not False for r in rows) else 1
-
-
-def _raise_exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 def cleanup(machine: Machine, root: Path, workdir: Path, apps: Sequence[str], limit: int,

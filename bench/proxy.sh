@@ -16,13 +16,8 @@
 #   bench/proxy.sh [SECONDS] [CONNECTIONS]        (needs wrk and nginx: apt-get install wrk nginx-light)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${1:-10}
-CONNS=${2:-32}
-PY=${PYTHON:-$(command -v python3)}
-[ -x .venv/bin/python ] && PY=${PYTHON:-.venv/bin/python}
-for tool in wrk nginx; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install wrk nginx-light)" >&2; exit 1; }
-done
+source bench/benchkit.sh
+need "wrk nginx-light" wrk nginx
 
 work=$(mktemp -d /tmp/bindrop-bench.XXXXXX)
 chmod 755 "$work"  # nginx workers (user nobody) read the 1 MiB file from here
@@ -72,12 +67,7 @@ nginx -c "$work/up/nginx.conf" -p "$work/up" -e "$work/up/error.log"
 nginx -c "$work/proxy/nginx.conf" -p "$work/proxy" -e "$work/proxy/error.log"
 
 # bindrop's proxy, with no hub: it serves the route snapshot it finds on disk.
-mkdir -p "$work/root/var/lib/bindrop"
-cat > "$work/root/var/lib/bindrop/proxy-routes.json" <<JSON
-{"type": "table", "version": 1, "apps": [{"app": "bench", "hosts": ["bench.test"],
- "status": "running", "upstream": {"unit": "bindrop-app-bench-1.service", "release": "1",
- "port": $UP}, "maintenance_message": null, "body_limit": 104857600, "on_demand": false}]}
-JSON
+route_snapshot "$work/root" "$UP"
 BINDROP_ROOT="$work/root" "$PY" -m bindrop proxy --listen "127.0.0.1:$BDP" \
   --log-level warning > /dev/null 2> "$work/proxy.log" &
 bdp_pid=$!

@@ -8,13 +8,8 @@
 #   bench/tls.sh [SECONDS] [CONNECTIONS]        (needs wrk, nginx, openssl)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${1:-10}
-CONNS=${2:-32}
-PY=${PYTHON:-$(command -v python3)}
-[ -x .venv/bin/python ] && PY=${PYTHON:-.venv/bin/python}
-for tool in wrk nginx openssl; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install wrk nginx-light openssl)" >&2; exit 1; }
-done
+source bench/benchkit.sh
+need "wrk nginx-light openssl" wrk nginx openssl
 
 work=$(mktemp -d /tmp/bindrop-tls-bench.XXXXXX)
 chmod 755 "$work"
@@ -51,11 +46,7 @@ NGINX
 nginx -c "$work/nginx.conf" -p "$work"
 
 # bindrop's proxy, with no hub: it serves the route snapshot it finds on disk.
-cat > "$work/root/var/lib/bindrop/proxy-routes.json" <<JSON
-{"type": "table", "version": 1, "apps": [{"app": "bench", "hosts": ["bench.test"],
- "status": "running", "upstream": {"unit": "bindrop-app-bench-1.service", "release": "1",
- "port": $UP}, "maintenance_message": null, "body_limit": 104857600, "on_demand": false}]}
-JSON
+route_snapshot "$work/root" "$UP"
 BINDROP_ROOT="$work/root" "$PY" -m bindrop proxy --listen "127.0.0.1:$BDP" \
   --listen-https "127.0.0.1:$BDPS" --log-level warning > /dev/null 2> "$work/proxy.log" &
 pids+=("$!")

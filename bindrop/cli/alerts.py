@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from bindrop.cli.remote import emit_json, json_option, remote
+from bindrop.cli.remote import emit, json_option, remote
 
 Run = Callable[..., Any]
 
@@ -36,11 +36,7 @@ def show(as_json: bool, run: Run) -> None:
 
     Example: bindrop alerts show --json
     """
-    state = run(lambda c: c.alerts())
-    if as_json:
-        emit_json(state)
-    else:
-        _print(state)
+    emit(run(lambda c: c.alerts()), as_json, _print)
 
 
 @alerts.command("set")
@@ -55,11 +51,7 @@ def set_cmd(webhook: str | None, off: bool, as_json: bool, run: Run) -> None:
     """
     if off == (webhook is not None):
         raise click.UsageError("give either --webhook URL or --off")
-    state = run(lambda c: c.set_alerts(None if off else webhook))
-    if as_json:
-        emit_json(state)
-    else:
-        _print(state)
+    emit(run(lambda c: c.set_alerts(None if off else webhook)), as_json, _print)
 
 
 @alerts.command("test")
@@ -70,8 +62,4 @@ def test(as_json: bool, run: Run) -> None:
 
     Example: bindrop alerts test
     """
-    answer = run(lambda c: c.test_alert())
-    if as_json:
-        emit_json(answer)
-    else:
-        click.echo("a test alert was delivered")
+    emit(run(lambda c: c.test_alert()), as_json, lambda _: "a test alert was delivered")

@@ -16,6 +16,7 @@ import click
 
 from bindrop.cli.remote import (
     call,
+    emit,
     emit_json,
     json_option,
     remote,
@@ -82,12 +83,9 @@ def create(app: str, hosts: tuple[str, ...], health: str | None, memory: str | N
                        ("tasks_max", tasks), ("liveness_interval_s", liveness)):
         if value is not None:
             settings[key] = value
-    created = run(lambda c: c.create_app(settings))
-    if as_json:
-        emit_json(created)
-    else:
-        click.echo(f"created {app} ({', '.join(created['hosts'])}); deploy it with "
-                   f"`bindrop deploy {app} ./binary`")
+    emit(run(lambda c: c.create_app(settings)), as_json,
+         lambda created: f"created {app} ({', '.join(created['hosts'])}); deploy it with "
+                         f"`bindrop deploy {app} ./binary`")
 
 
 @click.command()
@@ -104,12 +102,9 @@ def destroy(app: str, purge_data: bool, yes: bool, as_json: bool, run: Run) -> N
     if not yes:
         what = "and its DATA " if purge_data else ""
         click.confirm(f"destroy {app} {what}for good?", abort=True, err=True)
-    gone = run(lambda c: c.destroy_app(app, purge_data=purge_data))
-    if as_json:
-        emit_json(gone)
-    else:
-        data = "data deleted" if gone["data_purged"] else "data kept"
-        click.echo(f"destroyed {app}: {len(gone['stopped'])} units stopped, {data}")
+    emit(run(lambda c: c.destroy_app(app, purge_data=purge_data)), as_json,
+         lambda gone: f"destroyed {app}: {len(gone['stopped'])} units stopped, "
+                      f"{'data deleted' if gone['data_purged'] else 'data kept'}")
 
 
 @click.command(name="apps")
@@ -302,11 +297,8 @@ def rollback(app: str, to: int | None, no_wait: bool, as_json: bool, run: Run) -
     Example: bindrop rollback blog --to 3
     """
     body = {"to": to} if to is not None else {}
-    outcome = run(lambda c: c.action(app, "rollback", body, wait=not no_wait))
-    if as_json:
-        emit_json(outcome)
-    else:
-        click.echo(_outcome_line(outcome))
+    emit(run(lambda c: c.action(app, "rollback", body, wait=not no_wait)), as_json,
+         _outcome_line)
 
 
 def _action(verb: str, doc: str) -> click.Command:
@@ -316,11 +308,7 @@ def _action(verb: str, doc: str) -> click.Command:
     @json_option
     @remote
     def command(app: str, no_wait: bool, as_json: bool, run: Run) -> None:
-        outcome = run(lambda c: c.action(app, verb, wait=not no_wait))
-        if as_json:
-            emit_json(outcome)
-        else:
-            click.echo(_outcome_line(outcome))
+        emit(run(lambda c: c.action(app, verb, wait=not no_wait)), as_json, _outcome_line)
 
     return command
 
@@ -396,12 +384,8 @@ def scale(app: str, counts: tuple[str, ...], memory: tuple[str, ...], health: tu
         raise click.BadParameter(exc.message, param_hint="PROCESS=COUNT") from None
     mem = _pairs(memory, "--memory")
     hp = _pairs(health, "--health")
-    outcome = run(lambda c: c.scale(app, {k: int(str(v)) for k, v in wanted.items()},
-                                    memory_max=mem, health_path=hp))
-    if as_json:
-        emit_json(outcome)
-    else:
-        click.echo(_outcome_line(outcome))
+    emit(run(lambda c: c.scale(app, {k: int(str(v)) for k, v in wanted.items()},
+                               memory_max=mem, health_path=hp)), as_json, _outcome_line)
 
 
 def _pairs(items: tuple[str, ...], option: str) -> dict[str, str | None]:
@@ -442,11 +426,8 @@ def run_command(app: str, command: tuple[str, ...], detach: bool, tty: bool, as_
         _run_on_a_terminal(app, args, server, token)
         return
     if detach:
-        started = run(lambda c: c.run_detached(app, args))
-        if as_json:
-            emit_json(started)
-        else:
-            click.echo(started["unit"])
+        emit(run(lambda c: c.run_detached(app, args)), as_json,
+             lambda started: started["unit"])
         return
 
     async def follow(client: Client) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from bindrop.cli.care_common import follow, wait_option
-from bindrop.cli.remote import emit_json, json_option, remote, table
+from bindrop.cli.remote import emit, emit_json, json_option, remote, table
 from bindrop.client.client import Client, RemoteError
 from bindrop.domain.names import validate_app_name
 from bindrop.domain.sizes import format_bytes
@@ -120,10 +120,7 @@ def verify_cmd(backup_id: str, queue: bool, as_json: bool, run: Run) -> None:
     """
     result = run(lambda c: follow(c, lambda c: c.verify_backup(backup_id, queue=queue),
                                   as_json))
-    if as_json:
-        emit_json(result)
-    else:
-        click.echo(f"backup {backup_id} is intact")
+    emit(result, as_json, lambda _: f"backup {backup_id} is intact")
 
 
 @backup.command("restore")
@@ -170,11 +167,8 @@ def restore_server_cmd(backup_id: str | None, yes: bool, as_json: bool, run: Run
     if not yes and not as_json:
         click.confirm("Replace bindrop's database (apps, releases, env, events) on the server "
                       f"with {backup_id or 'the newest server backup'}'s?", abort=True)
-    result = run(lambda c: _restore_server(c, backup_id, as_json))
-    if as_json:
-        emit_json(result)
-    else:
-        click.echo(result["message"])
+    emit(run(lambda c: _restore_server(c, backup_id, as_json)), as_json,
+         lambda result: result["message"])
 
 
 async def _restore_server(client: Client, backup_id: str | None,

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from bindrop.cli.remote import emit_json, json_option, remote
+from bindrop.cli.remote import emit, json_option, remote
 
 Run = Callable[..., Any]
 
@@ -39,8 +39,7 @@ def show(as_json: bool, run: Run) -> None:
 
     Example: bindrop bucket show --json
     """
-    done = run(lambda c: c.bucket())
-    emit_json(done) if as_json else _print(done)
+    emit(run(lambda c: c.bucket()), as_json, _print)
 
 
 @bucket.command(name="set")
@@ -68,8 +67,7 @@ def set_bucket(name: str, prefix: str, endpoint: str | None, region: str,
     """
     values = {"bucket": name, "prefix": prefix, "endpoint": endpoint, "region": region,
               "access_key_id": access_key_id, "secret_access_key": secret_access_key}
-    done = run(lambda c: c.set_bucket({k: v for k, v in values.items() if v}))
-    emit_json(done) if as_json else _print(done)
+    emit(run(lambda c: c.set_bucket({k: v for k, v in values.items() if v})), as_json, _print)
 
 
 @bucket.command()
@@ -80,5 +78,4 @@ def off(as_json: bool, run: Run) -> None:
 
     Example: bindrop bucket off
     """
-    done = run(lambda c: c.bucket_off())
-    emit_json(done) if as_json else _print(done)
+    emit(run(lambda c: c.bucket_off()), as_json, _print)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from bindrop.cli.remote import emit_json, json_option, remote, table
+from bindrop.cli.remote import emit, json_option, remote, table
 
 
 @click.group()
@@ -32,12 +32,9 @@ def add(app: str, schedule: str, args: tuple[str, ...], name: str | None, as_jso
 
     Example: bindrop cron add blog daily --name prune -- prune --days 30
     """
-    job = run(lambda c: c.add_cron_job(app, schedule, list(args), name=name))
-    if as_json:
-        emit_json(job)
-    else:
-        click.echo(f"job {job['name']} of {app}: {' '.join(job['args'])} "
-                   f"on {job['schedule']}")
+    emit(run(lambda c: c.add_cron_job(app, schedule, list(args), name=name)), as_json,
+         lambda job: f"job {job['name']} of {app}: {' '.join(job['args'])} "
+                     f"on {job['schedule']}")
 
 
 @cron.command("list")
@@ -49,10 +46,10 @@ def list_jobs(app: str, as_json: bool, run: Any) -> None:
 
     Example: bindrop cron list blog --json
     """
-    jobs = run(lambda c: c.cron_jobs(app))
-    if as_json:
-        emit_json(jobs)
-        return
+    emit(run(lambda c: c.cron_jobs(app)), as_json, lambda jobs: _print_jobs(app, jobs))
+
+
+def _print_jobs(app: str, jobs: list[dict[str, Any]]) -> None:
     if not jobs:
         click.echo(f"{app} has no jobs; add one with `bindrop cron add {app} daily -- ARGS`")
         return
@@ -70,8 +67,5 @@ def remove(app: str, name: str, as_json: bool, run: Any) -> None:
 
     Example: bindrop cron rm blog prune
     """
-    job = run(lambda c: c.remove_cron_job(app, name))
-    if as_json:
-        emit_json(job)
-    else:
-        click.echo(f"removed job {name} of {app}")
+    emit(run(lambda c: c.remove_cron_job(app, name)), as_json,
+         lambda _: f"removed job {name} of {app}")

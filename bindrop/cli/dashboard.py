@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from bindrop.cli.lazy import LazyGroup
-from bindrop.cli.remote import emit_json, json_option, remote
+from bindrop.cli.remote import emit, json_option, remote
 from bindrop.client.servers import DEFAULT_DASHBOARD_HOST
 
 Run = Callable[..., Any]
@@ -34,9 +34,6 @@ def setup(host: str, as_json: bool, run: Run) -> None:
 
     Example: bindrop dashboard setup --host dashboard.example.com --json
     """
-    done = run(lambda c: c.setup_dashboard(host))
-    if as_json:
-        emit_json(done)
-    else:
-        what = ", ".join(done["changed"]) or "unchanged"
-        click.echo(f"dashboard at {done['host']} (release {done['release']}): {what}")
+    emit(run(lambda c: c.setup_dashboard(host)), as_json,
+         lambda done: f"dashboard at {done['host']} (release {done['release']}): "
+                      f"{', '.join(done['changed']) or 'unchanged'}")

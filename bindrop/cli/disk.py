@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from bindrop.cli.care_common import follow, wait_option
-from bindrop.cli.remote import emit_json, json_option, remote, table
+from bindrop.cli.remote import emit, emit_json, json_option, remote, table
 from bindrop.domain.sizes import format_bytes
 
 Run = Callable[..., Any]
@@ -75,9 +75,6 @@ def gc(dry_run: bool, queue: bool, as_json: bool, run: Run) -> None:
     Example: bindrop gc --dry-run
     """
     freed = run(lambda c: follow(c, lambda c: c.gc(dry_run=dry_run, queue=queue), as_json))
-    if as_json:
-        emit_json(freed)
-        return
-    click.echo(f"gc {'would free' if dry_run else 'freed'} "
-               f"{format_bytes(freed.get('total_bytes'))}: {freed.get('blobs')} blobs, "
-               f"{len(freed.get('backups') or [])} backups")
+    emit(freed, as_json, lambda f: f"gc {'would free' if dry_run else 'freed'} "
+                                   f"{format_bytes(f.get('total_bytes'))}: {f.get('blobs')} "
+                                   f"blobs, {len(f.get('backups') or [])} backups")

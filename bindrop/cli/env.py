@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from bindrop.cli.remote import emit_json, json_option, remote
+from bindrop.cli.remote import emit, emit_json, json_option, remote
 from bindrop.domain.sizes import format_bytes
 
 Run = Callable[..., Any]
@@ -43,11 +43,8 @@ def set_env(app: str, assignments: tuple[str, ...], as_json: bool, run: Run) -> 
         if not eq:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="KEY=VALUE")
         values[key] = value
-    result = run(lambda c: c.set_env(app, values))
-    if as_json:
-        emit_json(result)
-    else:
-        click.echo(f"set {', '.join(values)} on {app}{_restarted(result)}")
+    emit(run(lambda c: c.set_env(app, values)), as_json,
+         lambda result: f"set {', '.join(values)} on {app}{_restarted(result)}")
 
 
 @env.command(name="unset")
@@ -60,11 +57,8 @@ def unset_env(app: str, keys: tuple[str, ...], as_json: bool, run: Run) -> None:
 
     Example: bindrop env unset blog DEBUG
     """
-    result = run(lambda c: c.unset_env(app, list(keys)))
-    if as_json:
-        emit_json(result)
-    else:
-        click.echo(f"unset {', '.join(keys)} on {app}{_restarted(result)}")
+    emit(run(lambda c: c.unset_env(app, list(keys))), as_json,
+         lambda result: f"unset {', '.join(keys)} on {app}{_restarted(result)}")
 
 
 @env.command(name="list")
@@ -77,11 +71,11 @@ def list_env(app: str, reveal: bool, as_json: bool, run: Run) -> None:
 
     Example: bindrop env list blog --reveal
     """
-    result = run(lambda c: c.env(app, reveal=reveal))
-    if as_json:
-        emit_json(result["env"])
-        return
-    for key, value in result["env"].items():
+    emit(run(lambda c: c.env(app, reveal=reveal))["env"], as_json, _print_env)
+
+
+def _print_env(env: dict[str, str]) -> None:
+    for key, value in env.items():
         click.echo(f"{key}={value}")
 
 

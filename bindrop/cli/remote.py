@@ -68,6 +68,17 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def emit(data: T, as_json: bool, for_people: Callable[[T], str | None]) -> None:
+    """``data`` as JSON (``--json``), or as ``for_people`` shows it: it prints it (a table,
+    several lines) or returns the one line to print."""
+    if as_json:
+        emit_json(data)
+        return
+    line = for_people(data)
+    if line is not None:
+        click.echo(line)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """A plain aligned table for people."""
     cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in r]

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from bindrop.cli.remote import emit_json, json_option, remote, table
+from bindrop.cli.remote import emit, json_option, remote, table
 
 Run = Callable[..., Any]
 
@@ -43,11 +43,8 @@ def setup(email: str, directory: str | None, directory_ca: Path | None, staging:
     ca = directory_ca.read_text() if directory_ca is not None else None
     answer = run(lambda c: c.setup_tls(email, directory=directory, directory_ca=ca,
                                        staging=staging))
-    if as_json:
-        emit_json(answer)
-        return
-    click.echo(f"automatic HTTPS on: {answer['directory']} for {answer['email']}; "
-               f"{len(answer['names'])} names (bindrop tls list)")
+    emit(answer, as_json, lambda a: f"automatic HTTPS on: {a['directory']} for {a['email']}; "
+                                    f"{len(a['names'])} names (bindrop tls list)")
 
 
 @tls.command(name="list")
@@ -58,10 +55,10 @@ def list_names(as_json: bool, run: Run) -> None:
 
     Example: bindrop tls list --json
     """
-    answer = run(lambda c: c.tls())
-    if as_json:
-        emit_json(answer)
-        return
+    emit(run(lambda c: c.tls()), as_json, _print_state)
+
+
+def _print_state(answer: dict[str, Any]) -> None:
     if not answer["enabled"]:
         click.echo("automatic HTTPS is off (bindrop tls setup --email you@example.com)")
     _print_names(answer["names"])
@@ -93,17 +90,11 @@ def renew(name: str | None, force: bool, when_enabled: bool, as_json: bool, run:
     Example: bindrop tls renew blog.example.com --force
     """
     if when_enabled and not run(lambda c: c.tls())["enabled"]:
-        if as_json:
-            emit_json([])
-        else:
-            click.echo("automatic HTTPS is off: nothing to renew")
+        emit([], as_json, lambda _: "automatic HTTPS is off: nothing to renew")
         return
     names = run(lambda c: c.renew_tls(name, force=force))
-    if as_json:
-        emit_json(names)
-        return
-    _print_names(names)
-    if any(n["state"] == "failed" for n in names):
+    emit(names, as_json, _print_names)
+    if not as_json and any(n["state"] == "failed" for n in names):
         raise SystemExit(1)
 
 
@@ -115,8 +106,5 @@ def off(as_json: bool, run: Run) -> None:
 
     Example: bindrop tls off
     """
-    answer = run(lambda c: c.disable_tls())
-    if as_json:
-        emit_json(answer)
-    else:
-        click.echo("automatic HTTPS off; issued certificates keep serving")
+    emit(run(lambda c: c.disable_tls()), as_json,
+         lambda _: "automatic HTTPS off; issued certificates keep serving")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from bindrop.cli.remote import emit_json, json_option, remote, table
+from bindrop.cli.remote import emit, json_option, remote, table
 
 Run = Callable[..., Any]
 
@@ -33,10 +33,7 @@ def create(name: str, read_only: bool, expires: str | None, as_json: bool, run: 
     Example: bindrop token create laptop --read-only --expires 90d
     """
     created = run(lambda c: c.create_token(name, read_only=read_only, expires=expires))
-    if as_json:
-        emit_json(created)
-    else:
-        click.echo(created["token"])
+    emit(created, as_json, lambda c: str(c["token"]))
 
 
 @token.command(name="list")
@@ -47,10 +44,10 @@ def list_tokens(as_json: bool, run: Run) -> None:
 
     Example: bindrop token list --json
     """
-    tokens = run(lambda c: c.tokens())
-    if as_json:
-        emit_json(tokens)
-        return
+    emit(run(lambda c: c.tokens()), as_json, _print_tokens)
+
+
+def _print_tokens(tokens: list[dict[str, Any]]) -> None:
     table(["NAME", "SCOPE", "CREATED", "LAST USED", "EXPIRES", "REVOKED"],
           [[t["name"], t["scope"], t["created_at"][:19], (t["last_used_at"] or "never")[:19],
             (t["expires_at"] or "never")[:19], "yes" if t["revoked"] else "no"]
@@ -66,8 +63,4 @@ def revoke(name: str, as_json: bool, run: Run) -> None:
 
     Example: bindrop token revoke laptop
     """
-    revoked = run(lambda c: c.revoke_token(name))
-    if as_json:
-        emit_json(revoked)
-    else:
-        click.echo(f"token {name} revoked")
+    emit(run(lambda c: c.revoke_token(name)), as_json, lambda _: f"token {name} revoked")

@@ -21,6 +21,8 @@ from bindrop.machine import Machine
 from bindrop.settings import Settings
 
 WRITER = Path(__file__).resolve().parent / "apps" / "sqlite_writer.py"
+#: The keys the tests' S3 server (moto) is asked with.
+S3_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing-secret"}
 
 
 def apps_data(machine: Machine) -> Path:
@@ -96,3 +98,15 @@ def s3_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@contextmanager
+def s3_bucket(bucket: str) -> Iterator[Any]:
+    """An S3 server (as s3_server) with ``bucket`` made in it; yields a boto3 client of it
+    (its URL: ``client.meta.endpoint_url``), asking with S3_KEYS."""
+    import boto3
+
+    with s3_server() as endpoint:
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **S3_KEYS)
+        client.create_bucket(Bucket=bucket)
+        yield client

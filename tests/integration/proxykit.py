@@ -9,30 +9,33 @@ import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
-from bindrop.hub.proxylink import ProxyLink
-from bindrop.hub.pubsub import PubSub
-from bindrop.hub.state import StateStore
 from bindrop.machine import Machine
+from bindrop.proxy.listen import bind_socket
 from bindrop.serve.install import deploy_dir, render_installed_unit
 from bindrop.settings import Settings
-from bindrop.store import Store
+from bindrop.store import AppConfig, Store
+from tests.proxy import kit
 from tests.proxy.kit import HubEnd
 
 UNITS = ("bindrop-proxy.socket", "bindrop-proxy.service")
 
 
+def free_port() -> int:
+    with bind_socket("127.0.0.1", 0) as sock:
+        port: int = sock.getsockname()[1]
+    return port
+
+
 @contextlib.asynccontextmanager
-async def running_hub_end(settings: Settings, store: Store) -> AsyncIterator[HubEnd]:
-    """The hub's end of the proxy link on the test root's control socket."""
+async def running_hub_end(settings: Settings, *apps: str) -> AsyncIterator[HubEnd]:
+    """The hub's end of the proxy link on the test root's control socket, routing the apps
+    of the root's store; ``apps`` are created in it first, each at APP.test."""
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    link = ProxyLink(StateStore(), store, PubSub(), ping_interval=0.5)
-    end = HubEnd(link, settings.control_socket)
-    await end.start()
-    try:
-        yield end
-    finally:
-        await end.stop()
-        link.close()
+    with Store.open(settings) as store:
+        for app in apps:
+            store.create_app(AppConfig(name=app, hosts=(f"{app}.test",)))
+        async with kit.running_hub_end(store, settings.control_socket) as end:
+            yield end
 
 
 @contextlib.contextmanager

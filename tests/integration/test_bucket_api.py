@@ -16,20 +16,16 @@ from bindrop.hub.hub import Hub
 from bindrop.moving.bucket_settings import BucketSettings
 from bindrop.settings import Settings
 
-from .carekit import s3_server
+from .carekit import S3_KEYS as KEYS
+from .carekit import s3_bucket
 from .hubkit import HELLO
 
 pytestmark = pytest.mark.integration
-KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing-secret"}
 
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[Any]:
-    import boto3
-
-    with s3_server() as endpoint:
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **KEYS)
-        client.create_bucket(Bucket="blobs-here")
+    with s3_bucket("blobs-here") as client:
         yield client
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,20 +17,15 @@ from bindrop.client.client import Client, RemoteError
 from bindrop.machine import Machine
 
 from .hubkit import HELLO
+from .serverkit import installed_machine
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def server_machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    m = Machine(f"dbr-{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("dbr-machines"))
-    try:
-        m.up(bare=False)
+    with installed_machine(tmp_path_factory, "dbr") as m:
         yield m
-    finally:
-        m.down(purge=True)
 
 
 async def test_the_servers_database_is_restored_and_the_hub_reattaches(

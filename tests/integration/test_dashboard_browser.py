@@ -9,9 +9,7 @@ line. Screenshots of the main pages go to .test-artifacts/dashboard/ (not commit
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from bindrop.client.client import Client
 from bindrop.machine import Machine
 
 from .hubkit import HANG, HELLO
+from .serverkit import installed_machine
 
 pytestmark = pytest.mark.integration
 
@@ -46,16 +45,10 @@ class Served:
 
 @pytest.fixture(scope="module")
 def server_machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium (apt-get install chromium)")
-    m = Machine(f"dash-{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("dash-machines"))
-    try:
-        m.up(bare=False)  # inside: a failed install still brings the machine down
+    with installed_machine(tmp_path_factory, "dash") as m:
         yield m
-    finally:
-        m.down(purge=True)
 
 
 @pytest.fixture(scope="module")

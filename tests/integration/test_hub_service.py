@@ -9,7 +9,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -19,6 +18,7 @@ from bindrop.proxy.workers import default_workers
 from bindrop.store import AppConfig, BlobStore, Store
 
 from .hubkit import HANG, HELLO
+from .serverkit import installed_machine
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +28,7 @@ APP_UNIT = "bindrop-app-svc-1.service"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
     """A machine with bindrop installed (hub as bindrop.service) running one app, svc."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    m = Machine(f"svc-{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("svc-machines"))
-    try:
-        m.up(bare=False)  # inside: a failed install still brings the machine down
+    with installed_machine(tmp_path_factory, "svc") as m:
         m.exec("systemctl", "stop", "bindrop.service")  # one writer: config goes in while down
         data = m.layout.private_dir("/var/lib/bindrop")
         blob = BlobStore(data / "blobs" / "sha256").put_file(HELLO, max_size=1 << 20)
@@ -43,8 +39,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
         m.exec("systemctl", "start", "bindrop.service")
         wait_active(m, APP_UNIT)
         yield m
-    finally:
-        m.down(purge=True)
 
 
 def show(m: Machine, unit: str, *props: str) -> dict[str, str]:

@@ -28,7 +28,7 @@ from bindrop.hub.state import StateStore
 from bindrop.proxy.server import ProxyOptions, ProxyServer
 from bindrop.settings import Settings
 from bindrop.store import BlobStore, Store
-from tests.proxy.kit import running_proxy
+from tests.proxy.kit import get, running_proxy
 
 from .conftest import stop_all
 from .hubkit import HANG, add_app
@@ -65,19 +65,6 @@ async def stack(settings: Settings, store: Store, blobs: BlobStore, journal: Jou
         await stop_all(hub)
         link.close()
         await hub.close()
-
-
-async def get(port: int, host: str, path: str) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-                     .encode())
-        await writer.drain()
-        raw = await reader.read()
-    finally:
-        writer.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), body
 
 
 async def wait_until(check: Any, what: str) -> Any:

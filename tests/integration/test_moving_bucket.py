@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bindrop.care.config import CARE_FILE, load_care_settings
+from bindrop.care.config import CARE_FILE, S3Config, load_care_settings
 from bindrop.errors import InvalidInput, NotFound
 from bindrop.moving.bucket import BlobBucket
 from bindrop.moving.export import export_bundle
@@ -22,19 +22,15 @@ from bindrop.settings import Settings
 from bindrop.store import BlobStore, Store
 
 from ..unit.test_moving_bundle import RecordingHub, fresh_server, make_server, snapshot
-from .carekit import s3_server
+from .carekit import S3_KEYS as KEYS
+from .carekit import s3_bucket
 
 pytestmark = pytest.mark.integration
-KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing-secret"}
 
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[Any]:
-    import boto3
-
-    with s3_server() as endpoint:
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **KEYS)
-        client.create_bucket(Bucket="moving")
+    with s3_bucket("moving") as client:
         yield client
 
 
@@ -47,18 +43,31 @@ def with_bucket(settings: Settings, endpoint: str) -> Settings:
     return settings
 
 
-def export_to_bucket(settings: Settings) -> bytes:
+def server_with_bucket(s3: Any, root: Path) -> tuple[Settings, str]:
+    """A server at ``root`` with the blog app (make_server) and the bucket in its care.env;
+    and the sha256 of blog's release."""
+    settings = with_bucket(make_server(root), s3.meta.endpoint_url)
+    with Store.open(settings) as store:
+        sha = store.list_releases("blog")[0].sha256
+    return settings, sha
+
+
+def s3_config(settings: Settings) -> S3Config:
     config = load_care_settings(settings, {}).s3
     assert config is not None
+    return config
+
+
+def export_to_bucket(settings: Settings) -> bytes:
     out = io.BytesIO()
-    export_bundle(settings, out, bucket=BlobBucket(config))
+    export_bundle(settings, out, bucket=BlobBucket(s3_config(settings)))
     return out.getvalue()
 
 
 def test_blobs_travel_through_the_bucket_and_the_bundle_carries_the_rest(
     s3: Any, tmp_path: Path,
 ) -> None:
-    source = with_bucket(make_server(tmp_path / "old"), s3.meta.endpoint_url)
+    source, sha = server_with_bucket(s3, tmp_path / "old")
     bundle = export_to_bucket(source)
     with tarfile.open(fileobj=io.BytesIO(bundle)) as tar:
         names = tar.getnames()
@@ -67,8 +76,6 @@ def test_blobs_travel_through_the_bucket_and_the_bundle_carries_the_rest(
         manifest = member.read().decode()
     assert not [n for n in names if n.startswith("blobs/")]
     assert '"kind": "bucket-blob"' in manifest and "testing-secret" not in manifest
-    with Store.open(source) as store:
-        sha = store.list_releases("blog")[0].sha256
     assert s3.head_object(Bucket="moving", Key=f"srv/blobs/sha256/{sha}")["ContentLength"] > 0
     # The new server has no bucket settings of its own: the bundle's care.env has the keys.
     target = fresh_server(tmp_path / "new")
@@ -81,10 +88,8 @@ def test_blobs_travel_through_the_bucket_and_the_bundle_carries_the_rest(
 def test_a_blob_changed_in_the_bucket_is_refused_and_nothing_changes(
     s3: Any, tmp_path: Path,
 ) -> None:
-    source = with_bucket(make_server(tmp_path / "old"), s3.meta.endpoint_url)
+    source, sha = server_with_bucket(s3, tmp_path / "old")
     bundle = export_to_bucket(source)
-    with Store.open(source) as store:
-        sha = store.list_releases("blog")[0].sha256
     s3.put_object(Bucket="moving", Key=f"srv/blobs/sha256/{sha}", Body=b"not the release")
     target = fresh_server(tmp_path / "new")
     before = snapshot(target.root)
@@ -97,10 +102,8 @@ def test_a_blob_changed_in_the_bucket_is_refused_and_nothing_changes(
 def test_a_blob_where_bindrop_put_it_before_the_sha256_level_is_still_read(
     s3: Any, tmp_path: Path,
 ) -> None:
-    source = with_bucket(make_server(tmp_path / "old"), s3.meta.endpoint_url)
+    source, sha = server_with_bucket(s3, tmp_path / "old")
     bundle = export_to_bucket(source)
-    with Store.open(source) as store:
-        sha = store.list_releases("blog")[0].sha256
     data = BlobStore.open(source).path(sha).read_bytes()
     s3.delete_object(Bucket="moving", Key=f"srv/blobs/sha256/{sha}")
     s3.put_object(Bucket="moving", Key=f"srv/blobs/{sha}", Body=data)  # the old layout
@@ -110,9 +113,7 @@ def test_a_blob_where_bindrop_put_it_before_the_sha256_level_is_still_read(
 
 
 def bucket_of(settings: Settings) -> BlobBucket:
-    config = load_care_settings(settings, {}).s3
-    assert config is not None
-    return BlobBucket(config)
+    return BlobBucket(s3_config(settings))
 
 
 async def test_the_blob_store_is_a_cache_of_the_bucket_an_evicted_blob_comes_back_checked(
@@ -162,18 +163,14 @@ def test_a_server_backup_with_a_bucket_lists_the_blobs_there_and_restores_from_i
 ) -> None:
     from bindrop.moving.restore_server import restore_from_bucket
 
-    source = with_bucket(make_server(tmp_path / "old"), s3.meta.endpoint_url)
+    source, sha = server_with_bucket(s3, tmp_path / "old")
     backup_id = backup_to_bucket(source)
-    with Store.open(source) as store:
-        sha = store.list_releases("blog")[0].sha256
     part = s3.get_object(Bucket="moving", Key=f"srv/{backup_id}/server.tar.gz")["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(part)) as tar:
         assert f"blobs/{sha}" not in tar.getnames()  # the bucket has it: only listed
     s3.head_object(Bucket="moving", Key=f"srv/blobs/sha256/{sha}")
     target = fresh_server(tmp_path / "new")
-    config = load_care_settings(source, {}).s3
-    assert config is not None
-    restored = restore_from_bucket(target, config, RecordingHub())
+    restored = restore_from_bucket(target, s3_config(source), RecordingHub())
     assert restored.backup_id >= backup_id
     assert BlobStore.open(target).path(sha).read_bytes() == \
         BlobStore.open(source).path(sha).read_bytes()
@@ -185,17 +182,13 @@ def test_a_restore_whose_blob_is_gone_from_the_bucket_is_refused_and_nothing_cha
 ) -> None:
     from bindrop.moving.restore_server import restore_from_bucket
 
-    source = with_bucket(make_server(tmp_path / "old"), s3.meta.endpoint_url)
+    source, sha = server_with_bucket(s3, tmp_path / "old")
     backup_id = backup_to_bucket(source)
-    with Store.open(source) as store:
-        sha = store.list_releases("blog")[0].sha256
     for key in (f"srv/blobs/sha256/{sha}", f"srv/blobs/{sha}"):  # and the older layout's
         s3.delete_object(Bucket="moving", Key=key)
     target = fresh_server(tmp_path / "new")
     before = snapshot(target.root)
     hub = RecordingHub()
-    config = load_care_settings(source, {}).s3
-    assert config is not None
     with pytest.raises(InvalidInput, match=REFUSED):
-        restore_from_bucket(target, config, hub, backup_id=backup_id)
+        restore_from_bucket(target, s3_config(source), hub, backup_id=backup_id)
     assert hub.calls == [] and snapshot(target.root) == before

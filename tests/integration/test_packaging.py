@@ -4,7 +4,6 @@ server, deploys the example app and serves it and the dashboard through its prox
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import os
@@ -23,7 +22,7 @@ import bindrop
 from bindrop.moving.wheel import build_wheel, source_root, wheel_name
 from bindrop.version import build_commit
 
-from .hubkit import HANG
+from .serverkit import get_from
 from .wheels import wheelhouse
 
 pytestmark = pytest.mark.integration
@@ -201,14 +200,7 @@ def server(venv: Venv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
 
 
 def _get(url: str, host: str, path: str) -> tuple[int, bytes]:
-    port = int(url.rsplit(":", 1)[1].rstrip("/"))
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG)
-    try:
-        conn.request("GET", path, headers={"Host": host})
-        answer = conn.getresponse()
-        return answer.status, answer.read()
-    finally:
-        conn.close()
+    return get_from("127.0.0.1", int(url.rsplit(":", 1)[1].rstrip("/")), host, path)
 
 
 def test_a_wheel_install_runs_a_whole_server(server: Server, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from bindrop.hub.state import AppRunState, is_up
 from bindrop.machine import Machine
 from bindrop.proxy.server import ProxyServer
 from bindrop.store import AppConfig, BlobStore, Release, Store
-from tests.proxy.kit import HubEnd
+from tests.proxy.kit import HubEnd, Visitors, get_text, instance_of
 
 from .hubkit import HANG, HELLO, wait_for_app
 from .test_proxy_deploy import linked_hub, proxy  # noqa: F401  (fixtures)
@@ -58,51 +58,9 @@ async def upload(hub: Hub, app: str, data: bytes) -> Release:
 
 
 async def get(port: int, host: str) -> tuple[int, str, str]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        await writer.drain()
-        raw = await reader.read()
-    finally:
-        writer.close()
-    head, _, body = raw.decode().partition("\r\n\r\n")
-    instance = next((line.split(":", 1)[1].strip() for line in head.split("\r\n")
-                     if line.lower().startswith("x-instance:")), "")
-    return (int(head.split(" ", 2)[1]) if head else 0), body, instance
-
-
-class Visitors:
-    """A request loop through the proxy; counts answers by status (and errors by type)."""
-
-    def __init__(self, port: int, host: str, n: int = 4) -> None:
-        self.port, self.host, self.n = port, host, n
-        self.results: Counter[str] = Counter()
-        self.instances: Counter[str] = Counter()
-        self.failures: list[str] = []
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Future[None]] = []
-
-    async def _visit(self) -> None:
-        while not self._stop.is_set():
-            try:
-                async with asyncio.timeout(HANG):
-                    status, body, instance = await get(self.port, self.host)
-                self.results[str(status)] += 1
-                if status != 200:
-                    self.failures.append(body[:200])
-                self.instances[instance] += 1
-            except (OSError, TimeoutError) as exc:
-                self.results[type(exc).__name__] += 1
-
-    async def __aenter__(self) -> Visitors:
-        self._tasks = [asyncio.ensure_future(self._visit()) for _ in range(self.n)]
-        await asyncio.sleep(0.3)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.sleep(0.3)
-        self._stop.set()
-        await asyncio.gather(*self._tasks)
+    """Status, body and the instance (X-Instance) that answered."""
+    status, head, body = await get_text(port, host)
+    return status, body, instance_of(head)
 
 
 def active_units(machine: Machine, app: str) -> list[str]:
@@ -139,7 +97,7 @@ async def test_a_procfile_bundle_runs_web_and_worker_scales_balances_and_survive
     assert set(seen) == {"web-1", "web-2", "web-3"}, seen
 
     # killing one web instance under a request loop fails no request
-    async with Visitors(port, "shop.test") as visitors:
+    async with Visitors(port, "shop.test", hang=HANG, settle=0.3) as visitors:
         machine.exec("systemctl", "kill", "--signal=KILL", "bindrop-app-shop-1_web_2.service")
         await asyncio.sleep(1.5)
         await wait_for_app(hub, "shop", lambda v: v is not None and len(v.serving) == 3)
@@ -149,7 +107,7 @@ async def test_a_procfile_bundle_runs_web_and_worker_scales_balances_and_survive
 
     # a new release under load: no request fails, every old unit is stopped
     await upload(hub, "shop", bundle(tmp_path, "two"))
-    async with Visitors(port, "shop.test") as visitors:
+    async with Visitors(port, "shop.test", hang=HANG, settle=0.3) as visitors:
         outcome = await hub.call("shop", Deploy(2))
     assert set(visitors.results) == {"200"}, (visitors.results, visitors.failures)
     assert len(outcome.stopped) == 4
@@ -249,7 +207,7 @@ async def test_a_rolling_deploy_replaces_one_instance_at_a_time_under_load(
 
     unsubscribe = hub.state.subscribe(count)
     try:
-        async with Visitors(proxy.ports[0], "roll.test") as visitors:
+        async with Visitors(proxy.ports[0], "roll.test", hang=HANG, settle=0.3) as visitors:
             outcome = await hub.call("roll", Deploy(2, rolling=True))
     finally:
         unsubscribe()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from bindrop.machine import Machine
 from bindrop.proxy.server import ProxyServer
 from bindrop.settings import Settings
 from bindrop.store import BlobStore, Store
-from tests.proxy.kit import HubEnd, proxy_options, running_proxy
+from tests.proxy.kit import HubEnd, Visitors, get_text, proxy_options, running_proxy
 
 from .conftest import stop_all
 from .hubkit import HANG, add_app, wait_for_app
@@ -56,15 +55,8 @@ async def proxy(linked_hub: tuple[Hub, HubEnd], tmp_path: Path) -> AsyncIterator
 
 
 async def get(port: int, host: str) -> tuple[int, str]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        await writer.drain()
-        raw = await reader.read()
-    finally:
-        writer.close()
-    head, _, body = raw.decode().partition("\r\n\r\n")
-    return (int(head.split(" ", 2)[1]) if head else 0), body
+    status, _, body = await get_text(port, host)
+    return status, body
 
 
 async def test_three_deploys_under_a_request_loop_through_the_proxy_lose_no_request(
@@ -76,30 +68,13 @@ async def test_three_deploys_under_a_request_loop_through_the_proxy_lose_no_requ
     await hub.call("steady", Deploy(1))
     port = proxy.ports[0]
     assert (await get(port, "steady.test"))[1].startswith("one from steady release 1")
-    results: Counter[str] = Counter()
-    bodies: list[str] = []
-    stop = asyncio.Event()
-
-    async def visitor() -> None:
-        while not stop.is_set():
-            try:
-                async with asyncio.timeout(HANG):
-                    status, body = await get(port, "steady.test")
-                results[str(status)] += 1
-                bodies.append(body.split(" ", 1)[0])
-            except (OSError, TimeoutError) as exc:
-                results[type(exc).__name__] += 1
-
-    visitors = [asyncio.ensure_future(visitor()) for _ in range(4)]
-    try:
+    async with Visitors(port, "steady.test", hang=HANG) as visitors:
         for release in (2, 3, 4):
             await asyncio.sleep(0.2)
             outcome = await hub.call("steady", Deploy(release))
             assert outcome.stopped  # the old unit was drained and stopped before returning
-    finally:
         await asyncio.sleep(0.2)
-        stop.set()
-        await asyncio.gather(*visitors)
+    results, bodies = visitors.results, visitors.first_words
     assert set(results) == {"200"}, results
     assert results["200"] > 20
     assert bodies[-1] == "four"
@@ -167,24 +142,11 @@ async def test_a_no_overlap_deploy_holds_requests_instead_of_failing_them(
     add_app(store, blobs, "single", "--label", "two", "--listen-after", "0.5")
     await hub.call("single", Deploy(1))
     port = proxy.ports[0]
-    results: Counter[str] = Counter()
-    bodies: list[str] = []
-    stop = asyncio.Event()
-
-    async def visitor() -> None:
-        while not stop.is_set():
-            status, body = await get(port, "single.test")
-            results[str(status)] += 1
-            bodies.append(body.split(" ", 1)[0])
-
-    visitors = [asyncio.ensure_future(visitor()) for _ in range(3)]
-    try:
+    async with Visitors(port, "single.test", n=3, hang=HANG) as visitors:
         await asyncio.sleep(0.2)
         outcome = await hub.call("single", Deploy(2))
         await asyncio.sleep(0.2)
-    finally:
-        stop.set()
-        await asyncio.gather(*visitors)
+    results, bodies = visitors.results, visitors.first_words
     # The old unit stopped before the new one started (never two at once)...
     assert outcome.stopped == () and outcome.unit == "bindrop-app-single-2.service"
     # ...and no visitor saw the gap: requests waited for release 2.

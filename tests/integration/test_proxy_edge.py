@@ -16,13 +16,11 @@ import pytest
 
 from bindrop.machine import Machine
 from bindrop.settings import Settings
-from bindrop.store import AppConfig, Store
-from tests.proxy.kit import Backend, HubEnd
+from tests.proxy.kit import Backend, HubEnd, ask, status_of
 from tests.proxy.rawapp import RawApp
 
 from .hubkit import HANG
-from .proxykit import installed_proxy, running_hub_end
-from .test_proxy_units import free_port
+from .proxykit import free_port, installed_proxy, running_hub_end
 
 pytestmark = pytest.mark.integration
 
@@ -31,16 +29,8 @@ TIMEOUTS = {"BINDROP_PROXY_UPSTREAM_TIMEOUT": "4", "BINDROP_PROXY_UPLOAD_IDLE_TI
 
 
 @pytest.fixture
-def edge_store(settings: Settings) -> Iterator[Store]:
-    with Store.open(settings) as store:
-        store.create_app(AppConfig(name="web", hosts=("web.test",)))
-        store.create_app(AppConfig(name="raw", hosts=("raw.test",)))
-        yield store
-
-
-@pytest.fixture
-async def edge_hub(settings: Settings, edge_store: Store) -> AsyncIterator[HubEnd]:
-    async with running_hub_end(settings, edge_store) as end:
+async def edge_hub(settings: Settings) -> AsyncIterator[HubEnd]:
+    async with running_hub_end(settings, "web", "raw") as end:
         yield end
 
 
@@ -53,17 +43,7 @@ def edge_port(machine: Machine, settings: Settings) -> Iterator[int]:
 
 async def send(port: int, data: bytes) -> bytes:
     async with asyncio.timeout(HANG):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(data)
-            await writer.drain()
-            return await reader.read()
-        finally:
-            writer.close()
-
-
-def status_of(raw: bytes) -> int:
-    return int(raw.split(b" ", 2)[1]) if raw else 0
+        return await ask(port, data)
 
 
 async def test_the_installed_proxy_holds_the_edge_from_outside(

@@ -9,18 +9,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from bindrop.machine import Machine
-
 from .carekit import free_port
 from .hubkit import HELLO
-from .test_migrate import SSHD, World, get, start_sshd, wait_for_ssh, wheelhouse
+from .serverkit import SSHD, World, get, ssh_world, start_sshd, wait_for_ssh
+from .wheels import wheelhouse
 
 pytestmark = pytest.mark.integration
 KEYS = {"aws_access_key_id": "laptop", "aws_secret_access_key": "laptop-secret"}
@@ -35,21 +32,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
     wheels = wheelhouse()
     scratch = tmp_path_factory.mktemp("restore-remote")
-    keys = scratch / "keys"
-    keys.mkdir()
-    for key in ("host", "client"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / key)],
-                       check=True)
     subnet = f"10.214.{os.getpid() % 250}"
-    tag = uuid.uuid4().hex[:6]
-    old = Machine(f"rr-old-{tag}", scratch / "machines")
-    new = Machine(f"rr-new-{tag}", scratch / "machines")
-    ssh = ["ssh", "-i", str(keys / "client"), "-o", "StrictHostKeyChecking=no",
-           "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BINDROP_")}
-    env.update(BINDROP_SSH=" ".join(ssh), BINDROP_REMOTE_COMMAND="/usr/local/bin/bindrop",
-               XDG_CONFIG_HOME=str(scratch / "config"), BDTEST_SSH_JSON=json.dumps(ssh))
-    w = World(old, new, f"{subnet}.2", f"{subnet}.3", env, wheels, scratch)
+    w, keys = ssh_world(scratch, "rr", subnet, wheels)
+    old, new = w.old, w.new
     moto = None
     try:
         old.up(bare=False, net=f"{w.old_addr}/24")

@@ -9,7 +9,6 @@ The tests run in order and share the machines (booting them is the expensive par
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import subprocess
@@ -25,13 +24,14 @@ import pytest
 
 from bindrop.machine import Machine
 
-from .carekit import s3_server
+from .carekit import S3_KEYS as KEYS
+from .carekit import s3_bucket
 from .hubkit import HANG, HELLO
+from .serverkit import get_from
 from .test_migrate import NOTES_APP
 
 pytestmark = pytest.mark.integration
 BUCKET = "dead-server"
-KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing-secret"}
 
 
 @dataclass
@@ -68,13 +68,7 @@ def inside(m: Machine, *args: str, timeout: float = 300) -> subprocess.Completed
 def get(m: Machine, host: str, path: str = "/") -> tuple[int, bytes]:
     port = m.running_state().http_port
     assert port is not None
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG)
-    try:
-        conn.request("GET", path, headers={"Host": host})
-        answer = conn.getresponse()
-        return answer.status, answer.read()
-    finally:
-        conn.close()
+    return get_from("127.0.0.1", port, host, path)
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = HANG * 3) -> None:
@@ -106,17 +100,13 @@ def releases(m: Machine, app: str) -> list[dict[str, Any]]:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    import boto3
-
     scratch = tmp_path_factory.mktemp("restore")
     tag = uuid.uuid4().hex[:6]
     a = Machine(f"rs-a-{tag}", scratch / "machines")
     b = Machine(f"rs-b-{tag}", scratch / "machines")
-    with s3_server() as endpoint:
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **KEYS)
-        s3.create_bucket(Bucket=BUCKET)
+    with s3_bucket(BUCKET) as s3:
         try:
-            yield World(endpoint, s3, scratch, a, b)
+            yield World(s3.meta.endpoint_url, s3, scratch, a, b)
         finally:
             for m in (a, b):
                 m.down(purge=True)

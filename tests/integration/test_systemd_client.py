@@ -97,6 +97,20 @@ def running(state: UnitState) -> bool:
     return state.active_state is ActiveState.ACTIVE and state.main_pid > 0
 
 
+async def start_running(manager: Manager, events: EventStream, name: str,
+                        *props: Prop) -> UnitChanged:
+    """Start the sleeper ``name`` (with ``props``); the event that says it runs."""
+    await manager.start_transient_unit(name, sleeper(*props))
+    event = await next_event(events, changed_to(name, running))
+    assert isinstance(event, UnitChanged)
+    return event
+
+
+async def stop_until_gone(manager: Manager, events: EventStream, name: str) -> None:
+    await manager.stop_unit(name)
+    await next_event(events, gone(name))
+
+
 @pytest.fixture
 def unit_name(machine: Machine) -> Iterator[Callable[[str], str]]:
     """Fresh unit names; whatever a failing test left loaded is stopped and reset after it."""
@@ -142,21 +156,17 @@ async def test_transient_unit_becomes_active(
     machine: Machine, manager: Manager, events: EventStream, unit_name: Callable[[str], str]
 ) -> None:
     name = unit_name("active")
-    await manager.start_transient_unit(name, sleeper())
-    event = await next_event(events, changed_to(name, running))
-    assert isinstance(event, UnitChanged)
+    event = await start_running(manager, events, name)
     assert event.new.sub_state is SubState.RUNNING
     assert await show(machine, name, "MainPID") == str(event.new.main_pid)
-    await manager.stop_unit(name)
-    await next_event(events, gone(name))
+    await stop_until_gone(manager, events, name)
 
 
 async def test_stop_is_seen_and_a_collected_unit_is_gone(
     machine: Machine, manager: Manager, events: EventStream, unit_name: Callable[[str], str]
 ) -> None:
     name = unit_name("stop")
-    await manager.start_transient_unit(name, sleeper())
-    await next_event(events, changed_to(name, running))
+    await start_running(manager, events, name)
     await manager.stop_unit(name)
     await next_event(
         events, changed_to(name, lambda s: s.active_state is ActiveState.DEACTIVATING)
@@ -176,9 +186,7 @@ async def test_sigkill_of_the_main_pid_is_seen_and_systemd_restarts_it(
     unit_name: Callable[[str], str],
 ) -> None:
     name = unit_name("kill")
-    await manager.start_transient_unit(name, sleeper(*RESTART_ON_FAILURE))
-    first = await next_event(events, changed_to(name, running))
-    assert isinstance(first, UnitChanged)
+    first = await start_running(manager, events, name, *RESTART_ON_FAILURE)
     old_pid = first.new.main_pid
 
     await inside(machine, "kill", "-9", str(old_pid))
@@ -199,23 +207,19 @@ async def test_sigkill_of_the_main_pid_is_seen_and_systemd_restarts_it(
     assert state is not None and not is_given_up(state)
     assert await show(machine, name, "NRestarts") == str(again.new.n_restarts)
 
-    await manager.stop_unit(name)
-    await next_event(events, gone(name))
+    await stop_until_gone(manager, events, name)
 
 
 async def test_manager_kill_unit_triggers_restart_on_failure(
     manager: Manager, events: EventStream, unit_name: Callable[[str], str]
 ) -> None:
     name = unit_name("killunit")
-    await manager.start_transient_unit(name, sleeper(*RESTART_ON_FAILURE))
-    first = await next_event(events, changed_to(name, running))
-    assert isinstance(first, UnitChanged)
+    first = await start_running(manager, events, name, *RESTART_ON_FAILURE)
     await manager.kill_unit(name, 9)
     await next_event(
         events, changed_to(name, lambda s: running(s) and s.main_pid != first.new.main_pid)
     )
-    await manager.stop_unit(name)
-    await next_event(events, gone(name))
+    await stop_until_gone(manager, events, name)
 
 
 async def test_a_binary_that_exits_at_once_hits_the_start_limit_and_is_given_up(
@@ -291,8 +295,7 @@ async def test_a_duplicate_name_is_unit_exists(
     await manager.start_transient_unit(name, sleeper())
     with pytest.raises(UnitExists):
         await manager.start_transient_unit(name, sleeper())
-    await manager.stop_unit(name)
-    await next_event(events, gone(name))
+    await stop_until_gone(manager, events, name)
 
 
 async def test_a_snapshot_after_subscribe_sees_units_started_before_the_watcher(
@@ -306,8 +309,7 @@ async def test_a_snapshot_after_subscribe_sees_units_started_before_the_watcher(
         first = await next_event(events, lambda e: True)
         assert isinstance(first, Resynced) and name in first.snapshot
         assert first.reason is ResyncReason.START
-        await manager.stop_unit(name)
-        await next_event(events, gone(name))
+        await stop_until_gone(manager, events, name)
 
 
 async def test_the_watcher_survives_daemon_reload(
@@ -318,9 +320,7 @@ async def test_the_watcher_survives_daemon_reload(
     unit_name: Callable[[str], str],
 ) -> None:
     name = unit_name("reload")
-    await manager.start_transient_unit(name, sleeper())
-    started = await next_event(events, changed_to(name, running))
-    assert isinstance(started, UnitChanged)
+    started = await start_running(manager, events, name)
 
     during: list[WatchEvent] = []
     unsubscribe = watcher.subscribe(during.append)
@@ -334,8 +334,7 @@ async def test_the_watcher_survives_daemon_reload(
     state = watcher.get(name)
     assert state is not None and state.main_pid == started.new.main_pid
     assert state.active_state is ActiveState.ACTIVE
-    await manager.stop_unit(name)
-    await next_event(events, gone(name))
+    await stop_until_gone(manager, events, name)
 
 
 async def test_the_watcher_resyncs_after_daemon_reexec(
@@ -345,9 +344,7 @@ async def test_the_watcher_resyncs_after_daemon_reexec(
     unit_name: Callable[[str], str],
 ) -> None:
     name = unit_name("reexec")
-    await manager.start_transient_unit(name, sleeper())
-    started = await next_event(events, changed_to(name, running))
-    assert isinstance(started, UnitChanged)
+    started = await start_running(manager, events, name)
 
     await inside(machine, "systemctl", "daemon-reexec")
     event = await next_event(events, lambda e: isinstance(e, Resynced | UnitGone))
@@ -355,8 +352,7 @@ async def test_the_watcher_resyncs_after_daemon_reexec(
     assert event.reason is ResyncReason.SYSTEMD_RESTART
     assert event.snapshot[name].main_pid == started.new.main_pid
 
-    await manager.stop_unit(name)
-    await next_event(events, gone(name))
+    await stop_until_gone(manager, events, name)
 
 
 async def test_the_bus_reconnects_and_the_watcher_resyncs_after_dbus_restarts(
@@ -367,9 +363,7 @@ async def test_the_bus_reconnects_and_the_watcher_resyncs_after_dbus_restarts(
     unit_name: Callable[[str], str],
 ) -> None:
     name = unit_name("dbus")
-    await manager.start_transient_unit(name, sleeper())
-    started = await next_event(events, changed_to(name, running))
-    assert isinstance(started, UnitChanged)
+    started = await start_running(manager, events, name)
 
     await inside(machine, "systemctl", "restart", "dbus.service")
     event = await next_event(events, lambda e: isinstance(e, Resynced))
@@ -399,16 +393,14 @@ async def test_instant_jobs_are_never_lost(
     async with asyncio.timeout(HANG):
         for _ in range(20):
             await manager.start_unit(name)
-    await manager.stop_unit(name)
-    await next_event(events, gone(name))
+    await stop_until_gone(manager, events, name)
 
 
 async def test_properties_and_metrics_are_read_on_demand(
     machine: Machine, manager: Manager, events: EventStream, unit_name: Callable[[str], str]
 ) -> None:
     name = unit_name("props")
-    await manager.start_transient_unit(name, sleeper(Prop("MemoryMax", "t", 64 * 1024 * 1024)))
-    await next_event(events, changed_to(name, running))
+    await start_running(manager, events, name, Prop("MemoryMax", "t", 64 * 1024 * 1024))
 
     props = await manager.get_unit_properties(name)
     assert props["MemoryMax"] == 64 * 1024 * 1024
@@ -423,7 +415,6 @@ async def test_properties_and_metrics_are_read_on_demand(
     assert listed[0].active_state is ActiveState.ACTIVE
 
     await manager.restart_unit(name)
-    await manager.stop_unit(name)
-    await next_event(events, gone(name))
+    await stop_until_gone(manager, events, name)
     with pytest.raises(NotFound):
         await manager.get_unit_properties(name)

@@ -8,13 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bindrop.hub.proxylink import ProxyLink
-from bindrop.hub.pubsub import PubSub
-from bindrop.hub.state import StateStore
 from bindrop.proxy.server import ProxyServer
 from bindrop.store import AppConfig, Store
 
-from .kit import Backend, HubEnd, proxy_options, running_proxy
+from .kit import Backend, HubEnd, proxy_options, running_hub_end, running_proxy
+from .rawapp import RawApp
 
 
 @pytest.fixture
@@ -30,14 +28,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 async def hub_end(store: Store, tmp_path: Path) -> AsyncIterator[HubEnd]:
-    link = ProxyLink(StateStore(), store, PubSub(), ping_interval=0.5)
-    end = HubEnd(link, tmp_path / "control.sock")
-    await end.start()
-    try:
+    async with running_hub_end(store, tmp_path / "control.sock") as end:
         yield end
-    finally:
-        await end.stop()
-        link.close()
 
 
 @pytest.fixture
@@ -47,6 +39,17 @@ async def backend() -> AsyncIterator[Backend]:
         yield b
     finally:
         await b.stop()
+
+
+@pytest.fixture
+async def raw_app(hub_end: HubEnd) -> AsyncIterator[RawApp]:
+    """A raw app routed at api.test (published before the proxy starts)."""
+    app = await RawApp().start()
+    await hub_end.publish("api", app.port)
+    try:
+        yield app
+    finally:
+        await app.stop()
 
 
 @pytest.fixture

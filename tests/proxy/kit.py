@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import gzip
 import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +21,11 @@ from aiohttp import web
 from bindrop.api.proxylink import add_proxy_routes
 from bindrop.hub.hub import Hub
 from bindrop.hub.proxylink import ProxyLink
-from bindrop.hub.state import Route
+from bindrop.hub.pubsub import PubSub
+from bindrop.hub.state import Route, StateStore
 from bindrop.proxy.listen import bind_socket
 from bindrop.proxy.server import ProxyOptions, ProxyServer
+from bindrop.store import Store
 from bindrop.systemd.events import UnitChanged
 from bindrop.systemd.types import ActiveState, SubState, UnitState
 
@@ -60,6 +63,19 @@ class HubEnd:
         self.link.state.apply(UnitChanged(None, UnitState(
             unit, active_state=ActiveState.ACTIVE, sub_state=SubState.RUNNING, main_pid=1)))
         await self.link.publish(app, Route(unit, release, port))
+
+
+@contextlib.asynccontextmanager
+async def running_hub_end(store: Store, socket_path: Path) -> AsyncIterator[HubEnd]:
+    """The hub's end of the proxy link, routing ``store``'s apps, on ``socket_path``."""
+    link = ProxyLink(StateStore(), store, PubSub(), ping_interval=0.5)
+    end = HubEnd(link, socket_path)
+    await end.start()
+    try:
+        yield end
+    finally:
+        await end.stop()
+        link.close()
 
 
 def proxy_options(hub: HubEnd, tmp_path: Path, **overrides: object) -> ProxyOptions:
@@ -185,12 +201,101 @@ def seen_headers(answer: dict[str, object]) -> dict[str, str]:
 async def raw_request(port: int, request: bytes, timeout: float = 5.0) -> bytes:
     """Send ``request`` bytes as they are; return everything the proxy answers."""
     async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(request)
+        return await ask(port, request)
+
+
+async def ask(port: int, data: bytes) -> bytes:
+    """Send ``data`` to 127.0.0.1:``port`` as it is; everything answered until the other end
+    closes the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
         await writer.drain()
-        data = await reader.read()
+        return await reader.read()
+    finally:
         writer.close()
-    return data
+
+
+def get_request(host: str = "web.test", path: str = "/") -> bytes:
+    """A GET of ``path`` on ``host``, one request to a connection."""
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+
+
+def status_of(raw: bytes) -> int:
+    """The status of an answer; 0 for none (the connection closed without a word)."""
+    return int(raw.split(b" ", 2)[1]) if raw else 0
+
+
+async def get_status(port: int) -> int:
+    """The status of a GET / on web.test; 0 when nothing is answered."""
+    return status_of(await ask(port, get_request()))
+
+
+async def get(port: int, host: str = "web.test", path: str = "/") -> tuple[int, bytes]:
+    """A GET of ``path`` on ``host``: the status (an answer is required) and the body."""
+    raw = await ask(port, get_request(host, path))
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+async def get_text(port: int, host: str = "web.test", path: str = "/"
+                   ) -> tuple[int, str, str]:
+    """A GET of ``path`` on ``host`` as text: the status (0 for no answer), head and body."""
+    head, _, body = (await ask(port, get_request(host, path))).decode().partition("\r\n\r\n")
+    return (int(head.split(" ", 2)[1]) if head else 0), head, body
+
+
+class Visitors:
+    """``n`` clients asking GET / on ``host`` at ``port`` over and over (``hang`` seconds at
+    most an answer) while the ``async with`` block runs, ``settle`` seconds more on each side.
+    Counts answers by status (errors by their type's name) and by X-Instance; keeps each
+    answer's first word and the start of each answer that is not a 200."""
+
+    def __init__(self, port: int, host: str = "web.test", n: int = 4, hang: float = HANG,
+                 settle: float = 0.0) -> None:
+        self.port, self.host, self.n, self.hang, self.settle = port, host, n, hang, settle
+        self.results: Counter[str] = Counter()
+        self.instances: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self.first_words: list[str] = []
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Future[None]] = []
+
+    async def _visit(self) -> None:
+        while not self._stop.is_set():
+            try:
+                async with asyncio.timeout(self.hang):
+                    status, head, body = await get_text(self.port, self.host)
+                self.results[str(status)] += 1
+                if status != 200:
+                    self.failures.append(body[:200])
+                self.instances[instance_of(head)] += 1
+                self.first_words.append(body.split(" ", 1)[0])
+            except (OSError, TimeoutError) as exc:
+                self.results[type(exc).__name__] += 1
+
+    async def __aenter__(self) -> Visitors:
+        self._tasks = [asyncio.ensure_future(self._visit()) for _ in range(self.n)]
+        await asyncio.sleep(self.settle)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.sleep(self.settle)
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+
+def instance_of(head: str) -> str:
+    """The X-Instance header's value in an answer's head ("" when there is none)."""
+    return next((line.split(":", 1)[1].strip() for line in head.split("\r\n")
+                 if line.lower().startswith("x-instance:")), "")
+
+
+async def wait_for_answers(results: Counter[str], ok: int, hang: float = HANG) -> None:
+    """Until the request loop has counted ``ok`` 200s."""
+    async with asyncio.timeout(hang):
+        while results["200"] < ok:
+            await asyncio.sleep(0.05)
 
 
 def json_body(raw: bytes) -> dict[str, object]:

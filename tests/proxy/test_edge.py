@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -20,17 +19,6 @@ from .rawapp import OK, RawApp
 from .test_http1 import exchange, statuses
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: web.test\r\n\r\n"
-
-
-@pytest.fixture
-async def raw_app(hub_end: HubEnd) -> AsyncIterator[RawApp]:
-    """A raw app routed at api.test (published before the proxy starts)."""
-    app = await RawApp().start()
-    await hub_end.publish("api", app.port)
-    try:
-        yield app
-    finally:
-        await app.stop()
 
 
 def paths(backend: Backend) -> list[object]:

@@ -251,16 +251,6 @@ async def test_connections_past_the_limit_get_503(hub_end: HubEnd, backend: Back
     assert caplog.text.count("max_connections") == 1
 
 
-@pytest.fixture
-async def raw_app(hub_end: HubEnd) -> AsyncIterator[RawApp]:
-    app = await RawApp().start()
-    await hub_end.publish("api", app.port)
-    try:
-        yield app
-    finally:
-        await app.stop()
-
-
 async def test_an_idle_kept_alive_connection_holds_no_parser_task_or_request(
         proxy: ProxyServer) -> None:
     """What keeps 5,000 idle keep-alive connections in under 3 KiB each (2.65 KiB measured,

@@ -7,19 +7,13 @@ import re
 
 from bindrop.proxy.server import ProxyServer
 
-from .kit import HANG, Backend
+from .kit import HANG, Backend, ask
 
 
 async def exchange(proxy: ProxyServer, data: bytes) -> bytes:
     """Send ``data``; everything the proxy answers until it closes the connection."""
     async with asyncio.timeout(HANG):
-        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.ports[0])
-        try:
-            writer.write(data)
-            await writer.drain()
-            return await reader.read()
-        finally:
-            writer.close()
+        return await ask(proxy.ports[0], data)
 
 
 def statuses(raw: bytes) -> list[int]:

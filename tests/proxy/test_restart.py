@@ -8,12 +8,20 @@ import os
 import signal
 import socket
 import sys
-from collections import Counter
 from pathlib import Path
 
 from bindrop.proxy.listen import bind_socket
 
-from .kit import HANG, Backend, HubEnd, proxy_options, running_proxy
+from .kit import (
+    HANG,
+    Backend,
+    HubEnd,
+    Visitors,
+    get_status,
+    proxy_options,
+    running_proxy,
+    wait_for_answers,
+)
 
 # Put the inherited socket at fd 3 and say it is for this very process, as systemd does.
 _ACTIVATE = ("import os, sys; os.dup2(int(sys.argv[1]), 3); "
@@ -33,58 +41,31 @@ async def start_proxy_process(sock: socket.socket, hub: HubEnd, root: Path
             stdout=asyncio.subprocess.DEVNULL, stderr=log)
 
 
-async def get_status(port: int) -> int:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(b"GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n")
-        await writer.drain()
-        data = await reader.read()
-    finally:
-        writer.close()
-    return int(data.split(b" ", 2)[1]) if data else 0
-
-
 async def test_a_proxy_restart_under_a_request_loop_loses_no_request(
         hub_end: HubEnd, backend: Backend, tmp_path: Path) -> None:
     await hub_end.publish("web", backend.port)
     sock = bind_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    results: Counter[str] = Counter()
-    stop = asyncio.Event()
-
-    async def visitor() -> None:
-        while not stop.is_set():
-            try:
-                async with asyncio.timeout(HANG):
-                    results[str(await get_status(port))] += 1
-            except (OSError, TimeoutError) as exc:
-                results[type(exc).__name__] += 1
-
     proxy = await start_proxy_process(sock, hub_end, tmp_path)
-    visitors: list[asyncio.Task[None]] = []
     try:
         async with asyncio.timeout(HANG):  # the first answers wait in the socket's queue
             assert await get_status(port) == 200
-        visitors = [asyncio.ensure_future(visitor()) for _ in range(4)]
-        for _ in range(2):
-            await asyncio.sleep(0.5)
-            before = results["200"]
-            # As `systemctl restart`: the old one stops, then the new one starts.
-            proxy.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(proxy.wait(), HANG) == 0
-            proxy = await start_proxy_process(sock, hub_end, tmp_path)
-            async with asyncio.timeout(HANG):
-                while results["200"] < before + 20:
-                    await asyncio.sleep(0.05)
+        async with Visitors(port) as visitors:
+            for _ in range(2):
+                await asyncio.sleep(0.5)
+                before = visitors.results["200"]
+                # As `systemctl restart`: the old one stops, then the new one starts.
+                proxy.send_signal(signal.SIGTERM)
+                assert await asyncio.wait_for(proxy.wait(), HANG) == 0
+                proxy = await start_proxy_process(sock, hub_end, tmp_path)
+                await wait_for_answers(visitors.results, before + 20)
     finally:
-        stop.set()
-        await asyncio.gather(*visitors)
         with contextlib.suppress(ProcessLookupError):
             proxy.send_signal(signal.SIGTERM)
         await proxy.wait()
         sock.close()
-    assert set(results) == {"200"}, results
-    assert results["200"] > 40
+    assert set(visitors.results) == {"200"}, visitors.results
+    assert visitors.results["200"] > 40
 
 
 async def test_a_connection_accepted_before_stop_still_gets_its_answer(

@@ -9,6 +9,7 @@ import pytest
 
 from bindrop.proxy.server import ProxyServer
 
+from . import kit
 from .kit import HANG, Backend, HubEnd
 
 Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -45,13 +46,7 @@ async def ask(proxy: ProxyServer, request: bytes = b"GET / HTTP/1.1\r\nHost: web
               b"Connection: close\r\n\r\n") -> bytes:
     """Everything the proxy answers ``request`` with (ConnectionError if it cuts us off)."""
     async with asyncio.timeout(HANG):
-        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.ports[0])
-        try:
-            writer.write(request)
-            await writer.drain()
-            return await reader.read()
-        finally:
-            writer.close()
+        return await kit.ask(proxy.ports[0], request)
 
 
 async def test_upstream_connections_are_kept_alive_and_reused(proxy: ProxyServer,

@@ -17,8 +17,8 @@ import pytest
 from bindrop.hub.state import Route
 from bindrop.proxy.listen import bind_socket
 
-from .kit import HANG, Backend, HubEnd
-from .test_restart import _ACTIVATE, get_status
+from .kit import HANG, Backend, HubEnd, get, get_status
+from .test_restart import _ACTIVATE
 
 
 @contextlib.asynccontextmanager
@@ -80,18 +80,6 @@ async def wait_for_peers(hub: HubEnd, process: asyncio.subprocess.Process, count
             await asyncio.sleep(0.05)
 
 
-async def get_body(port: int, path: str = "/") -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n"
-                     .encode())
-        await writer.drain()
-        data = await reader.read()
-    finally:
-        writer.close()
-    return int(data.split(b" ", 2)[1]), data.partition(b"\r\n\r\n")[2]
-
-
 async def test_every_worker_is_a_hub_peer_and_a_publish_reaches_them_all(
         hub_end: HubEnd, backend: Backend, tmp_path: Path) -> None:
     await hub_end.publish("web", backend.port)
@@ -103,7 +91,7 @@ async def test_every_worker_is_a_hub_peer_and_a_publish_reaches_them_all(
             # publish returns once every connected worker confirmed the new table, so no
             # connection, whichever worker accepts it, may still reach the old release.
             await hub_end.publish("web", other.port, release="2")
-            answers = await asyncio.gather(*(get_body(port) for _ in range(20)))
+            answers = await asyncio.gather(*(get(port) for _ in range(20)))
             assert {status for status, _ in answers} == {200}
             assert all(b'"label": "v2"' in body for _, body in answers)
         finally:
@@ -133,7 +121,7 @@ async def test_a_drain_waits_for_the_worker_with_the_request_in_flight(
     await hub_end.publish("web", backend.port)
     async with proxy_process(hub_end, tmp_path, workers=2) as (process, port):
         await wait_for_peers(hub_end, process, 2)
-        held = asyncio.ensure_future(get_body(port, "/hold"))
+        held = asyncio.ensure_future(get(port, path="/hold"))
         await asyncio.wait_for(backend.first_chunk.wait(), HANG)
         drain = asyncio.ensure_future(hub_end.link.drain(
             Route("bindrop-app-web-1.service", "1", backend.port), HANG))
