@@ -1,4 +1,4 @@
-"""The app commands: create, destroy, apps, status, deploy, releases, rollback, start, stop,
+"""The app commands: create, update, destroy, apps, status, deploy, releases, rollback, start, stop,
 restart, logs. Each parses, calls the client, prints."""
 
 from __future__ import annotations
@@ -86,6 +86,108 @@ def create(app: str, hosts: tuple[str, ...], health: str | None, memory: str | N
     emit(run(lambda c: c.create_app(settings)), as_json,
          lambda created: f"created {app} ({', '.join(created['hosts'])}); deploy it with "
                          f"`bindrop deploy {app} ./binary`")
+
+
+#: What ``update`` can change, as (API field, the name people see); ``no_tls`` shows as
+#: ``tls``, the other way round.
+_UPDATE_LABELS = (("hosts", "hosts"), ("health_path", "health"), ("on_demand", "on-demand"),
+                  ("no_overlap", "no-overlap"), ("liveness_interval_s", "liveness"),
+                  ("https_redirect", "https-redirect"), ("no_tls", "tls"),
+                  ("allow_http", "allow-http"), ("hsts", "hsts"))
+_UPDATE_OPTIONS = ("--host, --health/--no-health, --on-demand/--no-on-demand, "
+                   "--no-overlap/--overlap, --liveness/--no-liveness, "
+                   "--https-redirect/--no-https-redirect, --tls/--no-tls, "
+                   "--allow-http/--no-allow-http, --hsts/--no-hsts")
+
+
+def _setting_text(key: str, value: Any) -> str:
+    if key == "no_tls":
+        value = not value
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return ", ".join(value) or "none"
+    if key == "liveness_interval_s":
+        return f"every {value:g}s"
+    return str(value)
+
+
+def _changed_line(app: str, before: dict[str, Any], after: dict[str, Any],
+                  asked: dict[str, Any]) -> str:
+    changed = [f"{label} {_setting_text(key, before[key])} -> {_setting_text(key, after[key])}"
+               for key, label in _UPDATE_LABELS if key in asked and before[key] != after[key]]
+    if not changed:
+        return f"{app} unchanged (already so)"
+    return f"updated {app}: {'; '.join(changed)}"
+
+
+@click.command()
+@click.argument("app")
+@click.option("--host", "hosts", multiple=True, metavar="HOST",
+              help="Replace the app's hosts with these (a hostname, optionally with a path "
+                   "prefix); repeat for more.")
+@click.option("--health", metavar="PATH",
+              help="HTTP path that answers 2xx when the app is ready.")
+@click.option("--no-health", is_flag=True,
+              help="No health path: the app is ready once $PORT takes a TCP connect.")
+@click.option("--on-demand/--no-on-demand", default=None,
+              help="Start on the first request and stop when idle (or run all the time).")
+@click.option("--no-overlap/--overlap", default=None,
+              help="Never run two releases at once (or start the new before stopping the "
+                   "old).")
+@click.option("--liveness", type=click.FloatRange(min=0.1), metavar="SECONDS",
+              help="Keep checking the app (its health check) every SECONDS once it is up; "
+                   "3 failures in a row restart it.")
+@click.option("--no-liveness", is_flag=True, help="Stop checking the app once it is up.")
+@click.option("--https-redirect/--no-https-redirect", default=None,
+              help="Answer plain-HTTP requests with a 308 to the same https:// URL (or not).")
+@click.option("--tls/--no-tls", default=None,
+              help="Get certificates for the app's hosts (--no-tls: automatic HTTPS leaves "
+                   "them alone).")
+@click.option("--allow-http/--no-allow-http", default=None,
+              help="Keep answering plain HTTP once a certificate is valid (or send a 308).")
+@click.option("--hsts/--no-hsts", default=None,
+              help="HTTPS answers carry Strict-Transport-Security (or stop sending it).")
+@json_option
+@remote
+def update(app: str, hosts: tuple[str, ...], health: str | None, no_health: bool,
+           on_demand: bool | None, no_overlap: bool | None, liveness: float | None,
+           no_liveness: bool, https_redirect: bool | None, tls: bool | None,
+           allow_http: bool | None, hsts: bool | None, as_json: bool, run: Run) -> None:
+    """Change APP's hosts, health check and HTTPS settings; only the options given change.
+
+    Limits (memory, CPU, tasks) change with `bindrop limits`, environment with `bindrop env`.
+
+    Example: bindrop update blog --host blog.example.com --hsts
+    """
+    if health is not None and no_health:
+        raise click.UsageError("give --health PATH or --no-health, not both")
+    if liveness is not None and no_liveness:
+        raise click.UsageError("give --liveness SECONDS or --no-liveness, not both")
+    changes: dict[str, Any] = {}
+    if hosts:
+        changes["hosts"] = list(hosts)
+    if health is not None or no_health:
+        changes["health_path"] = health
+    if liveness is not None or no_liveness:
+        changes["liveness_interval_s"] = liveness
+    for key, value in (("on_demand", on_demand), ("no_overlap", no_overlap),
+                       ("https_redirect", https_redirect),
+                       ("no_tls", None if tls is None else not tls),
+                       ("allow_http", allow_http), ("hsts", hsts)):
+        if value is not None:
+            changes[key] = value
+    if not changes:
+        raise click.UsageError(f"nothing to change; give one or more of: {_UPDATE_OPTIONS}")
+
+    async def change(client: Client) -> tuple[Any, Any]:
+        before = await client.app(app)
+        return before, await client.update_app(app, changes)
+
+    before, after = run(change)
+    emit(after, as_json, lambda answer: _changed_line(app, before, answer, changes))
 
 
 @click.command()

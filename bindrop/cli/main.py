@@ -39,6 +39,7 @@ COMMANDS = {
     "proxy": "bindrop.serve.proxy:proxy",
     "api-stdio": "bindrop.serve.api_stdio:api_stdio",
     "create": "bindrop.cli.apps:create",
+    "update": "bindrop.cli.apps:update",
     "destroy": "bindrop.cli.apps:destroy",
     "apps": "bindrop.cli.apps:list_apps",
     "status": "bindrop.cli.apps:status",

@@ -112,3 +112,48 @@ async def test_people_get_tables_and_short_lines(api: ApiServer) -> None:
     assert listed == "API_TOKEN=••••\nMODE=x\n"
     stopped = await bindrop(api, "stop", "page")
     assert stopped.stdout == "page is stopped\n"
+
+
+async def test_update_turns_settings_on_and_off_and_replaces_hosts(api: ApiServer) -> None:
+    parsed(await bindrop(api, "create", "docs", "--host", "docs.test", "--json"))
+    on = await bindrop(api, "update", "docs", "--hsts", "--no-tls")
+    assert on.exit_code == 0, on.output
+    assert on.stdout == "updated docs: tls on -> off; hsts off -> on\n"
+    shown = parsed(await bindrop(api, "update", "docs", "--no-hsts", "--json"))
+    assert isinstance(shown, dict) and shown["hsts"] is False and shown["no_tls"] is True
+    again = await bindrop(api, "update", "docs", "--no-hsts")
+    assert again.stdout == "docs unchanged (already so)\n"
+    moved = await bindrop(api, "update", "docs", "--host", "a.docs.test", "--host",
+                          "b.docs.test", "--health", "/up", "--tls")
+    assert moved.exit_code == 0, moved.output
+    assert moved.stdout == ("updated docs: hosts docs.test -> a.docs.test, b.docs.test; "
+                            "health none -> /up; tls off -> on\n")
+    app = parsed(await bindrop(api, "status", "docs", "--json"))
+    assert isinstance(app, dict)
+    assert app["app"]["hosts"] == ["a.docs.test", "b.docs.test"]
+    assert app["app"]["health_path"] == "/up" and app["app"]["no_tls"] is False
+    cleared = parsed(await bindrop(api, "update", "docs", "--no-health", "--json"))
+    assert isinstance(cleared, dict) and cleared["health_path"] is None
+
+
+async def test_update_refuses_a_taken_host_a_read_only_token_and_nothing_to_do(
+    api: ApiServer,
+) -> None:
+    parsed(await bindrop(api, "create", "one", "--host", "one.test", "--json"))
+    parsed(await bindrop(api, "create", "two", "--host", "two.test", "--json"))
+    taken = await bindrop(api, "update", "two", "--host", "one.test")
+    assert taken.exit_code == 1
+    assert taken.stderr.count("\n") == 1
+    assert "host one.test already belongs to app 'one'" in taken.stderr
+    token = (await bindrop(api, "token", "create", "viewer", "--read-only")).stdout.strip()
+    refused = await bindrop(api, "update", "two", "--hsts", tcp_token=token)
+    assert refused.exit_code == 1 and "read-only" in refused.stderr
+    nothing = await bindrop(api, "update", "two")
+    assert nothing.exit_code == 2
+    assert "nothing to change" in nothing.stderr and "--hsts/--no-hsts" in nothing.stderr
+    both = await bindrop(api, "update", "two", "--health", "/up", "--no-health")
+    assert both.exit_code == 2
+    two = parsed(await bindrop(api, "status", "two", "--json"))
+    assert isinstance(two, dict)
+    assert two["app"]["hosts"] == ["two.test"] and two["app"]["hsts"] is False
+    assert two["app"]["health_path"] is None

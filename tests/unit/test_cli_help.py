@@ -26,7 +26,8 @@ COMMANDS = list(walk(cli))
 
 def test_the_walk_finds_the_app_commands() -> None:
     names = {" ".join(p) for p in COMMANDS}
-    assert {"deploy", "env set", "token create", "server add", "logs", "hub"} <= names
+    assert {"deploy", "update", "env set", "token create", "server add", "logs",
+            "hub"} <= names
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=[" ".join(p) or "bindrop" for p in COMMANDS])
