@@ -309,7 +309,7 @@ class AppLifecycle:
         existing = [p[1] for u in self.state.units_of(self.app)
                     if (p := parse_app_unit_name(u.name))]
         generations: dict[str, str] = {}
-        restored = 0
+        restored = dropped = 0
         back_to: list[str] = []
         try:
             for old, new in replaced:
@@ -319,6 +319,7 @@ class AppLifecycle:
                         await self.router.publish(self.app, tuple(live))
                         await self._drain([new] if new.web else [])
                         await self._stop_units([new.unit])
+                        dropped += 1
                     continue
                 slot = parse_instance_token(old.instance)
                 assert slot is not None  # old routes are keyed by their parsed tokens
@@ -337,20 +338,23 @@ class AppLifecycle:
                     back_to.append(slot.release)
         except (BindropError, ValueError) as exc:
             detail = exc.message if isinstance(exc, BindropError) else str(exc)
-            first = detail.partition("\n")[0]
-            left = sum(1 for old, _ in replaced if old is not None) - restored
             log.warning("%s: undoing the rolling deploy of release %s failed: %s",
                         self.app, release.number, detail)
-            return (f"undoing it failed too ({first}): {restored} of the instances already "
-                    f"replaced run the old release again, {left} still run release "
-                    f"{release.number} (deploy again, or roll back, to finish)")
-        count = sum(1 for old, _ in replaced if old is not None)
-        if not count:
-            return "the instances it added are stopped again"
-        what = "release " + " and ".join(back_to)
-        if count == 1:
-            return f"the 1 instance already replaced runs {what} again"
-        return f"the {count} instances already replaced run {what} again"
+            left = sum(1 for r in live if _of_release(r, release))
+            why = detail.partition("\n")[0]
+            return (f"undoing it failed too ({why}): "
+                    f"{_instances(restored)} already replaced got the old release back, "
+                    f"{_instances(left)} still run release {release.number} "
+                    "(deploy again, or roll back, to finish)")
+        done = []
+        if restored:
+            done.append(f"the {_instances(restored)} already replaced "
+                        f"{'runs' if restored == 1 else 'run'} release "
+                        f"{' and '.join(back_to)} again")
+        if dropped:
+            done.append(f"the {_instances(dropped)} it added "
+                        f"{'is' if dropped == 1 else 'are'} stopped again")
+        return "; ".join(done) or f"release {release.number} keeps its last instance"
 
     async def _scale(self) -> Outcome:
         """Start missing instances of the live generation (ready first), then drain and
@@ -636,6 +640,15 @@ def resolve_command(blobs: BlobStore, settings: Settings, release: Release,
         program = root / command[0]
         return str(program), tuple(command[1:])
     return str(blob), tuple(command)
+
+
+def _instances(n: int) -> str:
+    return f"{n} instance" if n == 1 else f"{n} instances"
+
+
+def _of_release(route: Route, release: Release) -> bool:
+    inst = parse_instance_token(route.instance)
+    return inst is not None and inst.release == release.release_id
 
 
 def _describe_counts(routes: tuple[Route, ...]) -> str:

@@ -286,6 +286,38 @@ async def test_a_failed_rolling_deploy_puts_the_old_release_back_on_every_instan
     assert set(answers) == {"web-1", "web-2", "web-3"}, answers
 
 
+async def test_a_rolling_deploy_whose_undo_fails_says_so_and_keeps_what_serves_routed(
+        linked_hub: tuple[Hub, HubEnd], proxy: ProxyServer, store: Store,  # noqa: F811
+        machine: Machine) -> None:
+    hub, _ = linked_hub
+    store.create_app(AppConfig(name="stuck", hosts=("stuck.test",)))
+    # release 1 runs in its first generation only: a fresh one (1.1) exits at once
+    first = "#!/bin/sh\ncase \"$BINDROP_RELEASE\" in *.*) echo 'web: stale lock'; exit 5;; " \
+            "esac\nexec \"$(dirname \"$0\")/hello.py\" --label one\n"
+    await upload(hub, "stuck", web_bundle("./web.sh", **{"web.sh": first}))
+    await hub.call("stuck", Deploy(1))
+    await hub.config.scale("stuck", {"web": 3})
+    gated = "#!/bin/sh\nif [ \"$BINDROP_INSTANCE\" -ge 3 ]; then exit 3; fi\n" \
+            "exec \"$(dirname \"$0\")/hello.py\" --label two\n"
+    await upload(hub, "stuck", web_bundle("./web.sh", **{"web.sh": gated}))
+    async with Visitors(proxy.ports[0], "stuck.test", hang=HANG, settle=0.3) as visitors:
+        with pytest.raises(NotReady) as failed:
+            await hub.call("stuck", Deploy(2, rolling=True))
+    message = failed.value.message
+    assert "undoing it failed too" in message and "status 5" in message, message
+    assert "0 instances already replaced got the old release back, 2 instances still " \
+           "run release 2" in message, message
+    assert set(visitors.results) == {"200"}, (visitors.results, visitors.failures)
+    assert active_units(machine, "stuck") == [
+        "bindrop-app-stuck-1_web_3.service", "bindrop-app-stuck-2.service",
+        "bindrop-app-stuck-2_web_2.service"]
+    view = hub.state.app("stuck")
+    assert view is not None
+    assert sorted(r.instance for r in view.instances) == ["1_web_3", "2", "2_web_2"]
+    assert store.get_app("stuck").current_release == 1
+    assert store.get_release("stuck", 2).status == "failed"
+
+
 async def test_a_worker_systemd_gives_up_on_is_reported_while_web_serves_on(
         linked_hub: tuple[Hub, HubEnd], proxy: ProxyServer, store: Store,  # noqa: F811
         tmp_path: Path) -> None:
