@@ -322,7 +322,8 @@ def _server_status(info: dict[str, Any], as_json: bool) -> None:
                    "replaces a Procfile line). Repeat for more.")
 @click.option("--rolling", is_flag=True,
               help="Replace instances one at a time (start, ready, swap, drain, stop the "
-                   "old one) instead of starting a whole new set first.")
+                   "old one) instead of starting a whole new set first; a failure midway "
+                   "puts the old release back on the instances already replaced.")
 @click.option("--release-cmd", metavar="ARGS",
               help="Run this once before the new release starts (migrations); a failure "
                    "stops the deploy. For a program: its arguments.")

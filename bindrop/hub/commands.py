@@ -28,7 +28,8 @@ class Restart:
 @dataclass(frozen=True)
 class Deploy:
     """Put ``release`` live: start it, wait until ready, flip the route, drain, stop the old.
-    ``rolling``: one instance at a time (start, ready, swap, drain, stop its old one)."""
+    ``rolling``: one instance at a time (start, ready, swap, drain, stop its old one); a
+    failure midway puts the old release back on the instances already replaced."""
 
     release: int
     rolling: bool = False

@@ -257,8 +257,12 @@ class AppLifecycle:
         """A rolling deploy: for each new instance in turn, start it, wait until ready, put
         it in place of the old instance of the same process and number, drain and stop that
         one. Never more than one extra instance runs (servers without memory for two full
-        sets). A failure stops there: the instances replaced so far keep the new release
-        (deploy again, or roll back, to finish); the rest keep the old one."""
+        sets), the undo included.
+
+        A failure undoes itself (``_unroll``): each instance already replaced gets an
+        instance of its old release back, in a fresh generation, and the old release serves
+        everywhere again. Raises ``NotReady`` with the failure's reason and what was undone
+        (or, if undoing failed too, what still runs the new release)."""
         existing = [p[1] for u in self.state.units_of(self.app)
                     if (p := parse_app_unit_name(u.name))]
         generation = next_instance(release.release_id, existing)
@@ -269,21 +273,88 @@ class AppLifecycle:
                 old_by_key[(inst.process, inst.number)] = route
         live = list(old_routes)
         started: list[Route] = []
-        for name, pc in wanted.items():
-            for number in range(1, pc.count + 1):
-                inst = build_instance_id(generation, name, number)
-                (route,) = await self._start_instances(config, release, [inst], wanted)
-                started.append(route)
-                old = old_by_key.pop((name, number), None)
-                live = [r for r in live if r is not old] + [route]
-                await self.router.publish(self.app, tuple(live))
-                if old is not None:
-                    await self._drain([old] if old.web else [])
-                    stopped += await self._stop_units([old.unit])
+        replaced: list[tuple[Route | None, Route]] = []  # (old, its successor), in order
+        try:
+            for name, pc in wanted.items():
+                for number in range(1, pc.count + 1):
+                    inst = build_instance_id(generation, name, number)
+                    (route,) = await self._start_instances(config, release, [inst], wanted)
+                    started.append(route)
+                    old = old_by_key.pop((name, number), None)
+                    live = [r for r in live if r is not old] + [route]
+                    await self.router.publish(self.app, tuple(live))
+                    replaced.append((old, route))
+                    if old is not None:
+                        await self._drain([old] if old.web else [])
+                        stopped += await self._stop_units([old.unit])
+        except (NotReady, JobFailed) as exc:
+            if not replaced:
+                raise
+            undone = await self._unroll(config, release, replaced, live)
+            first, newline, logs = exc.message.partition("\n")
+            raise NotReady(f"{first}; {undone}{newline}{logs}") from None
         if not started:
             raise NotReady(f"every process of {self.app} is scaled to 0; scale one up with "
                            f"`bindrop scale {self.app} web=1`")
         return tuple(started)
+
+    async def _unroll(self, config: AppConfig, release: Release,
+                      replaced: list[tuple[Route | None, Route]], live: list[Route]) -> str:
+        """Undo a failed rolling deploy of ``release``, one instance at a time as it went:
+        start the old release's instance of the same process and number (a fresh generation:
+        the old unit's name may still be taken), wait until ready, publish it in place of the
+        new one, drain and stop the new one. An instance that had no predecessor is dropped
+        (unless it is the last one routed). Stops at the first failure, leaving what serves
+        routed. Returns what it did, for the error message; never raises ``BindropError``."""
+        existing = [p[1] for u in self.state.units_of(self.app)
+                    if (p := parse_app_unit_name(u.name))]
+        generations: dict[str, str] = {}
+        restored = dropped = 0
+        back_to: list[str] = []
+        try:
+            for old, new in replaced:
+                if old is None:
+                    if len(live) > 1:
+                        live = [r for r in live if r is not new]
+                        await self.router.publish(self.app, tuple(live))
+                        await self._drain([new] if new.web else [])
+                        await self._stop_units([new.unit])
+                        dropped += 1
+                    continue
+                slot = parse_instance_token(old.instance)
+                assert slot is not None  # old routes are keyed by their parsed tokens
+                old_release = self._release(int(slot.release))
+                if slot.release not in generations:
+                    generations[slot.release] = next_instance(slot.release, existing)
+                inst = build_instance_id(generations[slot.release], slot.process, slot.number)
+                (back,) = await self._start_instances(config, old_release, [inst],
+                                                      self._wanted(old_release))
+                live = [back if r is new else r for r in live]
+                await self.router.publish(self.app, tuple(live))
+                await self._drain([new] if new.web else [])
+                await self._stop_units([new.unit])
+                restored += 1
+                if slot.release not in back_to:
+                    back_to.append(slot.release)
+        except (BindropError, ValueError) as exc:
+            detail = exc.message if isinstance(exc, BindropError) else str(exc)
+            log.warning("%s: undoing the rolling deploy of release %s failed: %s",
+                        self.app, release.number, detail)
+            left = sum(1 for r in live if _of_release(r, release))
+            why = detail.partition("\n")[0]
+            return (f"undoing it failed too ({why}): "
+                    f"{_instances(restored)} already replaced got the old release back, "
+                    f"{_instances(left)} still run release {release.number} "
+                    "(deploy again, or roll back, to finish)")
+        done = []
+        if restored:
+            done.append(f"the {_instances(restored)} already replaced "
+                        f"{'runs' if restored == 1 else 'run'} release "
+                        f"{' and '.join(back_to)} again")
+        if dropped:
+            done.append(f"the {_instances(dropped)} it added "
+                        f"{'is' if dropped == 1 else 'are'} stopped again")
+        return "; ".join(done) or f"release {release.number} keeps its last instance"
 
     async def _scale(self) -> Outcome:
         """Start missing instances of the live generation (ready first), then drain and
@@ -569,6 +640,15 @@ def resolve_command(blobs: BlobStore, settings: Settings, release: Release,
         program = root / command[0]
         return str(program), tuple(command[1:])
     return str(blob), tuple(command)
+
+
+def _instances(n: int) -> str:
+    return f"{n} instance" if n == 1 else f"{n} instances"
+
+
+def _of_release(route: Route, release: Release) -> bool:
+    inst = parse_instance_token(route.instance)
+    return inst is not None and inst.release == release.release_id
 
 
 def _describe_counts(routes: tuple[Route, ...]) -> str:

@@ -220,6 +220,104 @@ async def test_a_rolling_deploy_replaces_one_instance_at_a_time_under_load(
     assert store.get_release("roll", 2).status == "live"
 
 
+def web_bundle(web: str, **scripts: str) -> bytes:
+    """A bundle of hello.py, ``scripts`` (executables) and a Procfile of one web process."""
+    files = {"hello.py": HELLO.read_text(), **scripts, "Procfile": f"web: {web}\n"}
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755 if name != "Procfile" else 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+async def test_a_failed_rolling_deploy_puts_the_old_release_back_on_every_instance(
+        linked_hub: tuple[Hub, HubEnd], proxy: ProxyServer, store: Store,  # noqa: F811
+        machine: Machine) -> None:
+    hub, _ = linked_hub
+    store.create_app(AppConfig(name="undo", hosts=("undo.test",)))
+    await upload(hub, "undo", web_bundle("./hello.py --label one"))
+    await hub.call("undo", Deploy(1))
+    await hub.config.scale("undo", {"web": 3})
+    # release 2 serves on web 1 and 2; web 3 exits at once
+    gated = "#!/bin/sh\nif [ \"$BINDROP_INSTANCE\" -ge 3 ]; then\n" \
+            "  echo 'web: cannot open the cache'; exit 3\nfi\n" \
+            "exec \"$(dirname \"$0\")/hello.py\" --label two\n"
+    await upload(hub, "undo", web_bundle("./web.sh", **{"web.sh": gated}))
+    most = 0
+
+    def count(_change: object) -> None:
+        nonlocal most
+        # the snapshot, not units_of: a listener runs before the app's unit list is updated
+        units = hub.state.snapshot().units.values()
+        most = max(most, sum(1 for u in units if u.name.startswith("bindrop-app-undo-")
+                             and is_up(u)))
+
+    unsubscribe = hub.state.subscribe(count)
+    try:
+        async with Visitors(proxy.ports[0], "undo.test", hang=HANG, settle=0.3) as visitors:
+            with pytest.raises(NotReady) as failed:
+                await hub.call("undo", Deploy(2, rolling=True))
+    finally:
+        unsubscribe()
+    message = failed.value.message
+    assert "undo-2_web_3" in message and "status 3" in message, message
+    assert "the 2 instances already replaced run release 1 again" in message
+    assert set(visitors.results) == {"200"}, (visitors.results, visitors.failures)
+    assert most == 4  # three instances, and never more than one extra, undo included
+    assert active_units(machine, "undo") == [
+        "bindrop-app-undo-1.1.service", "bindrop-app-undo-1.1_web_2.service",
+        "bindrop-app-undo-1_web_3.service"]
+    view = hub.state.app("undo")
+    assert view is not None and view.state == AppRunState.RUNNING
+    assert sorted(r.instance for r in view.instances) == ["1.1", "1.1_web_2", "1_web_3"]
+    assert store.get_app("undo").current_release == 1
+    assert store.get_release("undo", 2).status == "failed"
+    assert store.get_release("undo", 1).status == "live"
+    assert any(e.kind == "deploy_failed" and "run release 1 again" in e.message
+               for e in store.list_events(app="undo"))
+    answers = Counter()
+    for _ in range(12):
+        status, body, instance = await get(proxy.ports[0], "undo.test")
+        assert status == 200 and body.startswith("one from undo release 1"), body
+        answers[instance] += 1
+    assert set(answers) == {"web-1", "web-2", "web-3"}, answers
+
+
+async def test_a_rolling_deploy_whose_undo_fails_says_so_and_keeps_what_serves_routed(
+        linked_hub: tuple[Hub, HubEnd], proxy: ProxyServer, store: Store,  # noqa: F811
+        machine: Machine) -> None:
+    hub, _ = linked_hub
+    store.create_app(AppConfig(name="stuck", hosts=("stuck.test",)))
+    # release 1 runs in its first generation only: a fresh one (1.1) exits at once
+    first = "#!/bin/sh\ncase \"$BINDROP_RELEASE\" in *.*) echo 'web: stale lock'; exit 5;; " \
+            "esac\nexec \"$(dirname \"$0\")/hello.py\" --label one\n"
+    await upload(hub, "stuck", web_bundle("./web.sh", **{"web.sh": first}))
+    await hub.call("stuck", Deploy(1))
+    await hub.config.scale("stuck", {"web": 3})
+    gated = "#!/bin/sh\nif [ \"$BINDROP_INSTANCE\" -ge 3 ]; then exit 3; fi\n" \
+            "exec \"$(dirname \"$0\")/hello.py\" --label two\n"
+    await upload(hub, "stuck", web_bundle("./web.sh", **{"web.sh": gated}))
+    async with Visitors(proxy.ports[0], "stuck.test", hang=HANG, settle=0.3) as visitors:
+        with pytest.raises(NotReady) as failed:
+            await hub.call("stuck", Deploy(2, rolling=True))
+    message = failed.value.message
+    assert "undoing it failed too" in message and "status 5" in message, message
+    assert "0 instances already replaced got the old release back, 2 instances still " \
+           "run release 2" in message, message
+    assert set(visitors.results) == {"200"}, (visitors.results, visitors.failures)
+    assert active_units(machine, "stuck") == [
+        "bindrop-app-stuck-1_web_3.service", "bindrop-app-stuck-2.service",
+        "bindrop-app-stuck-2_web_2.service"]
+    view = hub.state.app("stuck")
+    assert view is not None
+    assert sorted(r.instance for r in view.instances) == ["1_web_3", "2", "2_web_2"]
+    assert store.get_app("stuck").current_release == 1
+    assert store.get_release("stuck", 2).status == "failed"
+
+
 async def test_a_worker_systemd_gives_up_on_is_reported_while_web_serves_on(
         linked_hub: tuple[Hub, HubEnd], proxy: ProxyServer, store: Store,  # noqa: F811
         tmp_path: Path) -> None:
