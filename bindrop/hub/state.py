@@ -180,9 +180,11 @@ class StateStore:
         else:
             self._units[name] = state
             self._gone.pop(name, None)
-        if old != state:
-            self._emit(UnitStateChanged(old, state))
+        # Listeners hear of the unit once the app's facts say the same (units_of included).
+        changed = UnitStateChanged(old, state) if old != state else None
         if parsed is None:
+            if changed is not None:
+                self._emit(changed)
             return
         app, _ = parsed
         facts = self._facts.setdefault(app, _AppFacts())
@@ -199,6 +201,8 @@ class StateStore:
                         facts.problem = describe_unit_exit(final)
         else:
             facts.units.add(name)
+        if changed is not None:
+            self._emit(changed)
         self._refresh(app)
 
     # -- writing: from the hub -----------------------------------------------------------

@@ -140,3 +140,17 @@ async def test_non_app_units_are_tracked_without_an_app_view() -> None:
     store.apply(UnitChanged(None, state(name="bindrop.service")))
     assert "bindrop.service" in store.snapshot().units
     assert store.snapshot().apps == {}
+
+
+async def test_a_listener_reads_the_app_units_as_they_are_after_the_change() -> None:
+    store = StateStore()
+    seen: list[list[str]] = []
+
+    def listener(change: Change) -> None:
+        if isinstance(change, UnitStateChanged):
+            seen.append([u.name for u in store.units_of("blog")])
+
+    store.subscribe(listener)
+    store.apply(UnitChanged(None, state()))
+    store.apply(UnitGone(state("inactive", "dead")))
+    assert seen == [[UNIT], []]
