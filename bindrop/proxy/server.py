@@ -1,7 +1,8 @@
 """The proxy process: listening sockets, the forwarder, the hub link, graceful stop.
 
 ``ProxyServer`` is what ``bindrop proxy`` runs and what tests start in-process. On start it
-serves the route snapshot from disk (if any) at once, then follows the hub. On close it stops
+serves the route snapshot from disk (if any) at once, and the hub's last TLS state (redirects
+to https, HSTS) saved beside it, then follows the hub. On close it stops
 accepting, lets requests in flight finish (bounded), and closes only its own copies of the
 sockets: under socket activation systemd keeps them, and queues connections for the next run.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
+from bindrop.client.proxywire import TlsState
 from bindrop.proxy.acceptor import Acceptor
 from bindrop.proxy.accesslog import AccessLog
 from bindrop.proxy.acme import TlsEdge
@@ -32,6 +34,7 @@ from bindrop.proxy.hublink import HubLink
 from bindrop.proxy.inflight import InFlight
 from bindrop.proxy.limits import Limits, log_fired
 from bindrop.proxy.pages import Pages
+from bindrop.proxy.snapshot import load_tls, save_tls, tls_snapshot_path
 from bindrop.proxy.trusted import TrustedProxies, parse_trusted_proxies
 from bindrop.proxy.upstream import UpstreamPool
 from bindrop.settings import Settings
@@ -99,9 +102,11 @@ class ProxyServer:
         self.access = AccessLog(access_out)
         #: ACME answers and the redirect to https, from the hub's ``tls`` messages.
         self.tls = TlsEdge(None, on_certs=self._reload_certificates)
+        #: The last TLS state the hub sent, kept beside the route snapshot.
+        self.tls_snapshot = tls_snapshot_path(options.snapshot) if options.snapshot else None
         self.counters = Counters()
         self.hub = HubLink(options.hub_socket, self.proxy_id, on_table=self.routes.swap,
-                           on_tls=self.tls.update,
+                           on_tls=self._tls_update,
                            inflight=self.inflight, activity=self._activity,
                            activity_interval=options.activity_interval,
                            traffic=self.counters)
@@ -125,6 +130,7 @@ class ProxyServer:
         on ``https_sockets`` with the certificates in ``options.tls_dir``."""
         https_sockets = list(https_sockets or ())
         self.routes.load_snapshot()
+        self._load_tls_snapshot()
         self.hub.start()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.hub.connected.wait(), self.options.first_table_wait)
@@ -174,6 +180,24 @@ class ProxyServer:
         self._sweep_task = asyncio.create_task(self._close_idle_connections())
         self.sockets = sockets + https_sockets
         self.https_sockets = https_sockets
+
+    def _load_tls_snapshot(self) -> None:
+        """Serve the TLS state saved by an earlier run, as if the hub had just sent it: HTTPS
+        wherever the hub last said so, also while it is down. Its next message replaces it."""
+        state = load_tls(self.tls_snapshot) if self.tls_snapshot else None
+        if state is not None:
+            self.tls.update(state)
+            log.info("serving TLS state %d from %s until the hub answers", state.version,
+                     self.tls_snapshot)
+
+    def _tls_update(self, state: TlsState) -> None:
+        """The hub's TLS message: serve it, and save it (a failed save is logged, not fatal)."""
+        self.tls.update(state)
+        if self.tls_snapshot is not None:
+            try:
+                save_tls(self.tls_snapshot, state)
+            except OSError as exc:
+                log.warning("could not save the TLS snapshot %s: %s", self.tls_snapshot, exc)
 
     def _reload_certificates(self) -> None:
         """The hub wrote a new or renewed certificate: load it now (no restart)."""

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from bindrop.client.proxywire import TlsState
 from bindrop.proxy.listen import bind_socket
 from bindrop.proxy.server import ProxyServer
+from bindrop.proxy.snapshot import tls_snapshot_path
 from bindrop.store import AppConfig, Store
 
 from .kit import HANG, Backend, HubEnd, proxy_options, raw_request
@@ -187,5 +189,91 @@ async def test_changed_certificate_files_are_picked_up_without_a_restart(
                 await asyncio.sleep(0.02)
         peer, _ = await https_get(proxy, pki[0], "web.test")
         assert alt_names(peer) == ["web.test"]
+    finally:
+        await proxy.close()
+
+
+async def announce_tls(hub_end: HubEnd, proxy: ProxyServer, state: TlsState) -> None:
+    """The hub pushes ``state``; return once ``proxy`` serves it."""
+    await hub_end.link.announce(state)
+    async with asyncio.timeout(HANG):
+        while proxy.tls.state.version != hub_end.link.version:
+            await asyncio.sleep(0.01)
+
+
+def plain_get(host: str) -> bytes:
+    return f"GET /p?q=1 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+
+
+async def test_a_proxy_restarted_while_the_hub_is_down_keeps_the_redirect_and_hsts(
+        hub_end: HubEnd, backend: Backend, tmp_path: Path, pki: tuple[Path, Path]) -> None:
+    """The automatic-HTTPS part of what the hub pushed (web.test: 308 to https, HSTS) is
+    served at once by a proxy that restarts while the hub is down, as the routes are; the
+    hub's next push replaces it."""
+    await hub_end.publish("web", backend.port)
+    options = dataclasses.replace(proxy_options(hub_end, tmp_path), tls_dir=pki[1])
+    secure = TlsState(redirect=frozenset({"web.test"}), hsts=frozenset({"web.test"}),
+                      hsts_max_age=600, certs=1)
+    proxy = ProxyServer(options, access_out=io.StringIO())
+    await proxy.start([bind_socket("127.0.0.1", 0)], [bind_socket("127.0.0.1", 0)])
+    try:
+        async with asyncio.timeout(HANG):
+            await proxy.hub.connected.wait()
+        await announce_tls(hub_end, proxy, secure)
+    finally:
+        await proxy.close()
+    await hub_end.stop()
+
+    proxy = ProxyServer(options, access_out=io.StringIO())
+    await proxy.start([bind_socket("127.0.0.1", 0)], [bind_socket("127.0.0.1", 0)])
+    try:
+        assert not proxy.hub.connected.is_set()
+        head = (await raw_request(proxy.ports[0], plain_get("web.test"))).partition(
+            b"\r\n\r\n")[0].decode()
+        assert head.startswith("HTTP/1.1 308"), head
+        assert f"Location: https://web.test:{https_port(proxy)}/p?q=1" in head
+        assert not backend.seen
+        peer, raw = await https_get(proxy, pki[0], "web.test")
+        assert alt_names(peer) == ["web.test"]
+        assert raw.startswith(b"HTTP/1.1 200")
+        assert b"\r\nStrict-Transport-Security: max-age=600\r\n" in raw.partition(
+            b"\r\n\r\n")[0] + b"\r\n"
+        # The hub is back and says web.test is plain HTTP now: that wins.
+        await hub_end.start()
+        async with asyncio.timeout(HANG):
+            await proxy.hub.connected.wait()
+        await announce_tls(hub_end, proxy, TlsState(certs=1))
+        plain = await raw_request(proxy.ports[0], plain_get("web.test"))
+        assert plain.startswith(b"HTTP/1.1 200"), plain
+    finally:
+        await proxy.close()
+
+
+async def test_a_damaged_tls_snapshot_is_ignored_with_a_warning(
+        hub_end: HubEnd, backend: Backend, tmp_path: Path, pki: tuple[Path, Path],
+        caplog: pytest.LogCaptureFixture) -> None:
+    await hub_end.publish("web", backend.port)
+    options = dataclasses.replace(proxy_options(hub_end, tmp_path), tls_dir=pki[1])
+    proxy = ProxyServer(options, access_out=io.StringIO())
+    await proxy.start([bind_socket("127.0.0.1", 0)])
+    try:
+        async with asyncio.timeout(HANG):
+            await proxy.hub.connected.wait()
+        await announce_tls(hub_end, proxy, TlsState(redirect=frozenset({"web.test"})))
+    finally:
+        await proxy.close()
+    await hub_end.stop()
+    assert options.snapshot is not None
+    tls_snapshot_path(options.snapshot).write_text('{"type": "tls", "redir')
+
+    caplog.set_level(logging.WARNING, logger="bindrop.proxy.snapshot")
+    proxy = ProxyServer(options, access_out=io.StringIO())
+    await proxy.start([bind_socket("127.0.0.1", 0)], [bind_socket("127.0.0.1", 0)])
+    try:
+        assert "ignoring the TLS snapshot" in caplog.text
+        plain = await raw_request(proxy.ports[0], plain_get("web.test"))
+        assert plain.startswith(b"HTTP/1.1 200"), plain  # the routes' snapshot still serves
+        _, raw = await https_get(proxy, pki[0], "web.test")
+        assert raw.startswith(b"HTTP/1.1 200")
     finally:
         await proxy.close()

@@ -12,6 +12,7 @@ from bindrop.client.proxywire import (
     Drain,
     Ping,
     RouteTable,
+    TlsState,
     Upstream,
     encode_line,
     parse_message,
@@ -21,7 +22,7 @@ from bindrop.client.proxywire import (
 from bindrop.errors import InvalidInput
 from bindrop.hub.routetable import build_route_table
 from bindrop.hub.state import AppRunState, AppView, Route
-from bindrop.proxy.snapshot import load_table, save_table
+from bindrop.proxy.snapshot import load_table, load_tls, save_table, save_tls, tls_snapshot_path
 from bindrop.store import AppConfig
 
 
@@ -88,6 +89,28 @@ def test_a_snapshot_round_trips_and_a_broken_one_is_ignored(tmp_path: Path) -> N
     assert [p.name for p in path.parent.iterdir()] == ["proxy-routes.json"]
     path.write_text("{half")
     assert load_table(path) is None
+
+
+def test_a_tls_snapshot_round_trips_beside_the_routes_and_a_broken_one_is_ignored(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    routes = tmp_path / "state" / "proxy-routes.json"
+    path = tls_snapshot_path(routes)
+    assert path.parent == routes.parent and path != routes
+    assert load_tls(path) is None
+    state = TlsState(7, {}, frozenset({"secure.test"}), frozenset({"secure.test", "b.test"}),
+                     600, 3)
+    save_tls(path, state)
+    assert load_tls(path) == state
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    # A challenge answer is for an order the hub runs now: it is not kept across restarts.
+    save_tls(path, TlsState(8, {"tok": "tok.thumb"}, frozenset({"a.test"})))
+    assert load_tls(path) == TlsState(8, {}, frozenset({"a.test"}))
+    for damaged in ("{half", "[]", '{"type": "tls", "version": "x"}',
+                    '{"type": "table", "version": 1, "apps": []}'):
+        path.write_text(damaged)
+        caplog.clear()
+        assert load_tls(path) is None, damaged
+        assert "ignoring the TLS snapshot" in caplog.text
 
 
 def test_a_holding_app_reaches_the_proxy_as_hold() -> None:
