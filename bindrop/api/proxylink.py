@@ -45,9 +45,11 @@ def add_proxy_routes(app: web.Application, link: ProxyLink, *, hub: Hub | None =
     """Add the proxy routes to ``app``, bound to ``link``. With ``hub``, proxies may also
     wake on-demand apps, and idle ones are stopped by a task that lives as long as ``app``."""
     app.router.add_get(STREAM_PATH, _stream(link))
-    app.router.add_post(ACK_PATH, _ack(link))
-    app.router.add_post(DRAINED_PATH, _drained(link))
-    app.router.add_post(ACTIVITY_PATH, _activity(link))
+    app.router.add_post(ACK_PATH, _report(parse_ack, lambda r: link.ack(r.proxy, r.version)))
+    app.router.add_post(DRAINED_PATH, _report(
+        parse_drained, lambda r: link.report_drained(r.proxy, r.unit)))
+    app.router.add_post(ACTIVITY_PATH, _report(
+        parse_activity, lambda r: link.record_activity(r.apps)))
 
     async def end_streams(_app: web.Application) -> None:
         link.end_streams()  # else shutting down waits for every proxy's endless stream
@@ -57,7 +59,8 @@ def add_proxy_routes(app: web.Application, link: ProxyLink, *, hub: Hub | None =
         on_demand = OnDemand(hub.store, hub.state, hub.submit, link,
                              check_interval=idle_check_interval)
         app.router.add_post(WAKE_PATH, _wake(on_demand))
-        app.router.add_post(TRAFFIC_PATH, _traffic(hub))
+        app.router.add_post(TRAFFIC_PATH, _report(
+            parse_traffic, lambda r: hub.metrics.record_traffic(traffic_of(r))))
 
         async def idle_stops(_app: web.Application) -> AsyncIterator[None]:
             async with on_demand.running():
@@ -97,40 +100,15 @@ def _stream(link: ProxyLink) -> Any:
     return stream
 
 
-def _ack(link: ProxyLink) -> Any:
-    async def ack(request: web.Request) -> web.Response:
-        report = await _json(request, parse_ack)
-        link.ack(report.proxy, report.version)
+def _report(parse: Callable[[Mapping[str, Any]], _Body],
+            apply: Callable[[_Body], None]) -> Any:
+    """The handler of a report a proxy posts: read by the wire's ``parse``, handed to
+    ``apply``, answered 204 (400 if it cannot be read)."""
+    async def report(request: web.Request) -> web.Response:
+        apply(await _json(request, parse))
         return web.Response(status=204)
 
-    return ack
-
-
-def _drained(link: ProxyLink) -> Any:
-    async def drained(request: web.Request) -> web.Response:
-        report = await _json(request, parse_drained)
-        link.report_drained(report.proxy, report.unit)
-        return web.Response(status=204)
-
-    return drained
-
-
-def _activity(link: ProxyLink) -> Any:
-    async def activity(request: web.Request) -> web.Response:
-        report = await _json(request, parse_activity)
-        link.record_activity(report.apps)
-        return web.Response(status=204)
-
-    return activity
-
-
-def _traffic(hub: Hub) -> Any:
-    async def traffic(request: web.Request) -> web.Response:
-        report = await _json(request, parse_traffic)
-        hub.metrics.record_traffic(traffic_of(report))
-        return web.Response(status=204)
-
-    return traffic
+    return report
 
 
 def _wake(on_demand: OnDemand) -> Any:
