@@ -94,15 +94,22 @@ async def verify_backup(request: web.Request) -> dict[str, Any]:
     return await _answer(request, run)
 
 
+def _from_backup(body: dict[str, Any]) -> str | None:
+    """A restore's ``from``: a well-formed backup id, or None for the newest."""
+    backup_id = body.get("from")
+    if backup_id is None:
+        return None
+    if not isinstance(backup_id, str):
+        raise InvalidInput("from must be a backup id, or null for the newest")
+    parse_backup_id(backup_id)
+    return backup_id
+
+
 async def restore_app(request: web.Request) -> dict[str, Any]:
     app = validate_app_name(request.match_info["app"])
     body = await read_json(request, required=False)
     only(body, {"from"}, "a restore")
-    backup_id = body.get("from")
-    if backup_id is not None:
-        if not isinstance(backup_id, str):
-            raise InvalidInput("from must be a backup id, or null for the newest")
-        parse_backup_id(backup_id)
+    backup_id = _from_backup(body)
     run = await request.app[HUB].care.start_restore(app, backup_id, queue=_queue(request))
     return await _answer(request, run)
 
@@ -110,13 +117,10 @@ async def restore_app(request: web.Request) -> dict[str, Any]:
 async def restore_server(request: web.Request) -> dict[str, Any]:
     body = await read_json(request, required=False)
     only(body, {"from"}, "a restore of the server's database")
-    backup_id = body.get("from")
-    if backup_id is not None:
-        if not isinstance(backup_id, str):
-            raise InvalidInput("from must be a backup id, or null for the newest")
-        if parse_backup_id(backup_id)[1] is not None:
-            raise InvalidInput(f"backup {backup_id} is of one app and holds no database of "
-                               "bindrop; choose a server backup")
+    backup_id = _from_backup(body)
+    if backup_id is not None and parse_backup_id(backup_id)[1] is not None:
+        raise InvalidInput(f"backup {backup_id} is of one app and holds no database of "
+                           "bindrop; choose a server backup")
     run = await request.app[HUB].care.start_server_restore(backup_id, queue=_queue(request))
     return run.to_dict()
 
