@@ -107,22 +107,19 @@ class Client:
     async def lines(self, path: str, *, params: Mapping[str, str] | None = None,
                     headers: Mapping[str, str] | None = None) -> AsyncIterator[bytes]:
         """The lines of a streamed answer (logs, events), as they arrive."""
-        session = self._open()
-        try:
-            async with session.get(self.endpoint.base + path, params=params,
-                                   headers=headers) as response:
-                if response.status >= 400:
-                    await _answer(response)
-                async for line in response.content:
-                    yield line
-        except aiohttp.ClientError as exc:
-            raise _unreachable(self.endpoint, exc) from None
+        async for line in self._stream("GET", path, params=params, headers=headers):
+            yield line
 
     async def post_lines(self, path: str, body: Any) -> AsyncIterator[bytes]:
         """The lines of a streamed answer to a POST (a one-off run), as they arrive."""
+        async for line in self._stream("POST", path, json=body):
+            yield line
+
+    async def _stream(self, method: str, path: str, **options: Any) -> AsyncIterator[bytes]:
         session = self._open()
         try:
-            async with session.post(self.endpoint.base + path, json=body) as response:
+            async with session.request(method, self.endpoint.base + path,
+                                       **options) as response:
                 if response.status >= 400:
                     await _answer(response)
                 async for line in response.content:
