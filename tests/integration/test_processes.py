@@ -36,9 +36,14 @@ FAILING = "#!/bin/sh\necho 'migration: table users is locked'\nexit 4\n"
 
 
 def bundle(tmp: Path, label: str, release_script: str = MIGRATE) -> bytes:
-    files = {"hello.py": HELLO.read_text(), "worker.sh": WORKER, "migrate.sh": release_script,
-             "Procfile": f"web: ./hello.py --label {label}\nworker: ./worker.sh\n"
-                         "release: ./migrate.sh\n"}
+    return tar_gz({"hello.py": HELLO.read_text(), "worker.sh": WORKER,
+                   "migrate.sh": release_script,
+                   "Procfile": f"web: ./hello.py --label {label}\nworker: ./worker.sh\n"
+                               "release: ./migrate.sh\n"})
+
+
+def tar_gz(files: dict[str, str]) -> bytes:
+    """A bundle of ``files``: each executable but the Procfile."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as tar:
         for name, text in files.items():
@@ -222,15 +227,7 @@ async def test_a_rolling_deploy_replaces_one_instance_at_a_time_under_load(
 
 def web_bundle(web: str, **scripts: str) -> bytes:
     """A bundle of hello.py, ``scripts`` (executables) and a Procfile of one web process."""
-    files = {"hello.py": HELLO.read_text(), **scripts, "Procfile": f"web: {web}\n"}
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o755 if name != "Procfile" else 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+    return tar_gz({"hello.py": HELLO.read_text(), **scripts, "Procfile": f"web: {web}\n"})
 
 
 async def test_a_failed_rolling_deploy_puts_the_old_release_back_on_every_instance(
