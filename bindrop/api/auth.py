@@ -47,7 +47,8 @@ def parse_bearer(header: str | None) -> str:
 
 def require_admin(caller: Caller, what: str) -> None:
     if not caller.admin:
-        raise Forbidden(f"token {caller.name!r} is read-only and cannot {what}; use an admin "
+        who = f"token {caller.token!r}" if caller.token else caller.name
+        raise Forbidden(f"{who} is read-only and cannot {what}; use an admin "
                         "token (`bindrop token create NAME` without --read-only)")
 
 

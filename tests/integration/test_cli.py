@@ -71,7 +71,8 @@ async def test_token_create_prints_the_token_alone_and_it_works_over_tcp(
     assert parsed(listed) == []
     refused = await bindrop(api, "create", "x", "--host", "x.test", tcp_token=token)
     assert refused.exit_code == 1
-    assert refused.stderr.count("\n") == 1 and "read-only" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    assert "token 'laptop' is read-only and cannot" in refused.stderr
 
 
 async def test_a_failure_exits_non_zero_with_a_one_line_reason(api: ApiServer) -> None:
