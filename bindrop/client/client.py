@@ -35,8 +35,12 @@ class RemoteError(BindropError):
 
 
 def _unreachable(endpoint: Endpoint, exc: BaseException) -> RemoteError:
-    return RemoteError(f"cannot reach the bindrop server at {endpoint.url}: {exc}; is the hub "
-                       "running (systemctl status bindrop), and is --server right?",
+    hint = ("is the hub running (systemctl status bindrop), and is --server right?"
+            if endpoint.transport != "ssh" else
+            "does `bindrop` run there in a non-interactive ssh session (else set "
+            "BINDROP_REMOTE_COMMAND to its path, e.g. /opt/bindrop/bin/bindrop), is the hub "
+            "running (systemctl status bindrop), and is --server right?")
+    return RemoteError(f"cannot reach the bindrop server at {endpoint.url}: {exc}; {hint}",
                        status=503, code="unreachable")
 
 

@@ -168,3 +168,12 @@ async def test_an_interactive_run_over_ssh_reads_the_terminal_and_exits_with_the
     assert status == 6, shown
     async with Client(ssh_url(sshd, api), ssh=sshd.ssh, remote=REMOTE) as client:
         await client.action("console", "stop")
+
+
+async def test_a_server_without_bindrop_on_the_ssh_path_says_how_to_name_it(
+        sshd: Sshd, api: ApiServer) -> None:
+    async with Client(ssh_url(sshd, api), ssh=sshd.ssh, remote=["bindrop-not-here"]) as client:
+        with pytest.raises(RemoteError) as refused:
+            await client.apps()
+    assert refused.value.code == "unreachable"
+    assert "BINDROP_REMOTE_COMMAND" in refused.value.message
