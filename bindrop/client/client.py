@@ -469,7 +469,12 @@ async def _answer(response: aiohttp.ClientResponse) -> Any:
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         raise RemoteError(error["message"], status=response.status,
                           code=str(error.get("code", "error")))
-    raise RemoteError(f"the server answered {response.status} {response.reason}",
+    hint = ""
+    if response.status == 404:  # not an answer of the API (its 404s say what is missing)
+        hint = ("; no bindrop API answers at this address: over HTTP it is the proxy's control "
+                "host (`bindrop install --control-host`; on a machine, $BINDROP_REMOTE_URL "
+                "from `bindrop machine env`)")
+    raise RemoteError(f"the server answered {response.status} {response.reason}{hint}",
                       status=response.status, code=f"http_{response.status}")
 
 
