@@ -97,8 +97,9 @@ class _Exchange:
 
 
 class _Refused(Exception):
-    """The instance refused the connection before anything was sent, or (a request safe to
-    repeat, without a body) closed it before any byte of an answer: try another one."""
+    """The instance refused (or reset, or never took) the connection before anything was
+    sent, or (a request safe to repeat, without a body) closed it before any byte of an
+    answer: try another one."""
 
 
 def describe_unavailable(route: AppRoute) -> str:
@@ -326,12 +327,11 @@ class Forwarder:
                                         else self.pool.take_idle(upstream.port))
                 if conn is None:
                     conn = exchange.conn = await self.pool.connect(upstream.port)
-            except ConnectionRefusedError:
+            except OSError:  # refused, reset before the loop saw it connect, timed out
+                # Nothing was sent: another instance may take any request (nginx's default
+                # proxy_next_upstream "error timeout" does the same).
                 if retry_refused:
                     raise _Refused from None
-                await self._not_accepted(request, response, result, route, request_id)
-                return False
-            except (OSError, TimeoutError):
                 await self._not_accepted(request, response, result, route, request_id)
                 return False
             conn.send_head(head, head_only=request.method == "HEAD")

@@ -299,6 +299,10 @@ class UpstreamConnection(asyncio.Protocol):
         self._reset()
         self._head_only = head_only
         self._parser = httptools.HttpResponseParser(self)
+        if self._closed:  # lost before this request began: fail it now, not at a timeout
+            self._fail(StaleConnection("the app closed the idle connection") if self.reused
+                       else UpstreamError("the app closed the connection"))
+            return
         self.transport.write(head)
 
     async def send_body(self, data: bytes) -> None:
@@ -546,11 +550,15 @@ class UpstreamPool:
         return None
 
     async def connect(self, port: int) -> UpstreamConnection:
-        """A new connection to ``port``. Raises OSError or TimeoutError."""
+        """A new connection to ``port``, open. Raises OSError (TimeoutError included): then
+        nothing was sent."""
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self.connect_timeout):
             _, conn = await loop.create_connection(lambda: UpstreamConnection(self, port),
                                                    self.host, port)
+        if not conn.usable:  # reset (the app died) before this task ran again
+            conn.close()
+            raise ConnectionResetError(f"the connection to port {port} was reset at once")
         return conn
 
     def put(self, conn: UpstreamConnection) -> None:

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import gzip
 import json
+import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -268,7 +269,7 @@ class Visitors:
                     status, head, body = await get_text(self.port, self.host)
                 self.results[str(status)] += 1
                 if status != 200:
-                    self.failures.append(body[:200])
+                    self.failures.append(page_text(body)[:300])
                 self.instances[instance_of(head)] += 1
                 self.first_words.append(body.split(" ", 1)[0])
             except (OSError, TimeoutError) as exc:
@@ -283,6 +284,12 @@ class Visitors:
         await asyncio.sleep(self.settle)
         self._stop.set()
         await asyncio.gather(*self._tasks)
+
+
+def page_text(body: str) -> str:
+    """An answer's text without its markup and style (what an error page says)."""
+    body = re.sub(r"(?s)<(style|head)>.*?</\1>", " ", body)
+    return " ".join(re.sub(r"<[^>]+>", " ", body).split())
 
 
 def instance_of(head: str) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
+import struct
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -113,6 +115,46 @@ async def test_a_dropped_get_goes_to_another_instance_but_a_dropped_post_is_not_
         assert len(backends[1].seen) == 6 + statuses[200]
     finally:
         server.close()
+
+
+async def test_an_instance_that_dies_as_the_proxy_connects_is_skipped_for_any_method(
+        proxy: ProxyServer, hub_end: HubEnd, backends: list[Backend],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app dies between the kernel's handshake and the proxy's next look at the socket
+    (a busy proxy, or a blocked moment): the connection is reset before anything was sent,
+    which is a failed connect. Found as one 502 in CI while an instance was killed under load.
+    The connect is real; the test only makes the app die at that moment, every time."""
+    dying = socket.socket()
+    dying.bind(("127.0.0.1", 0))
+    dying.listen(8)
+    dying.settimeout(HANG)
+    port = dying.getsockname()[1]
+    pool = proxy.upstream_pool
+    assert pool is not None
+    connect = pool.connect
+    reset = Counter[int]()
+
+    def die() -> None:  # accept the proxy's connection and reset it, on the proxy's loop
+        conn, _ = dying.accept()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+        reset[port] += 1
+
+    async def connect_as_it_dies(to: int) -> object:
+        if to == port:
+            asyncio.get_running_loop().call_soon(die)
+        return await connect(to)
+
+    monkeypatch.setattr(pool, "connect", connect_as_it_dies)
+    try:
+        await route_instances(hub_end, [port, backends[1].port])
+        for method in ("GET", "POST", "GET", "POST", "PUT", "GET"):
+            status, body = await ask(proxy, method, b"x" * (10 if method != "GET" else 0))
+            assert status == 200 and json.loads(body)["label"] == "web-2", (method, body)
+        assert reset[port] >= 2  # the dying instance was tried, and reset each time
+        assert len(backends[1].seen) == 6  # each request reached the app once
+    finally:
+        dying.close()
 
 
 async def test_every_instance_refusing_answers_502(
