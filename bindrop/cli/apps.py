@@ -26,10 +26,37 @@ from bindrop.cli.remote import (
 from bindrop.client.client import Client
 from bindrop.client.servers import resolve_server
 from bindrop.client.ssh import ssh_tty_argv
+from bindrop.domain.limits import parse_size
 from bindrop.domain.sizes import format_bytes
+from bindrop.errors import InvalidInput
 
 Run = Callable[..., Any]
 GZIP_MAGIC = b"\x1f\x8b"
+#: The most a request body limit can be (SQLite holds it as a signed 64-bit integer).
+_BODY_LIMIT_MAX = 2**63 - 1
+
+
+def _body_limit(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """``--body-limit``: a size such as 10M or 1G, in bytes."""
+    if value is None:
+        return None
+    try:
+        return parse_size(value, "body limit", _BODY_LIMIT_MAX)
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.message) from None
+
+
+_SECONDS = click.FloatRange(min=0, min_open=True)
+body_limit_option = click.option(
+    "--body-limit", metavar="SIZE", callback=_body_limit,
+    help="The largest request body the proxy passes to the app, e.g. 10M (default 100M); "
+         "larger ones get 413.")
+idle_timeout_option = click.option(
+    "--idle-timeout", type=_SECONDS, metavar="SECONDS",
+    help="With --on-demand: stop the app after SECONDS without a request (default 900).")
+health_timeout_option = click.option(
+    "--health-timeout", type=_SECONDS, metavar="SECONDS",
+    help="How long a new release may take to pass its health check (default 30).")
 
 
 def _outcome_line(outcome: dict[str, Any]) -> str:
@@ -63,12 +90,16 @@ def _outcome_line(outcome: dict[str, Any]) -> str:
 @click.option("--hsts", is_flag=True,
               help="HTTPS answers carry Strict-Transport-Security (browsers then refuse "
                    "plain HTTP for a year).")
+@body_limit_option
+@idle_timeout_option
+@health_timeout_option
 @json_option
 @remote
 def create(app: str, hosts: tuple[str, ...], health: str | None, memory: str | None,
            cpu: str | None, tasks: int | None, on_demand: bool, no_overlap: bool,
            liveness: float | None, https_redirect: bool, no_tls: bool, allow_http: bool,
-           hsts: bool, as_json: bool, run: Run) -> None:
+           hsts: bool, body_limit: int | None, idle_timeout: float | None,
+           health_timeout: float | None, as_json: bool, run: Run) -> None:
     """Create APP; it runs once you deploy a release to it.
 
     Example: bindrop create blog --host blog.example.com --memory 256M
@@ -80,7 +111,9 @@ def create(app: str, hosts: tuple[str, ...], health: str | None, memory: str | N
         if flag:
             settings[key] = True
     for key, value in (("health_path", health), ("memory_max", memory), ("cpu_quota", cpu),
-                       ("tasks_max", tasks), ("liveness_interval_s", liveness)):
+                       ("tasks_max", tasks), ("liveness_interval_s", liveness),
+                       ("body_limit", body_limit), ("idle_timeout_s", idle_timeout),
+                       ("health_timeout_s", health_timeout)):
         if value is not None:
             settings[key] = value
     emit(run(lambda c: c.create_app(settings)), as_json,
@@ -93,11 +126,15 @@ def create(app: str, hosts: tuple[str, ...], health: str | None, memory: str | N
 _UPDATE_LABELS = (("hosts", "hosts"), ("health_path", "health"), ("on_demand", "on-demand"),
                   ("no_overlap", "no-overlap"), ("liveness_interval_s", "liveness"),
                   ("https_redirect", "https-redirect"), ("no_tls", "tls"),
-                  ("allow_http", "allow-http"), ("hsts", "hsts"))
+                  ("allow_http", "allow-http"), ("hsts", "hsts"),
+                  ("body_limit", "body-limit"), ("idle_timeout_s", "idle-timeout"),
+                  ("health_timeout_s", "health-timeout"),
+                  ("maintenance_message", "maintenance message"))
 _UPDATE_OPTIONS = ("--host, --health/--no-health, --on-demand/--no-on-demand, "
                    "--no-overlap/--overlap, --liveness/--no-liveness, "
                    "--https-redirect/--no-https-redirect, --tls/--no-tls, "
-                   "--allow-http/--no-allow-http, --hsts/--no-hsts")
+                   "--allow-http/--no-allow-http, --hsts/--no-hsts, --body-limit, "
+                   "--idle-timeout, --health-timeout, --maintenance/--no-maintenance")
 
 
 def _setting_text(key: str, value: Any) -> str:
@@ -111,6 +148,12 @@ def _setting_text(key: str, value: Any) -> str:
         return ", ".join(value) or "none"
     if key == "liveness_interval_s":
         return f"every {value:g}s"
+    if key in ("idle_timeout_s", "health_timeout_s"):
+        return f"{value:g}s"
+    if key == "body_limit":
+        return format_bytes(value, "exact")
+    if key == "maintenance_message":
+        return json.dumps(value, ensure_ascii=False)
     return str(value)
 
 
@@ -150,13 +193,24 @@ def _changed_line(app: str, before: dict[str, Any], after: dict[str, Any],
               help="Keep answering plain HTTP once a certificate is valid (or send a 308).")
 @click.option("--hsts/--no-hsts", default=None,
               help="HTTPS answers carry Strict-Transport-Security (or stop sending it).")
+@body_limit_option
+@idle_timeout_option
+@health_timeout_option
+@click.option("--maintenance", metavar="TEXT",
+              help="What visitors read (on a 503 page) while the app is stopped or not "
+                   "serving, e.g. \"Back at noon\".")
+@click.option("--no-maintenance", is_flag=True,
+              help="Back to the default page while the app is not serving.")
 @json_option
 @remote
 def update(app: str, hosts: tuple[str, ...], health: str | None, no_health: bool,
            on_demand: bool | None, no_overlap: bool | None, liveness: float | None,
            no_liveness: bool, https_redirect: bool | None, tls: bool | None,
-           allow_http: bool | None, hsts: bool | None, as_json: bool, run: Run) -> None:
-    """Change APP's hosts, health check and HTTPS settings; only the options given change.
+           allow_http: bool | None, hsts: bool | None, body_limit: int | None,
+           idle_timeout: float | None, health_timeout: float | None,
+           maintenance: str | None, no_maintenance: bool, as_json: bool, run: Run) -> None:
+    """Change APP's hosts, health check, HTTPS and proxy settings; only the options given
+    change.
 
     Limits (memory, CPU, tasks) change with `bindrop limits`, environment with `bindrop env`.
 
@@ -166,6 +220,8 @@ def update(app: str, hosts: tuple[str, ...], health: str | None, no_health: bool
         raise click.UsageError("give --health PATH or --no-health, not both")
     if liveness is not None and no_liveness:
         raise click.UsageError("give --liveness SECONDS or --no-liveness, not both")
+    if maintenance is not None and no_maintenance:
+        raise click.UsageError("give --maintenance TEXT or --no-maintenance, not both")
     changes: dict[str, Any] = {}
     if hosts:
         changes["hosts"] = list(hosts)
@@ -173,7 +229,11 @@ def update(app: str, hosts: tuple[str, ...], health: str | None, no_health: bool
         changes["health_path"] = health
     if liveness is not None or no_liveness:
         changes["liveness_interval_s"] = liveness
+    if maintenance is not None or no_maintenance:
+        changes["maintenance_message"] = maintenance
     for key, value in (("on_demand", on_demand), ("no_overlap", no_overlap),
+                       ("body_limit", body_limit), ("idle_timeout_s", idle_timeout),
+                       ("health_timeout_s", health_timeout),
                        ("https_redirect", https_redirect),
                        ("no_tls", None if tls is None else not tls),
                        ("allow_http", allow_http), ("hsts", hsts)):

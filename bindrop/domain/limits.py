@@ -52,13 +52,19 @@ def parse_memory(text: str) -> int:
     Case-insensitive; a trailing ``B`` or ``iB`` is allowed. Fractions round down to whole
     bytes. ``InvalidInput`` for anything else, zero, or more than systemd can hold.
     """
+    return parse_size(text, "memory size")
+
+
+def parse_size(text: str, what: str = "size", high: int = _U64_LIMIT_MAX) -> int:
+    """Parse a size as ``parse_memory`` does; ``what`` names it in the error, ``high`` is
+    the most it may be."""
     match = _SIZE.fullmatch(text.strip()) if isinstance(text, str) else None
     size = 0
     if match:
         size = int(Fraction(match[1]) * SIZE_FACTORS[match[2].upper()])
-    if not 0 < size <= _U64_LIMIT_MAX:
+    if not 0 < size <= high:
         raise InvalidInput(
-            f"memory size {text!r} is not valid: use a positive size such as 512M, 1G "
+            f"{what} {text!r} is not valid: use a positive size such as 512M, 1G "
             "or 1048576 (bytes)"
         )
     return size

@@ -137,6 +137,41 @@ async def test_update_turns_settings_on_and_off_and_replaces_hosts(api: ApiServe
     assert isinstance(cleared, dict) and cleared["health_path"] is None
 
 
+async def test_create_and_update_set_the_proxy_settings_and_a_maintenance_page(
+        api: ApiServer) -> None:
+    created = parsed(await bindrop(api, "create", "shop", "--host", "shop.test",
+                                   "--body-limit", "1M", "--idle-timeout", "60",
+                                   "--health-timeout", "10", "--json"))
+    assert isinstance(created, dict)
+    assert (created["body_limit"], created["idle_timeout_s"],
+            created["health_timeout_s"]) == (1048576, 60, 10)
+    changed = await bindrop(api, "update", "shop", "--body-limit", "2.5M",
+                            "--maintenance", "Back at noon: we are moving house.")
+    assert changed.exit_code == 0, changed.output
+    assert changed.stdout == ("updated shop: body-limit 1M -> 2.5M; maintenance "
+                              'message null -> "Back at noon: we are moving house."\n')
+    shop = parsed(await bindrop(api, "status", "shop", "--json"))
+    assert isinstance(shop, dict)
+    assert shop["app"]["maintenance_message"] == "Back at noon: we are moving house."
+    assert shop["app"]["body_limit"] == 2621440
+    ended = await bindrop(api, "update", "shop", "--no-maintenance", "--idle-timeout", "1.5")
+    assert ended.stdout == ("updated shop: idle-timeout 60s -> 1.5s; maintenance message "
+                            '"Back at noon: we are moving house." -> null\n')
+    # bad input is refused before anything is sent, and nothing changes
+    for args, says in ((["--body-limit", "lots"], "body limit 'lots' is not valid"),
+                       (["--body-limit", "0"], "body limit '0' is not valid"),
+                       (["--idle-timeout", "0"], "--idle-timeout"),
+                       (["--maintenance", "x", "--no-maintenance"], "not both")):
+        refused = await bindrop(api, "update", "shop", *args)
+        assert refused.exit_code == 2 and says in refused.stderr, (args, refused.output)
+    blank = await bindrop(api, "update", "shop", "--maintenance", "  ")
+    assert blank.exit_code == 1 and "maintenance message is not valid" in blank.stderr
+    after = parsed(await bindrop(api, "status", "shop", "--json"))
+    assert isinstance(after, dict)
+    assert (after["app"]["body_limit"], after["app"]["idle_timeout_s"],
+            after["app"]["maintenance_message"]) == (2621440, 1.5, None)
+
+
 async def test_update_refuses_a_taken_host_a_read_only_token_and_nothing_to_do(
     api: ApiServer,
 ) -> None:
