@@ -5,7 +5,8 @@ Blobs are judged by bindrop's database, read-only (the hub stays its only writer
 younger than ``BLOB_GRACE_S`` is kept even when unreferenced, since an upload writes its blob
 before the hub records the release. With a bucket, the blob store is a cache of it: a blob
 of a release that is no app's current one is evicted when the bucket holds it whole (a
-deploy or rollback fetches it back); the current releases' blobs always stay.
+deploy or rollback fetches it back); the current releases' blobs always stay, and so does a
+blob fetched or written within ``BLOB_GRACE_S`` (a deploy may be about to start it).
 """
 
 from __future__ import annotations
@@ -76,17 +77,20 @@ def current_blobs(settings: Settings) -> set[str]:
 
 
 def evict_cached_blobs(settings: Settings, bucket_size: Callable[[str], int | None],
-                       keep: set[str], *, dry_run: bool = False) -> tuple[int, int]:
-    """Remove the local blobs not in ``keep`` that the bucket holds whole (same size);
-    with ``dry_run`` only count them. Returns ``(removed_count, freed_bytes)``."""
+                       keep: set[str], *, now: float, dry_run: bool = False
+                       ) -> tuple[int, int]:
+    """Remove the local blobs not in ``keep``, older than ``BLOB_GRACE_S``, that the bucket
+    holds whole (same size); with ``dry_run`` only count them. Returns ``(removed_count,
+    freed_bytes)``."""
     removed = freed = 0
     root = settings.blobs_dir
     for entry in os.scandir(root) if root.is_dir() else []:
         if (not entry.is_file(follow_symlinks=False) or entry.name in keep
                 or len(entry.name) != 64):
             continue
-        size = entry.stat(follow_symlinks=False).st_size
-        if bucket_size(entry.name) != size:
+        st = entry.stat(follow_symlinks=False)
+        size = st.st_size
+        if now - st.st_mtime < BLOB_GRACE_S or bucket_size(entry.name) != size:
             continue
         with contextlib.suppress(FileNotFoundError):
             if not dry_run:
@@ -118,7 +122,8 @@ def collect(settings: Settings, care: CareSettings, *, now: float | None = None,
     bucket = s3_of(care)
     if bucket is not None:
         evicted, evicted_bytes = evict_cached_blobs(settings, bucket.blob_size,
-                                                    current_blobs(settings), dry_run=dry_run)
+                                                    current_blobs(settings), now=now,
+                                                    dry_run=dry_run)
         removed += evicted
         blob_bytes += evicted_bytes
     local = LocalBackups(care.backup_dir)

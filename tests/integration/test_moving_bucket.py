@@ -7,6 +7,7 @@ import dataclasses
 import io
 import os
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,38 @@ async def test_the_blob_store_is_a_cache_of_the_bucket_an_evicted_blob_comes_bac
     with pytest.raises(NotFound):
         await blobs.fetch("0" * 64)
     assert await BlobStore(tmp_path / "nobucket").mirror(blob.sha256) is False
+
+
+async def test_gc_evicts_a_cached_blob_the_bucket_holds_but_not_one_just_fetched(
+    s3: Any, tmp_path: Path,
+) -> None:
+    """A deploy fetches its blob back, then starts the unit: gc between the two must not
+    take the blob away again. Fresh blobs (an hour's grace, as for uploads) stay."""
+    from bindrop.care.gc import BLOB_GRACE_S, evict_cached_blobs
+
+    settings = Settings(root=tmp_path / "srv")
+    settings.etc_dir.mkdir(parents=True)
+    with_bucket(settings, s3.meta.endpoint_url)
+    bucket = bucket_of(settings)
+    blobs = BlobStore(settings.blobs_dir, bucket)
+    kept, fetched, old = [await blobs.put_stream([f"#!/bin/sh\necho {n}\n".encode()],
+                                                 max_size=1 << 20) for n in range(3)]
+    for blob in (kept, fetched, old):
+        assert await blobs.mirror(blob.sha256) is True
+    blobs.remove(fetched.sha256)
+    assert await blobs.fetch(fetched.sha256) is True  # a deploy, just now
+    now = time.time()
+    for blob in (kept, old):
+        os.utime(blobs.path(blob.sha256), (now - BLOB_GRACE_S - 60,) * 2)
+    dry = evict_cached_blobs(settings, bucket.blob_size, {kept.sha256}, now=now, dry_run=True)
+    assert dry == (1, blobs.path(old.sha256).stat().st_size)
+    assert blobs.exists(old.sha256)
+    assert evict_cached_blobs(settings, bucket.blob_size, {kept.sha256}, now=now) == dry
+    assert [blobs.exists(b.sha256) for b in (kept, fetched, old)] == [True, True, False]
+    # an hour later the fetched one is a cache entry like any other
+    later = now + BLOB_GRACE_S + 60
+    assert evict_cached_blobs(settings, bucket.blob_size, {kept.sha256}, now=later)[0] == 1
+    assert [blobs.exists(b.sha256) for b in (kept, fetched)] == [True, False]
 
 
 def backup_to_bucket(settings: Settings) -> str:
