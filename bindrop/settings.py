@@ -63,7 +63,8 @@ class Settings:
     #: Most instances a process type of an app may be scaled to (BINDROP_MAX_INSTANCES).
     max_instances: int = DEFAULT_MAX_INSTANCES
     #: Longest a release command may run before it is stopped and its deploy fails (a
-    #: migration waiting on a lock forever would otherwise hold the app's every action).
+    #: migration waiting on a lock forever would otherwise hold the app's every action;
+    #: BINDROP_RELEASE_TIMEOUT).
     release_timeout_s: float = DEFAULT_RELEASE_TIMEOUT_S
     #: Networks of the load balancers / CDNs in front of the proxy (CIDR, as given), whose
     #: X-Forwarded-* headers the proxy keeps; none: the proxy is the edge.
@@ -92,6 +93,9 @@ class Settings:
             machines_dir=Path(machines) if machines else _default_machines_dir(environ),
             max_instances=_count("BINDROP_MAX_INSTANCES", environ.get("BINDROP_MAX_INSTANCES"),
                                  DEFAULT_MAX_INSTANCES),
+            release_timeout_s=parse_span("BINDROP_RELEASE_TIMEOUT",
+                                         environ.get("BINDROP_RELEASE_TIMEOUT"),
+                                         DEFAULT_RELEASE_TIMEOUT_S),
             trusted_proxies=tuple(item.strip() for item in
                                   environ.get("BINDROP_TRUSTED_PROXIES", "").split(",")
                                   if item.strip()),
@@ -180,6 +184,30 @@ def parse_dashboard_host(text: str) -> str | None:
         raise InvalidInput(exc.message.replace("BINDROP_CONTROL_HOST",
                                                "BINDROP_DASHBOARD_HOST")) from None
     return host
+
+
+_SPAN_UNITS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
+#: The longest span ``parse_span`` takes (a week: longer is a mistake, not a migration).
+SPAN_MAX_S = 7 * 86400.0
+
+
+def parse_span(name: str, text: str | None, default: float) -> float:
+    """A span of time such as ``90``, ``90s``, ``30min`` or ``2h``, in seconds (unset or
+    empty: ``default``). ``InvalidInput`` naming ``name`` for anything else, zero, or more
+    than a week."""
+    if text is None or not text.strip():
+        return default
+    value = text.strip().lower()
+    number = value.rstrip("acehimns")
+    unit = value[len(number):]
+    try:
+        seconds = float(number) * _SPAN_UNITS[unit] if number else 0.0
+    except (KeyError, ValueError):
+        seconds = 0.0
+    if not 0 < seconds <= SPAN_MAX_S:  # also false for nan
+        raise InvalidInput(f"{name} must be a span such as 600, 90s, 30min or 2h (at most "
+                           f"a week), not {text!r}")
+    return seconds
 
 
 def _size(name: str, text: str | None, default: int) -> int:

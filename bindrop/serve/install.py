@@ -21,10 +21,12 @@ from bindrop.settings import (
     DEFAULT_API_PORT,
     DEFAULT_CONTROL_HOST,
     DEFAULT_DASHBOARD_HOST,
+    DEFAULT_RELEASE_TIMEOUT_S,
     Settings,
     parse_api_port,
     parse_control_host,
     parse_dashboard_host,
+    parse_span,
 )
 from bindrop.systemd.calendar import parse_calendar
 from bindrop.version import version_text
@@ -63,14 +65,15 @@ def render_installed_unit(template: str, command: str, http_port: int = DEFAULT_
                           backup_delay: str = BACKUP_DELAY, disk_interval: str = DISK_INTERVAL,
                           timer_accuracy: str = TIMER_ACCURACY,
                           max_instances: int = DEFAULT_MAX_INSTANCES,
+                          release_timeout_s: float = DEFAULT_RELEASE_TIMEOUT_S,
                           trusted_proxies: str = "") -> str:
     """A unit template from deploy/ with ``@BINDROP@`` replaced by how to run bindrop, the
     proxy's ``ListenStream=80`` by ``http_port`` and ``=443`` by ``https_port``,
     ``@PROXY_SOCKETS@`` by the proxy's sockets, ``@API_PORT@`` by ``api_port`` ("off" for
     None) and ``@CONTROL_HOST@`` by ``control_host``; the timers' ``@BACKUP_SCHEDULE@``,
     ``@BACKUP_DELAY@``, ``@DISK_INTERVAL@``, ``@TIMER_ACCURACY@`` and the hub's
-    ``@MAX_INSTANCES@`` likewise, and the proxy's ``@TRUSTED_PROXIES@`` by
-    ``trusted_proxies`` (CIDR,…; "" for none). Pure."""
+    ``@MAX_INSTANCES@`` and ``@RELEASE_TIMEOUT@`` (seconds) likewise, and the proxy's
+    ``@TRUSTED_PROXIES@`` by ``trusted_proxies`` (CIDR,…; "" for none). Pure."""
     sockets = " ".join(u for u in installed_units(https_port) if u.endswith(".socket"))
     text = (template.replace("@BINDROP@", command)
             .replace("@API_PORT@", str(api_port) if api_port else "off")
@@ -81,6 +84,7 @@ def render_installed_unit(template: str, command: str, http_port: int = DEFAULT_
             .replace("@DISK_INTERVAL@", disk_interval)
             .replace("@TIMER_ACCURACY@", timer_accuracy)
             .replace("@MAX_INSTANCES@", str(max_instances))
+            .replace("@RELEASE_TIMEOUT@", f"{release_timeout_s:g}")
             .replace("@TRUSTED_PROXIES@", trusted_proxies))
     text = text.replace("\nListenStream=80\n", f"\nListenStream={http_port}\n")
     return text.replace("\nListenStream=443\n", f"\nListenStream={https_port}\n")
@@ -93,6 +97,13 @@ def _https_port(text: str) -> int | None:
     if not value.isdigit() or not 0 < int(value) <= 65535:
         raise click.BadParameter(f"use a port number (1-65535) or 'off', not {text!r}")
     return int(value)
+
+
+def _release_timeout(text: str) -> float:
+    try:
+        return parse_span("--release-timeout", text, DEFAULT_RELEASE_TIMEOUT_S)
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.message) from None
 
 
 def _api_port(text: str) -> int | None:
@@ -137,6 +148,12 @@ def bindrop_command() -> str:
               default=DEFAULT_MAX_INSTANCES, show_default=True, envvar="BINDROP_MAX_INSTANCES",
               help="The most instances `bindrop scale` gives one process type of an app. "
                    "[env: BINDROP_MAX_INSTANCES]")
+@click.option("--release-timeout", default=f"{DEFAULT_RELEASE_TIMEOUT_S:g}s", show_default=True,
+              envvar="BINDROP_RELEASE_TIMEOUT", callback=lambda _ctx, _param, value:
+              _release_timeout(value),
+              help="Longest a release command (Procfile `release:`) may run before it is "
+                   "stopped and its deploy fails, e.g. 600, 30min, 2h. "
+                   "[env: BINDROP_RELEASE_TIMEOUT]")
 @click.option("--trusted-proxies", default="", envvar="BINDROP_TRUSTED_PROXIES",
               callback=lambda _ctx, _param, value: _trusted_proxies(value),
               help="Load balancers or CDNs in front of this server (CIDR,…): only from those "
@@ -144,7 +161,7 @@ def bindrop_command() -> str:
                    "Default: none, the proxy is the edge. [env: BINDROP_TRUSTED_PROXIES]")
 def install(no_start: bool, http_port: int, https_port: int | None, api_port: int | None,
             control_host: str, dashboard_host: str | None, backup_schedule: str,
-            max_instances: int, trusted_proxies: str) -> None:
+            max_instances: int, release_timeout: float, trusted_proxies: str) -> None:
     """Install bindrop's services on this server (as root): units, directories, then start.
 
     Writes bindrop.service (the hub, with the control API on 127.0.0.1:--api-port) and
@@ -182,6 +199,7 @@ def install(no_start: bool, http_port: int, https_port: int | None, api_port: in
                                      control_host, https_port,
                                      backup_schedule=backup_schedule,
                                      max_instances=max_instances,
+                                     release_timeout_s=release_timeout,
                                      trusted_proxies=trusted_proxies)
         target = settings.unit_dir / name
         if not target.exists() or target.read_text() != text:

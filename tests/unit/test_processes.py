@@ -207,3 +207,25 @@ def test_install_gives_the_hub_its_max_instances() -> None:
     assert Settings.from_env({"BINDROP_MAX_INSTANCES": "4"}).max_instances == 4
     with pytest.raises(InvalidInput, match="BINDROP_MAX_INSTANCES"):
         Settings.from_env({"BINDROP_MAX_INSTANCES": "0"})
+
+
+def test_install_gives_the_hub_its_release_timeout_and_the_hub_reads_it() -> None:
+    from click.testing import CliRunner
+
+    from bindrop.serve.install import deploy_dir, install, render_installed_unit
+
+    template = (deploy_dir() / "bindrop.service").read_text()
+    assert "\nEnvironment=BINDROP_RELEASE_TIMEOUT=3600\n" in render_installed_unit(template, "b")
+    text = render_installed_unit(template, "b", release_timeout_s=1800)
+    assert "\nEnvironment=BINDROP_RELEASE_TIMEOUT=1800\n" in text
+    for given, seconds in (("1800", 1800), ("90s", 90), ("30min", 1800), ("1.5h", 5400)):
+        assert Settings.from_env({"BINDROP_RELEASE_TIMEOUT": given}).release_timeout_s == \
+            seconds
+    assert Settings.from_env({}).release_timeout_s == 3600
+    for bad in ("0", "-5", "soon", "3d", "nan", "inf", "8d"):
+        with pytest.raises(InvalidInput, match="BINDROP_RELEASE_TIMEOUT"):
+            Settings.from_env({"BINDROP_RELEASE_TIMEOUT": bad})
+    # install refuses a bad one before it writes anything
+    refused = CliRunner().invoke(install, ["--release-timeout", "soon"], env={"BINDROP_ROOT":
+                                                                            "/nonexistent"})
+    assert refused.exit_code == 2 and "--release-timeout" in refused.output
