@@ -45,6 +45,30 @@ TIMER_ACCURACY = "1min"
 HTTPS_SOCKET = "bindrop-proxy-https.socket"
 DEFAULT_HTTP_PORT = 80
 DEFAULT_HTTPS_PORT = 443
+#: Where install puts ``bindrop`` when a non-interactive SSH session would not find it
+#: (``ssh://`` servers run ``bindrop api-stdio`` there); bootstrap.sh links the same path.
+PATH_LINK = "/usr/local/bin/bindrop"
+#: The PATH of a non-interactive SSH session (sshd's default on Debian, less /usr/games).
+SSH_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
+
+
+def put_on_path(settings: Settings, script: Path) -> Path | None:
+    """Link ``script`` (this bindrop's console script) at ``PATH_LINK`` when no ``bindrop``
+    is on a non-interactive SSH session's PATH; the link made, or None. A link left to a
+    bindrop that is gone (its virtualenv removed) is replaced; nothing else is touched."""
+    if not script.is_file():
+        return None
+    for directory in SSH_PATH:
+        if (settings.root / directory.lstrip("/") / "bindrop").exists():  # a dead link: no
+            return None
+    link = settings.root / PATH_LINK.lstrip("/")
+    if link.is_symlink():
+        link.unlink()
+    elif link.exists() or link.parent.is_file():
+        return None
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(script)
+    return link
 
 
 def installed_units(https_port: int | None) -> tuple[str, ...]:
@@ -219,6 +243,9 @@ def install(no_start: bool, http_port: int, https_port: int | None, api_port: in
                                                    if changed else " (unchanged)"))
     click.echo(f"the units run {bindrop_command()}: bindrop {version_text()} from "
                f"{Path(bindrop.__file__).resolve().parent}")
+    linked = put_on_path(settings, Path(sys.executable).parent / "bindrop")
+    if linked is not None:
+        click.echo(f"linked {linked} -> {linked.readlink()} (so ssh:// finds bindrop)")
     if not no_start and dashboard_host is not None:
         if api_port is None:
             click.echo("dashboard: skipped (it needs the TCP control API: --api-port)")

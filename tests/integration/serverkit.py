@@ -25,7 +25,6 @@ from .hubkit import HANG
 SSHD = Path("/usr/sbin/sshd")
 #: Where both machines run bindrop over SSH: a wrapper on the first, bootstrap's link on the
 #: second. (An ssh session's PATH may hold other bindrops, e.g. a developer's pyenv shims.)
-REMOTE_BINDROP = "/usr/local/bin/bindrop"
 SSH_DIR = "/etc/bdtest-ssh"  # inside each machine: /etc is the machine's own (overlay)
 
 
@@ -86,7 +85,9 @@ def ssh_world(scratch: Path, prefix: str, subnet: str, wheels: Path) -> tuple[Wo
     ssh = ["ssh", "-i", str(keys / "client"), "-o", "StrictHostKeyChecking=no",
            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("BINDROP_")}
-    env.update(BINDROP_SSH=" ".join(ssh), BINDROP_REMOTE_COMMAND=REMOTE_BINDROP,
+    # No BINDROP_REMOTE_COMMAND: `bindrop install` (and bootstrap.sh) put bindrop on the PATH
+    # a non-interactive SSH session has, as a user's server would.
+    env.update(BINDROP_SSH=" ".join(ssh),
                XDG_CONFIG_HOME=str(scratch / "config"), BDTEST_SSH_JSON=json.dumps(ssh))
     return World(old, new, f"{subnet}.2", f"{subnet}.3", env, wheels, scratch), keys
 

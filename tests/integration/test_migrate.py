@@ -20,7 +20,6 @@ from bindrop.moving.setup import REMOTE_DIR
 
 from .hubkit import HANG, HELLO
 from .serverkit import (
-    REMOTE_BINDROP,
     SSHD,
     World,
     get,
@@ -81,8 +80,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         new.up(bare=True, net=f"{w.new_addr}/24")
         for m in (old, new):
             start_sshd(m, keys)
-        old.exec("sh", "-c", f"printf '#!/bin/sh\\nexec {sys.executable} -m bindrop \"$@\"\\n'"
-                 f" > {REMOTE_BINDROP} && chmod 755 {REMOTE_BINDROP}")
         wait_for_ssh(w, w.old_addr)
         wait_for_ssh(w, w.new_addr)
         local = f"unix:{old.control_socket}"

@@ -218,6 +218,14 @@ def test_a_wheel_install_runs_a_whole_server(server: Server, tmp_path: Path) -> 
         capture_output=True, text=True, check=True, timeout=120).stdout)
     assert info["version"] == bindrop.__version__
     assert info["commit"] == build_commit()  # the checkout's, carried by the wheel
+    # install put the wheel's bindrop where an ssh:// session looks (sshd's default PATH)
+    found = subprocess.run(
+        [str(server.venv.root / "bin" / "bindrop"), "machine", "shell", "--name", server.name,
+         "--machines-dir", str(server.machines), "--", "env", "PATH=/usr/local/bin:/usr/bin:/bin",
+         "sh", "-c", "command -v bindrop && readlink /usr/local/bin/bindrop && bindrop --version"],
+        env=server.env, capture_output=True, text=True, check=True, timeout=120).stdout.split("\n")
+    assert found[:2] == ["/usr/local/bin/bindrop", f"{server.venv.root}/bin/bindrop"], found
+    assert bindrop.__version__ in found[2], found
 
     app = tmp_path / "hello.py"
     shutil.copy(HELLO, app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,31 @@ def test_a_bad_calendar_spec_is_refused(spec: str) -> None:
 
     with pytest.raises(InvalidInput, match="calendar spec"):
         parse_calendar(spec)
+
+
+def test_install_puts_bindrop_where_a_non_interactive_ssh_session_finds_it(
+        tmp_path: Path) -> None:
+    from bindrop.serve.install import PATH_LINK, put_on_path
+    from bindrop.settings import Settings
+
+    settings = Settings(root=tmp_path / "root")
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    script = venv / "bindrop"
+    assert put_on_path(settings, script) is None  # no console script: nothing to link
+    script.write_text("#!/bin/sh\n")
+    link = settings.root / PATH_LINK.lstrip("/")
+    assert put_on_path(settings, script) == link
+    assert link.readlink() == script
+    assert put_on_path(settings, script) is None  # found on the PATH now: unchanged
+    # a link to a bindrop that is gone is replaced; another bindrop on the PATH is left be
+    moved = tmp_path / "venv2" / "bin" / "bindrop"
+    moved.parent.mkdir(parents=True)
+    moved.write_text("#!/bin/sh\n")
+    script.unlink()
+    assert put_on_path(settings, moved) == link and link.readlink() == moved
+    link.unlink()
+    system = settings.root / "usr" / "bin" / "bindrop"
+    system.parent.mkdir(parents=True)
+    system.write_text("#!/bin/sh\n")
+    assert put_on_path(settings, moved) is None and not link.is_symlink()
