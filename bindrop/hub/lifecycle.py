@@ -144,7 +144,10 @@ class AppLifecycle:
         config = self.store.get_app(self.app)
         if config.desired_state != "stopped":
             self.store.update_app(self.app, desired_state="stopped")
+        view = self.state.app(self.app)
         await self.router.publish(self.app, None)
+        # Requests the app already took finish (bounded by the drain timeout) before it stops.
+        await self._drain([r for r in (view.instances if view is not None else ()) if r.web])
         stopped = await self._stop_units([u.name for u in self.state.units_of(self.app)])
         self.state.clear_problem(self.app)
         self.store.add_event("app_stopped", self.app, f"{self.app} stopped")
@@ -201,6 +204,8 @@ class AppLifecycle:
         try:
             if holding:
                 await self.router.publish(self.app, None)
+                # What the old release already took finishes first (new requests are held).
+                await self._drain([r for r in old_routes if r.web])
                 await self._stop_units(old_units)
                 old_units, old_routes = [], ()
             try:

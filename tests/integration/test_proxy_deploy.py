@@ -86,14 +86,18 @@ async def test_three_deploys_under_a_request_loop_through_the_proxy_lose_no_requ
     assert [w for w in active if w.startswith("bindrop-app-")] == up
 
 
-async def test_a_stopped_app_answers_503_through_the_proxy_and_serves_again_after_deploy(
+async def test_a_stopped_app_finishes_what_it_took_answers_503_and_serves_after_a_deploy(
         linked_hub: tuple[Hub, HubEnd], proxy: ProxyServer, store: Store,
         blobs: BlobStore) -> None:
     hub, _ = linked_hub
     add_app(store, blobs, "pause", "--label", "back")
     await hub.call("pause", Deploy(1))
     assert (await get(proxy.ports[0], "pause.test"))[0] == 200
+    slow = asyncio.ensure_future(get_text(proxy.ports[0], "pause.test", "/sleep/1"))
+    await asyncio.sleep(0.3)  # taken by the app when the stop begins: it finishes first
     await hub.call("pause", Stop())
+    status, _, body = await slow
+    assert status == 200 and body.startswith("back from pause"), body
     status, body = await get(proxy.ports[0], "pause.test")
     assert status == 503 and "pause is not running" in body
     await hub.call("pause", Deploy(1))
@@ -144,8 +148,13 @@ async def test_a_no_overlap_deploy_holds_requests_instead_of_failing_them(
     port = proxy.ports[0]
     async with Visitors(port, "single.test", n=3, hang=HANG) as visitors:
         await asyncio.sleep(0.2)
+        slow = asyncio.ensure_future(get_text(port, "single.test", "/sleep/1"))
+        await asyncio.sleep(0.3)  # in release 1's hands when the deploy begins
         outcome = await hub.call("single", Deploy(2))
         await asyncio.sleep(0.2)
+    # The old release finished what it had taken before it was stopped.
+    status, _, body = await slow
+    assert (status, body.split(" ", 1)[0]) == (200, "one"), body
     results, bodies = visitors.results, visitors.first_words
     # The old unit stopped before the new one started (never two at once)...
     assert outcome.stopped == () and outcome.unit == "bindrop-app-single-2.service"
