@@ -12,6 +12,7 @@ it.
 from __future__ import annotations
 
 import datetime
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,22 +93,45 @@ def issue(account: Account, name: str, publish: Publish) -> Issued:
     net = network(account)
     try:
         return _issue(account, net, name, publish)
-    except AcmeFailed:
-        raise
-    except errors.ValidationError as exc:
-        raise AcmeFailed(describe_validation(exc, name)) from None
-    except messages.Error as exc:
-        raise AcmeFailed(describe_error(exc, name)) from None
-    except errors.TimeoutError:
-        raise AcmeFailed(f"the CA did not finish the order for {name} within "
-                         f"{ORDER_TIMEOUT:g} s") from None
-    except (requests.RequestException, OSError) as exc:
-        raise AcmeFailed(f"the CA at {account.directory} could not be reached: "
-                         f"{_short(exc)}") from None
-    except errors.Error as exc:
-        raise AcmeFailed(f"the CA's answer was not understood: {_short(exc)}") from None
+    except Exception as exc:
+        failure = _failure(exc, account, name)
+        if failure is None:
+            raise
+        # The failure outlives this call (the hub keeps it, the events quote it); the
+        # frames of the requests behind it, and any socket they hold, must not: dropped now,
+        # not when the garbage collector finds their cycle.
+        _clear_frames(exc)
     finally:
         net.session.close()
+    raise failure  # outside ``except``: it carries no context
+
+
+def _failure(exc: Exception, account: Account, name: str) -> AcmeFailed | None:
+    """What an order's exception says to the operator; None for a bug (raised as it is)."""
+    if isinstance(exc, AcmeFailed):
+        return AcmeFailed(exc.message)
+    if isinstance(exc, errors.ValidationError):
+        return AcmeFailed(describe_validation(exc, name))
+    if isinstance(exc, messages.Error):
+        return AcmeFailed(describe_error(exc, name))
+    if isinstance(exc, errors.TimeoutError):
+        return AcmeFailed(f"the CA did not finish the order for {name} within "
+                          f"{ORDER_TIMEOUT:g} s")
+    if isinstance(exc, (requests.RequestException, OSError)):
+        return AcmeFailed(f"the CA at {account.directory} could not be reached: "
+                          f"{_short(exc)}")
+    if isinstance(exc, errors.Error):
+        return AcmeFailed(f"the CA's answer was not understood: {_short(exc)}")
+    return None
+
+
+def _clear_frames(exc: BaseException | None) -> None:
+    """Drop the locals of every frame behind ``exc`` and the exceptions it chains."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        traceback.clear_frames(exc.__traceback__)
+        exc = exc.__cause__ or exc.__context__
 
 
 def _issue(account: Account, net: client.ClientNetwork, name: str,

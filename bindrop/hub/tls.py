@@ -244,6 +244,8 @@ class TlsManager:
             return
         finally:
             self.working.discard(name)
+            if self._order is not None and self._order.done():
+                self._order = None  # ended: nothing of it is kept (close waits for the rest)
         self.files.write_pair(name, issued.chain_pem, issued.key_pem)
         self.store.record_tls_attempt(name, error=None, next_attempt=None)
         new = self.files.read_info(name)
