@@ -6,6 +6,8 @@ shares. Flags make it misbehave on purpose, for tests and demos:
   --fail            exit 1 at once (so does HELLO_FAIL=1 in the environment)
   --listen-after S  wait S seconds before listening
   --crash-after S   exit 1 S seconds after it started listening
+  --fail-restarts K exit 1 at once when started again with the same K (its data directory
+                    remembers): a crash loop of quick restarts that systemd gives up on
   --hang-after S    stop answering requests S seconds after it started listening
   --label TEXT      say TEXT in every answer (tells releases apart)
 and so do some paths: /status/NNN answers with status NNN, /sleep/S answers after S seconds.
@@ -24,6 +26,7 @@ async def main() -> int:
     parser.add_argument("--fail", action="store_true")
     parser.add_argument("--listen-after", type=float, default=0)
     parser.add_argument("--crash-after", type=float, default=None)
+    parser.add_argument("--fail-restarts", metavar="KEY", default=None)
     parser.add_argument("--hang-after", type=float, default=None)
     parser.add_argument("--label", default="hello")
     args = parser.parse_args()
@@ -32,6 +35,12 @@ async def main() -> int:
         return 1
     port = int(os.environ.get("PORT", "8080"))
     data = Path(os.environ.get("STATE_DIRECTORY", "."))
+    if args.fail_restarts is not None:
+        started = data / f".started-{args.fail_restarts}"
+        if started.exists():
+            print("hello: crashing on purpose, at once (started before)", flush=True)
+            return 1
+        started.touch()
     counter = data / "visits"
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,7 +127,9 @@ async def test_an_app_that_gave_up_and_came_back_and_a_failed_deploy_alert(
 ) -> None:
     hub.alerts.backoff = (0.2,)
     store.set_alert_webhook(receiver.url)
-    add_app(store, blobs, "loopy", "--crash-after", "0.3")
+    # Up long enough to be found ready, then restarts that fail at once: systemd's start
+    # limit (5 in 10 s) is hit with seconds to spare, even on a loaded machine.
+    add_app(store, blobs, "loopy", "--crash-after", "1", "--fail-restarts", uuid.uuid4().hex)
     await hub.call("loopy", Deploy(1))
     await wait_for(lambda: [e for e in store.list_events("loopy") if e.kind == "app_gave_up"],
                    timeout=60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,9 @@ async def test_a_crash_is_counted_and_systemd_brings_the_app_back(
 async def test_a_crash_loop_ends_in_a_clear_gave_up_state(
     hub: Hub, store: Store, blobs: BlobStore
 ) -> None:
-    add_app(store, blobs, "loopy", "--crash-after", "0.3")
+    # Up long enough to be found ready, then restarts that fail at once: systemd's start
+    # limit (5 in 10 s) is hit with seconds to spare, even on a loaded machine.
+    add_app(store, blobs, "loopy", "--crash-after", "1", "--fail-restarts", uuid.uuid4().hex)
     await hub.call("loopy", Deploy(1))
     view = await wait_for_app(hub, "loopy", in_state(AppRunState.CRASH_LOOPING))
     assert view is not None and view.problem is not None
