@@ -63,8 +63,19 @@ def hub_log(m: Machine) -> str:
     return m.exec("journalctl", "-u", "bindrop.service", "-o", "cat").stdout
 
 
+def logged(m: Machine, line: str) -> bool:
+    """Whether the hub's journal has ``line``, waiting (journald stores a unit's output a
+    little after the unit's state changes, later still on a loaded machine)."""
+    deadline = time.monotonic() + HANG
+    while line not in hub_log(m):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def test_the_hub_recreates_the_wanted_app_at_start(served: Machine) -> None:
-    assert "reconcile: recreate svc release 1" in hub_log(served)
+    assert logged(served, "reconcile: recreate svc release 1"), hub_log(served)[-2000:]
     assert show(served, APP_UNIT, "ActiveState")["ActiveState"] == "active"
 
 
@@ -80,7 +91,7 @@ def test_kill_9_of_the_hub_leaves_the_app_alone_and_the_new_hub_adopts_it(
                 "systemctl is-active -q bindrop.service; do sleep 0.1; done")
     after = show(served, APP_UNIT, "MainPID", "InvocationID", "NRestarts")
     assert after == before
-    assert f"reconcile: adopt {APP_UNIT}" in hub_log(served)
+    assert logged(served, f"reconcile: adopt {APP_UNIT}"), hub_log(served)[-2000:]
 
 
 def test_sigterm_stops_the_hub_cleanly_and_the_app_keeps_running(served: Machine) -> None:

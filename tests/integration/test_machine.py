@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +40,12 @@ def test_transient_unit_runs_and_logs_to_the_machines_journal(machine: Machine) 
     unit = f"hello-{uuid.uuid4().hex[:6]}"
     machine.exec("systemd-run", f"--unit={unit}", "--wait", "--quiet",
                  "/bin/sh", "-c", "echo hello from inside")
-    logs = machine.exec("journalctl", "-u", unit, "-o", "cat", "--no-pager").stdout
+    # journald stores the line a little after the unit ended: wait for it, briefly
+    for _ in range(100):
+        logs = machine.exec("journalctl", "-u", unit, "-o", "cat", "--no-pager").stdout
+        if "hello from inside" in logs:
+            break
+        time.sleep(0.2)
     assert "hello from inside" in logs
 
 

@@ -150,8 +150,10 @@ def test_migrate_sets_up_the_new_server_and_moves_every_app_with_its_releases_an
     common = next((i for i, (a, b) in enumerate(zip(old_rows, new_rows, strict=False))
                    if a != b), min(len(old_rows), len(new_rows)))
     assert common >= rows_before
-    time.sleep(0.2)
-    assert len(notes_rows(w.new_addr)) > len(new_rows)  # and it goes on writing there
+    deadline = time.monotonic() + HANG  # and it goes on writing there
+    while len(notes_rows(w.new_addr)) <= len(new_rows):
+        assert time.monotonic() < deadline, "the moved notes app wrote nothing more"
+        time.sleep(0.2)
     # The old server still serves everything.
     for host in ("counter.test", "notes.test", "site.test"):
         assert get(w.old_addr, host)[0] == 200, host

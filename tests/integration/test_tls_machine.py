@@ -100,5 +100,9 @@ def test_install_adds_the_renewal_timer_and_its_service_renews_through_the_hub(
     ran = m.exec("systemctl", "start", "bindrop-tls.service", check=False)
     assert ran.returncode == 0, m.exec("journalctl", "-u", "bindrop-tls.service", "-o",
                                        "cat", check=False).stdout
-    log = m.exec("journalctl", "-u", "bindrop-tls.service", "-o", "cat").stdout
+    for _ in range(100):  # journald stores the output a little after the oneshot ended
+        log = m.exec("journalctl", "-u", "bindrop-tls.service", "-o", "cat").stdout
+        if "secure.example.com" in log or "nothing to renew" in log:
+            break
+        time.sleep(0.2)
     assert "secure.example.com" in log or "nothing to renew" in log, log

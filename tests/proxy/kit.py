@@ -69,7 +69,8 @@ class HubEnd:
 @contextlib.asynccontextmanager
 async def running_hub_end(store: Store, socket_path: Path) -> AsyncIterator[HubEnd]:
     """The hub's end of the proxy link, routing ``store``'s apps, on ``socket_path``."""
-    link = ProxyLink(StateStore(), store, PubSub(), ping_interval=0.5)
+    # A proxy worker slow to confirm a table (a loaded machine) is waited for, not skipped.
+    link = ProxyLink(StateStore(), store, PubSub(), ping_interval=0.5, confirm_timeout=HANG)
     end = HubEnd(link, socket_path)
     await end.start()
     try:

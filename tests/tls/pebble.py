@@ -91,9 +91,18 @@ class Pebble:
             pass
 
     def stop(self) -> None:
+        """Stop pebble and its DNS server, and wait until they are gone (a CA slow to exit
+        could still answer, or die mid-answer, in the test that stopped it)."""
         for pid in self.pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for pid in self.pids:
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                with contextlib.suppress(ChildProcessError):
+                    if os.waitpid(pid, os.WNOHANG)[0] == pid:  # ours: reaped
+                        break
+                time.sleep(0.05)
         self.pids.clear()
 
 
