@@ -149,14 +149,14 @@ async def test_create_and_update_set_the_proxy_settings_and_a_maintenance_page(
                             "--maintenance", "Back at noon: we are moving house.")
     assert changed.exit_code == 0, changed.output
     assert changed.stdout == ("updated shop: body-limit 1M -> 2.5M; maintenance "
-                              'message null -> "Back at noon: we are moving house."\n')
+                              'message none -> "Back at noon: we are moving house."\n')
     shop = parsed(await bindrop(api, "status", "shop", "--json"))
     assert isinstance(shop, dict)
     assert shop["app"]["maintenance_message"] == "Back at noon: we are moving house."
     assert shop["app"]["body_limit"] == 2621440
     ended = await bindrop(api, "update", "shop", "--no-maintenance", "--idle-timeout", "1.5")
     assert ended.stdout == ("updated shop: idle-timeout 60s -> 1.5s; maintenance message "
-                            '"Back at noon: we are moving house." -> null\n')
+                            '"Back at noon: we are moving house." -> none\n')
     # bad input is refused before anything is sent, and nothing changes
     for args, says in ((["--body-limit", "lots"], "body limit 'lots' is not valid"),
                        (["--body-limit", "0"], "body limit '0' is not valid"),

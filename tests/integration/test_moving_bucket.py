@@ -153,13 +153,15 @@ async def test_gc_evicts_a_cached_blob_the_bucket_holds_but_not_one_just_fetched
 ) -> None:
     """A deploy fetches its blob back, then starts the unit: gc between the two must not
     take the blob away again. Fresh blobs (an hour's grace, as for uploads) stay."""
+    from bindrop.care.backup import s3_of
     from bindrop.care.gc import BLOB_GRACE_S, evict_cached_blobs
 
     settings = Settings(root=tmp_path / "srv")
     settings.etc_dir.mkdir(parents=True)
     with_bucket(settings, s3.meta.endpoint_url)
-    bucket = bucket_of(settings)
-    blobs = BlobStore(settings.blobs_dir, bucket)
+    blobs = BlobStore(settings.blobs_dir, bucket_of(settings))
+    bucket = s3_of(load_care_settings(settings, {}))  # how gc sees the bucket
+    assert bucket is not None
     kept, fetched, old = [await blobs.put_stream([f"#!/bin/sh\necho {n}\n".encode()],
                                                  max_size=1 << 20) for n in range(3)]
     for blob in (kept, fetched, old):
