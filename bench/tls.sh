@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of bindrop's HTTPS (a benchmark, not a test): wrk over TLS against nginx (same
-# ECDSA P-256 certificate, TLS 1.2+, tickets) and bindrop's proxy (default workers), both in
-# front of a fast upstream (nginx `return 200` on loopback); Caddy too when `caddy` is on
+# ECDSA P-256 certificate, TLS 1.2+, tickets; `worker_processes auto`, as Debian runs it) and
+# bindrop's proxy (default workers), both in front of a fast upstream (an nginx of its own,
+# `return 200` on loopback); Caddy too when `caddy` is on
 # PATH. Two measures: keep-alive requests per second, and new TLS connections per second
 # (every request on a fresh connection: `Connection: close`, a full handshake each).
 #
@@ -16,7 +17,9 @@ chmod 755 "$work"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  for pidfile in "$work/up/nginx.pid" "$work/proxy/nginx.pid"; do
+    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -25,25 +28,40 @@ UP=18180 NGXS=18181 BDP=18182 BDPS=18183 CADDYS=18184
 tls="$work/root/etc/bindrop/tls"
 mkdir -p "$tls" "$work/root/var/lib/bindrop"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -subj /CN=bench.test -addext subjectAltName=DNS:bench.test \
+  -subj /CN=bench.test -addext subjectAltName=DNS:bench.test,IP:127.0.0.1 \
   -keyout "$tls/bench.test.key" -out "$tls/bench.test.crt" 2>/dev/null
 chmod 644 "$tls/bench.test.key"  # nginx's workers (nobody) read it too; a bench, not a server
-cat > "$work/nginx.conf" <<NGINX
+mkdir -p "$work/up" "$work/proxy"
+# The upstream: nginx answering by itself, in a process of its own (as in bench/proxy.sh).
+cat > "$work/up/nginx.conf" <<NGINX
 worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
+pid $work/up/nginx.pid;
+error_log $work/up/error.log;
 events { worker_connections 4096; }
 http {
   access_log off;
-  upstream app { server 127.0.0.1:$UP; keepalive 64; }
-  server { listen 127.0.0.1:$UP; location / { return 200 "ok\n"; } }
+  server { listen 127.0.0.1:$UP; keepalive_requests 100000;
+           location / { return 200 "ok\n"; } }
+}
+NGINX
+# nginx terminating TLS as Debian runs it: one worker per CPU, its defaults (tickets on).
+cat > "$work/proxy/nginx.conf" <<NGINX
+worker_processes auto;
+pid $work/proxy/nginx.pid;
+error_log $work/proxy/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream app { server 127.0.0.1:$UP; keepalive 64; keepalive_requests 100000; }
   server { listen 127.0.0.1:$NGXS ssl; ssl_certificate $tls/bench.test.crt;
            ssl_certificate_key $tls/bench.test.key; ssl_protocols TLSv1.2 TLSv1.3;
+           keepalive_requests 100000;
            location / { proxy_pass http://app; proxy_http_version 1.1;
            proxy_set_header Connection ""; proxy_set_header Host \$host; } }
 }
 NGINX
-nginx -c "$work/nginx.conf" -p "$work"
+nginx -c "$work/up/nginx.conf" -p "$work/up" -e "$work/up/error.log"
+nginx -c "$work/proxy/nginx.conf" -p "$work/proxy" -e "$work/proxy/error.log"
 
 # bindrop's proxy, with no hub: it serves the route snapshot it finds on disk.
 route_snapshot "$work/root" "$UP"
@@ -57,7 +75,7 @@ if command -v caddy >/dev/null; then
   auto_https off
   admin off
 }
-https://bench.test:$CADDYS {
+https://bench.test:$CADDYS, https://127.0.0.1:$CADDYS {
   tls $tls/bench.test.crt $tls/bench.test.key
   reverse_proxy 127.0.0.1:$UP
 }
@@ -68,6 +86,7 @@ fi
 
 wait_port() { for _ in $(seq 100); do curl -sk -o /dev/null --resolve "bench.test:$1:127.0.0.1" "https://bench.test:$1/" && return 0; sleep 0.1; done; echo "bench: port $1 never answered" >&2; return 1; }
 wait_port "$NGXS"; wait_port "$BDPS"
+command -v caddy >/dev/null && wait_port "$CADDYS"
 
 # run PORT [HEADER]: wrk once over TLS; prints req/s
 run() {
