@@ -116,9 +116,11 @@ def create(app: str, hosts: tuple[str, ...], health: str | None, memory: str | N
                        ("health_timeout_s", health_timeout)):
         if value is not None:
             settings[key] = value
-    emit(run(lambda c: c.create_app(settings)), as_json,
+    created = run(lambda c: c.create_app(settings))
+    emit(created, as_json,
          lambda created: f"created {app} ({', '.join(created['hosts'])}); deploy it with "
                          f"`bindrop deploy {app} ./binary`")
+    _note_inert_settings(app, created)
 
 
 #: What ``update`` can change, as (API field, the name people see); ``no_tls`` shows as
@@ -155,6 +157,13 @@ def _setting_text(key: str, value: Any) -> str:
     if key == "maintenance_message":
         return json.dumps(value, ensure_ascii=False)
     return str(value)
+
+
+def _note_inert_settings(app: str, config: dict[str, Any]) -> None:
+    """Say so (on stderr) when a setting the app now has does nothing with another one."""
+    if config.get("hsts") and config.get("no_tls"):
+        click.echo(f"note: hsts has no effect on {app} while tls is off (no certificate, so "
+                   "no HTTPS answer to carry it)", err=True)
 
 
 def _changed_line(app: str, before: dict[str, Any], after: dict[str, Any],
@@ -248,6 +257,7 @@ def update(app: str, hosts: tuple[str, ...], health: str | None, no_health: bool
 
     before, after = run(change)
     emit(after, as_json, lambda answer: _changed_line(app, before, answer, changes))
+    _note_inert_settings(app, after)
 
 
 @click.command()
