@@ -24,3 +24,21 @@ route_snapshot() {
  "port": $2}, "maintenance_message": null, "body_limit": 104857600, "on_demand": false}]}
 JSON
 }
+
+# start_nginx DIR WORKERS BODY: an nginx of its own in DIR (its config, pid and error log
+# there; WORKERS 1, or auto as Debian runs it), with BODY inside http { } (no access log).
+# Stop it by DIR/nginx.pid.
+start_nginx() {
+  mkdir -p "$1"
+  cat > "$1/nginx.conf" <<NGINX
+worker_processes $2;
+pid $1/nginx.pid;
+error_log $1/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+$3
+}
+NGINX
+  nginx -c "$1/nginx.conf" -p "$1" -e "$1/error.log"
+}

@@ -34,37 +34,18 @@ trap cleanup EXIT
 UP=18080 NGX=18081 BDP=18082 CADDY=18083 BDP1=18084 BDP3=18085 UP2=18086 UP3=18087
 BDP1NC=18088
 head -c 1048576 /dev/urandom > "$work/big"; chmod 644 "$work/big"
-mkdir -p "$work/up" "$work/proxy"
 # The upstream: nginx answering by itself, in a process of its own. keepalive_requests here
 # and below: no proxy's connections are cut every 1,000 requests (bindrop cuts none).
-cat > "$work/up/nginx.conf" <<NGINX
-worker_processes 1;
-pid $work/up/nginx.pid;
-error_log $work/up/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
+start_nginx "$work/up" 1 "
   server { listen 127.0.0.1:$UP; listen 127.0.0.1:$UP2; listen 127.0.0.1:$UP3;
            keepalive_requests 100000;
-           location / { return 200 "ok\n"; } location /big { alias $work/big; } }
-}
-NGINX
+           location / { return 200 \"ok\\n\"; } location /big { alias $work/big; } }"
 # nginx as a reverse proxy, as Debian runs it: one worker per CPU.
-cat > "$work/proxy/nginx.conf" <<NGINX
-worker_processes auto;
-pid $work/proxy/nginx.pid;
-error_log $work/proxy/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
+start_nginx "$work/proxy" auto "
   upstream app { server 127.0.0.1:$UP; keepalive 64; keepalive_requests 100000; }
   server { listen 127.0.0.1:$NGX; keepalive_requests 100000;
            location / { proxy_pass http://app; proxy_http_version 1.1;
-           proxy_set_header Connection ""; proxy_set_header Host \$host; proxy_buffering off; } }
-}
-NGINX
-nginx -c "$work/up/nginx.conf" -p "$work/up" -e "$work/up/error.log"
-nginx -c "$work/proxy/nginx.conf" -p "$work/proxy" -e "$work/proxy/error.log"
+           proxy_set_header Connection \"\"; proxy_set_header Host \$host; proxy_buffering off; } }"
 
 # bindrop's proxy, with no hub: it serves the route snapshot it finds on disk.
 route_snapshot "$work/root" "$UP"

@@ -31,37 +31,18 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -subj /CN=bench.test -addext subjectAltName=DNS:bench.test,IP:127.0.0.1 \
   -keyout "$tls/bench.test.key" -out "$tls/bench.test.crt" 2>/dev/null
 chmod 644 "$tls/bench.test.key"  # nginx's workers (nobody) read it too; a bench, not a server
-mkdir -p "$work/up" "$work/proxy"
 # The upstream: nginx answering by itself, in a process of its own (as in bench/proxy.sh).
-cat > "$work/up/nginx.conf" <<NGINX
-worker_processes 1;
-pid $work/up/nginx.pid;
-error_log $work/up/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
+start_nginx "$work/up" 1 "
   server { listen 127.0.0.1:$UP; keepalive_requests 100000;
-           location / { return 200 "ok\n"; } }
-}
-NGINX
+           location / { return 200 \"ok\\n\"; } }"
 # nginx terminating TLS as Debian runs it: one worker per CPU, its defaults (tickets on).
-cat > "$work/proxy/nginx.conf" <<NGINX
-worker_processes auto;
-pid $work/proxy/nginx.pid;
-error_log $work/proxy/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
+start_nginx "$work/proxy" auto "
   upstream app { server 127.0.0.1:$UP; keepalive 64; keepalive_requests 100000; }
   server { listen 127.0.0.1:$NGXS ssl; ssl_certificate $tls/bench.test.crt;
            ssl_certificate_key $tls/bench.test.key; ssl_protocols TLSv1.2 TLSv1.3;
            keepalive_requests 100000;
            location / { proxy_pass http://app; proxy_http_version 1.1;
-           proxy_set_header Connection ""; proxy_set_header Host \$host; } }
-}
-NGINX
-nginx -c "$work/up/nginx.conf" -p "$work/up" -e "$work/up/error.log"
-nginx -c "$work/proxy/nginx.conf" -p "$work/proxy" -e "$work/proxy/error.log"
+           proxy_set_header Connection \"\"; proxy_set_header Host \$host; } }"
 
 # bindrop's proxy, with no hub: it serves the route snapshot it finds on disk.
 route_snapshot "$work/root" "$UP"
