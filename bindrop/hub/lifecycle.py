@@ -437,8 +437,9 @@ class AppLifecycle:
 
     async def _fetch_blob(self, release: Release) -> None:
         """Evicted by gc (the bucket has it): fetch the release's blob back, its sha256
-        checked, before anything runs it."""
-        if self.blobs.remote is not None and not self.blobs.exists(release.sha256):
+        checked, before anything runs it. A blob still here is marked used, so gc (which
+        keeps blobs used within the hour) leaves it while its units start."""
+        if self.blobs.remote is not None and not self.blobs.touch(release.sha256):
             await self.blobs.fetch(release.sha256)
 
     async def _start_instances(self, config: AppConfig, release: Release,

@@ -97,6 +97,7 @@ class _BlobWriter:
         final = self.root / sha256
         if final.is_file() and final.stat().st_size == self.size:
             self.temp.unlink()
+            os.utime(final)  # uploaded again just now: as fresh as a new one, for gc
         else:
             os.chmod(self.temp, BLOB_MODE)
             os.replace(self.temp, final)
@@ -237,6 +238,15 @@ class BlobStore:
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
+
+    def touch(self, sha256: str) -> bool:
+        """Mark a blob as used now (gc keeps blobs used within the hour); whether it is
+        here."""
+        try:
+            os.utime(self.path(sha256))
+        except FileNotFoundError:
+            return False
+        return True
 
     def remove(self, sha256: str) -> bool:
         """Remove a blob; return whether it was there. A running program keeps its copy."""

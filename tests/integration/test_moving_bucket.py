@@ -162,24 +162,30 @@ async def test_gc_evicts_a_cached_blob_the_bucket_holds_but_not_one_just_fetched
     blobs = BlobStore(settings.blobs_dir, bucket_of(settings))
     bucket = s3_of(load_care_settings(settings, {}))  # how gc sees the bucket
     assert bucket is not None
-    kept, fetched, old = [await blobs.put_stream([f"#!/bin/sh\necho {n}\n".encode()],
-                                                 max_size=1 << 20) for n in range(3)]
-    for blob in (kept, fetched, old):
+    kept, fetched, old, used = [await blobs.put_stream(
+        [f"#!/bin/sh\necho {n}\n".encode()], max_size=1 << 20) for n in range(4)]
+    for blob in (kept, fetched, old, used):
         assert await blobs.mirror(blob.sha256) is True
     blobs.remove(fetched.sha256)
     assert await blobs.fetch(fetched.sha256) is True  # a deploy, just now
     now = time.time()
-    for blob in (kept, old):
+    for blob in (kept, old, used):
         os.utime(blobs.path(blob.sha256), (now - BLOB_GRACE_S - 60,) * 2)
+    assert blobs.touch(used.sha256) is True  # a rollback to a release whose blob is here
     dry = evict_cached_blobs(settings, bucket.blob_size, {kept.sha256}, now=now, dry_run=True)
     assert dry == (1, blobs.path(old.sha256).stat().st_size)
     assert blobs.exists(old.sha256)
     assert evict_cached_blobs(settings, bucket.blob_size, {kept.sha256}, now=now) == dry
     assert [blobs.exists(b.sha256) for b in (kept, fetched, old)] == [True, True, False]
-    # an hour later the fetched one is a cache entry like any other
+    assert blobs.exists(used.sha256)
+    # an hour later the fetched and the used one are cache entries like any other
     later = now + BLOB_GRACE_S + 60
-    assert evict_cached_blobs(settings, bucket.blob_size, {kept.sha256}, now=later)[0] == 1
-    assert [blobs.exists(b.sha256) for b in (kept, fetched)] == [True, False]
+    assert evict_cached_blobs(settings, bucket.blob_size, {kept.sha256}, now=later)[0] == 2
+    assert [blobs.exists(b.sha256) for b in (kept, fetched, used)] == [True, False, False]
+    # an upload of a blob that is here already makes it as fresh as a new one
+    os.utime(blobs.path(kept.sha256), (now - BLOB_GRACE_S - 60,) * 2)
+    await blobs.put_stream([b"#!/bin/sh\necho 0\n"], max_size=1 << 20)
+    assert blobs.path(kept.sha256).stat().st_mtime >= now - 1
 
 
 def backup_to_bucket(settings: Settings) -> str:
