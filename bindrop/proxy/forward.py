@@ -99,7 +99,12 @@ class _Exchange:
 class _Refused(Exception):
     """The instance refused (or reset, or never took) the connection before anything was
     sent, or (a request safe to repeat, without a body) closed it before any byte of an
-    answer: try another one."""
+    answer: try another one. ``timed_out``: its connect timed out (tried once more at most:
+    an overloaded app should not hold a request for a connect timeout per instance)."""
+
+    def __init__(self, timed_out: bool = False) -> None:
+        super().__init__()
+        self.timed_out = timed_out
 
 
 def describe_unavailable(route: AppRoute) -> str:
@@ -213,6 +218,7 @@ class Forwarder:
         busy = self._busy
         busy[route.app] = busy.get(route.app, 0) + 1
         refused: set[str] = set()
+        timed_out = False
         upstream: Upstream | None = self._pick(route, refused)
         try:
             while upstream is not None:
@@ -221,10 +227,12 @@ class Forwarder:
                 self.inflight.enter(unit)
                 try:
                     await self._forward(request, response, route, upstream, request_id,
-                                        result, retry_refused=len(route.upstreams) > 1)
+                                        result, retry_refused=len(route.upstreams) > 1
+                                        and not timed_out)
                     break
-                except _Refused:
+                except _Refused as exc:
                     # Nothing was sent: another instance may take the request.
+                    timed_out = timed_out or exc.timed_out
                     refused.add(unit)
                     upstream = self._pick(route, refused)
                     if upstream is None:
@@ -327,11 +335,11 @@ class Forwarder:
                                         else self.pool.take_idle(upstream.port))
                 if conn is None:
                     conn = exchange.conn = await self.pool.connect(upstream.port)
-            except OSError:  # refused, reset before the loop saw it connect, timed out
+            except OSError as exc:  # refused, reset before the loop saw it, timed out
                 # Nothing was sent: another instance may take any request (nginx's default
                 # proxy_next_upstream "error timeout" does the same).
                 if retry_refused:
-                    raise _Refused from None
+                    raise _Refused(isinstance(exc, TimeoutError)) from None
                 await self._not_accepted(request, response, result, route, request_id)
                 return False
             conn.send_head(head, head_only=request.method == "HEAD")

@@ -157,6 +157,24 @@ async def test_an_instance_that_dies_as_the_proxy_connects_is_skipped_for_any_me
         dying.close()
 
 
+async def test_a_connect_timeout_is_tried_on_one_more_instance_only(
+        proxy: ProxyServer, hub_end: HubEnd, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An overloaded app (full accept queues) times connects out: one more instance is tried,
+    not every one, so a request waits two connect timeouts at most, not sixteen."""
+    tried: list[int] = []
+
+    async def connect_times_out(port: int) -> object:
+        tried.append(port)
+        raise TimeoutError  # what pool.connect raises after its connect timeout
+
+    assert proxy.upstream_pool is not None
+    monkeypatch.setattr(proxy.upstream_pool, "connect", connect_times_out)
+    await route_instances(hub_end, [free_port(), free_port(), free_port()])
+    status, body = await ask(proxy, "POST", b"x")
+    assert status == 502 and "did not accept the connection" in body
+    assert len(tried) == 2 and len(set(tried)) == 2, tried
+
+
 async def test_every_instance_refusing_answers_502(
         proxy: ProxyServer, hub_end: HubEnd) -> None:
     await route_instances(hub_end, [free_port(), free_port()])
