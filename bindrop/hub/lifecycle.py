@@ -64,6 +64,11 @@ from bindrop.units.tasks import build_release_task
 log = logging.getLogger(__name__)
 
 LOG_LINES = 20
+#: The longest a stop, or a no-overlap deploy, waits for requests in flight to the old
+#: instances (the drain timeout, if shorter). A no-overlap deploy's held visitors wait for the
+#: drain, the stop and the new release's start, within the proxy's 30 s hold; and a
+#: WebSocket or event stream keeps a drain waiting to its end.
+QUICK_DRAIN_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,8 @@ class AppLifecycle:
         view = self.state.app(self.app)
         await self.router.publish(self.app, None)
         # Requests the app already took finish (bounded by the drain timeout) before it stops.
-        await self._drain([r for r in (view.instances if view is not None else ()) if r.web])
+        await self._drain([r for r in (view.instances if view is not None else ()) if r.web],
+                          QUICK_DRAIN_S)
         stopped = await self._stop_units([u.name for u in self.state.units_of(self.app)])
         self.state.clear_problem(self.app)
         self.store.add_event("app_stopped", self.app, f"{self.app} stopped")
@@ -205,7 +211,7 @@ class AppLifecycle:
             if holding:
                 await self.router.publish(self.app, None)
                 # What the old release already took finishes first (new requests are held).
-                await self._drain([r for r in old_routes if r.web])
+                await self._drain([r for r in old_routes if r.web], QUICK_DRAIN_S)
                 await self._stop_units(old_units)
                 old_units, old_routes = [], ()
             try:
@@ -412,12 +418,14 @@ class AppLifecycle:
         return {name: stored.get(name, ProcessConfig())
                 for name in release.process_commands()}
 
-    async def _drain(self, routes: list[Route]) -> None:
+    async def _drain(self, routes: list[Route], most: float | None = None) -> None:
+        """Wait until no proxy has a request in flight to ``routes`` (bounded by the drain
+        timeout, or ``most`` seconds if shorter)."""
         if not routes:
             return
         drain = time.monotonic()
-        await asyncio.gather(*(self.router.drain(r, self.settings.drain_timeout)
-                               for r in routes))
+        timeout = min(self.settings.drain_timeout, most or self.settings.drain_timeout)
+        await asyncio.gather(*(self.router.drain(r, timeout) for r in routes))
         log.info("%s: %s drained in %.0f ms", self.app, ", ".join(r.unit for r in routes),
                  (time.monotonic() - drain) * 1000)
 
