@@ -243,9 +243,14 @@ def install(no_start: bool, http_port: int, https_port: int | None, api_port: in
                                                    if changed else " (unchanged)"))
     click.echo(f"the units run {bindrop_command()}: bindrop {version_text()} from "
                f"{Path(bindrop.__file__).resolve().parent}")
-    linked = put_on_path(settings, Path(sys.executable).parent / "bindrop")
-    if linked is not None:
-        click.echo(f"linked {linked} -> {linked.readlink()} (so ssh:// finds bindrop)")
+    try:
+        linked = put_on_path(settings, Path(sys.executable).parent / "bindrop")
+    except OSError as exc:  # a read-only /usr/local, say: the server runs without it
+        click.echo(f"note: could not link {PATH_LINK} ({exc.strerror or exc}); ssh:// then "
+                   "needs BINDROP_REMOTE_COMMAND")
+    else:
+        if linked is not None:
+            click.echo(f"linked {linked} -> {linked.readlink()} (so ssh:// finds bindrop)")
     if not no_start and dashboard_host is not None:
         if api_port is None:
             click.echo("dashboard: skipped (it needs the TCP control API: --api-port)")
