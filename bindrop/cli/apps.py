@@ -28,6 +28,7 @@ from bindrop.client.servers import resolve_server
 from bindrop.client.ssh import ssh_tty_argv
 from bindrop.domain.limits import parse_size
 from bindrop.domain.sizes import format_bytes
+from bindrop.domain.timespans import TIMEOUT_MAX_S
 from bindrop.errors import InvalidInput
 
 Run = Callable[..., Any]
@@ -46,16 +47,23 @@ def _body_limit(ctx: click.Context, param: click.Parameter, value: str | None) -
         raise click.BadParameter(exc.message) from None
 
 
-_SECONDS = click.FloatRange(min=0, min_open=True)
+def _seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A number of seconds the hub takes: finite, 0.001 to a day."""
+    if value is not None and not 0.001 <= value <= TIMEOUT_MAX_S:  # false for nan too
+        raise click.BadParameter(f"use a number of seconds from 0.001 to {TIMEOUT_MAX_S:g}, "
+                                 f"not {value!r}")
+    return value
+
+
 body_limit_option = click.option(
     "--body-limit", metavar="SIZE", callback=_body_limit,
     help="The largest request body the proxy passes to the app, e.g. 10M (default 100M); "
          "larger ones get 413.")
 idle_timeout_option = click.option(
-    "--idle-timeout", type=_SECONDS, metavar="SECONDS",
+    "--idle-timeout", type=float, callback=_seconds, metavar="SECONDS",
     help="With --on-demand: stop the app after SECONDS without a request (default 900).")
 health_timeout_option = click.option(
-    "--health-timeout", type=_SECONDS, metavar="SECONDS",
+    "--health-timeout", type=float, callback=_seconds, metavar="SECONDS",
     help="How long a new release may take to pass its health check (default 30).")
 
 
@@ -155,15 +163,15 @@ def _setting_text(key: str, value: Any) -> str:
     if key == "body_limit":
         return format_bytes(value, "exact")
     if key == "maintenance_message":
-        return json.dumps(value, ensure_ascii=False)
+        return json.dumps(value)  # quoted, every control or invisible character escaped
     return str(value)
 
 
 def _note_inert_settings(app: str, config: dict[str, Any]) -> None:
     """Say so (on stderr) when a setting the app now has does nothing with another one."""
     if config.get("hsts") and config.get("no_tls"):
-        click.echo(f"note: hsts has no effect on {app} while tls is off (no certificate, so "
-                   "no HTTPS answer to carry it)", err=True)
+        click.echo(f"note: hsts has no effect on {app} while tls is off (it is sent only for "
+                   "names bindrop gets certificates for)", err=True)
 
 
 def _changed_line(app: str, before: dict[str, Any], after: dict[str, Any],

@@ -22,6 +22,9 @@ _UNITS: tuple[tuple[str, int], ...] = (
 )
 
 
+#: The longest an app's timeout may be: a timeout longer than a day is a typo, not a wish.
+TIMEOUT_MAX_S = 86400.0
+
 def format_usec(usec: int, accuracy: int = USEC_PER_MSEC) -> str:
     """Format ``usec`` as systemd's ``format_timespan()`` does (and ``parse_sec()`` reads back).
 

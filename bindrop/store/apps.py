@@ -20,6 +20,7 @@ from sqlite_utils import Database
 from bindrop.domain.hosts import parse_host
 from bindrop.domain.limits import Limits
 from bindrop.domain.names import validate_app_name
+from bindrop.domain.timespans import TIMEOUT_MAX_S
 from bindrop.errors import Conflict, InvalidInput, NotFound
 from bindrop.store.connection import write_transaction
 from bindrop.store.timestamps import now_text, parse_timestamp
@@ -31,8 +32,6 @@ DEFAULT_IDLE_TIMEOUT_S = 900.0
 DEFAULT_BODY_LIMIT = 100 * 1024 * 1024
 MAINTENANCE_MESSAGE_MAX = 2000
 HEALTH_PATH_MAX = 1024
-# A timeout longer than a day is a typo, not a wish.
-TIMEOUT_MAX_S = 86400.0
 _SQLITE_INT_MAX = 2**63 - 1
 
 # Fields the store owns: never changed through update_app.

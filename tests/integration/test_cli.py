@@ -120,8 +120,8 @@ async def test_update_turns_settings_on_and_off_and_replaces_hosts(api: ApiServe
     on = await bindrop(api, "update", "docs", "--hsts", "--no-tls")
     assert on.exit_code == 0, on.output
     assert on.stdout == "updated docs: tls on -> off; hsts off -> on\n"
-    assert on.stderr == "note: hsts has no effect on docs while tls is off (no certificate, " \
-                        "so no HTTPS answer to carry it)\n"
+    assert on.stderr == "note: hsts has no effect on docs while tls is off (it is sent only " \
+                        "for names bindrop gets certificates for)\n"
     shown_run = await bindrop(api, "update", "docs", "--no-hsts", "--json")
     assert shown_run.stderr == ""
     shown = parsed(shown_run)
@@ -165,6 +165,8 @@ async def test_create_and_update_set_the_proxy_settings_and_a_maintenance_page(
     for args, says in ((["--body-limit", "lots"], "body limit 'lots' is not valid"),
                        (["--body-limit", "0"], "body limit '0' is not valid"),
                        (["--idle-timeout", "0"], "--idle-timeout"),
+                       (["--idle-timeout", "nan"], "--idle-timeout"),
+                       (["--health-timeout", "1e400"], "--health-timeout"),
                        (["--maintenance", "x", "--no-maintenance"], "not both")):
         refused = await bindrop(api, "update", "shop", *args)
         assert refused.exit_code == 2 and says in refused.stderr, (args, refused.output)
