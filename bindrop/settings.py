@@ -204,8 +204,8 @@ def parse_span(name: str, text: str | None, default: float) -> float:
         seconds = float(number) * _SPAN_UNITS[unit] if number else 0.0
     except (KeyError, ValueError):
         seconds = 0.0
-    if not 0 < seconds <= SPAN_MAX_S:  # also false for nan
-        raise InvalidInput(f"{name} must be a span such as 600, 90s, 30min or 2h (at most "
+    if not 1 <= seconds <= SPAN_MAX_S:  # also false for nan
+        raise InvalidInput(f"{name} must be a span such as 600, 90s, 30min or 2h (1 s to "
                            f"a week), not {text!r}")
     return seconds
 

@@ -125,13 +125,18 @@ def _failure(exc: Exception, account: Account, name: str) -> AcmeFailed | None:
     return None
 
 
-def _clear_frames(exc: BaseException | None) -> None:
-    """Drop the locals of every frame behind ``exc`` and the exceptions it chains."""
+def _clear_frames(exc: BaseException) -> None:
+    """Drop the locals of every frame behind ``exc`` and the exceptions it chains (causes
+    and contexts both)."""
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        traceback.clear_frames(exc.__traceback__)
-        exc = exc.__cause__ or exc.__context__
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        item = todo.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        traceback.clear_frames(item.__traceback__)
+        todo += (item.__cause__, item.__context__)
 
 
 def _issue(account: Account, net: client.ClientNetwork, name: str,

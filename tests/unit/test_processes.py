@@ -222,7 +222,7 @@ def test_install_gives_the_hub_its_release_timeout_and_the_hub_reads_it() -> Non
         assert Settings.from_env({"BINDROP_RELEASE_TIMEOUT": given}).release_timeout_s == \
             seconds
     assert Settings.from_env({}).release_timeout_s == 3600
-    for bad in ("0", "-5", "soon", "3d", "nan", "inf", "8d"):
+    for bad in ("0", "0.5", "-5", "soon", "3d", "nan", "inf", "8d"):
         with pytest.raises(InvalidInput, match="BINDROP_RELEASE_TIMEOUT"):
             Settings.from_env({"BINDROP_RELEASE_TIMEOUT": bad})
     # install refuses a bad one before it writes anything
