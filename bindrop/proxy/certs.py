@@ -31,7 +31,8 @@ CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"
 
 def new_server_context() -> ssl.SSLContext:
     """A server context: TLS 1.2 or newer, modern suites, session tickets (returning visitors
-    resume without a full handshake)."""
+    resume without a full handshake). Its ticket keys are made here, at random: workers
+    forked after it was made share them, so a visitor resumes on any worker."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(CIPHERS)
@@ -113,12 +114,14 @@ class Certificates:
     SNI, or a name without a certificate) is the first pair by file name; with none the
     handshake fails and the name is logged."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, front: ssl.SSLContext | None = None) -> None:
+        """``front``: the context every handshake starts on (its ticket keys encrypt the
+        session tickets), made before the workers were forked; a new one if None."""
         self.directory = directory
         self.contexts: dict[str, ssl.SSLContext] = {}
         self.default: str | None = None
         self._seen: tuple[tuple[str, int, int], ...] | None = None
-        self.context = new_server_context()
+        self.context = front or new_server_context()
         self.context.sni_callback = self._pick
         self.refresh()
 

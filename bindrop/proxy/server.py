@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -77,6 +78,9 @@ class ProxyOptions:
     tls_dir: Path | None = None
     #: How often the certificate files are checked for changes.
     cert_check_interval: float = CHECK_INTERVAL
+    #: The TLS context handshakes start on, made before workers were forked so that they
+    #: share its session-ticket keys (``certs.new_server_context``); None: this process's own.
+    tls_front: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
     #: The named timeouts and limits at the edge (``upstream_timeout`` is the answer head's).
     limits: Limits = field(default_factory=Limits)
     #: Peers (CIDR networks) whose X-Forwarded-* / Forwarded headers are kept.
@@ -169,7 +173,7 @@ class ProxyServer:
         if https_sockets:
             if self.options.tls_dir is None:
                 raise ValueError("an HTTPS listener needs ProxyOptions.tls_dir")
-            self.certificates = Certificates(self.options.tls_dir)
+            self.certificates = Certificates(self.options.tls_dir, self.options.tls_front)
             for sock in https_sockets:
                 self._acceptors.append(Acceptor(sock, connection,
                                                 ssl_context=self.certificates.context))

@@ -17,6 +17,7 @@ import click
 
 from bindrop.errors import InvalidInput
 from bindrop.hub.notify import sd_notify
+from bindrop.proxy.certs import new_server_context
 from bindrop.proxy.limits import Limits
 from bindrop.proxy.listen import bind_socket, inherited_sockets_by_kind
 from bindrop.proxy.server import ProxyOptions, ProxyServer
@@ -138,6 +139,10 @@ def proxy(listen: str, listen_https: str | None, hub_socket: Path | None, upstre
     https = parse_listen(listen_https, "--listen-https") if listen_https else None
     sockets, https_sockets = open_sockets(options, parse_listen(listen), https)
     count = workers or default_workers()
+    if https_sockets:
+        # Made before the fork: every worker has its ticket keys, so a returning visitor
+        # resumes on whichever worker the kernel gives the connection to.
+        options = dataclasses.replace(options, tls_front=new_server_context())
     if count == 1:
         run_loop(_run_proxy(options, sockets, https_sockets,
                             ready=lambda: sd_notify("READY=1\nSTATUS=serving", os.environ),

@@ -7,7 +7,9 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from bindrop.hub.state import Route
 from bindrop.proxy.listen import bind_socket
 
 from .kit import HANG, Backend, HubEnd, get, get_status
+from .test_https import make_ca, make_leaf
 from .test_restart import _ACTIVATE
 
 
@@ -160,3 +163,73 @@ async def test_a_stop_ends_every_worker(hub_end: HubEnd, backend: Backend, tmp_p
         process.send_signal(signum)
         assert await asyncio.wait_for(process.wait(), HANG) == 0
         assert not [pid for pid in pids if alive(pid)]
+
+
+# Two sockets as systemd passes bindrop-proxy.socket and bindrop-proxy-https.socket.
+_ACTIVATE_HTTPS = ("import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
+                   "os.environ.update(LISTEN_FDS='2', LISTEN_PID=str(os.getpid()), "
+                   "LISTEN_FDNAMES='http:https'); os.execv(sys.argv[3], sys.argv[3:])")
+
+
+def resumed_visits(port: int, ca: Path, version: ssl.TLSVersion, visits: int
+                   ) -> tuple[Counter[bool], set[str]]:
+    """A visitor that comes back ``visits`` times with its last TLS session: how often the
+    proxy resumed it, and the request id prefixes (one per worker) that answered."""
+    context = ssl.create_default_context(cafile=str(ca))
+    context.minimum_version = context.maximum_version = version
+    reused: Counter[bool] = Counter()
+    workers: set[str] = set()
+    session = None
+    for n in range(visits + 1):
+        with socket.create_connection(("127.0.0.1", port), timeout=HANG) as raw, \
+                context.wrap_socket(raw, server_hostname="web.test", session=session) as tls:
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+            if n:  # the first visit makes the session
+                reused[tls.session_reused] += 1
+            session = tls.session or session
+        head = answer.partition(b"\r\n\r\n")[0].decode()
+        request_id = next(line.split(":", 1)[1].strip() for line in head.split("\r\n")
+                          if line.lower().startswith("x-request-id:"))
+        workers.add(request_id[:-8])  # the worker's prefix, then its counter
+    return reused, workers
+
+
+async def test_a_returning_visitor_resumes_its_tls_session_on_any_worker(
+        hub_end: HubEnd, backend: Backend, tmp_path: Path) -> None:
+    """Session tickets are encrypted with keys made before the workers were forked: a ticket
+    from one worker resumes on the other (with keys per worker, about half did not)."""
+    ca_dir, root = tmp_path / "ca", tmp_path / "root"
+    tls_dir = root / "etc" / "bindrop" / "tls"
+    ca_dir.mkdir()
+    tls_dir.mkdir(parents=True)
+    ca = make_ca(ca_dir)
+    make_leaf(ca_dir, tls_dir, "web.test")
+    await hub_end.publish("web", backend.port)
+    plain, secure = bind_socket("127.0.0.1", 0), bind_socket("127.0.0.1", 0)
+    env = {**os.environ, "BINDROP_ROOT": str(root), "BINDROP_PROXY_HUB_SOCKET":
+           str(hub_end.socket_path), "BINDROP_PROXY_LISTEN": "127.0.0.1:1"}
+    env.pop("LISTEN_FDS", None)
+    with (root / "proxy.log").open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _ACTIVATE_HTTPS, str(plain.fileno()), str(secure.fileno()),
+            sys.executable, "-m", "bindrop", "proxy", "--workers", "2",
+            pass_fds=(plain.fileno(), secure.fileno()), env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=log)
+    try:
+        await wait_for_peers(hub_end, process, 2)
+        port = secure.getsockname()[1]
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            reused, workers = await asyncio.to_thread(resumed_visits, port, ca, version, 30)
+            assert reused == {True: 30}, (version, reused)
+            assert len(workers) == 2, (version, workers)  # both workers took the visitor
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), HANG) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        plain.close()
+        secure.close()
