@@ -20,6 +20,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import cast
 
@@ -396,6 +397,12 @@ class HttpConnection(asyncio.Protocol):
             return
         if self._refused:
             return
+        if b"\t" in data and (self._in_head or self._current is None) \
+                and _TAB_BEFORE_LENGTH.search(data, 0, _head_end(data)):
+            # llhttp drops the whitespace before a value, so only the raw bytes show it;
+            # nginx refuses a tab there (a space is fine), and so does the proxy.
+            self._refuse(400, "Bad Request")
+            return
         parser = self._parser
         if parser is None:
             parser = self._parser = httptools.HttpRequestParser(self)
@@ -727,6 +734,15 @@ def plain_address(address: str) -> str:
 _DEFAULT_LIMITS = Limits()
 #: What ``_headers`` is between heads (never appended to: a head starts a new list).
 _NO_HEADERS: list[tuple[bytes, bytes]] = []
+#: A Content-Length line whose value starts after a tab (in a head's raw bytes).
+_TAB_BEFORE_LENGTH = re.compile(rb"\n[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[Ll][Ee][Nn][Gg][Tt][Hh]:"
+                                rb"[ \t]*\t")
+
+
+def _head_end(data: bytes) -> int:
+    """Where the head in ``data`` ends (its blank line), or the end of ``data``."""
+    end = data.find(b"\r\n\r\n")
+    return len(data) if end < 0 else end
 
 
 class _Refused(Exception):
