@@ -23,24 +23,31 @@ from .kit import HANG, Backend, HubEnd, get, get_status
 from .test_https import make_ca, make_leaf
 from .test_restart import _ACTIVATE
 
+# Two sockets as systemd passes bindrop-proxy.socket and bindrop-proxy-https.socket.
+_ACTIVATE_HTTPS = ("import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
+                   "os.environ.update(LISTEN_FDS='2', LISTEN_PID=str(os.getpid()), "
+                   "LISTEN_FDNAMES='http:https'); os.execv(sys.argv[3], sys.argv[3:])")
+
 
 @contextlib.asynccontextmanager
 async def proxy_process(hub: HubEnd, root: Path, workers: int,
-                        extra_env: dict[str, str] | None = None
+                        extra_env: dict[str, str] | None = None, *, https: bool = False
                         ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
     """``bindrop proxy --workers N`` on a socket it inherits, as from systemd: (process,
-    port). Stopped with SIGTERM at the end, which must end it cleanly."""
-    sock = bind_socket("127.0.0.1", 0)
+    port); with ``https`` also an HTTPS socket, whose port it is then. Stopped with SIGTERM
+    at the end, which must end it cleanly."""
+    sockets = [bind_socket("127.0.0.1", 0) for _ in range(2 if https else 1)]
     env = {**os.environ, "BINDROP_ROOT": str(root), "BINDROP_PROXY_HUB_SOCKET":
            str(hub.socket_path), "BINDROP_PROXY_LISTEN": "127.0.0.1:1", **(extra_env or {})}
     env.pop("LISTEN_FDS", None)
     with (root / "proxy.log").open("ab") as log:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", _ACTIVATE, str(sock.fileno()), sys.executable, "-m",
-            "bindrop", "proxy", "--workers", str(workers), pass_fds=(sock.fileno(),),
+            sys.executable, "-c", _ACTIVATE_HTTPS if https else _ACTIVATE,
+            *(str(s.fileno()) for s in sockets), sys.executable, "-m", "bindrop", "proxy",
+            "--workers", str(workers), pass_fds=tuple(s.fileno() for s in sockets),
             env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log)
     try:
-        yield process, sock.getsockname()[1]
+        yield process, sockets[-1].getsockname()[1]
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), HANG) == 0
@@ -48,7 +55,8 @@ async def proxy_process(hub: HubEnd, root: Path, workers: int,
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
-        sock.close()
+        for sock in sockets:
+            sock.close()
 
 
 def worker_pids(process: asyncio.subprocess.Process) -> set[int]:
@@ -165,12 +173,6 @@ async def test_a_stop_ends_every_worker(hub_end: HubEnd, backend: Backend, tmp_p
         assert not [pid for pid in pids if alive(pid)]
 
 
-# Two sockets as systemd passes bindrop-proxy.socket and bindrop-proxy-https.socket.
-_ACTIVATE_HTTPS = ("import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
-                   "os.environ.update(LISTEN_FDS='2', LISTEN_PID=str(os.getpid()), "
-                   "LISTEN_FDNAMES='http:https'); os.execv(sys.argv[3], sys.argv[3:])")
-
-
 def resumed_visits(port: int, ca: Path, version: ssl.TLSVersion, visits: int
                    ) -> tuple[Counter[bool], set[str]]:
     """A visitor that comes back ``visits`` times with its last TLS session: how often the
@@ -208,28 +210,9 @@ async def test_a_returning_visitor_resumes_its_tls_session_on_any_worker(
     ca = make_ca(ca_dir)
     make_leaf(ca_dir, tls_dir, "web.test")
     await hub_end.publish("web", backend.port)
-    plain, secure = bind_socket("127.0.0.1", 0), bind_socket("127.0.0.1", 0)
-    env = {**os.environ, "BINDROP_ROOT": str(root), "BINDROP_PROXY_HUB_SOCKET":
-           str(hub_end.socket_path), "BINDROP_PROXY_LISTEN": "127.0.0.1:1"}
-    env.pop("LISTEN_FDS", None)
-    with (root / "proxy.log").open("ab") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", _ACTIVATE_HTTPS, str(plain.fileno()), str(secure.fileno()),
-            sys.executable, "-m", "bindrop", "proxy", "--workers", "2",
-            pass_fds=(plain.fileno(), secure.fileno()), env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=log)
-    try:
+    async with proxy_process(hub_end, root, 2, https=True) as (process, port):
         await wait_for_peers(hub_end, process, 2)
-        port = secure.getsockname()[1]
         for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
             reused, workers = await asyncio.to_thread(resumed_visits, port, ca, version, 30)
             assert reused == {True: 30}, (version, reused)
             assert len(workers) == 2, (version, workers)  # both workers took the visitor
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), HANG) == 0
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-        plain.close()
-        secure.close()
