@@ -59,6 +59,10 @@ body_limit_option = click.option(
     "--body-limit", metavar="SIZE", callback=_body_limit,
     help="The largest request body the proxy passes to the app, e.g. 10M (default 100M); "
          "larger ones get 413.")
+liveness_option = click.option(
+    "--liveness", type=click.FloatRange(min=0.1), metavar="SECONDS",
+    help="Keep checking the app (its health check) every SECONDS once it is up; 3 failures "
+         "in a row restart it.")
 idle_timeout_option = click.option(
     "--idle-timeout", type=float, callback=_seconds, metavar="SECONDS",
     help="With --on-demand: stop the app after SECONDS without a request (default 900).")
@@ -86,9 +90,7 @@ def _outcome_line(outcome: dict[str, Any]) -> str:
 @click.option("--on-demand", is_flag=True, help="Start on the first request, stop when idle.")
 @click.option("--no-overlap", is_flag=True,
               help="Never run two releases at once (stop the old before starting the new).")
-@click.option("--liveness", type=click.FloatRange(min=0.1), metavar="SECONDS",
-              help="Keep checking the app (its health check) every SECONDS once it is up; "
-                   "3 failures in a row restart it.")
+@liveness_option
 @click.option("--https-redirect", is_flag=True,
               help="Answer plain-HTTP requests with a 308 to the same https:// URL.")
 @click.option("--no-tls", is_flag=True,
@@ -197,9 +199,7 @@ def _changed_line(app: str, before: dict[str, Any], after: dict[str, Any],
 @click.option("--no-overlap/--overlap", default=None,
               help="Never run two releases at once (or start the new before stopping the "
                    "old).")
-@click.option("--liveness", type=click.FloatRange(min=0.1), metavar="SECONDS",
-              help="Keep checking the app (its health check) every SECONDS once it is up; "
-                   "3 failures in a row restart it.")
+@liveness_option
 @click.option("--no-liveness", is_flag=True, help="Stop checking the app once it is up.")
 @click.option("--https-redirect/--no-https-redirect", default=None,
               help="Answer plain-HTTP requests with a 308 to the same https:// URL (or not).")
