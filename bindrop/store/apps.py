@@ -160,11 +160,11 @@ def _check_maintenance_message(message: object) -> None:
         not isinstance(message, str)
         or not message.strip()
         or len(message) > MAINTENANCE_MESSAGE_MAX
-        or "\0" in message
+        or any(c not in "\r\n\t" and not c.isprintable() for c in message)
     ):
         raise InvalidInput(
             f"maintenance message is not valid: use 1-{MAINTENANCE_MESSAGE_MAX} characters of "
-            "text, or none to end maintenance"
+            "text (line breaks allowed, no control characters), or none to end maintenance"
         )
 
 

@@ -170,8 +170,13 @@ async def test_create_and_update_set_the_proxy_settings_and_a_maintenance_page(
                        (["--maintenance", "x", "--no-maintenance"], "not both")):
         refused = await bindrop(api, "update", "shop", *args)
         assert refused.exit_code == 2 and says in refused.stderr, (args, refused.output)
-    blank = await bindrop(api, "update", "shop", "--maintenance", "  ")
-    assert blank.exit_code == 1 and "maintenance message is not valid" in blank.stderr
+    for bad in ("  ", "Back \x1b[31msoon", "Back\u202esoon", "Back\x00soon"):
+        refused = await bindrop(api, "update", "shop", "--maintenance", bad)
+        assert refused.exit_code == 1, (bad, refused.output)
+        assert "maintenance message is not valid" in refused.stderr, bad
+    lines = await bindrop(api, "update", "shop", "--maintenance", "Back at noon.\n\tSorry!")
+    assert lines.exit_code == 0, lines.output
+    await bindrop(api, "update", "shop", "--no-maintenance")
     after = parsed(await bindrop(api, "status", "shop", "--json"))
     assert isinstance(after, dict)
     assert (after["app"]["body_limit"], after["app"]["idle_timeout_s"],

@@ -159,6 +159,8 @@ def test_update_that_takes_another_apps_host_changes_nothing(store: Store) -> No
         ("body_limit", 0),
         ("maintenance_message", ""),
         ("maintenance_message", "x" * 2001),
+        ("maintenance_message", "Back \x1b[31msoon"),
+        ("maintenance_message", "Back \u202esoon"),
     ],
 )
 def test_invalid_setting_is_refused_and_nothing_written(
